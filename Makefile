@@ -1,0 +1,55 @@
+# The two commands: `make demo` and `make test`. Everything they need is installed from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CUSTODY_HOME ?= $(CURDIR)/var
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help demo test lint typecheck pytest bench softhsm venv clean migrations-check
+
+help:
+	@echo "make demo   - set up and serve a seeded demo on http://127.0.0.1:8000"
+	@echo "make test   - lint, type check and the whole test suite (SQLite and PostgreSQL)"
+	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+softhsm:
+	@if ! command -v softhsm2-util >/dev/null 2>&1; then \
+		echo "installing SoftHSM2 (development HSM) with apt"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; \
+	fi
+
+demo: venv softhsm
+	$(BIN)/custody init
+	$(BIN)/custody demo seed
+	$(BIN)/custody serve --host 127.0.0.1 --port 8000
+
+lint: venv
+	$(BIN)/ruff check custody tests bench migrations
+	$(BIN)/ruff format --check custody tests bench migrations
+
+typecheck: venv
+	$(BIN)/mypy
+
+migrations-check: venv
+	@tmp=$$(mktemp -d) && CUSTODY_DATABASE_URL=sqlite:///$$tmp/check.db $(BIN)/alembic upgrade head >/dev/null \
+		&& CUSTODY_DATABASE_URL=sqlite:///$$tmp/check.db $(BIN)/alembic check; rc=$$?; rm -rf $$tmp; exit $$rc
+
+pytest: venv softhsm
+	$(BIN)/pytest -q
+
+test: lint typecheck migrations-check pytest
+
+bench: venv softhsm
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

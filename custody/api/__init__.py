@@ -1,0 +1,1 @@
+"""HTTP API for trading systems (`/v1`) and operations endpoints."""

@@ -1,0 +1,50 @@
+"""The ASGI application: API routes, problem+json errors, body limits, in-process signer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from custody import __version__
+from custody.api import ops, problems
+from custody.api import requests as request_routes
+from custody.api.limits import MaxBodySize
+from custody.runtime import Runtime
+
+
+def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
+    start_worker = runtime.settings.worker_in_process if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = None
+        if start_worker:
+            from custody.signing.worker import SignerWorker
+
+            worker = SignerWorker(runtime)
+            runtime.attach_signer(worker.wake)
+            thread = threading.Thread(target=worker.run, args=(stop,), name="signer",
+                                      daemon=True)
+            thread.start()
+        yield
+        stop.set()
+        runtime.notify_signer()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    app = FastAPI(
+        title="custody",
+        version=__version__,
+        summary="Policy-gated, HSM-backed signing for institutions.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    app.include_router(request_routes.router)
+    app.include_router(ops.router)
+    app.add_middleware(MaxBodySize, max_bytes=runtime.settings.max_body_bytes)
+    return app

@@ -1,0 +1,43 @@
+"""Dependencies shared by the routes: the runtime and the authenticated client."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from custody.clients.auth import AuthenticatedClient, CallContext, TokenRules, authenticate
+from custody.runtime import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def call_uri(request: Request) -> str:
+    """Path and query exactly as the client sent them: that is what its token signed."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string", b"")
+    uri = raw_path.decode("latin-1")
+    return f"{uri}?{query.decode('latin-1')}" if query else uri
+
+
+def client(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    body: Annotated[bytes, Depends(raw_body)],
+) -> AuthenticatedClient:
+    settings = rt.settings
+    rules = TokenRules(settings.jwt_max_lifetime_seconds, settings.jwt_clock_skew_seconds)
+    call = CallContext(method=request.method, uri=call_uri(request), body=body)
+    return authenticate(rt.db, request.headers.get("authorization"), call, rules)
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+ClientDep = Annotated[AuthenticatedClient, Depends(client)]
+BodyDep = Annotated[bytes, Depends(raw_body)]

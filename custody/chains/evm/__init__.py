@@ -1,0 +1,38 @@
+"""EVM payloads: addresses, EIP-1559 transactions, signature assembly and verification."""
+
+from custody.chains.evm.addresses import address_from_public_key
+from custody.chains.evm.eip1559 import (
+    PAYLOAD_TYPE,
+    Eip1559Fields,
+    UnsignedEvmTx,
+    build_eip1559,
+    fields_from_payload,
+    unsigned_from_payload,
+)
+from custody.chains.evm.signatures import (
+    SECP256K1_N,
+    SignedEvmTx,
+    assemble_signed,
+    normalize_low_s,
+    recovery_id_for,
+    verify_signed,
+)
+from custody.chains.evm.summary import format_units, summary
+
+__all__ = [
+    "PAYLOAD_TYPE",
+    "SECP256K1_N",
+    "Eip1559Fields",
+    "SignedEvmTx",
+    "UnsignedEvmTx",
+    "address_from_public_key",
+    "assemble_signed",
+    "build_eip1559",
+    "fields_from_payload",
+    "format_units",
+    "normalize_low_s",
+    "recovery_id_for",
+    "summary",
+    "unsigned_from_payload",
+    "verify_signed",
+]

@@ -1,0 +1,33 @@
+"""Building the runtime for one CLI invocation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from custody.runtime import Runtime
+from custody.settings import Settings, load_settings
+from custody.store.migrate import upgrade_to_head  # noqa: F401  (re-exported for commands)
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    rt = Runtime(settings())
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def operator() -> str:
+    """Who acted, as the ledger records it. The OS user is what an operator's CLI knows."""
+    import getpass
+
+    try:
+        return f"operator:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "operator:unknown"

@@ -1,0 +1,59 @@
+"""`custody keys`: generate keys inside the HSM and list them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from custody.cli import context
+from custody.cli.output import JsonOption, emit, table
+from custody.hsm.keys import Algorithm
+from custody.setup.init import token_label
+from custody.wallets import repository, service
+
+app = typer.Typer(help="Keys held in the HSM.", no_args_is_help=True)
+
+
+@app.command("generate")
+def generate(
+    label: Annotated[str, typer.Option("--label", help="Label of the new key on the token.")],
+    algorithm: Annotated[Algorithm, typer.Option("--algorithm", help="secp256k1 or ed25519.")],
+    token: Annotated[str | None, typer.Option("--token", help="Token label (default: configured).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate a key pair on the token: sensitive, never extractable, recorded in the ledger."""
+    service.validate_name("key", label)
+    with context.runtime() as rt:
+        configured = token_label(rt)
+        if token is not None and token != configured:
+            raise typer.BadParameter(
+                f"token {token!r} is not the configured token {configured!r} "
+                "(set CUSTODY_HSM_TOKEN to use another)", param_hint="--token"
+            )
+        with rt.db.read() as session:
+            if label in {k.label for k in repository.keys(session)}:
+                from custody.wallets.errors import AlreadyExists
+
+                raise AlreadyExists(f"key {label!r} already exists")
+        info = rt.token().generate_key(label, algorithm)
+        with rt.db.write() as session:
+            service.record_key(session, info=info, token=configured, actor=context.operator())
+    data = {"label": info.label, "algorithm": str(info.algorithm), "token": configured,
+            "key_id": info.key_id, "public_key": info.public_key.hex()}
+    emit(data, as_json=as_json,
+         human=f"generated {info.algorithm} key [bold]{info.label}[/bold] on token {configured}\n"
+               f"public key {info.public_key.hex()}")
+
+
+@app.command("list")
+def list_keys(as_json: JsonOption = False) -> None:
+    """Keys known to custody, with their public keys."""
+    with context.runtime() as rt, rt.db.read() as session:
+        rows = [
+            {"label": k.label, "algorithm": k.algorithm, "token": k.token, "key_id": k.key_id,
+             "public_key": k.public_key, "created_at": k.created_at.isoformat()}
+            for k in repository.keys(session)
+        ]
+    table(rows, ["label", "algorithm", "token", "public_key"], as_json=as_json,
+          empty="no keys yet: custody keys generate --label L --algorithm secp256k1")

@@ -1,0 +1,52 @@
+"""The `custody` command: one line of diagnosis and a non-zero exit on any error."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from custody.cli import chains, clients, demo, keys, ledger, policy, server, wallets
+from custody.errors import CustodyError
+
+app = typer.Typer(
+    name="custody",
+    help="Self-hosted custody: policy-gated, HSM-signed, ledgered.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("init")(server.init)
+app.command("serve")(server.serve)
+app.command("worker")(server.worker)
+app.add_typer(keys.app, name="keys")
+app.add_typer(chains.app, name="chains")
+app.add_typer(wallets.app, name="wallets")
+app.add_typer(clients.app, name="clients")
+app.add_typer(policy.app, name="policy")
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(demo.app, name="demo")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from custody.cli.output import fail_line
+
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
+    try:
+        result = app(args=args, standalone_mode=False)
+    except CustodyError as exc:
+        fail_line(exc.message, as_json=as_json, status=exc.status)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        fail_line("aborted", as_json=as_json)
+        sys.exit(130)
+    except click.ClickException as exc:
+        fail_line(exc.format_message(), as_json=as_json, status=exc.exit_code)
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

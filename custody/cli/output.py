@@ -1,0 +1,46 @@
+"""Output for people (Rich tables) or machines (`--json`), and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True)
+
+
+def emit(data: Any, *, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    elif human is not None:
+        console.print(human, highlight=False)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, as_json: bool,
+          title: str | None = None, empty: str = "nothing yet") -> None:
+    if as_json:
+        emit(list(rows), as_json=True)
+        return
+    if not rows:
+        console.print(f"[dim]{empty}[/dim]")
+        return
+    view = Table(title=title, header_style="bold")
+    for column in columns:
+        view.add_column(column, overflow="fold")
+    for row in rows:
+        view.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(view)
+
+
+def fail_line(message: str, *, as_json: bool, status: int | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps({"error": {"message": message, "status": status}}) + "\n")
+    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)

@@ -1,0 +1,104 @@
+"""`custody init`, `custody serve`, `custody worker`."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from custody.cli import context
+from custody.cli.output import JsonOption, emit
+
+
+def init(as_json: JsonOption = False) -> None:
+    """Create or complete CUSTODY_HOME: config, database, dev HSM token, ledger key."""
+    from custody.setup.init import initialise
+
+    report = initialise(context.settings())
+    lines = [f"custody home {report.home}"]
+    if report.created_config:
+        lines.append("  wrote custody.toml")
+    if report.created_dev_token:
+        lines.append("  created the DEVELOPMENT SoftHSM2 token (PINs in hsm/pins.json, mode 0600)")
+    if report.added_chains:
+        lines.append(f"  added chains: {', '.join(report.added_chains)}")
+    if report.created_ledger_key:
+        lines.append("  generated the ledger signing key (Ed25519) in the HSM")
+    lines.append(f"  database {report.as_dict()['database']} at head")
+    emit(report.as_dict(), as_json=as_json, human="\n".join(lines))
+
+
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Default: settings (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Default: settings (8000).")] = None,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker",
+                                         help="Run a signer worker in this process.")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Serve the HTTP API (and an in-process signer worker)."""
+    import uvicorn
+
+    from custody.api.app import create_app
+    from custody.runtime import Runtime
+
+    settings = context.settings()
+    runtime = Runtime(settings)
+    app = create_app(runtime, run_worker=worker)
+    _logging()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    emit({"host": bind_host, "port": bind_port}, as_json=as_json,
+         human=f"custody serving on http://{bind_host}:{bind_port} (home {settings.home})")
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+    runtime.close()
+
+
+def worker(
+    processes: Annotated[int, typer.Option("--processes", min=1, max=64,
+                                           help="Signer processes (PostgreSQL).")] = 1,
+    once: Annotated[bool, typer.Option("--once", help="Sign what is waiting, then exit.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run signer workers without the API."""
+    _logging()
+    if processes == 1 or once:
+        signed = _run_worker(once)
+        emit({"signed": signed}, as_json=as_json, human=f"signed {signed} requests")
+        return
+    # Each process opens its own database connections and HSM session after the fork.
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_run_worker, args=(False,), daemon=False) for _ in range(processes)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+
+
+def _run_worker(once: bool) -> int:
+    from custody.runtime import Runtime
+    from custody.signing.worker import SignerWorker
+
+    runtime = Runtime(context.settings())
+    signer = SignerWorker(runtime)
+    try:
+        if once:
+            return signer.drain()
+        stop = threading.Event()
+
+        def _stop(_signum: int, _frame: object) -> None:
+            stop.set()
+            signer.wake.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        signer.run(stop)
+        return signer.signed
+    finally:
+        runtime.close()
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,38 @@
+"""`custody wallets`: named accounts, each one HSM key on one chain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from custody.cli import context
+from custody.cli.output import JsonOption, emit, table
+from custody.wallets import repository, service
+
+app = typer.Typer(help="Wallets: an HSM key on a chain, with its address.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Wallet name, e.g. hot-eth.")],
+    chain: Annotated[str, typer.Option("--chain", help="Chain name.")],
+    key: Annotated[str, typer.Option("--key", help="Label of a secp256k1 key.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create a wallet; its address is derived from the key's public key in the HSM."""
+    with context.runtime() as rt, rt.db.write() as session:
+        wallet = service.create_wallet(session, name=name, chain_name=chain, key_label=key,
+                                       actor=context.operator())
+        data = {"name": wallet.name, "chain": chain, "key": key, "address": wallet.address}
+    emit(data, as_json=as_json, human=f"wallet {name} on {chain}: [bold]{data['address']}[/bold]")
+
+
+@app.command("list")
+def list_wallets(as_json: JsonOption = False) -> None:
+    """All wallets with their addresses."""
+    with context.runtime() as rt, rt.db.read() as session:
+        rows = [{"name": w.name, "chain": c.name, "key": k.label, "address": w.address}
+                for w, c, k in repository.wallets(session)]
+    table(rows, ["name", "chain", "key", "address"], as_json=as_json,
+          empty="no wallets yet: custody wallets create NAME --chain ethereum --key LABEL")

@@ -1,0 +1,1 @@
+"""Trading-system clients: registration and request authentication."""

@@ -1,0 +1,62 @@
+"""Registering clients. The server keeps only their Ed25519 public keys (invariant 9)."""
+
+from __future__ import annotations
+
+import secrets
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.errors import Conflict, NotFound, ValidationFailed
+from custody.ledger import service as ledger
+from custody.ledger.events import EventKind
+from custody.store.base import utcnow
+from custody.store.models import Client
+from custody.wallets.service import validate_name
+
+
+class InvalidPublicKey(ValidationFailed):
+    slug = "invalid-public-key"
+
+
+def parse_ed25519_public_pem(pem: bytes) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        raise InvalidPublicKey("public key is not a PEM-encoded public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidPublicKey("client keys must be Ed25519 (PEM SubjectPublicKeyInfo)")
+    return key
+
+
+def add_client(session: Session, *, name: str, public_key_pem: bytes, actor: str) -> Client:
+    validate_name("client", name)
+    key = parse_ed25519_public_pem(public_key_pem)
+    if session.execute(select(Client).where(Client.name == name)).scalar_one_or_none():
+        raise Conflict(f"client {name!r} already exists")
+    normalised = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    client = Client(
+        id="cli_" + secrets.token_hex(12), name=name, public_key_pem=normalised, created_at=utcnow()
+    )
+    session.add(client)
+    session.flush()
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ledger.append(session, EventKind.CLIENT_ADDED, actor, {
+        "id": client.id, "name": name, "public_key": raw.hex(),
+    })
+    return client
+
+
+def list_clients(session: Session) -> list[Client]:
+    return list(session.execute(select(Client).order_by(Client.name)).scalars())
+
+
+def get_client(session: Session, client_id: str) -> Client:
+    client = session.get(Client, client_id)
+    if client is None:
+        raise NotFound(f"unknown client {client_id!r}")
+    return client

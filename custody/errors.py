@@ -1,0 +1,55 @@
+"""The one error base of custody: every domain error knows its HTTP status.
+
+The API renders these as RFC 9457 problem+json; the CLI prints their message as one line.
+Messages must never contain secrets (PINs, private keys): they reach logs and clients.
+"""
+
+from __future__ import annotations
+
+
+class CustodyError(Exception):
+    """A refusal or failure with a message fit for the person who caused it."""
+
+    status: int = 400
+    title: str = "Bad request"
+    slug: str = "bad-request"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    @property
+    def type_uri(self) -> str:
+        return f"https://custody.dev/problems/{self.slug}"
+
+
+class ValidationFailed(CustodyError):
+    status = 422
+    title = "Invalid request"
+    slug = "invalid-request"
+
+
+class NotFound(CustodyError):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class Conflict(CustodyError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class Unauthorized(CustodyError):
+    status = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+
+class Unavailable(CustodyError):
+    status = 503
+    title = "Service unavailable"
+    slug = "unavailable"

@@ -1,0 +1,70 @@
+"""Turn a token's raw ECDSA output into the signature Ethereum and Bitcoin accept.
+
+A PKCS#11 token returns r || s and knows nothing of low-s or recovery ids; both are fixed here,
+in software, and the recovery step doubles as a verification of what the token produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import coincurve
+
+from custody.hsm.errors import HsmError
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_N = SECP256K1_N // 2
+
+
+@dataclass(frozen=True)
+class EcdsaSignature:
+    """A low-s secp256k1 signature with the recovery id (0 or 1) that yields the signer's key."""
+
+    r: int
+    s: int
+    recovery_id: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.r < SECP256K1_N:
+            raise HsmError("ECDSA signature has r out of range")
+        # High-s signatures are malleable and rejected by Ethereum (EIP-2) and Bitcoin policy.
+        if not 0 < self.s <= SECP256K1_HALF_N:
+            raise HsmError("ECDSA signature is not in low-s form")
+        if self.recovery_id not in (0, 1):
+            raise HsmError("ECDSA recovery id must be 0 or 1")
+
+    def to_bytes65(self) -> bytes:
+        """r || s || v with v the recovery id (0/1), the layout coincurve and eth-keys read."""
+        return self.r.to_bytes(32, "big") + self.s.to_bytes(32, "big") + bytes([self.recovery_id])
+
+
+def normalise(raw_rs: bytes, digest: bytes, public_key: bytes) -> EcdsaSignature:
+    """Low-s form and recovery id for a token's r || s over `digest` by the 65-byte `public_key`.
+
+    Fails closed: if no recovery id gives back `public_key`, the token signed with another key or
+    returned garbage, and no signature leaves this function.
+    """
+    if len(raw_rs) != 64:
+        raise HsmError(f"token returned a {len(raw_rs)}-byte ECDSA signature, expected 64 (r||s)")
+    if len(digest) != 32:
+        raise HsmError(f"ECDSA digest must be 32 bytes, got {len(digest)}")
+    r = int.from_bytes(raw_rs[:32], "big")
+    s = int.from_bytes(raw_rs[32:], "big")
+    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+        raise HsmError("token returned an ECDSA signature with r or s out of range")
+    if s > SECP256K1_HALF_N:
+        s = SECP256K1_N - s
+    compact = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    # Ids 2 and 3 arise only when R's x-coordinate exceeds n (odds about 2^-128): fail closed.
+    for recovery_id in (0, 1):
+        if _recovers_to(compact + bytes([recovery_id]), digest, public_key):
+            return EcdsaSignature(r=r, s=s, recovery_id=recovery_id)
+    raise HsmError("token's ECDSA signature does not verify against the key's public key")
+
+
+def _recovers_to(signature65: bytes, digest: bytes, public_key: bytes) -> bool:
+    try:
+        recovered = coincurve.PublicKey.from_signature_and_message(signature65, digest, hasher=None)
+    except ValueError:
+        return False
+    return recovered.format(compressed=False) == public_key

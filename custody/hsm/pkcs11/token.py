@@ -1,0 +1,265 @@
+"""A logged-in session on one PKCS#11 token: generate keys, describe them, sign with them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import PyKCS11
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from custody.hsm.ecdsa import EcdsaSignature, normalise
+from custody.hsm.errors import (
+    HANDLE_INVALID_CODES,
+    HsmError,
+    InvalidHsmRequest,
+    KeyExists,
+    KeyNotFound,
+    TokenNotFound,
+    TokenNotInitialised,
+)
+from custody.hsm.keys import (
+    Algorithm,
+    KeyInfo,
+    algorithm_from_ec_params,
+    public_key_from_ec_point,
+    validate_label,
+)
+from custody.hsm.pkcs11 import templates
+from custody.hsm.pkcs11.library import Library, hsm_error, library
+
+
+@dataclass(frozen=True)
+class _Key:
+    handle: Any  # the private key's object handle, valid for this session only
+    info: KeyInfo
+
+
+class Pkcs11Token:
+    """A R/W user session on the token labelled `token_label`. The PIN is used and forgotten."""
+
+    def __init__(self, module_path: str, token_label: str, pin: str) -> None:
+        self._module_path = module_path
+        self._token_label = token_label
+        self._pid = os.getpid()
+        self._keys: dict[str, _Key] = {}
+        self._library: Library = library(module_path)
+        with self._library.lock:
+            try:
+                self._slot = self._find_slot()
+                self._session = self._library.pykcs11.openSession(
+                    self._slot, PyKCS11.CKF_RW_SESSION
+                )
+            except PyKCS11.PyKCS11Error as exc:
+                raise hsm_error(exc, "opening a session", token_label) from exc
+            try:
+                self._library.login(self._session, self._slot, pin, token_label)
+            except BaseException:
+                self._session.closeSession()
+                raise
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Pkcs11Token(module={self._module_path!r}, token={self._token_label!r})"
+
+    def __enter__(self) -> Pkcs11Token:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._keys.clear()
+        # In a forked child these handles are the parent's: calling C_CloseSession with them
+        # could close a session the child opened that happens to have the same number.
+        if self._pid == os.getpid():
+            with self._library.lock:
+                self._library.release(self._session, self._slot)
+
+    def generate_key(self, label: str, algorithm: Algorithm) -> KeyInfo:
+        validate_label(label)
+        key_id = secrets.token_bytes(16)
+        public, private, mechanism = templates.key_pair_templates(algorithm, label, key_id)
+        with self._call("key generation", label) as session:
+            if session.findObjects([(PyKCS11.CKA_LABEL, label)]):
+                raise KeyExists(label)
+            _, handle = session.generateKeyPair(public, private, mechanism)
+            self._require_protected(label, handle)
+            key = self._keys[label] = self._describe(label)
+            return key.info
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Every secp256k1 and Ed25519 key pair on the token; other objects are left out."""
+        with self._call("key listing") as session:
+            handles = session.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY)])
+            labels = {session.getAttributeValue(h, [PyKCS11.CKA_LABEL])[0] for h in handles}
+            infos = []
+            for label in sorted(label for label in labels if label):
+                with contextlib.suppress(_Unsupported):
+                    infos.append(self._key(label).info)
+            return infos
+
+    def get_key(self, label: str) -> KeyInfo:
+        with self._call("key lookup", label):
+            return self._key(label).info
+
+    def sign_secp256k1(self, label: str, digest: bytes) -> EcdsaSignature:
+        if len(digest) != 32:
+            # Tokens sign any length with CKM_ECDSA (SoftHSM does): a wrong length is a caller bug.
+            raise InvalidHsmRequest(f"secp256k1 digest must be 32 bytes, got {len(digest)}")
+        raw, info = self._sign(label, Algorithm.SECP256K1, digest, PyKCS11.CKM_ECDSA)
+        return normalise(raw, digest, info.public_key)
+
+    def sign_ed25519(self, label: str, message: bytes) -> bytes:
+        signature, info = self._sign(label, Algorithm.ED25519, message, PyKCS11.CKM_EDDSA)
+        try:
+            # Fail closed on a faulty token, as normalise() does for ECDSA.
+            Ed25519PublicKey.from_public_bytes(info.public_key).verify(signature, message)
+        except InvalidSignature:
+            raise HsmError(f"token's Ed25519 signature by {label!r} does not verify") from None
+        return signature
+
+    def private_key_attributes(self, label: str) -> dict[str, bool]:
+        """The protection flags of the private key, for tests and audits."""
+        with self._call("attribute read", label) as session:
+            handle = self._key(label).handle
+            types = templates.private_attribute_types()
+            values = session.getAttributeValue(handle, types)
+            if any(not isinstance(value, bool) for value in values):
+                raise HsmError(f"token did not report the protection flags of key {label!r}")
+            return dict(zip(templates.REQUIRED_PRIVATE_ATTRIBUTES, values, strict=True))
+
+    def private_key_value_readable(self, label: str) -> bool:
+        """Whether the token would hand out CKA_VALUE (the private scalar). Must be False.
+
+        PyKCS11's getAttributeValue hides CKR_ATTRIBUTE_SENSITIVE behind a None, so this asks
+        the low-level binding directly and only looks at the return code.
+        """
+        with self._call("attribute read", label) as session:
+            handle = self._key(label).handle
+            attributes = PyKCS11.LowLevel.ckattrlist(1)
+            attributes[0].SetType(PyKCS11.CKA_VALUE)
+            code = session.lib.C_GetAttributeValue(session.session, handle, attributes)
+            return bool(code == PyKCS11.CKR_OK)
+
+    def _sign(
+        self, label: str, algorithm: Algorithm, data: bytes, mechanism: int
+    ) -> tuple[bytes, KeyInfo]:
+        with self._call("signing", label) as session:
+            for attempt in range(2):
+                key = self._key(label)
+                if key.info.algorithm is not algorithm:
+                    raise InvalidHsmRequest(
+                        f"key {label!r} is {key.info.algorithm}, not {algorithm}"
+                    )
+                try:
+                    signature = session.sign(key.handle, data, PyKCS11.Mechanism(mechanism, None))
+                except PyKCS11.PyKCS11Error as exc:
+                    # A cached handle goes stale if the key was destroyed and re-created.
+                    if exc.value in HANDLE_INVALID_CODES and attempt == 0:
+                        self._keys.pop(label, None)
+                        continue
+                    raise
+                return bytes(signature), key.info
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _call(self, operation: str, key_label: str | None = None) -> Iterator[Any]:
+        if self._closed:
+            raise HsmError(f"HSM session on token {self._token_label!r} is closed")
+        if self._pid != os.getpid():
+            raise HsmError("HSM session was opened in another process; open a new Pkcs11Token")
+        with self._library.lock:
+            try:
+                yield self._session
+            except PyKCS11.PyKCS11Error as exc:
+                if exc.value in HANDLE_INVALID_CODES and key_label is not None:
+                    self._keys.pop(key_label, None)
+                raise hsm_error(exc, operation, self._token_label, key_label) from exc
+
+    def _key(self, label: str) -> _Key:
+        key = self._keys.get(label)
+        if key is None:
+            key = self._keys[label] = self._describe(label)
+        return key
+
+    def _describe(self, label: str) -> _Key:
+        session = self._session
+        private = self._only(self._find(PyKCS11.CKO_PRIVATE_KEY, label), label)
+        key_type, key_id, ec_params = session.getAttributeValue(
+            private, [PyKCS11.CKA_KEY_TYPE, PyKCS11.CKA_ID, PyKCS11.CKA_EC_PARAMS]
+        )
+        algorithm = algorithm_from_ec_params(bytes(ec_params or ()))
+        if algorithm is None or templates.KEY_TYPES.get(key_type) is not algorithm:
+            raise _Unsupported(label)
+        # The public half must carry the same CKA_ID, so a stray object cannot pose as it.
+        public = self._only(self._find(PyKCS11.CKO_PUBLIC_KEY, label, bytes(key_id)), label)
+        ec_point = bytes(session.getAttributeValue(public, [PyKCS11.CKA_EC_POINT], True)[0])
+        info = KeyInfo(
+            label=label,
+            algorithm=algorithm,
+            key_id=bytes(key_id).hex(),
+            public_key=public_key_from_ec_point(algorithm, ec_point),
+        )
+        return _Key(handle=private, info=info)
+
+    def _find(self, object_class: int, label: str, key_id: bytes | None = None) -> list[Any]:
+        template = [(PyKCS11.CKA_CLASS, object_class), (PyKCS11.CKA_LABEL, label)]
+        if key_id is not None:
+            template.append((PyKCS11.CKA_ID, key_id))
+        return list(self._session.findObjects(template))
+
+    @staticmethod
+    def _only(handles: list[Any], label: str) -> Any:
+        if not handles:
+            raise KeyNotFound(label)
+        if len(handles) > 1:
+            raise HsmError(f"more than one key pair is labelled {label!r}; refusing to guess")
+        return handles[0]
+
+    def _require_protected(self, label: str, handle: Any) -> None:
+        """Destroy a new key the token did not protect as asked (invariant 7), and refuse."""
+        values = self._session.getAttributeValue(handle, templates.private_attribute_types())
+        expected = list(templates.REQUIRED_PRIVATE_ATTRIBUTES.values())
+        if values != expected:
+            self._session.destroyObject(handle)
+            raise HsmError(f"token did not mark new key {label!r} sensitive and non-extractable")
+
+    def _find_slot(self) -> int:
+        matches = []
+        for slot in self._library.pykcs11.getSlotList(tokenPresent=True):
+            info = self._library.pykcs11.getTokenInfo(slot)
+            if info.label.rstrip(" \x00") == self._token_label:
+                matches.append((slot, info.flags))
+        if not matches:
+            raise TokenNotFound(self._token_label)
+        if len(matches) > 1:
+            raise TokenNotFound(self._token_label, " exactly once: several tokens share it")
+        slot, flags = matches[0]
+        if (
+            not flags & PyKCS11.CKF_TOKEN_INITIALIZED
+            or not flags & PyKCS11.CKF_USER_PIN_INITIALIZED
+        ):
+            raise TokenNotInitialised(self._token_label)
+        return int(slot)
+
+
+class _Unsupported(InvalidHsmRequest):
+    """A private key custody did not make (another curve or type); list_keys skips it."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"key {label!r} is not a secp256k1 or Ed25519 key pair")

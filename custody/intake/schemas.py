@@ -1,0 +1,91 @@
+"""Request bodies as clients send them, and the validated intents intake builds from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+
+from custody.chains import Amount, EvmAddress
+from custody.chains.values import parse_uint
+from custody.intake.errors import InvalidBody
+
+KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message")
+SUPPORTED_TYPES = ("withdrawal",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class EvmFieldsBody(_Strict):
+    nonce: StrictInt
+    gas: StrictInt
+    max_fee_per_gas: StrictStr
+    max_priority_fee_per_gas: StrictStr
+
+
+class WithdrawalBody(_Strict):
+    type: Literal["withdrawal"]
+    wallet: StrictStr
+    asset: StrictStr
+    amount: StrictStr
+    destination: StrictStr
+    evm: EvmFieldsBody
+
+
+@dataclass(frozen=True)
+class WithdrawalIntent:
+    wallet: str
+    asset: str
+    amount: Amount
+    destination: EvmAddress
+    nonce: int
+    gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+
+def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
+    request_type = data.get("type")
+    if request_type not in KNOWN_TYPES:
+        raise InvalidBody(f"type must be one of {', '.join(KNOWN_TYPES)}, got {request_type!r}")
+    if request_type not in SUPPORTED_TYPES:
+        raise InvalidBody(f"request type {request_type!r} is not supported by this server yet")
+    # Amount fields get our own messages: pydantic would say "string" where a person needs
+    # "decimal string of base units".
+    for field in ("amount",):
+        Amount.parse(data.get(field), positive=True, what=field)
+    try:
+        body = WithdrawalBody.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidBody(_describe(exc)) from None
+    evm = body.evm
+    if evm.nonce < 0 or evm.nonce >= 2**64:
+        raise InvalidBody("evm.nonce must be between 0 and 2^64 - 1")
+    return WithdrawalIntent(
+        wallet=body.wallet,
+        asset=body.asset,
+        amount=Amount.parse(body.amount, positive=True),
+        destination=EvmAddress.parse(body.destination),
+        nonce=evm.nonce,
+        gas=evm.gas,
+        max_fee_per_gas=parse_uint(evm.max_fee_per_gas, what="evm.max_fee_per_gas"),
+        max_priority_fee_per_gas=parse_uint(
+            evm.max_priority_fee_per_gas, what="evm.max_priority_fee_per_gas"
+        ),
+    )
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{loc}: unknown field")
+        elif err["type"] == "missing":
+            parts.append(f"{loc}: required")
+        else:
+            parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,21 @@
+"""Ledger entry kinds. Alphabetised; a name once used is never reused for another meaning."""
+
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    CHAIN_ADDED = "chain.added"
+    CLIENT_ADDED = "client.added"
+    KEY_GENERATED = "key.generated"
+    LEDGER_INITIALISED = "ledger.initialised"
+    POLICY_APPLIED = "policy.applied"
+    POLICY_EVALUATED = "policy.evaluated"
+    POLICY_RECHECKED = "policy.rechecked"
+    REQUEST_APPROVED = "request.approved"
+    REQUEST_CANCELLED = "request.cancelled"
+    REQUEST_CREATED = "request.created"
+    REQUEST_FAILED = "request.failed"
+    REQUEST_REJECTED = "request.rejected"
+    REQUEST_SIGNED = "request.signed"
+    REQUEST_SIGNING = "request.signing"
+    WALLET_CREATED = "wallet.created"

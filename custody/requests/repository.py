@@ -1,0 +1,87 @@
+"""Queries over requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from custody.errors import NotFound
+from custody.requests.states import RequestStatus
+from custody.store.models import LIVE_STATUSES, Request, Wallet
+
+
+def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | None:
+    return session.execute(
+        select(Request).where(Request.client_id == client_id, Request.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def live_for_nonce(session: Session, wallet_id: int, nonce: int) -> Request | None:
+    return session.execute(
+        select(Request).where(
+            Request.wallet_id == wallet_id,
+            Request.evm_nonce == nonce,
+            Request.status.in_(LIVE_STATUSES),
+        )
+    ).scalar_one_or_none()
+
+
+def for_client(session: Session, client_id: str, request_id: str) -> tuple[Request, str]:
+    """A client's own request; anyone else's is indistinguishable from a missing one."""
+    row = session.execute(
+        select(Request, Wallet.name)
+        .join(Wallet, Wallet.id == Request.wallet_id)
+        .where(Request.id == request_id, Request.client_id == client_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no request {request_id!r}")
+    return row[0], row[1]
+
+
+def page_for_client(
+    session: Session, client_id: str, *, status: RequestStatus | None,
+    after: tuple[datetime, str] | None, limit: int,
+) -> list[tuple[Request, str]]:
+    """Newest first; the cursor is the (created_at, id) of the last row already seen."""
+    query = (
+        select(Request, Wallet.name)
+        .join(Wallet, Wallet.id == Request.wallet_id)
+        .where(Request.client_id == client_id)
+    )
+    if status is not None:
+        query = query.where(Request.status == status.value)
+    if after is not None:
+        created_at, request_id = after
+        query = query.where(
+            or_(Request.created_at < created_at,
+                and_(Request.created_at == created_at, Request.id < request_id))
+        )
+    query = query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)
+    return [(r, name) for r, name in session.execute(query).tuples()]
+
+
+def next_to_sign(session: Session, now: datetime, *, skip_locked: bool) -> Request | None:
+    """An approved request, or one whose signing lease ran out (its worker died)."""
+    query = (
+        select(Request)
+        .where(
+            or_(
+                Request.status == RequestStatus.APPROVED.value,
+                and_(Request.status == RequestStatus.SIGNING.value, Request.lease_until < now),
+            )
+        )
+        .order_by(Request.updated_at)
+        .limit(1)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return session.execute(query).scalar_one_or_none()
+
+
+def locked(session: Session, request_id: str, *, for_update: bool) -> Request:
+    query = select(Request).where(Request.id == request_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one()

@@ -1,0 +1,45 @@
+"""How a request looks to its client over the API (and in `custody requests` output)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from custody.requests.states import RequestStatus
+from custody.store.models import Request
+
+
+def request_view(request: Request, wallet_name: str) -> dict[str, Any]:
+    decision = json.loads(request.policy_decision)
+    view: dict[str, Any] = {
+        "id": request.id,
+        "status": request.status,
+        "type": request.type,
+        "wallet": wallet_name,
+        "asset": request.asset,
+        "amount": request.amount,
+        "destination": request.destination,
+        "policy": decision,
+        "payload": {
+            "digest": request.digest,
+            "summary": request.summary,
+            "transaction": json.loads(request.payload),
+        },
+        "approvals": approvals_view(decision),
+        "created_at": _rfc3339(request),
+    }
+    if request.status == RequestStatus.SIGNED:
+        view["result"] = {"raw_transaction": request.result_raw, "tx_hash": request.result_tx_hash}
+    if request.failure_reason:
+        view["reason"] = request.failure_reason
+    return view
+
+
+def approvals_view(decision: dict[str, Any]) -> dict[str, Any]:
+    if decision.get("decision") != "require_approvals":
+        return {"required": 0, "received": 0, "group": None}
+    return {"required": decision.get("count", 0), "received": 0, "group": decision.get("group")}
+
+
+def _rfc3339(request: Request) -> str:
+    return request.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

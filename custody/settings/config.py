@@ -1,0 +1,136 @@
+"""Settings come, in order of precedence, from `CUSTODY_*` environment variables, then
+`CUSTODY_HOME/custody.toml`, then defaults. Keys in the TOML file are the same names as the
+environment variables without the prefix, lower-case, so one table documents both.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from custody.errors import CustodyError
+
+CONFIG_FILE_NAME = "custody.toml"
+DEV_TOKEN_LABEL = "custody-dev"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsInvalid(CustodyError):
+    status = 500
+    title = "Configuration invalid"
+    slug = "configuration-invalid"
+
+
+def resolve_home(home: Path | str | None = None) -> Path:
+    """The installation folder: an explicit argument, else `CUSTODY_HOME`, else `./var`."""
+    chosen = home if home is not None else os.environ.get("CUSTODY_HOME", "var")
+    return Path(chosen).expanduser().resolve()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CUSTODY_", extra="forbid", frozen=True, case_sensitive=False
+    )
+
+    home: Path
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str | None = None
+    hsm_module: str | None = None
+    hsm_token: str | None = None
+    hsm_pin: SecretStr | None = None
+    hsm_pin_file: Path | None = None
+    ledger_key_label: str = "ledger"
+    ledger_origin: str = "custody.local/ledger"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    jwt_max_lifetime_seconds: int = Field(default=60, ge=1, le=60)
+    jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
+    worker_poll_seconds: float = Field(default=0.2, gt=0)
+    signing_lease_seconds: int = Field(default=30, ge=5)
+    worker_in_process: bool = True
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_hsm(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            missing = [
+                name
+                for name, value in (("CUSTODY_HSM_MODULE", self.hsm_module), ("CUSTODY_HSM_TOKEN", self.hsm_token))
+                if not value
+            ]
+            if self.hsm_pin is None and self.hsm_pin_file is None:
+                missing.append("CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE")
+            if missing:
+                raise ValueError(
+                    "production needs a real HSM and never uses the development token; set "
+                    + ", ".join(missing)
+                )
+            if not self.database_url:
+                raise ValueError("production needs CUSTODY_DATABASE_URL (PostgreSQL)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file lives in the home folder, so the home must be known first.
+        init_kwargs: dict[str, object] = getattr(init_settings, "init_kwargs", {})
+        home = resolve_home(init_kwargs.get("home"))  # type: ignore[arg-type]
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / CONFIG_FILE_NAME)
+        return (init_settings, env_settings, toml)
+
+    # -- derived locations -------------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'custody.db'}"
+
+    @property
+    def hsm_dir(self) -> Path:
+        return self.home / "hsm"
+
+    @property
+    def uses_dev_token(self) -> bool:
+        return self.hsm_module is None
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / CONFIG_FILE_NAME
+
+
+def load_settings(home: Path | str | None = None, **overrides: object) -> Settings:
+    """Build settings for `home` (or `CUSTODY_HOME`), failing with one clear line."""
+    try:
+        return Settings(home=resolve_home(home), **overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise SettingsInvalid(f"configuration: {_first_line(exc)}") from None
+
+
+def _first_line(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = []
+        for err in errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()))
+            msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}" if loc else msg)
+        return "; ".join(parts)
+    return str(exc).splitlines()[0]

@@ -1,0 +1,1 @@
+"""Creating and checking an installation (`custody init`)."""

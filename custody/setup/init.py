@@ -1,0 +1,111 @@
+"""`custody init`: make CUSTODY_HOME ready, idempotently.
+
+Config file, database migrated to head, the development HSM token (development only), built-in
+chains, and the ledger signing key generated inside the HSM.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from custody.hsm.keys import Algorithm
+from custody.runtime import Runtime
+from custody.settings import Settings
+from custody.store.migrate import upgrade_to_head
+from custody.wallets import repository as wallet_repo
+from custody.wallets import service as wallet_service
+
+DEFAULT_CONFIG = """\
+# custody configuration. Every key can be overridden by an environment variable of the same
+# name in upper case with the prefix CUSTODY_ (e.g. database_url -> CUSTODY_DATABASE_URL).
+# HSM PINs never go here: use CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE.
+
+environment = "development"
+# database_url = "postgresql://custody@127.0.0.1:5432/custody"   # default: SQLite in this folder
+host = "127.0.0.1"
+port = 8000
+"""
+
+
+@dataclass
+class InitReport:
+    home: Path
+    created_config: bool = False
+    created_dev_token: bool = False
+    added_chains: list[str] = field(default_factory=list)
+    created_ledger_key: bool = False
+    database_url: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "home": str(self.home),
+            "created_config": self.created_config,
+            "created_dev_token": self.created_dev_token,
+            "added_chains": self.added_chains,
+            "created_ledger_key": self.created_ledger_key,
+            "database": _redact(self.database_url),
+        }
+
+
+def ensure_home(home: Path) -> bool:
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = home / "custody.toml"
+    if config.exists():
+        return False
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(DEFAULT_CONFIG)
+    return True
+
+
+def initialise(settings: Settings) -> InitReport:
+    report = InitReport(home=settings.home, database_url=settings.resolved_database_url)
+    report.created_config = ensure_home(settings.home)
+    if settings.uses_dev_token:
+        from custody.hsm.devtoken import ensure_dev_token
+
+        existed = (settings.hsm_dir / "pins.json").exists()
+        ensure_dev_token(settings.hsm_dir, settings.hsm_token or "custody-dev")
+        report.created_dev_token = not existed
+    upgrade_to_head(settings.resolved_database_url)
+    runtime = Runtime(settings)
+    try:
+        with runtime.db.write() as session:
+            report.added_chains = wallet_service.ensure_builtin_chains(session, "operator:init")
+        report.created_ledger_key = _ensure_ledger_key(runtime)
+    finally:
+        runtime.close()
+    return report
+
+
+def _ensure_ledger_key(runtime: Runtime) -> bool:
+    label = runtime.settings.ledger_key_label
+    with runtime.db.read() as session:
+        known = label in {k.label for k in wallet_repo.keys(session)}
+    if known:
+        return False
+    token = runtime.token()
+    from custody.hsm.errors import KeyNotFound
+
+    try:
+        info = token.get_key(label)
+    except KeyNotFound:
+        info = token.generate_key(label, Algorithm.ED25519)
+    with runtime.db.write() as session:
+        wallet_service.record_key(session, info=info, token=token_label(runtime), actor="operator:init")
+    return True
+
+
+def token_label(runtime: Runtime) -> str:
+    return runtime.settings.hsm_token or "custody-dev"
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url

@@ -1,0 +1,163 @@
+"""Signing one request, top to bottom. Three short transactions around one HSM call:
+
+claim (re-check everything, mark `signing`) -> sign in the HSM and verify in software ->
+finish (mark `signed`). A crash between claim and finish leaves the request `signing` with a
+lease; when the lease runs out another worker claims it again and signs the same digest, so the
+request is finished exactly once and the ledger shows every attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from custody.chains import (
+    Digest,
+    EvmAddress,
+    SignedEvmTx,
+    assemble_signed,
+    unsigned_from_payload,
+    verify_signed,
+)
+from custody.hsm.signer import Signer
+from custody.ledger import service as ledger
+from custody.ledger.events import EventKind
+from custody.policy import evaluate
+from custody.policy.facts import RequestFacts
+from custody.policy.versions import active_policy
+from custody.requests import repository as requests
+from custody.requests.states import RequestStatus
+from custody.signing import failpoints
+from custody.store.base import utcnow
+from custody.store.models import Client, Request
+from custody.wallets import repository as wallets
+
+
+@dataclass(frozen=True)
+class Claim:
+    request_id: str
+    digest: Digest
+    payload: dict[str, str]
+    key_label: str
+    address: EvmAddress
+    attempt: int
+
+
+def claim_next(session: Session, *, worker_id: str, lease_seconds: int, skip_locked: bool) -> Claim | None:
+    now = utcnow()
+    # (1) the oldest approved request, or one whose worker's lease ran out
+    request = requests.next_to_sign(session, now, skip_locked=skip_locked)
+    if request is None:
+        return None
+    reclaimed_from = request.claimed_by if request.status == RequestStatus.SIGNING else None
+
+    # (2) what is approved is what is signed: rebuild the payload and compare its digest
+    payload = json.loads(request.payload)
+    try:
+        unsigned = unsigned_from_payload(payload)
+    except Exception as exc:  # noqa: BLE001  (any decoding failure must fail closed)
+        _fail(session, request, f"stored payload no longer decodes: {exc}")
+        return None
+    if unsigned.digest.prefixed() != request.digest:
+        _fail(session, request, "stored payload does not match its approved digest")
+        return None
+
+    # (3) re-check the current policy: a tightened rule stops an earlier approval
+    if not _recheck_allows(session, request):
+        return None
+
+    # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM
+    wallet = wallets.wallet_by_id(session, request.wallet_id)
+    key = wallets.key_by_id(session, wallet.key_id)
+    request.status = RequestStatus.SIGNING.value
+    request.claimed_by = worker_id
+    request.lease_until = now + timedelta(seconds=lease_seconds)
+    request.signing_attempts += 1
+    request.updated_at = now
+    ledger.append(session, EventKind.REQUEST_SIGNING, f"worker:{worker_id}", {
+        "request": request.id, "digest": request.digest, "key": key.label,
+        "attempt": request.signing_attempts, "reclaimed_from": reclaimed_from,
+    })
+    return Claim(request.id, unsigned.digest, payload, key.label, EvmAddress.parse(wallet.address),
+                 request.signing_attempts)
+
+
+def sign(signer: Signer, claim: Claim) -> SignedEvmTx:
+    """(5) sign the fixed digest in the HSM; (6) assemble and verify in software."""
+    unsigned = unsigned_from_payload(claim.payload)
+    if unsigned.digest != claim.digest:
+        raise RuntimeError("digest changed between claim and signing")
+    signature = signer.sign_secp256k1(claim.key_label, claim.digest.value)
+    failpoints.hit("after-hsm-sign")
+    signed = assemble_signed(unsigned, signature.r, signature.s, signature.recovery_id)
+    verify_signed(signed, claim.address)
+    return signed
+
+
+def finish(session: Session, claim: Claim, signed: SignedEvmTx, *, worker_id: str) -> bool:
+    """(7) record the signature; only now, once committed, can anyone see it."""
+    request = requests.locked(session, claim.request_id, for_update=True)
+    if request.status != RequestStatus.SIGNING or request.claimed_by != worker_id:
+        return False  # our lease ran out and another worker took over; its result stands
+    failpoints.hit("before-signed-commit")
+    now = utcnow()
+    result = signed.as_result()
+    request.status = RequestStatus.SIGNED.value
+    request.result_raw = result["raw_transaction"]
+    request.result_tx_hash = result["tx_hash"]
+    request.lease_until = None
+    request.updated_at = now
+    ledger.append(session, EventKind.REQUEST_SIGNED, f"worker:{worker_id}", {
+        "request": request.id, "digest": request.digest, "attempt": claim.attempt,
+        "raw_transaction": result["raw_transaction"], "tx_hash": result["tx_hash"],
+    })
+    return True
+
+
+def fail(session: Session, request_id: str, reason: str, *, worker_id: str) -> None:
+    request = requests.locked(session, request_id, for_update=True)
+    if request.status != RequestStatus.SIGNING or request.claimed_by != worker_id:
+        return
+    _fail(session, request, reason)
+
+
+def _fail(session: Session, request: Request, reason: str) -> None:
+    request.status = RequestStatus.FAILED.value
+    request.failure_reason = reason
+    request.lease_until = None
+    request.updated_at = utcnow()
+    ledger.append(session, EventKind.REQUEST_FAILED, "signer", {"request": request.id, "reason": reason})
+
+
+def _recheck_allows(session: Session, request: Request) -> bool:
+    active = active_policy(session)
+    wallet = wallets.wallet_by_id(session, request.wallet_id)
+    chain = wallets.chain_by_id(session, wallet.chain_id)
+    client = session.get(Client, request.client_id)
+    facts = RequestFacts(
+        type=request.type, wallet=wallet.name, chain=chain.name, asset=request.asset,
+        amount=int(request.amount), destination=request.destination,
+        client=client.name if client else None,
+    )
+    if active is None:
+        outcome = {"decision": "deny", "rule": None, "reason": "no policy is active"}
+    else:
+        outcome = evaluate(active.policy, facts).to_dict()
+    allowed = outcome["decision"] == "allow"
+    new_status = {
+        "allow": request.status,
+        "require_approvals": RequestStatus.PENDING_APPROVAL.value,
+    }.get(outcome["decision"], RequestStatus.REJECTED.value)
+    ledger.append(session, EventKind.POLICY_RECHECKED, "signer", {
+        "request": request.id, "policy_digest": active.digest if active else None,
+        "result": outcome, "status": new_status,
+    })
+    if not allowed:
+        request.status = new_status
+        request.failure_reason = f"policy re-check before signing: {outcome['reason']}"
+        request.lease_until = None
+        request.updated_at = utcnow()
+    return allowed

@@ -1,0 +1,84 @@
+"""The signer worker loop: in-process beside the API (`custody serve`) or alone (`custody worker`).
+
+Several workers may run against PostgreSQL: claims use `FOR UPDATE SKIP LOCKED`. On SQLite the
+write lock already serialises claims.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from custody.errors import CustodyError
+from custody.runtime import Runtime
+from custody.signing import pipeline
+
+log = logging.getLogger("custody.signing")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+class SignerWorker:
+    def __init__(self, runtime: Runtime, worker_id: str | None = None) -> None:
+        self.runtime = runtime
+        self.worker_id = worker_id or default_worker_id()
+        self.wake = threading.Event()
+        self.signed = 0
+
+    def run_once(self) -> bool:
+        """Sign at most one request; True when there was something to do."""
+        db, settings = self.runtime.db, self.runtime.settings
+        with db.write() as session:
+            claim = pipeline.claim_next(
+                session, worker_id=self.worker_id, lease_seconds=settings.signing_lease_seconds,
+                skip_locked=not db.sqlite,
+            )
+        if claim is None:
+            return False
+        try:
+            signed = pipeline.sign(self.runtime.token(), claim)
+        except CustodyError as exc:
+            log.error("request %s failed: %s", claim.request_id, exc.message)
+            with db.write() as session:
+                pipeline.fail(session, claim.request_id, exc.message, worker_id=self.worker_id)
+            return True
+        except Exception:
+            log.exception("request %s failed unexpectedly", claim.request_id)
+            with db.write() as session:
+                pipeline.fail(session, claim.request_id, "internal error while signing",
+                              worker_id=self.worker_id)
+            return True
+        with db.write() as session:
+            if pipeline.finish(session, claim, signed, worker_id=self.worker_id):
+                self.signed += 1
+        return True
+
+    def drain(self, limit: int = 10_000) -> int:
+        """Sign until nothing is left (tests, `custody worker --once`)."""
+        done = 0
+        while done < limit and self.run_once():
+            done += 1
+        return done
+
+    def run(self, stop: threading.Event) -> None:
+        poll = self.runtime.settings.worker_poll_seconds
+        log.info("signer worker %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except CustodyError as exc:
+                log.warning("signer worker: %s", exc.message)
+                busy = False
+                stop.wait(1.0)
+            except Exception:
+                log.exception("signer worker error")
+                busy = False
+                stop.wait(1.0)
+            if not busy:
+                self.wake.wait(poll)
+                self.wake.clear()
+        log.info("signer worker %s stopped", self.worker_id)

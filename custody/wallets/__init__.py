@@ -1,0 +1,1 @@
+"""Chains, key records and wallets as the database knows them."""

@@ -1,0 +1,61 @@
+"""The policy files shipped in `policies/` load, and the demo policy does what its header says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from custody.policy import Allow, Deny, RequestFacts, RequireApprovals, evaluate, load_policy_file
+
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
+ONE_ETH = 10**18
+DEMO_DESTINATION = "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7"
+STRANGER = "0x539Ed2eC14EA976b7fC5dFccD3094479BF2B4C3a"
+
+
+def test_there_are_policy_files() -> None:
+    assert {"demo.yaml", "example.yaml"} <= {path.name for path in POLICIES.glob("*.yaml")}
+
+
+@pytest.mark.parametrize("path", sorted(POLICIES.glob("*.yaml")), ids=lambda path: path.name)
+def test_every_policy_file_validates(path: Path) -> None:
+    loaded = load_policy_file(path)
+    assert loaded.policy.rules
+    assert loaded.source_text.startswith("#"), "each policy file explains itself in a header"
+
+
+def withdrawal(amount: int, destination: str | None, **changes: str) -> RequestFacts:
+    fields = {"wallet": "hot-eth", "chain": "ethereum", "asset": "ETH", **changes}
+    return RequestFacts(
+        type="withdrawal", amount=amount, destination=destination, client=None, **fields
+    )
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        (withdrawal(ONE_ETH, DEMO_DESTINATION), Allow),
+        (withdrawal(1, DEMO_DESTINATION.lower()), Allow),
+        (withdrawal(ONE_ETH + 1, DEMO_DESTINATION), RequireApprovals),
+        (withdrawal(1, STRANGER), Deny),
+        (withdrawal(1, None), Deny),
+        (withdrawal(1, DEMO_DESTINATION, wallet="cold-eth"), Deny),
+        (withdrawal(1, DEMO_DESTINATION, chain="sepolia"), Deny),
+        (withdrawal(1, DEMO_DESTINATION, asset="USDC"), Deny),
+        (RequestFacts("sign_message", "hot-eth", "ethereum", "ETH", 0, None, None), Deny),
+    ],
+)
+def test_demo_policy(facts: RequestFacts, expected: type) -> None:
+    decision = evaluate(load_policy_file(POLICIES / "demo.yaml"), facts)
+    assert type(decision) is expected
+    if isinstance(decision, RequireApprovals):
+        assert (decision.count, decision.group) == (2, "treasury")
+
+
+def test_example_policy_follows_design() -> None:
+    loaded = load_policy_file(POLICIES / "example.yaml")
+    listed = loaded.policy.allowlists["treasury-destinations"][0].address
+    assert evaluate(loaded, withdrawal(1, STRANGER)).to_dict()["rule"] == "deny-unlisted"
+    assert evaluate(loaded, withdrawal(ONE_ETH, listed)).to_dict()["rule"] == "small-auto"
+    assert evaluate(loaded, withdrawal(ONE_ETH + 1, listed)).to_dict()["rule"] == "large"
