@@ -43,8 +43,9 @@ def hsm_credentials(settings: Settings) -> HsmCredentials:
                 f"no development HSM token under {settings.hsm_dir}; run `custody init` first"
             )
         os.environ["SOFTHSM2_CONF"] = str(conf)
-        return HsmCredentials(find_softhsm_module(), settings.hsm_token or DEV_TOKEN_LABEL,
-                              read_pin_file(pins))
+        return HsmCredentials(
+            find_softhsm_module(), settings.hsm_token or DEV_TOKEN_LABEL, read_pin_file(pins)
+        )
     assert settings.hsm_module is not None
     return HsmCredentials(settings.hsm_module, settings.hsm_token or "", _production_pin(settings))
 

@@ -17,14 +17,28 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 
-def call(base: str, client_id: str, key: object, method: str, uri: str, body: bytes = b"",
-         headers: dict[str, str] | None = None) -> httpx.Response:
+def call(  # noqa: PLR0917  (a readable example over a tidy signature)
+    base: str,
+    client_id: str,
+    key: object,
+    method: str,
+    uri: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     now = int(time.time())
     token = jwt.encode(
-        {"sub": client_id, "uri": uri, "method": method,
-         "bodyHash": hashlib.sha256(body).hexdigest(), "nonce": secrets.token_hex(16),
-         "iat": now, "exp": now + 30},
-        key, algorithm="EdDSA",
+        {
+            "sub": client_id,
+            "uri": uri,
+            "method": method,
+            "bodyHash": hashlib.sha256(body).hexdigest(),
+            "nonce": secrets.token_hex(16),
+            "iat": now,
+            "exp": now + 30,
+        },
+        key,
+        algorithm="EdDSA",
     )
     all_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     return httpx.request(method, base + uri, content=body, headers=all_headers | (headers or {}))
@@ -33,16 +47,26 @@ def call(base: str, client_id: str, key: object, method: str, uri: str, body: by
 def main() -> None:
     client_id, key_path = sys.argv[1], sys.argv[2]
     base = sys.argv[3] if len(sys.argv) > 3 else "http://127.0.0.1:8000"
-    key = serialization.load_pem_private_key(open(key_path, "rb").read(), password=None)
-    body = json.dumps({
-        "type": "withdrawal", "wallet": "hot-eth", "asset": "ETH",
-        "amount": "10000000000000000",  # 0.01 ETH in wei
-        "destination": "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7",
-        "evm": {"nonce": int(time.time()) % 1_000_000, "gas": 21000,
-                "max_fee_per_gas": "30000000000", "max_priority_fee_per_gas": "1000000000"},
-    }).encode()
-    created = call(base, client_id, key, "POST", "/v1/requests", body,
-                   {"Idempotency-Key": str(uuid.uuid4())})
+    with open(key_path, "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), password=None)
+    body = json.dumps(
+        {
+            "type": "withdrawal",
+            "wallet": "hot-eth",
+            "asset": "ETH",
+            "amount": "10000000000000000",  # 0.01 ETH in wei
+            "destination": "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7",
+            "evm": {
+                "nonce": int(time.time()) % 1_000_000,
+                "gas": 21000,
+                "max_fee_per_gas": "30000000000",
+                "max_priority_fee_per_gas": "1000000000",
+            },
+        }
+    ).encode()
+    created = call(
+        base, client_id, key, "POST", "/v1/requests", body, {"Idempotency-Key": str(uuid.uuid4())}
+    )
     print(created.status_code, json.dumps(created.json(), indent=2))
     request_id = created.json()["id"]
     for _ in range(50):

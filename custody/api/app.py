@@ -27,8 +27,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
 
             worker = SignerWorker(runtime)
             runtime.attach_signer(worker.wake)
-            thread = threading.Thread(target=worker.run, args=(stop,), name="signer",
-                                      daemon=True)
+            thread = threading.Thread(target=worker.run, args=(stop,), name="signer", daemon=True)
             thread.start()
         yield
         stop.set()

@@ -68,9 +68,14 @@ async def _too_large(send: Send, limit: int) -> None:
         "detail": f"request body exceeds {limit} bytes",
     }
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start", "status": 413,
-        "headers": [(b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(payload)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

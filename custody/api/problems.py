@@ -40,16 +40,28 @@ def install(app: FastAPI) -> None:
         details = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        return problem(422, "Invalid request", details, "invalid-request", instance=request.url.path)
+        return problem(
+            422, "Invalid request", details, "invalid-request", instance=request.url.path
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail), "http-error",
-                       instance=request.url.path)
+        return problem(
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            "http-error",
+            instance=request.url.path,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Fail closed and say nothing internal: details go to the server log only.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "Internal error", "internal error; see the server log",
-                       "internal-error", instance=request.url.path)
+        return problem(
+            500,
+            "Internal error",
+            "internal error; see the server log",
+            "internal-error",
+            instance=request.url.path,
+        )

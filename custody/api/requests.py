@@ -25,14 +25,18 @@ MAX_PAGE = 200
 
 @router.post("", status_code=201, summary="Create a withdrawal request")
 def create_request(
-    response: Response, rt: RuntimeDep, client: ClientDep, body: BodyDep,
+    response: Response,
+    rt: RuntimeDep,
+    client: ClientDep,
+    body: BodyDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
     for attempt in range(2):
         try:
             with rt.db.write() as session:
-                submission = submit(session, client=client, idempotency_key=idempotency_key,
-                                    body=body)
+                submission = submit(
+                    session, client=client, idempotency_key=idempotency_key, body=body
+                )
             break
         except IntegrityError:
             # A concurrent call won a unique constraint (same key, or same nonce): look again,
@@ -55,26 +59,32 @@ def get_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> dict[str,
 
 @router.get("", summary="List your requests, newest first")
 def list_requests(
-    rt: RuntimeDep, client: ClientDep,
+    rt: RuntimeDep,
+    client: ClientDep,
     status: Annotated[RequestStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     after = _decode_cursor(cursor) if cursor else None
     with rt.db.read() as session:
-        rows = repository.page_for_client(session, client.id, status=status, after=after,
-                                          limit=limit + 1)
+        rows = repository.page_for_client(
+            session, client.id, status=status, after=after, limit=limit + 1
+        )
         items = [request_view(r, name) for r, name in rows[:limit]]
-        next_cursor = _encode_cursor(rows[limit - 1][0].created_at, rows[limit - 1][0].id) \
-            if len(rows) > limit else None
+        next_cursor = (
+            _encode_cursor(rows[limit - 1][0].created_at, rows[limit - 1][0].id)
+            if len(rows) > limit
+            else None
+        )
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.post("/{request_id}/cancel", summary="Cancel a request that is not yet being signed")
 def cancel_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> dict[str, Any]:
     with rt.db.write() as session:
-        request, wallet_name = request_service.cancel(session, client_id=client.id,
-                                                      request_id=request_id)
+        request, wallet_name = request_service.cancel(
+            session, client_id=client.id, request_id=request_id
+        )
         return request_view(request, wallet_name)
 
 

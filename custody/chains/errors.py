@@ -12,7 +12,7 @@ class InvalidPayload(ValidationFailed):
     slug = "invalid-payload"
 
 
-class SignatureMismatch(CustodyError):  # noqa: N818  # named for what happened, like its siblings
+class SignatureMismatch(CustodyError):  # named for what happened, like its siblings
     """A signature that does not verify in software.
 
     The HSM produced it, so this is a server fault (500), never the client's: the signature is

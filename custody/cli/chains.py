@@ -23,11 +23,20 @@ def add(
 ) -> None:
     """Add an EVM chain."""
     with context.runtime() as rt, rt.db.write() as session:
-        chain = service.add_chain(session, name=name, evm_chain_id=evm_chain_id,
-                                  native_asset=native_asset, native_decimals=decimals,
-                                  actor=context.operator())
-        data = {"name": chain.name, "evm_chain_id": chain.evm_chain_id,
-                "native_asset": chain.native_asset, "native_decimals": chain.native_decimals}
+        chain = service.add_chain(
+            session,
+            name=name,
+            evm_chain_id=evm_chain_id,
+            native_asset=native_asset,
+            native_decimals=decimals,
+            actor=context.operator(),
+        )
+        data = {
+            "name": chain.name,
+            "evm_chain_id": chain.evm_chain_id,
+            "native_asset": chain.native_asset,
+            "native_decimals": chain.native_decimals,
+        }
     emit(data, as_json=as_json, human=f"added chain {name} (EVM chain id {evm_chain_id})")
 
 
@@ -35,7 +44,14 @@ def add(
 def list_chains(as_json: JsonOption = False) -> None:
     """All chains."""
     with context.runtime() as rt, rt.db.read() as session:
-        rows = [{"name": c.name, "kind": c.kind, "evm_chain_id": c.evm_chain_id,
-                 "native_asset": c.native_asset, "native_decimals": c.native_decimals}
-                for c in repository.chains(session)]
+        rows = [
+            {
+                "name": c.name,
+                "kind": c.kind,
+                "evm_chain_id": c.evm_chain_id,
+                "native_asset": c.native_asset,
+                "native_decimals": c.native_decimals,
+            }
+            for c in repository.chains(session)
+        ]
     table(rows, ["name", "kind", "evm_chain_id", "native_asset"], as_json=as_json)

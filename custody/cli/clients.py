@@ -17,15 +17,24 @@ app = typer.Typer(help="API clients (Ed25519 public keys).", no_args_is_help=Tru
 @app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="Client name.")],
-    public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key, PEM.",
-                                             exists=True, dir_okay=False, readable=True)],
+    public_key: Annotated[
+        Path,
+        typer.Option(
+            "--public-key",
+            help="Ed25519 public key, PEM.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Register a client; prints the client id it must put in its tokens' `sub`."""
     pem = public_key.read_bytes()
     with context.runtime() as rt, rt.db.write() as session:
-        client = service.add_client(session, name=name, public_key_pem=pem,
-                                    actor=context.operator())
+        client = service.add_client(
+            session, name=name, public_key_pem=pem, actor=context.operator()
+        )
         data = {"id": client.id, "name": client.name}
     emit(data, as_json=as_json, human=f"client {name}: id [bold]{data['id']}[/bold]")
 
@@ -34,6 +43,13 @@ def add(
 def list_clients(as_json: JsonOption = False) -> None:
     """All clients."""
     with context.runtime() as rt, rt.db.read() as session:
-        rows = [{"id": c.id, "name": c.name, "created_at": c.created_at.isoformat(),
-                 "disabled": c.disabled_at is not None} for c in service.list_clients(session)]
+        rows = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "created_at": c.created_at.isoformat(),
+                "disabled": c.disabled_at is not None,
+            }
+            for c in service.list_clients(session)
+        ]
     table(rows, ["id", "name", "created_at", "disabled"], as_json=as_json)

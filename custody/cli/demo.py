@@ -7,8 +7,7 @@ import typer
 from custody.cli import context
 from custody.cli.output import JsonOption, emit
 
-app = typer.Typer(help="Demo data for trying custody out (development only).",
-                  no_args_is_help=True)
+app = typer.Typer(help="Demo data for trying custody out (development only).", no_args_is_help=True)
 
 
 @app.command("seed")
@@ -18,8 +17,18 @@ def seed(as_json: JsonOption = False) -> None:
 
     with context.runtime() as rt:
         demo = seed_demo(rt, context.operator())
-    data = {"client_id": demo.client_id, "client_private_key": str(demo.client_key_path),
-            "wallet": demo.wallet, "address": demo.address, "policy_digest": demo.policy_digest}
-    emit(data, as_json=as_json, human=(
-        f"demo ready: wallet {demo.wallet} {demo.address}\n"
-        f"  client demo-desk id {demo.client_id}, private key {demo.client_key_path}"))
+    data = {
+        "client_id": demo.client_id,
+        "client_private_key": str(demo.client_key_path),
+        "wallet": demo.wallet,
+        "address": demo.address,
+        "policy_digest": demo.policy_digest,
+    }
+    emit(
+        data,
+        as_json=as_json,
+        human=(
+            f"demo ready: wallet {demo.wallet} {demo.address}\n"
+            f"  client demo-desk id {demo.client_id}, private key {demo.client_key_path}"
+        ),
+    )

@@ -19,7 +19,9 @@ app = typer.Typer(help="Keys held in the HSM.", no_args_is_help=True)
 def generate(
     label: Annotated[str, typer.Option("--label", help="Label of the new key on the token.")],
     algorithm: Annotated[Algorithm, typer.Option("--algorithm", help="secp256k1 or ed25519.")],
-    token: Annotated[str | None, typer.Option("--token", help="Token label (default: configured).")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Token label (default: configured).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Generate a key pair on the token: sensitive, never extractable, recorded in the ledger."""
@@ -29,7 +31,8 @@ def generate(
         if token is not None and token != configured:
             raise typer.BadParameter(
                 f"token {token!r} is not the configured token {configured!r} "
-                "(set CUSTODY_HSM_TOKEN to use another)", param_hint="--token"
+                "(set CUSTODY_HSM_TOKEN to use another)",
+                param_hint="--token",
             )
         with rt.db.read() as session:
             if label in {k.label for k in repository.keys(session)}:
@@ -39,11 +42,19 @@ def generate(
         info = rt.token().generate_key(label, algorithm)
         with rt.db.write() as session:
             service.record_key(session, info=info, token=configured, actor=context.operator())
-    data = {"label": info.label, "algorithm": str(info.algorithm), "token": configured,
-            "key_id": info.key_id, "public_key": info.public_key.hex()}
-    emit(data, as_json=as_json,
-         human=f"generated {info.algorithm} key [bold]{info.label}[/bold] on token {configured}\n"
-               f"public key {info.public_key.hex()}")
+    data = {
+        "label": info.label,
+        "algorithm": str(info.algorithm),
+        "token": configured,
+        "key_id": info.key_id,
+        "public_key": info.public_key.hex(),
+    }
+    emit(
+        data,
+        as_json=as_json,
+        human=f"generated {info.algorithm} key [bold]{info.label}[/bold] on token {configured}\n"
+        f"public key {info.public_key.hex()}",
+    )
 
 
 @app.command("list")
@@ -51,9 +62,19 @@ def list_keys(as_json: JsonOption = False) -> None:
     """Keys known to custody, with their public keys."""
     with context.runtime() as rt, rt.db.read() as session:
         rows = [
-            {"label": k.label, "algorithm": k.algorithm, "token": k.token, "key_id": k.key_id,
-             "public_key": k.public_key, "created_at": k.created_at.isoformat()}
+            {
+                "label": k.label,
+                "algorithm": k.algorithm,
+                "token": k.token,
+                "key_id": k.key_id,
+                "public_key": k.public_key,
+                "created_at": k.created_at.isoformat(),
+            }
             for k in repository.keys(session)
         ]
-    table(rows, ["label", "algorithm", "token", "public_key"], as_json=as_json,
-          empty="no keys yet: custody keys generate --label L --algorithm secp256k1")
+    table(
+        rows,
+        ["label", "algorithm", "token", "public_key"],
+        as_json=as_json,
+        empty="no keys yet: custody keys generate --label L --algorithm secp256k1",
+    )

@@ -34,5 +34,4 @@ def verify(as_json: JsonOption = False) -> None:
         if as_json:
             emit(data, as_json=True)
         raise LedgerFault(f"ledger verification failed: {report.fault}")
-    emit(data, as_json=as_json,
-         human=f"ledger ok: {report.size} entries, root {report.root.hex()}")
+    emit(data, as_json=as_json, human=f"ledger ok: {report.size} entries, root {report.root.hex()}")

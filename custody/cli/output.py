@@ -24,8 +24,14 @@ def emit(data: Any, *, as_json: bool, human: str | None = None) -> None:
         console.print(human, highlight=False)
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, as_json: bool,
-          title: str | None = None, empty: str = "nothing yet") -> None:
+def table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    as_json: bool,
+    title: str | None = None,
+    empty: str = "nothing yet",
+) -> None:
     if as_json:
         emit(list(rows), as_json=True)
         return

@@ -18,17 +18,24 @@ PolicyFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readabl
 
 
 @app.command("validate")
-def validate(files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
-             as_json: JsonOption = False) -> None:
+def validate(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
+    as_json: JsonOption = False,
+) -> None:
     """Check policy files; every problem is named by file, line and key."""
     results = []
     for path in files:
         loaded = load_policy_file(path)
-        results.append({"file": str(path), "digest": loaded.digest,
-                        "rules": len(loaded.policy.rules)})
-    emit(results, as_json=as_json,
-         human="\n".join(f"{r['file']}: valid, {r['rules']} rules, digest {r['digest']}"
-                         for r in results))
+        results.append(
+            {"file": str(path), "digest": loaded.digest, "rules": len(loaded.policy.rules)}
+        )
+    emit(
+        results,
+        as_json=as_json,
+        human="\n".join(
+            f"{r['file']}: valid, {r['rules']} rules, digest {r['digest']}" for r in results
+        ),
+    )
 
 
 @app.command("apply")
@@ -42,17 +49,34 @@ def apply_policy(file: PolicyFile, as_json: JsonOption = False) -> None:
         else:
             version = apply(session, loaded, source_name=file.name, actor=context.operator())
             data = {"version": version.id, "digest": loaded.digest, "changed": True}
-    emit(data, as_json=as_json,
-         human=(f"applied {file.name} as version {data['version']} (digest {loaded.digest})"
-                if data["changed"] else f"{file.name} is already the active policy"))
+    emit(
+        data,
+        as_json=as_json,
+        human=(
+            f"applied {file.name} as version {data['version']} (digest {loaded.digest})"
+            if data["changed"]
+            else f"{file.name} is already the active policy"
+        ),
+    )
 
 
 @app.command("versions")
 def list_versions(as_json: JsonOption = False) -> None:
     """Every applied policy version, newest last."""
     with context.runtime() as rt, rt.db.read() as session:
-        rows = [{"version": v.id, "digest": v.digest, "source": v.source_name,
-                 "applied_by": v.applied_by, "applied_at": v.applied_at.isoformat()}
-                for v in versions(session)]
-    table(rows, ["version", "source", "digest", "applied_by", "applied_at"], as_json=as_json,
-          empty="no policy applied: everything is denied until `custody policy apply FILE`")
+        rows = [
+            {
+                "version": v.id,
+                "digest": v.digest,
+                "source": v.source_name,
+                "applied_by": v.applied_by,
+                "applied_at": v.applied_at.isoformat(),
+            }
+            for v in versions(session)
+        ]
+    table(
+        rows,
+        ["version", "source", "digest", "applied_by", "applied_at"],
+        as_json=as_json,
+        empty="no policy applied: everything is denied until `custody policy apply FILE`",
+    )

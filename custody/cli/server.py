@@ -33,10 +33,13 @@ def init(as_json: JsonOption = False) -> None:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option("--host", help="Default: settings (127.0.0.1).")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Default: settings (127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Default: settings (8000).")] = None,
-    worker: Annotated[bool, typer.Option("--worker/--no-worker",
-                                         help="Run a signer worker in this process.")] = True,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run a signer worker in this process.")
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Serve the HTTP API (and an in-process signer worker)."""
@@ -50,15 +53,19 @@ def serve(
     app = create_app(runtime, run_worker=worker)
     _logging()
     bind_host, bind_port = host or settings.host, port or settings.port
-    emit({"host": bind_host, "port": bind_port}, as_json=as_json,
-         human=f"custody serving on http://{bind_host}:{bind_port} (home {settings.home})")
+    emit(
+        {"host": bind_host, "port": bind_port},
+        as_json=as_json,
+        human=f"custody serving on http://{bind_host}:{bind_port} (home {settings.home})",
+    )
     uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
     runtime.close()
 
 
 def worker(
-    processes: Annotated[int, typer.Option("--processes", min=1, max=64,
-                                           help="Signer processes (PostgreSQL).")] = 1,
+    processes: Annotated[
+        int, typer.Option("--processes", min=1, max=64, help="Signer processes (PostgreSQL).")
+    ] = 1,
     once: Annotated[bool, typer.Option("--once", help="Sign what is waiting, then exit.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -101,4 +108,6 @@ def _run_worker(once: bool) -> int:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

@@ -22,8 +22,9 @@ def create(
 ) -> None:
     """Create a wallet; its address is derived from the key's public key in the HSM."""
     with context.runtime() as rt, rt.db.write() as session:
-        wallet = service.create_wallet(session, name=name, chain_name=chain, key_label=key,
-                                       actor=context.operator())
+        wallet = service.create_wallet(
+            session, name=name, chain_name=chain, key_label=key, actor=context.operator()
+        )
         data = {"name": wallet.name, "chain": chain, "key": key, "address": wallet.address}
     emit(data, as_json=as_json, human=f"wallet {name} on {chain}: [bold]{data['address']}[/bold]")
 
@@ -32,7 +33,13 @@ def create(
 def list_wallets(as_json: JsonOption = False) -> None:
     """All wallets with their addresses."""
     with context.runtime() as rt, rt.db.read() as session:
-        rows = [{"name": w.name, "chain": c.name, "key": k.label, "address": w.address}
-                for w, c, k in repository.wallets(session)]
-    table(rows, ["name", "chain", "key", "address"], as_json=as_json,
-          empty="no wallets yet: custody wallets create NAME --chain ethereum --key LABEL")
+        rows = [
+            {"name": w.name, "chain": c.name, "key": k.label, "address": w.address}
+            for w, c, k in repository.wallets(session)
+        ]
+    table(
+        rows,
+        ["name", "chain", "key", "address"],
+        as_json=as_json,
+        empty="no wallets yet: custody wallets create NAME --chain ethereum --key LABEL",
+    )

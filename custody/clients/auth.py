@@ -50,7 +50,10 @@ class TokenRules:
 
 
 def authenticate(
-    db: Database, authorization: str | None, call: CallContext, rules: TokenRules,
+    db: Database,
+    authorization: str | None,
+    call: CallContext,
+    rules: TokenRules,
     now: datetime | None = None,
 ) -> AuthenticatedClient:
     token = _bearer(authorization)
@@ -95,9 +98,15 @@ def _verify_signature(token: str, pem: str) -> dict[str, Any]:
     key = parse_ed25519_public_pem(pem.encode())
     try:
         claims: dict[str, Any] = jwt.decode(
-            token, key, algorithms=["EdDSA"],
-            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False,
-                     "verify_nbf": False},
+            token,
+            key,
+            algorithms=["EdDSA"],
+            options={
+                "require": list(REQUIRED_CLAIMS),
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
     except jwt.MissingRequiredClaimError as exc:
         raise Unauthorized(f"token lacks the {exc.claim} claim") from None
@@ -125,7 +134,9 @@ def _check_times(claims: dict[str, Any], rules: TokenRules, now: datetime) -> da
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
         raise Unauthorized("token iat and exp must be integer seconds")
     if exp <= iat or exp - iat > rules.max_lifetime_seconds:
-        raise Unauthorized(f"token exp must be after iat and at most {rules.max_lifetime_seconds} s later")
+        raise Unauthorized(
+            f"token exp must be after iat and at most {rules.max_lifetime_seconds} s later"
+        )
     skew = rules.clock_skew_seconds
     stamp = int(now.timestamp())
     if iat > stamp + skew:

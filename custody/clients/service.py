@@ -45,9 +45,16 @@ def add_client(session: Session, *, name: str, public_key_pem: bytes, actor: str
     session.add(client)
     session.flush()
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    ledger.append(session, EventKind.CLIENT_ADDED, actor, {
-        "id": client.id, "name": name, "public_key": raw.hex(),
-    })
+    ledger.append(
+        session,
+        EventKind.CLIENT_ADDED,
+        actor,
+        {
+            "id": client.id,
+            "name": name,
+            "public_key": raw.hex(),
+        },
+    )
     return client
 
 

@@ -59,7 +59,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     if name == "Pkcs11Token":
-        from custody.hsm.pkcs11 import Pkcs11Token  # noqa: PLC0415 -- lazy on purpose
+        from custody.hsm.pkcs11 import Pkcs11Token
 
         return Pkcs11Token
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

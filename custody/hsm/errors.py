@@ -5,7 +5,6 @@ PIN. The PKCS#11 codes below are fixed by the OASIS standard, so this module nee
 """
 
 # Names follow custody.errors (NotFound, Conflict): a domain error reads better without "Error".
-# ruff: noqa: N818
 
 from __future__ import annotations
 

@@ -37,7 +37,9 @@ def parse_object(body: bytes) -> dict[str, Any]:
             text, parse_float=_no_float, parse_constant=_no_constant, object_pairs_hook=_unique_keys
         )
     except json.JSONDecodeError as exc:
-        raise InvalidBody(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InvalidBody(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
         raise InvalidBody("body nests too deeply") from None
     if not isinstance(value, dict):

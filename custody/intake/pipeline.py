@@ -69,36 +69,57 @@ def submit(
 
     # (4) fix the payload and its digest: from here on nothing about it can change
     unsigned = build_eip1559(_fields(intent, chain))
-    payload = unsigned.payload
-    digest = unsigned.digest.prefixed()
+    draft = Draft(
+        intent=intent,
+        wallet=wallet,
+        chain=chain,
+        payload=unsigned.payload,
+        digest=unsigned.digest.prefixed(),
+        key=key,
+        body_hash=body_hash,
+    )
 
     # (5) one live request per wallet and nonce (the database enforces it too)
     holder = requests.live_for_nonce(session, wallet.id, intent.nonce)
     if holder is not None:
+        shown = holder.id if holder.client_id == client.id else "(another client's)"
         raise NonceInUse(
             f"nonce {intent.nonce} of wallet {wallet.name} is already taken by request "
-            f"{holder.id if holder.client_id == client.id else '(another client)'} "
-            f"({holder.status})"
+            f"{shown} ({holder.status})"
         )
 
     # (6) evaluate the active policy; no policy means deny
     active = active_policy(session)
-    decision = _decide(active, intent, wallet, chain, client)
+    decision = _decide(active, draft, client)
 
     # (7) store the request and its ledger entries in this one transaction
-    request = _store(session, client, key, body_hash, intent, wallet, chain, payload, digest,
-                     decision, active)
+    request = _store(session, client, draft, decision, active)
     view = request_view(request, wallet.name)
     request.first_response = json.dumps(view, sort_keys=True)
     session.flush()
     return Submission(view=view, replayed=False)
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A decoded request with its payload fixed, not yet decided or stored."""
+
+    intent: WithdrawalIntent
+    wallet: Wallet
+    chain: Chain
+    payload: dict[str, str]
+    digest: str
+    key: str
+    body_hash: str
+
+
 def _check_idempotency_key(key: str | None) -> str:
     if key is None or not key.strip():
         raise InvalidBody("the Idempotency-Key header is required")
     if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise InvalidBody(f"Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY} characters")
+        raise InvalidBody(
+            f"Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY} characters"
+        )
     return key
 
 
@@ -114,18 +135,18 @@ def _fields(intent: WithdrawalIntent, chain: Chain) -> Eip1559Fields:
     )
 
 
-def facts_for(request_type: str, wallet: str, chain: str, asset: str, amount: int,
-              destination: str | None, client: str) -> RequestFacts:
-    return RequestFacts(type=request_type, wallet=wallet, chain=chain, asset=asset,
-                        amount=amount, destination=destination, client=client)
-
-
-def _decide(active: ActivePolicy | None, intent: WithdrawalIntent, wallet: Wallet,
-            chain: Chain, client: AuthenticatedClient) -> Decision:
+def _decide(active: ActivePolicy | None, draft: Draft, client: AuthenticatedClient) -> Decision:
     if active is None:
         return Deny(None, "no policy has been applied: everything is denied")
-    facts = facts_for("withdrawal", wallet.name, chain.name, intent.asset, intent.amount.value,
-                      str(intent.destination), client.name)
+    facts = RequestFacts(
+        type="withdrawal",
+        wallet=draft.wallet.name,
+        chain=draft.chain.name,
+        asset=draft.intent.asset,
+        amount=draft.intent.amount.value,
+        destination=str(draft.intent.destination),
+        client=client.name,
+    )
     return evaluate(active.policy, facts)
 
 
@@ -138,36 +159,76 @@ def _status_for(decision: Decision) -> RequestStatus:
 
 
 def chain_info(chain: Chain) -> ChainInfo:
-    return ChainInfo(name=chain.name, kind="evm", evm_chain_id=chain.evm_chain_id,
-                     native_asset=chain.native_asset, native_decimals=chain.native_decimals)
+    return ChainInfo(
+        name=chain.name,
+        kind="evm",
+        evm_chain_id=chain.evm_chain_id,
+        native_asset=chain.native_asset,
+        native_decimals=chain.native_decimals,
+    )
 
 
-def _store(session: Session, client: AuthenticatedClient, key: str, body_hash: str,
-           intent: WithdrawalIntent, wallet: Wallet, chain: Chain, payload: dict[str, str],
-           digest: str, decision: Decision, active: ActivePolicy | None) -> Request:
+def _store(
+    session: Session,
+    client: AuthenticatedClient,
+    draft: Draft,
+    decision: Decision,
+    active: ActivePolicy | None,
+) -> Request:
     now = utcnow()
     status = _status_for(decision)
+    intent = draft.intent
     request = Request(
-        id="req_" + secrets.token_hex(12), client_id=client.id, idempotency_key=key,
-        body_hash=body_hash, type="withdrawal", wallet_id=wallet.id, asset=intent.asset,
-        amount=str(intent.amount), destination=str(intent.destination), evm_nonce=intent.nonce,
-        status=status.value, payload=json.dumps(payload, sort_keys=True), digest=digest,
-        summary=summary(payload, chain_info(chain)),
+        id="req_" + secrets.token_hex(12),
+        client_id=client.id,
+        idempotency_key=draft.key,
+        body_hash=draft.body_hash,
+        type="withdrawal",
+        wallet_id=draft.wallet.id,
+        asset=intent.asset,
+        amount=str(intent.amount),
+        destination=str(intent.destination),
+        evm_nonce=intent.nonce,
+        status=status.value,
+        payload=json.dumps(draft.payload, sort_keys=True),
+        digest=draft.digest,
+        summary=summary(draft.payload, chain_info(draft.chain)),
         policy_version_id=active.version_id if active else None,
-        policy_decision=json.dumps(decision.to_dict(), sort_keys=True), first_response="{}",
-        signing_attempts=0, created_at=now, updated_at=now,
+        policy_decision=json.dumps(decision.to_dict(), sort_keys=True),
+        first_response="{}",
+        signing_attempts=0,
+        created_at=now,
+        updated_at=now,
     )
     session.add(request)
     session.flush()
-    actor = f"client:{client.id}"
-    ledger.append(session, EventKind.REQUEST_CREATED, actor, {
-        "request": request.id, "type": "withdrawal", "wallet": wallet.name, "chain": chain.name,
-        "asset": intent.asset, "amount": str(intent.amount),
-        "destination": str(intent.destination), "idempotency_key": key, "body_hash": body_hash,
-        "payload": payload, "digest": digest,
-    })
-    ledger.append(session, EventKind.POLICY_EVALUATED, "policy", {
-        "request": request.id, "policy_digest": active.digest if active else None,
-        "result": decision.to_dict(), "status": status.value,
-    })
+    ledger.append(
+        session,
+        EventKind.REQUEST_CREATED,
+        f"client:{client.id}",
+        {
+            "request": request.id,
+            "type": "withdrawal",
+            "wallet": draft.wallet.name,
+            "chain": draft.chain.name,
+            "asset": intent.asset,
+            "amount": str(intent.amount),
+            "destination": str(intent.destination),
+            "idempotency_key": draft.key,
+            "body_hash": draft.body_hash,
+            "payload": draft.payload,
+            "digest": draft.digest,
+        },
+    )
+    ledger.append(
+        session,
+        EventKind.POLICY_EVALUATED,
+        "policy",
+        {
+            "request": request.id,
+            "policy_digest": active.digest if active else None,
+            "result": decision.to_dict(),
+            "status": status.value,
+        },
+    )
     return request

@@ -25,7 +25,9 @@ def append(session: Session, kind: EventKind, actor: str, data: dict[str, Any]) 
     write lock (SQLite) serialises appenders until commit, so indices have no gaps or twins.
     """
     size = session.execute(
-        update(LedgerHead).where(LedgerHead.id == 1).values(size=LedgerHead.size + 1)
+        update(LedgerHead)
+        .where(LedgerHead.id == 1)
+        .values(size=LedgerHead.size + 1)
         .returning(LedgerHead.size)
     ).scalar_one()
     index = size - 1
@@ -33,7 +35,11 @@ def append(session: Session, kind: EventKind, actor: str, data: dict[str, Any]) 
     body = {"index": index, "time": rfc3339(now), "kind": str(kind), "actor": actor, "data": data}
     entry_bytes = canonical_bytes(body)
     row = LedgerEntry(
-        index=index, time=now, kind=str(kind), actor=actor, entry=entry_bytes,
+        index=index,
+        time=now,
+        kind=str(kind),
+        actor=actor,
+        entry=entry_bytes,
         leaf_hash=leaf_hash(entry_bytes),
     )
     session.add(row)

@@ -41,8 +41,12 @@ def for_client(session: Session, client_id: str, request_id: str) -> tuple[Reque
 
 
 def page_for_client(
-    session: Session, client_id: str, *, status: RequestStatus | None,
-    after: tuple[datetime, str] | None, limit: int,
+    session: Session,
+    client_id: str,
+    *,
+    status: RequestStatus | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
 ) -> list[tuple[Request, str]]:
     """Newest first; the cursor is the (created_at, id) of the last row already seen."""
     query = (
@@ -55,8 +59,10 @@ def page_for_client(
     if after is not None:
         created_at, request_id = after
         query = query.where(
-            or_(Request.created_at < created_at,
-                and_(Request.created_at == created_at, Request.id < request_id))
+            or_(
+                Request.created_at < created_at,
+                and_(Request.created_at == created_at, Request.id < request_id),
+            )
         )
     query = query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)
     return [(r, name) for r, name in session.execute(query).tuples()]

@@ -21,6 +21,10 @@ def cancel(session: Session, *, client_id: str, request_id: str) -> tuple[Reques
         raise Conflict(f"request {request.id} is {current.value} and can no longer be cancelled")
     request.status = RequestStatus.CANCELLED.value
     request.updated_at = utcnow()
-    ledger.append(session, EventKind.REQUEST_CANCELLED, f"client:{client_id}",
-                  {"request": request.id, "previous_status": current.value})
+    ledger.append(
+        session,
+        EventKind.REQUEST_CANCELLED,
+        f"client:{client_id}",
+        {"request": request.id, "previous_status": current.value},
+    )
     return request, wallet_name

@@ -26,17 +26,31 @@ TERMINAL = frozenset(
 
 TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
     RequestStatus.PENDING_APPROVAL: frozenset(
-        {RequestStatus.APPROVED, RequestStatus.REJECTED, RequestStatus.EXPIRED,
-         RequestStatus.CANCELLED}
+        {
+            RequestStatus.APPROVED,
+            RequestStatus.REJECTED,
+            RequestStatus.EXPIRED,
+            RequestStatus.CANCELLED,
+        }
     ),
     RequestStatus.APPROVED: frozenset(
-        {RequestStatus.SIGNING, RequestStatus.REJECTED, RequestStatus.PENDING_APPROVAL,
-         RequestStatus.CANCELLED, RequestStatus.FAILED}
+        {
+            RequestStatus.SIGNING,
+            RequestStatus.REJECTED,
+            RequestStatus.PENDING_APPROVAL,
+            RequestStatus.CANCELLED,
+            RequestStatus.FAILED,
+        }
     ),
     # A signing lease that ran out is re-claimed: signing -> signing.
     RequestStatus.SIGNING: frozenset(
-        {RequestStatus.SIGNED, RequestStatus.SIGNING, RequestStatus.FAILED,
-         RequestStatus.REJECTED, RequestStatus.PENDING_APPROVAL}
+        {
+            RequestStatus.SIGNED,
+            RequestStatus.SIGNING,
+            RequestStatus.FAILED,
+            RequestStatus.REJECTED,
+            RequestStatus.PENDING_APPROVAL,
+        }
     ),
 }
 

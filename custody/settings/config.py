@@ -20,7 +20,7 @@ from pydantic_settings import (
 from custody.errors import CustodyError
 
 CONFIG_FILE_NAME = "custody.toml"
-DEV_TOKEN_LABEL = "custody-dev"
+DEV_TOKEN_LABEL = "custody-dev"  # noqa: S105  (a token label, not a secret)
 
 
 class Environment(StrEnum):
@@ -68,7 +68,10 @@ class Settings(BaseSettings):
         if self.environment is Environment.PRODUCTION:
             missing = [
                 name
-                for name, value in (("CUSTODY_HSM_MODULE", self.hsm_module), ("CUSTODY_HSM_TOKEN", self.hsm_token))
+                for name, value in (
+                    ("CUSTODY_HSM_MODULE", self.hsm_module),
+                    ("CUSTODY_HSM_TOKEN", self.hsm_token),
+                )
                 if not value
             ]
             if self.hsm_pin is None and self.hsm_pin_file is None:

@@ -55,9 +55,12 @@ def seed(runtime: Runtime, actor: str) -> DemoInstallation:
     loaded = load_policy_file(DEMO_POLICY)
     with runtime.db.write() as session:
         if repository.find_wallet(session, DEMO_WALLET) is None:
-            service.create_wallet(session, name=DEMO_WALLET, chain_name="ethereum",
-                                  key_label=DEMO_KEY, actor=actor)
-        client = session.execute(select(Client).where(Client.name == DEMO_CLIENT)).scalar_one_or_none()
+            service.create_wallet(
+                session, name=DEMO_WALLET, chain_name="ethereum", key_label=DEMO_KEY, actor=actor
+            )
+        client = session.execute(
+            select(Client).where(Client.name == DEMO_CLIENT)
+        ).scalar_one_or_none()
         if client is None:
             from custody.clients.service import add_client
 
@@ -76,8 +79,9 @@ def _client_key(path: Path) -> Ed25519PrivateKey:
         assert isinstance(key, Ed25519PrivateKey)
         return key
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)

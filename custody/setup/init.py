@@ -94,7 +94,9 @@ def _ensure_ledger_key(runtime: Runtime) -> bool:
     except KeyNotFound:
         info = token.generate_key(label, Algorithm.ED25519)
     with runtime.db.write() as session:
-        wallet_service.record_key(session, info=info, token=token_label(runtime), actor="operator:init")
+        wallet_service.record_key(
+            session, info=info, token=token_label(runtime), actor="operator:init"
+        )
     return True
 
 

@@ -25,7 +25,7 @@ from custody.chains import (
 from custody.hsm.signer import Signer
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
-from custody.policy import evaluate
+from custody.policy import Decision, Deny, evaluate
 from custody.policy.facts import RequestFacts
 from custody.policy.versions import active_policy
 from custody.requests import repository as requests
@@ -46,7 +46,9 @@ class Claim:
     attempt: int
 
 
-def claim_next(session: Session, *, worker_id: str, lease_seconds: int, skip_locked: bool) -> Claim | None:
+def claim_next(
+    session: Session, *, worker_id: str, lease_seconds: int, skip_locked: bool
+) -> Claim | None:
     now = utcnow()
     # (1) the oldest approved request, or one whose worker's lease ran out
     request = requests.next_to_sign(session, now, skip_locked=skip_locked)
@@ -58,7 +60,7 @@ def claim_next(session: Session, *, worker_id: str, lease_seconds: int, skip_loc
     payload = json.loads(request.payload)
     try:
         unsigned = unsigned_from_payload(payload)
-    except Exception as exc:  # noqa: BLE001  (any decoding failure must fail closed)
+    except Exception as exc:
         _fail(session, request, f"stored payload no longer decodes: {exc}")
         return None
     if unsigned.digest.prefixed() != request.digest:
@@ -77,12 +79,26 @@ def claim_next(session: Session, *, worker_id: str, lease_seconds: int, skip_loc
     request.lease_until = now + timedelta(seconds=lease_seconds)
     request.signing_attempts += 1
     request.updated_at = now
-    ledger.append(session, EventKind.REQUEST_SIGNING, f"worker:{worker_id}", {
-        "request": request.id, "digest": request.digest, "key": key.label,
-        "attempt": request.signing_attempts, "reclaimed_from": reclaimed_from,
-    })
-    return Claim(request.id, unsigned.digest, payload, key.label, EvmAddress.parse(wallet.address),
-                 request.signing_attempts)
+    ledger.append(
+        session,
+        EventKind.REQUEST_SIGNING,
+        f"worker:{worker_id}",
+        {
+            "request": request.id,
+            "digest": request.digest,
+            "key": key.label,
+            "attempt": request.signing_attempts,
+            "reclaimed_from": reclaimed_from,
+        },
+    )
+    return Claim(
+        request.id,
+        unsigned.digest,
+        payload,
+        key.label,
+        EvmAddress.parse(wallet.address),
+        request.signing_attempts,
+    )
 
 
 def sign(signer: Signer, claim: Claim) -> SignedEvmTx:
@@ -110,10 +126,18 @@ def finish(session: Session, claim: Claim, signed: SignedEvmTx, *, worker_id: st
     request.result_tx_hash = result["tx_hash"]
     request.lease_until = None
     request.updated_at = now
-    ledger.append(session, EventKind.REQUEST_SIGNED, f"worker:{worker_id}", {
-        "request": request.id, "digest": request.digest, "attempt": claim.attempt,
-        "raw_transaction": result["raw_transaction"], "tx_hash": result["tx_hash"],
-    })
+    ledger.append(
+        session,
+        EventKind.REQUEST_SIGNED,
+        f"worker:{worker_id}",
+        {
+            "request": request.id,
+            "digest": request.digest,
+            "attempt": claim.attempt,
+            "raw_transaction": result["raw_transaction"],
+            "tx_hash": result["tx_hash"],
+        },
+    )
     return True
 
 
@@ -129,7 +153,9 @@ def _fail(session: Session, request: Request, reason: str) -> None:
     request.failure_reason = reason
     request.lease_until = None
     request.updated_at = utcnow()
-    ledger.append(session, EventKind.REQUEST_FAILED, "signer", {"request": request.id, "reason": reason})
+    ledger.append(
+        session, EventKind.REQUEST_FAILED, "signer", {"request": request.id, "reason": reason}
+    )
 
 
 def _recheck_allows(session: Session, request: Request) -> bool:
@@ -138,26 +164,39 @@ def _recheck_allows(session: Session, request: Request) -> bool:
     chain = wallets.chain_by_id(session, wallet.chain_id)
     client = session.get(Client, request.client_id)
     facts = RequestFacts(
-        type=request.type, wallet=wallet.name, chain=chain.name, asset=request.asset,
-        amount=int(request.amount), destination=request.destination,
+        type=request.type,
+        wallet=wallet.name,
+        chain=chain.name,
+        asset=request.asset,
+        amount=int(request.amount),
+        destination=request.destination,
         client=client.name if client else None,
     )
-    if active is None:
-        outcome = {"decision": "deny", "rule": None, "reason": "no policy is active"}
-    else:
-        outcome = evaluate(active.policy, facts).to_dict()
-    allowed = outcome["decision"] == "allow"
+    decision: Decision = (
+        Deny(None, "no policy is active: everything is denied")
+        if active is None
+        else evaluate(active.policy, facts)
+    )
+    outcome = decision.to_dict()
+    allowed = decision.decision == "allow"
     new_status = {
         "allow": request.status,
         "require_approvals": RequestStatus.PENDING_APPROVAL.value,
-    }.get(outcome["decision"], RequestStatus.REJECTED.value)
-    ledger.append(session, EventKind.POLICY_RECHECKED, "signer", {
-        "request": request.id, "policy_digest": active.digest if active else None,
-        "result": outcome, "status": new_status,
-    })
+    }.get(decision.decision, RequestStatus.REJECTED.value)
+    ledger.append(
+        session,
+        EventKind.POLICY_RECHECKED,
+        "signer",
+        {
+            "request": request.id,
+            "policy_digest": active.digest if active else None,
+            "result": outcome,
+            "status": new_status,
+        },
+    )
     if not allowed:
         request.status = new_status
-        request.failure_reason = f"policy re-check before signing: {outcome['reason']}"
+        request.failure_reason = f"policy re-check before signing: {decision.reason}"
         request.lease_until = None
         request.updated_at = utcnow()
     return allowed

@@ -34,7 +34,9 @@ class SignerWorker:
         db, settings = self.runtime.db, self.runtime.settings
         with db.write() as session:
             claim = pipeline.claim_next(
-                session, worker_id=self.worker_id, lease_seconds=settings.signing_lease_seconds,
+                session,
+                worker_id=self.worker_id,
+                lease_seconds=settings.signing_lease_seconds,
                 skip_locked=not db.sqlite,
             )
         if claim is None:
@@ -49,8 +51,12 @@ class SignerWorker:
         except Exception:
             log.exception("request %s failed unexpectedly", claim.request_id)
             with db.write() as session:
-                pipeline.fail(session, claim.request_id, "internal error while signing",
-                              worker_id=self.worker_id)
+                pipeline.fail(
+                    session,
+                    claim.request_id,
+                    "internal error while signing",
+                    worker_id=self.worker_id,
+                )
             return True
         with db.write() as session:
             if pipeline.finish(session, claim, signed, worker_id=self.worker_id):

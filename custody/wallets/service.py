@@ -29,8 +29,13 @@ def validate_name(kind: str, name: str, pattern: re.Pattern[str] = NAME_PATTERN)
 
 
 def add_chain(
-    session: Session, *, name: str, evm_chain_id: int, actor: str,
-    native_asset: str = "ETH", native_decimals: int = 18,
+    session: Session,
+    *,
+    name: str,
+    evm_chain_id: int,
+    actor: str,
+    native_asset: str = "ETH",
+    native_decimals: int = 18,
 ) -> Chain:
     validate_name("chain", name, CHAIN_NAME_PATTERN)
     if not 0 < evm_chain_id < 2**63:
@@ -41,15 +46,27 @@ def add_chain(
         if existing.evm_chain_id == evm_chain_id:
             raise AlreadyExists(f"EVM chain id {evm_chain_id} is already chain {existing.name!r}")
     chain = Chain(
-        name=name, kind="evm", evm_chain_id=evm_chain_id, native_asset=native_asset,
-        native_decimals=native_decimals, created_at=utcnow(),
+        name=name,
+        kind="evm",
+        evm_chain_id=evm_chain_id,
+        native_asset=native_asset,
+        native_decimals=native_decimals,
+        created_at=utcnow(),
     )
     session.add(chain)
     session.flush()
-    ledger.append(session, EventKind.CHAIN_ADDED, actor, {
-        "name": name, "kind": "evm", "evm_chain_id": str(evm_chain_id),
-        "native_asset": native_asset, "native_decimals": native_decimals,
-    })
+    ledger.append(
+        session,
+        EventKind.CHAIN_ADDED,
+        actor,
+        {
+            "name": name,
+            "kind": "evm",
+            "evm_chain_id": str(evm_chain_id),
+            "native_asset": native_asset,
+            "native_decimals": native_decimals,
+        },
+    )
     return chain
 
 
@@ -58,8 +75,12 @@ def ensure_builtin_chains(session: Session, actor: str) -> list[str]:
     for chain in BUILTIN_CHAINS.values():
         if repository.find_chain(session, chain.name) is None:
             add_chain(
-                session, name=chain.name, evm_chain_id=chain.evm_chain_id, actor=actor,
-                native_asset=chain.native_asset, native_decimals=chain.native_decimals,
+                session,
+                name=chain.name,
+                evm_chain_id=chain.evm_chain_id,
+                actor=actor,
+                native_asset=chain.native_asset,
+                native_decimals=chain.native_decimals,
             )
             added.append(chain.name)
     return added
@@ -68,19 +89,33 @@ def ensure_builtin_chains(session: Session, actor: str) -> list[str]:
 def record_key(session: Session, *, info: KeyInfo, token: str, actor: str) -> Key:
     """Remember a key that was just generated on the token, and ledger the ceremony."""
     key = Key(
-        label=info.label, algorithm=str(info.algorithm), token=token, key_id=info.key_id,
-        public_key=info.public_key.hex(), created_at=utcnow(),
+        label=info.label,
+        algorithm=str(info.algorithm),
+        token=token,
+        key_id=info.key_id,
+        public_key=info.public_key.hex(),
+        created_at=utcnow(),
     )
     session.add(key)
     session.flush()
-    ledger.append(session, EventKind.KEY_GENERATED, actor, {
-        "label": info.label, "algorithm": str(info.algorithm), "token": token,
-        "key_id": info.key_id, "public_key": info.public_key.hex(),
-    })
+    ledger.append(
+        session,
+        EventKind.KEY_GENERATED,
+        actor,
+        {
+            "label": info.label,
+            "algorithm": str(info.algorithm),
+            "token": token,
+            "key_id": info.key_id,
+            "public_key": info.public_key.hex(),
+        },
+    )
     return key
 
 
-def create_wallet(session: Session, *, name: str, chain_name: str, key_label: str, actor: str) -> Wallet:
+def create_wallet(
+    session: Session, *, name: str, chain_name: str, key_label: str, actor: str
+) -> Wallet:
     validate_name("wallet", name)
     chain = repository.chain_by_name(session, chain_name)
     key = repository.key_by_label(session, key_label)
@@ -89,10 +124,20 @@ def create_wallet(session: Session, *, name: str, chain_name: str, key_label: st
     if repository.find_wallet(session, name) is not None:
         raise AlreadyExists(f"wallet {name!r} already exists")
     address = str(address_from_public_key(bytes.fromhex(key.public_key)))
-    wallet = Wallet(name=name, chain_id=chain.id, key_id=key.id, address=address, created_at=utcnow())
+    wallet = Wallet(
+        name=name, chain_id=chain.id, key_id=key.id, address=address, created_at=utcnow()
+    )
     session.add(wallet)
     session.flush()
-    ledger.append(session, EventKind.WALLET_CREATED, actor, {
-        "name": name, "chain": chain.name, "key": key.label, "address": address,
-    })
+    ledger.append(
+        session,
+        EventKind.WALLET_CREATED,
+        actor,
+        {
+            "name": name,
+            "chain": chain.name,
+            "key": key.label,
+            "address": address,
+        },
+    )
     return wallet

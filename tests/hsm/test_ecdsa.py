@@ -5,7 +5,7 @@ from __future__ import annotations
 import coincurve
 import pytest
 from eth_account import Account
-from eth_utils import keccak
+from eth_hash.auto import keccak
 
 from custody.hsm import EcdsaSignature, HsmError, normalise
 from custody.hsm.ecdsa import SECP256K1_HALF_N, SECP256K1_N

@@ -97,8 +97,8 @@ class Pkcs11Token:
         with self._call("key generation", label) as session:
             if session.findObjects([(PyKCS11.CKA_LABEL, label)]):
                 raise KeyExists(label)
-            _, handle = session.generateKeyPair(public, private, mechanism)
-            self._require_protected(label, handle)
+            handles = session.generateKeyPair(public, private, mechanism)
+            self._require_protected(label, handles)
             key = self._keys[label] = self._describe(label)
             return key.info
 
@@ -110,11 +110,14 @@ class Pkcs11Token:
             infos = []
             for label in sorted(label for label in labels if label):
                 with contextlib.suppress(_Unsupported):
+                    self._keys.pop(label, None)
                     infos.append(self._key(label).info)
             return infos
 
     def get_key(self, label: str) -> KeyInfo:
+        """Read from the token each time (signing uses the cache), so it is never stale."""
         with self._call("key lookup", label):
+            self._keys.pop(label, None)
             return self._key(label).info
 
     def sign_secp256k1(self, label: str, digest: bytes) -> EcdsaSignature:
@@ -125,6 +128,10 @@ class Pkcs11Token:
         return normalise(raw, digest, info.public_key)
 
     def sign_ed25519(self, label: str, message: bytes) -> bytes:
+        if not message:
+            # PyKCS11 refuses empty data only after C_SignInit, which would leave a signing
+            # operation active and make the session's next sign fail with CKR_OPERATION_ACTIVE.
+            raise InvalidHsmRequest("cannot sign an empty message with Ed25519 via PKCS#11")
         signature, info = self._sign(label, Algorithm.ED25519, message, PyKCS11.CKM_EDDSA)
         try:
             # Fail closed on a faulty token, as normalise() does for ECDSA.
@@ -231,12 +238,12 @@ class Pkcs11Token:
             raise HsmError(f"more than one key pair is labelled {label!r}; refusing to guess")
         return handles[0]
 
-    def _require_protected(self, label: str, handle: Any) -> None:
-        """Destroy a new key the token did not protect as asked (invariant 7), and refuse."""
-        values = self._session.getAttributeValue(handle, templates.private_attribute_types())
-        expected = list(templates.REQUIRED_PRIVATE_ATTRIBUTES.values())
-        if values != expected:
-            self._session.destroyObject(handle)
+    def _require_protected(self, label: str, handles: tuple[Any, Any]) -> None:
+        """Destroy a new key pair the token did not protect as asked (invariant 7), and refuse."""
+        values = self._session.getAttributeValue(handles[1], templates.private_attribute_types())
+        if values != list(templates.REQUIRED_PRIVATE_ATTRIBUTES.values()):
+            for handle in handles:
+                self._session.destroyObject(handle)
             raise HsmError(f"token did not mark new key {label!r} sensitive and non-extractable")
 
     def _find_slot(self) -> int:

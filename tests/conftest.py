@@ -1,0 +1,76 @@
+"""Session-wide test set-up: one real SoftHSM2 token, SQLite and PostgreSQL installations.
+
+SoftHSM reads SOFTHSM2_CONF once per process, so the whole session (and every server or worker
+process a test starts, which inherits the environment) shares one token created here, before any
+test can load the PKCS#11 library.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from custody.hsm import DevToken, activate_dev_token, ensure_dev_token
+from tests.support.installation import Installation, make_installation
+from tests.support.postgres import PostgresServer, postgres_server
+
+_HSM_ROOT = Path(tempfile.mkdtemp(prefix="custody-test-hsm-"))
+SESSION_TOKEN = ensure_dev_token(_HSM_ROOT / "hsm", "custody-test")
+activate_dev_token(SESSION_TOKEN)
+
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(_HSM_ROOT / "hypothesis"))
+for _name in [n for n in os.environ if n.startswith("CUSTODY_")]:
+    # A developer's own installation settings must not leak into the tests.
+    del os.environ[_name]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_HSM_ROOT, ignore_errors=True)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    server = postgres_server()
+    if server.available:
+        return [f"custody: PostgreSQL at {server.admin_url} (a fresh database per run)"]
+    return [
+        "custody: NOTICE: no PostgreSQL answers at 127.0.0.1:5432; "
+        f"PostgreSQL tests are SKIPPED ({server.reason})"
+    ]
+
+
+@pytest.fixture(scope="session")
+def hsm_dev_token() -> DevToken:
+    return SESSION_TOKEN
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> PostgresServer:
+    server = postgres_server()
+    if not server.available:
+        pytest.skip(f"PostgreSQL not available: {server.reason}")
+    return server
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def installation(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Installation]:
+    """An initialised installation per backend, shared by the tests of a session."""
+    backend = request.param
+    database_url = None
+    if backend == "postgres":
+        server = request.getfixturevalue("pg_server")
+        database_url = server.create_database()
+    home = tmp_path_factory.mktemp(f"home-{backend}")
+    inst = make_installation(home, SESSION_TOKEN, database_url=database_url, backend=backend)
+    try:
+        yield inst
+    finally:
+        inst.close()
+        if database_url is not None:
+            request.getfixturevalue("pg_server").drop_database(database_url)
