@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
     signing_lease_seconds: int = Field(default=30, ge=5)
+    signing_batch_size: int = Field(default=32, ge=1, le=1000)
     worker_in_process: bool = True
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 
+from custody.chains import SignedEvmTx
 from custody.errors import CustodyError
 from custody.runtime import Runtime
 from custody.signing import pipeline
@@ -30,38 +31,43 @@ class SignerWorker:
         self.signed = 0
 
     def run_once(self) -> bool:
-        """Sign at most one request; True when there was something to do."""
+        """Sign one batch of requests; True when there was something to do.
+
+        Claims and results are each written in one transaction per batch: the HSM is fast, and
+        per-request commits (each an fsync) would otherwise dominate.
+        """
         db, settings = self.runtime.db, self.runtime.settings
+        claims: list[pipeline.Claim] = []
         with db.write() as session:
-            claim = pipeline.claim_next(
-                session,
-                worker_id=self.worker_id,
-                lease_seconds=settings.signing_lease_seconds,
-                skip_locked=not db.sqlite,
-            )
-        if claim is None:
+            for _ in range(settings.signing_batch_size):
+                claim = pipeline.claim_next(
+                    session, worker_id=self.worker_id,
+                    lease_seconds=settings.signing_lease_seconds, skip_locked=not db.sqlite,
+                )
+                if claim is None:
+                    break
+                claims.append(claim)
+        if not claims:
             return False
+        outcomes = [self._sign(claim) for claim in claims]
+        with db.write() as session:
+            for claim, outcome in zip(claims, outcomes, strict=True):
+                if isinstance(outcome, str):
+                    pipeline.fail(session, claim.request_id, outcome, worker_id=self.worker_id)
+                elif pipeline.finish(session, claim, outcome, worker_id=self.worker_id):
+                    self.signed += 1
+        return True
+
+    def _sign(self, claim: pipeline.Claim) -> SignedEvmTx | str:
+        """The signed transaction, or why it could not be signed (fail closed)."""
         try:
-            signed = pipeline.sign(self.runtime.token(), claim)
+            return pipeline.sign(self.runtime.token(), claim)
         except CustodyError as exc:
             log.error("request %s failed: %s", claim.request_id, exc.message)
-            with db.write() as session:
-                pipeline.fail(session, claim.request_id, exc.message, worker_id=self.worker_id)
-            return True
+            return exc.message
         except Exception:
             log.exception("request %s failed unexpectedly", claim.request_id)
-            with db.write() as session:
-                pipeline.fail(
-                    session,
-                    claim.request_id,
-                    "internal error while signing",
-                    worker_id=self.worker_id,
-                )
-            return True
-        with db.write() as session:
-            if pipeline.finish(session, claim, signed, worker_id=self.worker_id):
-                self.signed += 1
-        return True
+            return "internal error while signing"
 
     def drain(self, limit: int = 10_000) -> int:
         """Sign until nothing is left (tests, `custody worker --once`)."""

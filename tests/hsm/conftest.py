@@ -1,6 +1,7 @@
-"""A real SoftHSM2 token for the HSM tests, created once per test session in a temporary folder.
+"""Fixtures on the session's real SoftHSM2 token.
 
-SoftHSM reads SOFTHSM2_CONF once per process, so every test in a session shares this token.
+The token itself (`hsm_dev_token`) comes from tests/conftest.py: SoftHSM reads SOFTHSM2_CONF once
+per process, so the whole test session must share one token and must not point SoftHSM elsewhere.
 """
 
 from __future__ import annotations
@@ -15,19 +16,8 @@ from custody.hsm import (
     DevToken,
     KeyInfo,
     Pkcs11Token,
-    activate_dev_token,
-    ensure_dev_token,
     read_pin_file,
 )
-
-
-@pytest.fixture(scope="session")
-def hsm_dev_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevToken]:
-    token = ensure_dev_token(tmp_path_factory.mktemp("hsm"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("SOFTHSM2_CONF", raising=False)  # restored when the session ends
-        activate_dev_token(token)
-        yield token
 
 
 @pytest.fixture(scope="session")
@@ -43,15 +33,15 @@ def hsm_token(hsm_dev_token: DevToken, hsm_pin: str) -> Iterator[Pkcs11Token]:
 
 @pytest.fixture(scope="session")
 def hsm_secp256k1_key(hsm_token: Pkcs11Token) -> KeyInfo:
-    return hsm_token.generate_key("test-secp256k1", Algorithm.SECP256K1)
+    return hsm_token.generate_key("hsm-test-secp256k1", Algorithm.SECP256K1)
 
 
 @pytest.fixture(scope="session")
 def hsm_ed25519_key(hsm_token: Pkcs11Token) -> KeyInfo:
-    return hsm_token.generate_key("test-ed25519", Algorithm.ED25519)
+    return hsm_token.generate_key("hsm-test-ed25519", Algorithm.ED25519)
 
 
 @pytest.fixture
 def hsm_label() -> str:
     """A key label no other test uses (keys persist on the token for the whole session)."""
-    return f"t-{secrets.token_hex(6)}"
+    return f"hsm-t-{secrets.token_hex(6)}"

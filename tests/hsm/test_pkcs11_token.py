@@ -40,8 +40,8 @@ def test_generated_keys_are_listed_with_their_public_keys(
     hsm_token: Pkcs11Token, hsm_secp256k1_key: KeyInfo, hsm_ed25519_key: KeyInfo
 ) -> None:
     listed = {key.label: key for key in hsm_token.list_keys()}
-    assert listed["test-secp256k1"] == hsm_secp256k1_key
-    assert listed["test-ed25519"] == hsm_ed25519_key
+    assert listed["hsm-test-secp256k1"] == hsm_secp256k1_key
+    assert listed["hsm-test-ed25519"] == hsm_ed25519_key
     assert hsm_secp256k1_key.algorithm is Algorithm.SECP256K1
     assert hsm_secp256k1_key.public_key[0] == 0x04
     assert len(hsm_secp256k1_key.public_key) == 65
@@ -61,7 +61,7 @@ def test_get_key_returns_what_generate_returned(
 def test_duplicate_label_is_refused(
     hsm_token: Pkcs11Token, hsm_secp256k1_key: KeyInfo, algorithm: Algorithm
 ) -> None:
-    with pytest.raises(KeyExists, match="test-secp256k1") as caught:
+    with pytest.raises(KeyExists, match="hsm-test-secp256k1") as caught:
         hsm_token.generate_key(hsm_secp256k1_key.label, algorithm)
     assert caught.value.status == 409
     assert hsm_token.get_key(hsm_secp256k1_key.label) == hsm_secp256k1_key

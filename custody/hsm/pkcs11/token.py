@@ -61,7 +61,8 @@ class Pkcs11Token:
             try:
                 self._library.login(self._session, self._slot, pin, token_label)
             except BaseException:
-                self._session.closeSession()
+                with contextlib.suppress(PyKCS11.PyKCS11Error):  # keep the login error
+                    self._session.closeSession()
                 raise
         self._closed = False
 
