@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from custody.ledger.canonical import canonical_bytes
 from custody.ledger.events import EventKind
 from custody.ledger.merkle import leaf_hash
+from custody.ledger.nodes import nodes_for
+from custody.ledger.tree import completed_nodes
 from custody.store.base import utcnow
 from custody.store.models import LedgerEntry, LedgerHead
 
@@ -44,6 +46,9 @@ def append(session: Session, kind: EventKind, actor: str, data: dict[str, Any]) 
     )
     session.add(row)
     session.flush()
+    nodes = nodes_for(session)
+    for level, node_index, digest in completed_nodes(nodes, index, row.leaf_hash):
+        nodes.add(level, node_index, digest)
     return row
 
 

@@ -22,7 +22,7 @@ DEFAULT_CONFIG = """\
 # name in upper case with the prefix CUSTODY_ (e.g. database_url -> CUSTODY_DATABASE_URL).
 # HSM PINs never go here: use CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE.
 
-environment = "development"
+environment = "{environment}"
 # database_url = "postgresql://custody@127.0.0.1:5432/custody"   # default: SQLite in this folder
 host = "127.0.0.1"
 port = 8000
@@ -49,20 +49,20 @@ class InitReport:
         }
 
 
-def ensure_home(home: Path) -> bool:
+def ensure_home(home: Path, environment: str = "development") -> bool:
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = home / "custody.toml"
     if config.exists():
         return False
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(DEFAULT_CONFIG)
+        handle.write(DEFAULT_CONFIG.format(environment=environment))
     return True
 
 
 def initialise(settings: Settings) -> InitReport:
     report = InitReport(home=settings.home, database_url=settings.resolved_database_url)
-    report.created_config = ensure_home(settings.home)
+    report.created_config = ensure_home(settings.home, settings.environment.value)
     if settings.uses_dev_token:
         from custody.hsm.devtoken import ensure_dev_token
 

@@ -75,6 +75,8 @@ class Client(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     public_key_pem: Mapped[str] = mapped_column(Text)
+    # `trading` clients submit requests; `auditor` clients may only read the ledger.
+    role: Mapped[str] = mapped_column(String(16), server_default="trading")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
@@ -175,3 +177,34 @@ class LedgerHead(Base):
     size: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class LedgerNode(Base):
+    """Hash of the perfect subtree of 2^level leaves starting at leaf index * 2^level."""
+
+    __tablename__ = "ledger_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerCheckpoint(Base):
+    """A signed note (C2SP tlog-checkpoint in a signed-note envelope) for one tree size."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LedgerPublication(Base):
+    """Which checkpoints were published to which witness target (file path or URL)."""
+
+    __tablename__ = "ledger_publications"
+
+    target: Mapped[str] = mapped_column(String(500), primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -36,3 +36,35 @@ def signer(installation: Installation) -> SignerWorker:
 @pytest.fixture(scope="session", autouse=True)
 def _allow_all(installation: Installation) -> None:
     installation.allow_all_policy()
+
+
+@pytest.fixture(scope="session")
+def live_url(installation: Installation) -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1 (free port) serving the app, without a worker."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(installation.runtime, run_worker=False),
+        log_level="warning", http="h11", ws="none", lifespan="on", access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -1,0 +1,123 @@
+"""Reading and writing stored subtree hashes, with a per-process cache.
+
+Nodes never change once written (the table is append-only), so cached values cannot go stale;
+a rolled-back transaction's nodes are only cached after commit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from sqlalchemy import event, select, tuple_
+from sqlalchemy.orm import Session
+
+from custody.errors import CustodyError
+from custody.store.models import LedgerEntry, LedgerNode
+
+_CACHE_LIMIT = 200_000
+
+
+class MissingNode(CustodyError):
+    status = 500
+    title = "Ledger tree incomplete"
+    slug = "ledger-tree-incomplete"
+
+
+class NodeCache:
+    def __init__(self, limit: int = _CACHE_LIMIT) -> None:
+        self._items: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def get(self, key: tuple[int, int]) -> bytes | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[int, int], value: bytes) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+CACHE = NodeCache()
+
+
+class SessionNodes:
+    """A NodeReader over one session: cache first, then the database; remembers new nodes."""
+
+    def __init__(self, session: Session, cache: NodeCache = CACHE) -> None:
+        self.session = session
+        self.cache = cache
+        self.pending: dict[tuple[int, int], bytes] = {}
+
+    def __call__(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        value = self.pending.get(key) or self.cache.get(key)
+        if value is not None:
+            return value
+        if level == 0:
+            stored = self.session.execute(
+                select(LedgerEntry.leaf_hash).where(LedgerEntry.index == index)
+            ).scalar_one_or_none()
+        else:
+            stored = self.session.execute(
+                select(LedgerNode.hash).where(LedgerNode.level == level, LedgerNode.index == index)
+            ).scalar_one_or_none()
+        if stored is None:
+            raise MissingNode(f"ledger subtree ({level}, {index}) is not stored")
+        value = bytes(stored)
+        self.cache.put(key, value)
+        return value
+
+    def prefetch(self, keys: list[tuple[int, int]]) -> None:
+        """Load many nodes in one query (proofs know their keys up front)."""
+        wanted = [k for k in keys if k[0] > 0 and self.cache.get(k) is None]
+        if not wanted:
+            return
+        rows = self.session.execute(
+            select(LedgerNode.level, LedgerNode.index, LedgerNode.hash).where(
+                tuple_(LedgerNode.level, LedgerNode.index).in_(wanted)
+            )
+        )
+        for level, index, digest in rows:
+            self.cache.put((level, index), bytes(digest))
+
+    def add(self, level: int, index: int, digest: bytes) -> None:
+        self.pending[(level, index)] = digest
+        self.session.add(LedgerNode(level=level, index=index, hash=digest))
+
+    def publish_to_cache(self) -> None:
+        for key, value in self.pending.items():
+            self.cache.put(key, value)
+        self.pending.clear()
+
+
+def nodes_for(session: Session) -> SessionNodes:
+    """One node reader per transaction; its new nodes reach the cache only if it commits."""
+    nodes = session.info.get("custody.ledger.nodes")
+    if isinstance(nodes, SessionNodes):
+        return nodes
+    nodes = SessionNodes(session)
+    session.info["custody.ledger.nodes"] = nodes
+
+    def _committed(_session: Session) -> None:
+        nodes.publish_to_cache()
+        session.info.pop("custody.ledger.nodes", None)
+
+    def _rolled_back(_session: Session) -> None:
+        nodes.pending.clear()
+        session.info.pop("custody.ledger.nodes", None)
+
+    event.listen(session, "after_commit", _committed, once=True)
+    event.listen(session, "after_soft_rollback", _rolled_back, once=True)
+    return nodes

@@ -1,0 +1,366 @@
+"""Standalone verifier for custody ledger exports. Needs only `cryptography` and `rfc8785`.
+
+An auditor can copy this one file and run it without custody installed:
+
+    python verify.py EXPORT_DIR [--trusted-checkpoint FILE] [--witness FILE]
+
+EXPORT_DIR is what `custody ledger export` writes: `entries.jsonl` (one RFC 8785 canonical entry
+per line, exactly the leaf bytes), `checkpoint` (a C2SP signed note) and `verifier-key`. Optional
+`checkpoints.jsonl` holds every earlier checkpoint. The tree is RFC 9162 §2.1.
+
+This module imports nothing else from custody on purpose: it must not share code, and so bugs,
+with what it checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+SIGNATURE_PREFIX = "\u2014 "
+
+
+class VerificationError(Exception):
+    """A fault in the ledger or its checkpoints; the message names where."""
+
+
+# -- RFC 9162 hashing ----------------------------------------------------------------------------
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class TreeBuilder:
+    """Appends leaves in O(1) amortised time and gives MTH of the current size in O(log n)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # perfect subtrees: (height, hash)
+
+    def append(self, leaf: bytes) -> None:
+        height, digest = 0, leaf
+        while self._stack and self._stack[-1][0] == height:
+            digest = node_hash(self._stack.pop()[1], digest)
+            height += 1
+        self._stack.append((height, digest))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return hashlib.sha256(b"").digest()
+        digest = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            digest = node_hash(left, digest)
+        return digest
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes) -> bool:
+    """RFC 9162 §2.1.3.2."""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: list[bytes]
+) -> bool:
+    """RFC 9162 §2.1.4.2."""
+    if old_size == new_size:
+        return old_root == new_root and not proof
+    if old_size == 0 or old_size > new_size or not proof:
+        return old_size == 0 and not proof
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0
+
+
+# -- signed notes and checkpoints ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    name: str
+    key_id: bytes
+    public_key: bytes
+
+
+def parse_verifier_key(text: str) -> VerifierKey:
+    try:
+        name, key_id_hex, encoded = text.strip().split("+")
+        raw = base64.b64decode(encoded, validate=True)
+        key_id = bytes.fromhex(key_id_hex)
+    except ValueError as exc:
+        raise VerificationError(f"verifier key is malformed: {exc}") from None
+    if len(raw) != 33 or raw[0] != 1 or len(key_id) != 4:
+        raise VerificationError("verifier key is not an Ed25519 note key")
+    public_key = raw[1:]
+    expected = hashlib.sha256(name.encode() + b"\n\x01" + public_key).digest()[:4]
+    if expected != key_id:
+        raise VerificationError("verifier key id does not match its name and public key")
+    return VerifierKey(name, key_id, public_key)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    note: str
+
+
+def parse_checkpoint(note: str, key: VerifierKey) -> Checkpoint:
+    """Check the note's signature by `key`, then read its tlog-checkpoint body."""
+    body, sep, signatures = note.partition("\n\n")
+    if not sep:
+        raise VerificationError("checkpoint is not a signed note (no blank line)")
+    body += "\n"
+    if not _signed_by(body, signatures, key):
+        raise VerificationError("checkpoint carries no valid signature by the ledger key")
+    lines = body.split("\n")
+    if len(lines) < 4:
+        raise VerificationError("checkpoint body needs origin, size and root hash lines")
+    origin, size_text, root_text = lines[0], lines[1], lines[2]
+    if origin != key.name:
+        raise VerificationError(f"checkpoint origin {origin!r} is not the ledger {key.name!r}")
+    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        raise VerificationError("checkpoint tree size is not a decimal number")
+    root = base64.b64decode(root_text, validate=True)
+    if len(root) != 32:
+        raise VerificationError("checkpoint root hash is not 32 bytes")
+    return Checkpoint(origin, int(size_text), root, note)
+
+
+def _signed_by(body: str, signatures: str, key: VerifierKey) -> bool:
+    for line in signatures.splitlines():
+        if not line.startswith(SIGNATURE_PREFIX):
+            continue
+        name, _, stamp = line[len(SIGNATURE_PREFIX) :].partition(" ")
+        try:
+            raw = base64.b64decode(stamp, validate=True)
+        except ValueError:
+            continue
+        if name != key.name or raw[:4] != key.key_id:
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(key.public_key).verify(raw[4:], body.encode())
+        except InvalidSignature:
+            return False
+        return True
+    return False
+
+
+# -- verifying a whole log -------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    size: int = 0
+    root: bytes = b""
+    checkpoints_checked: int = 0
+    faults: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+
+def check_entry(line: bytes, index: int) -> str | None:  # noqa: PLR0911  (one per fault)
+    """Why the entry at `index` is malformed, or None."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return f"index {index}: entry is not JSON"
+    if not isinstance(entry, dict):
+        return f"index {index}: entry is not a JSON object"
+    if entry.get("index") != index:
+        return f"index {index}: entry names index {entry.get('index')!r} (reordered or missing)"
+    missing = [k for k in ("time", "kind", "actor", "data") if k not in entry]
+    if missing:
+        return f"index {index}: entry lacks {', '.join(missing)}"
+    try:
+        canonical = rfc8785.dumps(entry)
+    except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
+        return f"index {index}: entry cannot be canonicalised ({exc})"
+    if canonical != line:
+        return f"index {index}: entry bytes are not RFC 8785 canonical"
+    if _has_float(entry):
+        return f"index {index}: entry contains a float"
+    return None
+
+
+def _has_float(value: object) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def verify_log(
+    entries: Iterable[bytes],
+    checkpoints: list[Checkpoint],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Recompute every leaf and the root at every checkpoint's size; stop at the first fault."""
+    report = Report()
+    wanted: dict[int, list[Checkpoint]] = {}
+    for cp in checkpoints:
+        wanted.setdefault(cp.size, []).append(cp)
+    tree = TreeBuilder()
+    for index, line in enumerate(entries):
+        fault = check_entry(line, index)
+        if fault:
+            report.faults.append(fault)
+            break
+        tree.append(leaf_hash(line))
+        _check_roots_at(tree, wanted, report)
+        if progress is not None and tree.size % 10_000 == 0:
+            progress(tree.size)
+    report.size, report.root = tree.size, tree.root()
+    for size in sorted(s for s in wanted if s > tree.size):
+        report.faults.append(
+            f"a checkpoint signed size {size} but the log has only {tree.size} entries "
+            "(truncated or rolled back)"
+        )
+    return report
+
+
+def _check_roots_at(tree: TreeBuilder, wanted: dict[int, list[Checkpoint]], report: Report) -> None:
+    for cp in wanted.get(tree.size, ()):
+        report.checkpoints_checked += 1
+        if cp.root != tree.root():
+            report.faults.append(
+                f"checkpoint at size {cp.size} does not match the entries: some entry before "
+                f"index {cp.size} was changed, removed or reordered (a fork)"
+            )
+
+
+def read_export(directory: Path) -> tuple[VerifierKey, list[Checkpoint]]:
+    key = parse_verifier_key((directory / "verifier-key").read_text())
+    checkpoints = [parse_checkpoint((directory / "checkpoint").read_text(), key)]
+    history = directory / "checkpoints.jsonl"
+    if history.exists():
+        checkpoints += [
+            parse_checkpoint(json.loads(line)["note"], key)
+            for line in history.read_text().splitlines()
+            if line.strip()
+        ]
+    return key, checkpoints
+
+
+def read_witness(path: Path, key: VerifierKey) -> list[Checkpoint]:
+    """A witness file: JSON lines of {"tree_size", "note"} appended by `custody ledger publish`."""
+    return [
+        parse_checkpoint(json.loads(line)["note"], key)
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+
+
+def iter_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        for line in handle:
+            yield line.rstrip(b"\n")
+
+
+def verify_export(
+    directory: Path,
+    *,
+    trusted: Sequence[str] = (),
+    witness: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    key, checkpoints = read_export(directory)
+    checkpoints += [parse_checkpoint(note, key) for note in trusted]
+    if witness is not None:
+        checkpoints += read_witness(witness, key)
+    return verify_log(iter_lines(directory / "entries.jsonl"), checkpoints, progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Verify a custody ledger export.")
+    parser.add_argument("directory", type=Path)
+    parser.add_argument(
+        "--trusted-checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        help="a checkpoint saved earlier; the log must still contain it",
+    )
+    parser.add_argument("--witness", type=Path, help="a witness file of published checkpoints")
+    args = parser.parse_args(argv)
+    try:
+        report = verify_export(
+            args.directory,
+            trusted=[p.read_text() for p in args.trusted_checkpoint],
+            witness=args.witness,
+            progress=lambda n: print(f"\r{n:,} entries", end="", file=sys.stderr),
+        )
+    except (OSError, VerificationError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    print(file=sys.stderr)
+    if not report.ok:
+        print(f"error: {report.faults[0]}", file=sys.stderr)
+        return 1
+    print(
+        f"ok: {report.size} entries, root {report.root.hex()}, "
+        f"{report.checkpoints_checked} checkpoints verified"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Crash tests: a signer process killed mid-way (CUSTODY_FAILPOINTS) leaves its request `signing`
+under a lease; once the lease runs out the next worker finishes it, exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from fastapi.testclient import TestClient
+from hexbytes import HexBytes
+
+from custody.api.app import create_app
+from custody.store.models import Request
+from tests.e2e.process import custody_env, ok_json, run_custody
+from tests.support.api import DESTINATION, Api, withdrawal
+from tests.support.installation import Installation, WalletInfo
+
+pytestmark = pytest.mark.slow
+
+CRASH_EXIT = 86
+SHORT_LEASE = "5"
+
+
+@pytest.fixture(scope="module")
+def http(installation: Installation) -> Iterator[TestClient]:
+    with TestClient(create_app(installation.runtime, run_worker=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def api(http: TestClient, installation: Installation) -> Api:
+    installation.allow_all_policy()
+    return Api(http.request, installation.client())
+
+
+def _approved(api: Api, installation: Installation, amount: str = "4242") -> tuple[str, WalletInfo]:
+    wallet = installation.wallet()
+    created = api.create(withdrawal(wallet.name, amount=amount, nonce=3))
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "approved"
+    return created.json()["id"], wallet
+
+
+def _row(installation: Installation, request_id: str) -> Request:
+    with installation.runtime.db.read() as session:
+        row = session.get(Request, request_id)
+        assert row is not None
+        return row
+
+
+def _entries_for(installation: Installation, request_id: str) -> list[dict[str, Any]]:
+    return [e for e in installation.ledger_entries() if e["data"].get("request") == request_id]
+
+
+def _worker(installation: Installation, **env: str) -> Any:
+    return run_custody(["worker", "--once", "--json"], custody_env(installation.env, **env))
+
+
+def _wait_for_lease_to_end(installation: Installation, request_id: str) -> None:
+    row = _row(installation, request_id)
+    assert row.lease_until is not None
+    deadline = time.monotonic() + 30
+    while datetime.now(UTC) <= row.lease_until:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(0.05)
+
+
+def _assert_ledger_contiguous_and_verified(installation: Installation) -> None:
+    indices = [e["index"] for e in installation.ledger_entries()]
+    assert indices == list(range(len(indices)))
+    verified = run_custody(["ledger", "verify", "--json"], custody_env(installation.env))
+    report = ok_json(verified)
+    assert report["ok"] is True
+    assert report["size"] == len(indices)
+
+
+@pytest.mark.parametrize("failpoint", ["after-hsm-sign", "before-signed-commit"])
+def test_crashed_signer_is_finished_exactly_once_after_its_lease(
+    failpoint: str, api: Api, installation: Installation
+) -> None:
+    request_id, wallet = _approved(api, installation)
+
+    crashed = _worker(
+        installation, CUSTODY_FAILPOINTS=failpoint, CUSTODY_SIGNING_LEASE_SECONDS=SHORT_LEASE
+    )
+    assert crashed.returncode == CRASH_EXIT, crashed.stderr
+
+    row = _row(installation, request_id)
+    assert row.status == "signing"
+    assert row.result_raw is None
+    assert row.result_tx_hash is None
+    assert row.signing_attempts == 1
+    first_worker = row.claimed_by
+    seen = api.get(request_id).json()
+    assert seen["status"] == "signing"
+    assert "result" not in seen
+    assert [e["kind"] for e in _entries_for(installation, request_id)][-1] == "request.signing"
+    assert not [e for e in _entries_for(installation, request_id) if e["kind"] == "request.signed"]
+
+    _wait_for_lease_to_end(installation, request_id)
+    finished = _worker(installation)
+    assert finished.returncode == 0, finished.stderr
+
+    row = _row(installation, request_id)
+    assert row.status == "signed"
+    assert row.signing_attempts == 2
+    assert row.lease_until is None
+    seen = api.get(request_id).json()
+    assert seen["status"] == "signed"
+    raw = seen["result"]["raw_transaction"]
+    assert Account.recover_transaction(raw) == wallet.address
+    fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+    assert fields["value"] == 4242
+    assert fields["nonce"] == 3
+    assert HexBytes(fields["to"]) == HexBytes(DESTINATION)
+
+    entries = _entries_for(installation, request_id)
+    signing = [e for e in entries if e["kind"] == "request.signing"]
+    signed = [e for e in entries if e["kind"] == "request.signed"]
+    assert [e["data"]["attempt"] for e in signing] == [1, 2]
+    assert signing[0]["data"]["reclaimed_from"] is None
+    assert signing[1]["data"]["reclaimed_from"] == first_worker
+    assert len(signed) == 1
+    assert signed[0]["data"]["attempt"] == 2
+    assert signed[0]["data"]["raw_transaction"] == raw
+    assert signed[0]["data"]["digest"] == seen["payload"]["digest"]
+    assert signing[0]["data"]["digest"] == signing[1]["data"]["digest"] == seen["payload"]["digest"]
+
+    # A further worker finds nothing to do for it.
+    again = _worker(installation)
+    assert again.returncode == 0, again.stderr
+    assert len([e for e in _entries_for(installation, request_id)
+                if e["kind"] == "request.signed"]) == 1
+
+    _assert_ledger_contiguous_and_verified(installation)
+
+
+def test_worker_leaves_a_request_alone_while_anothers_lease_holds(
+    api: Api, installation: Installation
+) -> None:
+    request_id, _ = _approved(api, installation)
+    crashed = _worker(
+        installation, CUSTODY_FAILPOINTS="after-hsm-sign", CUSTODY_SIGNING_LEASE_SECONDS="300"
+    )
+    assert crashed.returncode == CRASH_EXIT, crashed.stderr
+    before = _row(installation, request_id)
+    entries_before = _entries_for(installation, request_id)
+    assert before.status == "signing"
+
+    other = _worker(installation)
+    assert other.returncode == 0, other.stderr
+
+    after = _row(installation, request_id)
+    assert after.status == "signing"
+    assert after.claimed_by == before.claimed_by
+    assert after.lease_until == before.lease_until
+    assert after.signing_attempts == 1
+    assert after.result_raw is None
+    assert _entries_for(installation, request_id) == entries_before
+    _assert_ledger_contiguous_and_verified(installation)
+
+
+def test_worker_once_signs_everything_waiting_even_after_a_recheck_stops_one(
+    api: Api, installation: Installation
+) -> None:
+    """`custody worker --once` signs what is waiting: a request that the re-check stops (the policy
+    tightened after it was approved) must not keep the worker from the requests behind it."""
+    stopped_id, _ = _approved(api, installation)
+    kept_id, kept_wallet = _approved(api, installation)
+    installation.apply_policy(
+        "version: 1\nrules:\n"
+        f"  - {{id: only-kept, match: {{type: withdrawal, wallets: [{kept_wallet.name}]}}, "
+        "action: allow}\n"
+    )
+    try:
+        result = _worker(installation)
+        assert result.returncode == 0, result.stderr
+        stopped = api.get(stopped_id).json()
+        kept = api.get(kept_id).json()
+        assert stopped["status"] == "rejected"
+        assert "result" not in stopped
+        assert kept["status"] == "signed", json.dumps(kept)
+        assert Account.recover_transaction(kept["result"]["raw_transaction"]) == kept_wallet.address
+    finally:
+        installation.allow_all_policy()
+        _worker(installation)
