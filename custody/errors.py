@@ -49,6 +49,12 @@ class Unauthorized(CustodyError):
     slug = "unauthorized"
 
 
+class Forbidden(CustodyError):
+    status = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
 class Unavailable(CustodyError):
     status = 503
     title = "Service unavailable"

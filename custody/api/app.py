@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from custody import __version__
+from custody.api import ledger as ledger_routes
 from custody.api import ops, problems
 from custody.api import requests as request_routes
 from custody.api.limits import MaxBodySize
+from custody.ledger.checkpointer import start_checkpointer
 from custody.runtime import Runtime
 
 
@@ -22,6 +24,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         thread = None
+        checkpointer = start_checkpointer(runtime, stop) if start_worker else None
         if start_worker:
             from custody.signing.worker import SignerWorker
 
@@ -32,8 +35,9 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
         yield
         stop.set()
         runtime.notify_signer()
-        if thread is not None:
-            thread.join(timeout=10)
+        for running in (thread, checkpointer):
+            if running is not None:
+                running.join(timeout=10)
 
     app = FastAPI(
         title="custody",
@@ -44,6 +48,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.state.runtime = runtime
     problems.install(app)
     app.include_router(request_routes.router)
+    app.include_router(ledger_routes.router)
     app.include_router(ops.router)
     app.add_middleware(MaxBodySize, max_bytes=runtime.settings.max_body_bytes)
     return app

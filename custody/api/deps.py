@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from custody.clients.auth import AuthenticatedClient, CallContext, TokenRules, authenticate
+from custody.errors import Forbidden
 from custody.runtime import Runtime
 
 
@@ -38,6 +39,13 @@ def client(
     return authenticate(rt.db, request.headers.get("authorization"), call, rules)
 
 
+def trading_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:
+    if caller.role != "trading":
+        raise Forbidden(f"client role {caller.role!r} may not use request endpoints")
+    return caller
+
+
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
-ClientDep = Annotated[AuthenticatedClient, Depends(client)]
+ClientDep = Annotated[AuthenticatedClient, Depends(trading_client)]
+AnyClientDep = Annotated[AuthenticatedClient, Depends(client)]
 BodyDep = Annotated[bytes, Depends(raw_body)]

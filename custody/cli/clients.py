@@ -27,6 +27,7 @@ def add(
             readable=True,
         ),
     ],
+    role: Annotated[str, typer.Option("--role", help="trading (default) or auditor.")] = "trading",
     as_json: JsonOption = False,
 ) -> None:
     """Register a client; prints the client id it must put in its tokens' `sub`."""
@@ -52,4 +53,4 @@ def list_clients(as_json: JsonOption = False) -> None:
             }
             for c in service.list_clients(session)
         ]
-    table(rows, ["id", "name", "created_at", "disabled"], as_json=as_json)
+    table(rows, ["id", "name", "role", "created_at", "disabled"], as_json=as_json)

@@ -6,6 +6,7 @@ import sys
 
 import click
 import typer
+from typer.exceptions import TyperException
 
 from custody.cli import chains, clients, demo, keys, ledger, policy, server, wallets
 from custody.errors import CustodyError
@@ -39,12 +40,17 @@ def main(argv: list[str] | None = None) -> None:
     except CustodyError as exc:
         fail_line(exc.message, as_json=as_json, status=exc.status)
         sys.exit(1)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         fail_line("aborted", as_json=as_json)
         sys.exit(130)
-    except click.ClickException as exc:
-        fail_line(exc.format_message(), as_json=as_json, status=exc.exit_code)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except (click.ClickException, TyperException) as exc:
+        # Usage errors (unknown option, missing argument, bad value): exit 2, like click.
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        code = int(getattr(exc, "exit_code", 2))
+        fail_line(message, as_json=as_json, status=code)
+        sys.exit(code)
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -101,6 +101,9 @@ def _run_worker(once: bool) -> int:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        from custody.ledger.checkpointer import start_checkpointer
+
+        start_checkpointer(runtime, stop)
         signer.run(stop)
         return signer.signed
     finally:

@@ -41,6 +41,7 @@ class CallContext:
 class AuthenticatedClient:
     id: str
     name: str
+    role: str = "trading"
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,14 @@ def authenticate(
         client = session.get(Client, unverified["sub"])
         if client is None or client.disabled_at is not None:
             raise Unauthorized("unknown or disabled client")
-        pem, name = client.public_key_pem, client.name
+        pem, name, role = client.public_key_pem, client.name, client.role
     claims = _verify_signature(token, pem)
     moment = now or datetime.now(UTC)
     _check_binding(claims, call)
     expires_at = _check_times(claims, rules, moment)
     with db.write() as session:
         _burn_nonce(session, client_id=claims["sub"], nonce=claims["nonce"], expires_at=expires_at)
-    return AuthenticatedClient(id=claims["sub"], name=name)
+    return AuthenticatedClient(id=claims["sub"], name=name, role=role)
 
 
 def _bearer(authorization: str | None) -> str:

@@ -31,8 +31,15 @@ def parse_ed25519_public_pem(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-def add_client(session: Session, *, name: str, public_key_pem: bytes, actor: str) -> Client:
+ROLES = ("trading", "auditor")
+
+
+def add_client(
+    session: Session, *, name: str, public_key_pem: bytes, actor: str, role: str = "trading"
+) -> Client:
     validate_name("client", name)
+    if role not in ROLES:
+        raise ValidationFailed(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     key = parse_ed25519_public_pem(public_key_pem)
     if session.execute(select(Client).where(Client.name == name)).scalar_one_or_none():
         raise Conflict(f"client {name!r} already exists")
@@ -40,7 +47,11 @@ def add_client(session: Session, *, name: str, public_key_pem: bytes, actor: str
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
     client = Client(
-        id="cli_" + secrets.token_hex(12), name=name, public_key_pem=normalised, created_at=utcnow()
+        id="cli_" + secrets.token_hex(12),
+        name=name,
+        public_key_pem=normalised,
+        role=role,
+        created_at=utcnow(),
     )
     session.add(client)
     session.flush()

@@ -135,7 +135,8 @@ class VerifierKey:
 
 def parse_verifier_key(text: str) -> VerifierKey:
     try:
-        name, key_id_hex, encoded = text.strip().split("+")
+        # The name cannot contain "+", but the base64 key may.
+        name, key_id_hex, encoded = text.strip().split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
         key_id = bytes.fromhex(key_id_hex)
     except ValueError as exc:

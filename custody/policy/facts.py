@@ -1,12 +1,18 @@
 """What the evaluator may look at: a few plain facts, not the payload.
 
 The intake code decodes a payload and states its facts here; rules never see raw bytes or JSON,
-so a rule cannot depend on a field the decoder did not vouch for.
+so a rule cannot depend on a field the decoder did not vouch for. The fields after `client` are
+optional so the withdrawal callers can keep stating only the seven they know; their defaults are
+"nothing known", which no contract, method, venue or allow_* rule matches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from custody.policy.calls import CallFlag
+
+_FLAGS = frozenset(CallFlag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,14 +22,30 @@ class RequestFacts:
     chain: str
     asset: str
     amount: int
-    """Base units; 0 for requests that move nothing (e.g. sign_message)."""
+    """Base units; 0 for requests that move nothing (e.g. sign_message); the notional for trades."""
     destination: str | None
+    """Who receives the asset: the recipient of a withdrawal or ERC-20 transfer, or the spender of
+    an approval."""
     client: str | None
+    contract: str | None = None
+    """The called contract (contract_call) or the verifying contract (trade)."""
+    method_selector: str | None = None
+    """`0x` and 8 lower-case hex digits."""
+    call_flags: frozenset[str] = frozenset()
+    """Values of `CallFlag` the decoder raised."""
+    venue: str | None = None
+    primary_type: str | None = None
 
     def __post_init__(self) -> None:
         # bool is an int subclass, and a negative amount would pass every `amount_lte` rule.
         if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount < 0:
             raise ValueError("amount must be a non-negative integer of base units")
+        if not isinstance(self.call_flags, frozenset) or not self.call_flags <= _FLAGS:
+            # An unknown flag would be a decoder's warning that no allow_* key can ever answer.
+            raise ValueError(f"call_flags must be a frozenset of {sorted(_FLAGS)}")
+        selector = self.method_selector
+        if selector is not None and (len(selector) != 10 or selector != selector.lower()):
+            raise ValueError("method_selector must be 0x and 8 lower-case hex digits")
 
     def summary(self) -> str:
         """The request in words, as the subject of a decision's reason."""

@@ -2,7 +2,8 @@
 
 Each predicate answers one question fast (sets, compiled regexes, prepared integers; all work
 that can be done once is done when the policy loads) and can say in words why it held, for the
-decision's reason. Later match keys (USD amounts, time windows, contract calls) add classes here.
+decision's reason. Predicates that need the evaluation context (prices, time) live in
+`conditions.py`, allowlists in `allowlists.py`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from custody.policy.context import UNKNOWN, EvaluationContext
 from custody.policy.facts import RequestFacts
 
 
 class Predicate(Protocol):
-    def __call__(self, facts: RequestFacts) -> bool: ...
+    """A condition of a rule; it may raise `Undecidable` when it cannot judge (fail closed)."""
 
-    def explain(self, facts: RequestFacts) -> str | None:
+    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool: ...
+
+    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
         """Why it held, as a clause after the request summary; None if the summary says it."""
         ...
 
@@ -28,14 +32,15 @@ class Predicate(Protocol):
 class FactIn:
     """An exact fact (type, chain, asset) is one of a set of values."""
 
-    read: Callable[[RequestFacts], str]
+    read: Callable[[RequestFacts], str | None]
+    """None (the fact is not known for this request) is in no set."""
     values: frozenset[str]
     clause: str | None
 
-    def __call__(self, facts: RequestFacts) -> bool:
+    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
         return self.read(facts) in self.values
 
-    def explain(self, facts: RequestFacts) -> str | None:
+    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
         return None if self.clause is None else self.clause.format(self.read(facts))
 
 
@@ -55,13 +60,13 @@ class FactMatchesGlob:
         pattern = re.compile("|".join(f"(?:{part})" for part in wild)) if wild else None
         return cls(read, exact, pattern)
 
-    def __call__(self, facts: RequestFacts) -> bool:
+    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
         name = self.read(facts)
         return name in self.exact or (
             self.pattern is not None and self.pattern.match(name) is not None
         )
 
-    def explain(self, facts: RequestFacts) -> str | None:
+    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
         return None
 
 
@@ -75,39 +80,9 @@ class AmountBound:
     bound: int
     words: str
 
-    def __call__(self, facts: RequestFacts) -> bool:
+    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
         return self.compare(facts.amount, self.bound)
 
-    def explain(self, facts: RequestFacts) -> str | None:
+    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
         return f"is {self.words} {self.bound}"
 
-
-@dataclass(frozen=True, slots=True)
-class DestinationOnAllowlists:
-    """The destination is (or, negated, is not) on any of the named allowlists for its chain.
-
-    A request without a destination is on no allowlist: it never passes `destination_in`, and it
-    does match `destination_not_in`, so a deny rule written that way also catches it.
-    """
-
-    names: tuple[str, ...]
-    entries: frozenset[tuple[str, str]]
-    """(chain, lower-case address): EVM addresses compare case-insensitively."""
-    negate: bool
-
-    def __call__(self, facts: RequestFacts) -> bool:
-        listed = (
-            facts.destination is not None
-            and (facts.chain, facts.destination.lower()) in self.entries
-        )
-        return listed != self.negate
-
-    def explain(self, facts: RequestFacts) -> str | None:
-        names = ", ".join(self.names)
-        if facts.destination is None:
-            return f"has no destination, so is on no allowlist ({names})"
-        if len(self.names) == 1:
-            where = "is not on" if self.negate else "is on"
-            return f"goes to {facts.destination}, which {where} allowlist {names}"
-        where = "is on none of" if self.negate else "is on one of"
-        return f"goes to {facts.destination}, which {where} allowlists {names}"

@@ -3,145 +3,106 @@
 The models are the file format and nothing more: evaluation works on a compiled form built from
 them (see `compiled.py`), so the format can stay close to what people write while the evaluator
 stays fast. Field names are the YAML keys, which lets the loader map an error location straight back
-to a line of the file.
+to a line of the file. Every optional key defaults to None and is left out of the digest, so adding
+a key to the language does not change the digest of files that do not use it.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    StrictInt,
-    StrictStr,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, field_validator
+from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
+from custody.policy.actions import Action, ActionKind, ApprovalRequirement, OnExceed, Quorum
+from custody.policy.calls import AllowFlag, Contracts, Methods
+from custody.policy.limits_schema import Limit, LimitScope
+from custody.policy.model import Globs, Names, PolicyModel, non_empty
+from custody.policy.prices import UsdAmount
 from custody.policy.references import reference_problems
-from custody.policy.values import Address, Amount, DurationSeconds, Glob, Name, RequestType
+from custody.policy.timewindow import TimeWindow
+from custody.policy.values import Address, Amount, DurationSeconds, Name, RequestType
 
-_T = TypeVar("_T")
-
-
-def _non_empty(items: tuple[_T, ...]) -> tuple[_T, ...]:
-    # An empty list would silently match nothing (or, negated, everything).
-    if not items:
-        raise PydanticCustomError("empty", "must not be empty")
-    return items
+__all__ = [
+    "Action",
+    "ActionKind",
+    "AllowlistEntry",
+    "ApprovalRequirement",
+    "Limit",
+    "LimitScope",
+    "Match",
+    "OnExceed",
+    "Policy",
+    "Quorum",
+    "Rule",
+]
 
 
 def _one_or_many(value: object) -> object:
     return (value,) if isinstance(value, str) else value
 
 
-Names = Annotated[tuple[Name, ...], AfterValidator(_non_empty)]
-Globs = Annotated[tuple[Glob, ...], AfterValidator(_non_empty)]
 AllowlistRefs = Annotated[
-    tuple[Name, ...], BeforeValidator(_one_or_many), AfterValidator(_non_empty)
+    tuple[Name, ...], BeforeValidator(_one_or_many), AfterValidator(non_empty)
 ]
 Label = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: object) -> object:
-        # `amount_lte:` with its value forgotten is null in YAML; treating it as "no condition"
-        # would quietly widen the rule, so an optional key is either given a value or left out.
-        if value is None:
-            raise PydanticCustomError("null", "empty value (leave the key out instead)")
-        return value
-
-
-class AllowlistEntry(_Model):
+class AllowlistEntry(PolicyModel):
     chain: Name
     address: Address
     label: Label
+    activation_delay: DurationSeconds | None = None
+    """Usable only this long after the policy version listing it was applied."""
 
 
-class Limit(_Model):
-    """A velocity limit; validated now, enforced once rolling windows are counted in the store."""
-
-    id: Name
-    wallets: Globs
-    asset: Name
-    window: DurationSeconds
-    max_amount: Amount
-
-
-class Match(_Model):
+class Match(PolicyModel):
     """Conditions that must all hold; `{}` matches every request and must be written explicitly.
 
     Every key here needs a compiler in `match_keys.MATCH_KEYS`; compiling refuses a key without one
-    rather than ignoring it.
+    rather than ignoring it. Declaration order is evaluation order: cheap, selective keys first,
+    keys that may fail closed (USD prices, time) last, so they are consulted only when needed.
     """
 
     type: RequestType | None = None
     wallets: Globs | None = None
     chains: Names | None = None
     assets: Names | None = None
+    clients: Names | None = None
+    venues: Names | None = None
+    primary_types: Names | None = None
+    contracts: Contracts | None = None
+    methods: Methods | None = None
     amount_lte: Amount | None = None
     amount_lt: Amount | None = None
     amount_gte: Amount | None = None
     amount_gt: Amount | None = None
     destination_in: AllowlistRefs | None = None
     destination_not_in: AllowlistRefs | None = None
+    allow_delegatecall: AllowFlag | None = None
+    allow_unknown_method: AllowFlag | None = None
+    allow_unlimited_approval: AllowFlag | None = None
+    amount_usd_lte: UsdAmount | None = None
+    amount_usd_lt: UsdAmount | None = None
+    amount_usd_gte: UsdAmount | None = None
+    amount_usd_gt: UsdAmount | None = None
+    time_window: TimeWindow | None = None
 
 
-class ApprovalRequirement(_Model):
-    count: Annotated[StrictInt, Field(ge=1, le=100)]
-    group: Name
-    expires_after: DurationSeconds | None = None
-
-
-class ActionKind(StrEnum):
-    ALLOW = "allow"
-    DENY = "deny"
-    REQUIRE_APPROVALS = "require_approvals"
-
-
-class Action(_Model):
-    """`allow`, `deny` or `{require_approvals: {...}}` in the file; a tagged value in the model."""
-
-    kind: ActionKind
-    require_approvals: ApprovalRequirement | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_file(cls, data: object) -> object:
-        if data in (ActionKind.ALLOW.value, ActionKind.DENY.value):
-            return {"kind": data}
-        if isinstance(data, dict) and "require_approvals" in data and "kind" not in data:
-            return {"kind": ActionKind.REQUIRE_APPROVALS.value, **data}
-        raise PydanticCustomError(
-            "not_action", "not an action: allow, deny or {require_approvals: {count, group}}"
-        )
-
-    @model_serializer(mode="wrap")
-    def _to_file(self, handler: SerializerFunctionWrapHandler) -> object:
-        # Serialise back to the file's spelling so the digest is of what people write.
-        data = handler(self)
-        if self.kind is ActionKind.REQUIRE_APPROVALS:
-            return {"require_approvals": data["require_approvals"]}
-        return self.kind.value
-
-
-class Rule(_Model):
+class Rule(PolicyModel):
     id: Name
     description: Annotated[StrictStr, Field(max_length=500)] | None = None
     match: Match
     action: Action
+
+    @model_validator(mode="after")
+    def _allow_flags_need_a_permitting_action(self) -> Rule:
+        flags = [key for key in type(self.match).model_fields if key.startswith("allow_")]
+        if self.action.kind is ActionKind.DENY and any(getattr(self.match, k) for k in flags):
+            # On a deny rule an allow_* key would read as a permission and permit nothing.
+            raise PydanticCustomError("allow_on_deny", "allow_* keys make no sense on a deny rule")
+        return self
 
 
 def _at_least_one_rule(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
@@ -152,7 +113,7 @@ def _at_least_one_rule(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
     return rules
 
 
-class Policy(_Model):
+class Policy(PolicyModel):
     version: Literal[1]
     allowlists: dict[Name, tuple[AllowlistEntry, ...]] = Field(default_factory=dict)
     limits: tuple[Limit, ...] = ()

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     signing_lease_seconds: int = Field(default=30, ge=5)
     signing_batch_size: int = Field(default=32, ge=1, le=1000)
     worker_in_process: bool = True
+    checkpoint_interval_seconds: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")
     def _production_needs_a_real_hsm(self) -> Settings:

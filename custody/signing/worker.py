@@ -41,8 +41,10 @@ class SignerWorker:
         with db.write() as session:
             for _ in range(settings.signing_batch_size):
                 claim = pipeline.claim_next(
-                    session, worker_id=self.worker_id,
-                    lease_seconds=settings.signing_lease_seconds, skip_locked=not db.sqlite,
+                    session,
+                    worker_id=self.worker_id,
+                    lease_seconds=settings.signing_lease_seconds,
+                    skip_locked=not db.sqlite,
                 )
                 if claim is None:
                     break
