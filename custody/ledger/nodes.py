@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from sqlalchemy import event, select, tuple_
+from sqlalchemy import Engine, event, select, tuple_
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
@@ -49,15 +49,32 @@ class NodeCache:
             self._items.clear()
 
 
-CACHE = NodeCache()
+_caches: dict[str, NodeCache] = {}
+_caches_lock = threading.Lock()
+
+
+def cache_for(session: Session) -> NodeCache:
+    """One cache per database: a process may serve several (tests do), and (level, index)
+    means a different subtree in each."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    key = engine.url.render_as_string(hide_password=True)
+    with _caches_lock:
+        return _caches.setdefault(key, NodeCache())
+
+
+def clear_caches() -> None:
+    with _caches_lock:
+        for cache in _caches.values():
+            cache.clear()
 
 
 class SessionNodes:
     """A NodeReader over one session: cache first, then the database; remembers new nodes."""
 
-    def __init__(self, session: Session, cache: NodeCache = CACHE) -> None:
+    def __init__(self, session: Session, cache: NodeCache | None = None) -> None:
         self.session = session
-        self.cache = cache
+        self.cache = cache if cache is not None else cache_for(session)
         self.pending: dict[tuple[int, int], bytes] = {}
 
     def __call__(self, level: int, index: int) -> bytes:

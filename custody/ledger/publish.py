@@ -44,7 +44,7 @@ def _pending(session: Session, target: str) -> list[tuple[int, str]]:
         .where(LedgerCheckpoint.tree_size.not_in(done))
         .order_by(LedgerCheckpoint.tree_size)
     )
-    return [(size, note) for size, note in rows.tuples()]
+    return [(size, note) for size, note in rows]
 
 
 def _append(path: Path, tree_size: int, note: str) -> None:

@@ -80,7 +80,9 @@ class ApprovalRequirement(PolicyModel):
     def quorums(self) -> tuple[Quorum, ...]:
         if self.all_of is not None:
             return self.all_of
-        assert self.count is not None and self.group is not None  # the validator ensures it
+        # The before-validator ensures both are given when all_of is not.
+        assert self.count is not None
+        assert self.group is not None
         return (Quorum(count=self.count, group=self.group),)
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from custody.policy.actions import ActionKind
+from custody.policy.allowlists import split_entries
+from custody.policy.calls import ALLOW_KEYS
+from custody.policy.conditions import FlagsPermitted, InTimeWindow, UsdBound
+from custody.policy.context import UNKNOWN, EvaluationContext
 from custody.policy.facts import RequestFacts
+from custody.policy.limits import CompiledLimit, compile_limit
 from custody.policy.match_keys import MATCH_KEYS, CompileContext
 from custody.policy.predicates import Predicate
-from custody.policy.schema import Action, AllowlistEntry, Match, Policy
+from custody.policy.schema import Action, Match, Policy, Rule
+
+_NEEDS_CONTEXT = (UsdBound, InTimeWindow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,30 +24,44 @@ class CompiledRule:
     predicates: tuple[Predicate, ...]
     action: Action
 
-    def matches(self, facts: RequestFacts) -> bool:
-        return all(predicate(facts) for predicate in self.predicates)
+    def matches(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
+        # May raise Undecidable: the evaluator turns that into a Deny by this rule.
+        return all(predicate(facts, context) for predicate in self.predicates)
 
-    def clauses(self, facts: RequestFacts) -> list[str]:
-        return [clause for p in self.predicates if (clause := p.explain(facts)) is not None]
+    def clauses(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> list[str]:
+        return [c for p in self.predicates if (c := p.explain(facts, context)) is not None]
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledPolicy:
     rules: tuple[CompiledRule, ...]
+    limits: tuple[CompiledLimit, ...] = ()
 
 
 def compile_policy(policy: Policy) -> CompiledPolicy:
-    context = CompileContext(allowlists=_allowlist_sets(policy.allowlists))
+    immediate: dict[str, frozenset[tuple[str, str]]] = {}
+    delayed: dict[str, dict[tuple[str, str], int]] = {}
+    for name, entries in policy.allowlists.items():
+        immediate[name], delayed[name] = split_entries(entries)
+    context = CompileContext(allowlists=immediate, delayed=delayed)
     return CompiledPolicy(
-        tuple(
-            CompiledRule(rule.id, compile_match(rule.match, context), rule.action)
-            for rule in policy.rules
-        )
+        tuple(_compile_rule(rule, context) for rule in policy.rules),
+        tuple(compile_limit(limit) for limit in policy.limits),
     )
 
 
+def _compile_rule(rule: Rule, context: CompileContext) -> CompiledRule:
+    predicates = compile_match(rule.match, context)
+    if rule.action.kind is not ActionKind.DENY:
+        allowed = frozenset(flag for key, flag in ALLOW_KEYS.items() if getattr(rule.match, key))
+        # Before prices and the clock: a rule that may not permit this call need not consult them.
+        cut = next((i for i, p in enumerate(predicates) if isinstance(p, _NEEDS_CONTEXT)), None)
+        cut = len(predicates) if cut is None else cut
+        predicates = (*predicates[:cut], FlagsPermitted(allowed), *predicates[cut:])
+    return CompiledRule(rule.id, predicates, rule.action)
+
+
 def compile_match(match: Match, context: CompileContext) -> tuple[Predicate, ...]:
-    # Declaration order of Match puts the cheap, selective `type` check first.
     predicates: list[Predicate] = []
     for key in type(match).model_fields:
         value = getattr(match, key)
@@ -49,14 +70,7 @@ def compile_match(match: Match, context: CompileContext) -> tuple[Predicate, ...
         compiler = MATCH_KEYS.get(key)
         if compiler is None:
             raise LookupError(f"match key {key!r} is parsed but has no compiler")
-        predicates.append(compiler(value, context))
+        predicate = compiler(value, context)
+        if predicate is not None:
+            predicates.append(predicate)
     return tuple(predicates)
-
-
-def _allowlist_sets(
-    allowlists: Mapping[str, tuple[AllowlistEntry, ...]],
-) -> dict[str, frozenset[tuple[str, str]]]:
-    return {
-        name: frozenset((entry.chain, entry.address.lower()) for entry in entries)
-        for name, entries in allowlists.items()
-    }

@@ -18,6 +18,7 @@ from custody.policy.model import Globs, Names, PolicyModel
 from custody.policy.values import Amount, DurationSeconds, Name
 
 _MAX_WINDOW = 31 * 86_400
+_DENY = OnExceed.model_validate(ActionKind.DENY.value)
 
 
 class LimitScope(PolicyModel):
@@ -70,7 +71,7 @@ class Limit(PolicyModel):
 
     @property
     def on_exceed_action(self) -> OnExceed:
-        return self.on_exceed or OnExceed(kind=ActionKind.DENY)
+        return self.on_exceed or _DENY
 
 
 def _problem(message: str) -> PydanticCustomError:

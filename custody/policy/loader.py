@@ -51,7 +51,7 @@ def load_policy_text(text: str, source: str) -> LoadedPolicy:
     try:
         policy = Policy.model_validate(parsed.data)
     except ValidationError as error:
-        raise PolicyInvalid(_problems(error, parsed.root, source)) from None
+        raise PolicyInvalid(validation_problems(error, parsed.root, source)) from None
     return LoadedPolicy(policy=policy, source_text=text, source=source)
 
 
@@ -71,7 +71,8 @@ def load_policy_file(path: str | PathLike[str]) -> LoadedPolicy:
     return load_policy_text(text, source)
 
 
-def _problems(error: ValidationError, root: Node, source: str) -> list[Problem]:
+def validation_problems(error: ValidationError, root: Node, source: str) -> list[Problem]:
+    """Each pydantic error as a located Problem (also used for `policy test` case files)."""
     problems: list[Problem] = []
     for detail in error.errors(include_url=False, include_input=False):
         located = detail.get("ctx", {}).get("problems")

@@ -1,34 +1,39 @@
 """The registry of match keys: each YAML key of `match` and the predicate it compiles to.
 
 Adding a match key means a field on `schema.Match` and an entry here; compiling refuses a key
-that has a field but no entry, so a new key can never be parsed and then silently ignored.
+that has a field but no entry, so a new key can never be parsed and then silently ignored. The
+`allow_*` keys compile to None: they do not narrow a rule, they widen the flag gate that
+`compiled.py` puts on every permitting rule.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from custody.policy.allowlists import DestinationOnAllowlists, Key
+from custody.policy.calls import ALLOW_KEYS
+from custody.policy.conditions import InTimeWindow, UsdBound
 from custody.policy.facts import RequestFacts
-from custody.policy.predicates import (
-    AmountBound,
-    DestinationOnAllowlists,
-    FactIn,
-    FactMatchesGlob,
-    Predicate,
-)
+from custody.policy.predicates import AmountBound, FactIn, FactMatchesGlob, Predicate
+from custody.policy.timewindow import TimeWindow
 
 
 @dataclass(frozen=True, slots=True)
 class CompileContext:
     """What a key compiler may need beyond its own value, prepared once per policy."""
 
-    allowlists: Mapping[str, frozenset[tuple[str, str]]]
+    allowlists: Mapping[str, frozenset[Key]]
+    """Entries usable at once, per allowlist."""
+    delayed: Mapping[str, Mapping[Key, int]] = field(default_factory=dict)
+    """Entries with an activation delay (seconds), per allowlist."""
 
 
-KeyCompiler = Callable[[Any, CompileContext], Predicate]
+KeyCompiler = Callable[[Any, CompileContext], Predicate | None]
 
 
 def _type(facts: RequestFacts) -> str:
@@ -47,6 +52,26 @@ def _asset(facts: RequestFacts) -> str:
     return facts.asset
 
 
+def _client(facts: RequestFacts) -> str | None:
+    return facts.client
+
+
+def _venue(facts: RequestFacts) -> str | None:
+    return facts.venue
+
+
+def _primary_type(facts: RequestFacts) -> str | None:
+    return facts.primary_type
+
+
+def _contract(facts: RequestFacts) -> str | None:
+    return None if facts.contract is None else facts.contract.lower()
+
+
+def _selector(facts: RequestFacts) -> str | None:
+    return facts.method_selector
+
+
 def _amount(compare: Callable[[int, int], bool], words: str) -> KeyCompiler:
     def compile_bound(bound: int, context: CompileContext) -> Predicate:
         return AmountBound(compare, bound, words)
@@ -54,23 +79,54 @@ def _amount(compare: Callable[[int, int], bool], words: str) -> KeyCompiler:
     return compile_bound
 
 
+def _usd(compare: Callable[[Fraction, Fraction], bool], words: str) -> KeyCompiler:
+    def compile_bound(bound: Fraction, context: CompileContext) -> Predicate:
+        return UsdBound(compare, bound, words)
+
+    return compile_bound
+
+
 def _destination(negate: bool) -> KeyCompiler:
     def compile_lists(names: tuple[str, ...], context: CompileContext) -> Predicate:
         entries = frozenset().union(*(context.allowlists[name] for name in names))
-        return DestinationOnAllowlists(names, entries, negate)
+        delayed = tuple(
+            (name, context.delayed[name]) for name in names if context.delayed.get(name)
+        )
+        return DestinationOnAllowlists(names, entries, delayed, negate)
 
     return compile_lists
+
+
+def _time_window(window: TimeWindow, context: CompileContext) -> Predicate:
+    return InTimeWindow(window, ZoneInfo(window.tz))
+
+
+def _in(read: Callable[[RequestFacts], str | None], clause: str | None) -> KeyCompiler:
+    return lambda names, context: FactIn(read, frozenset(names), clause)
 
 
 MATCH_KEYS: Mapping[str, KeyCompiler] = {
     "type": lambda value, context: FactIn(_type, frozenset({str(value)}), None),
     "wallets": lambda globs, context: FactMatchesGlob.build(_wallet, globs),
-    "chains": lambda names, context: FactIn(_chain, frozenset(names), "is on chain {}"),
-    "assets": lambda names, context: FactIn(_asset, frozenset(names), None),
+    "chains": _in(_chain, "is on chain {}"),
+    "assets": _in(_asset, None),
+    "clients": _in(_client, "was asked for by client {}"),
+    "venues": _in(_venue, "trades on venue {}"),
+    "primary_types": _in(_primary_type, "signs a {}"),
+    "contracts": lambda addresses, context: FactIn(
+        _contract, frozenset(a.lower() for a in addresses), "calls contract {}"
+    ),
+    "methods": _in(_selector, "calls method {}"),
     "amount_lte": _amount(operator.le, "at most"),
     "amount_lt": _amount(operator.lt, "below"),
     "amount_gte": _amount(operator.ge, "at least"),
     "amount_gt": _amount(operator.gt, "above"),
     "destination_in": _destination(negate=False),
     "destination_not_in": _destination(negate=True),
+    **{key: (lambda value, context: None) for key in ALLOW_KEYS},
+    "amount_usd_lte": _usd(operator.le, "at most"),
+    "amount_usd_lt": _usd(operator.lt, "below"),
+    "amount_usd_gte": _usd(operator.ge, "at least"),
+    "amount_usd_gt": _usd(operator.gt, "above"),
+    "time_window": _time_window,
 }

@@ -85,4 +85,3 @@ class AmountBound:
 
     def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
         return f"is {self.words} {self.bound}"
-

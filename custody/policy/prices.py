@@ -72,7 +72,8 @@ class UsdPrice:
         return cls(price, decimals, as_of)
 
     def value_of(self, amount: int) -> Fraction:
-        return amount * self.usd_per_unit / 10**self.decimals
+        price = self.usd_per_unit
+        return Fraction(amount * price.numerator, price.denominator * 10**self.decimals)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,9 @@ def _parse_zone(value: object) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise PydanticCustomError("unknown_zone", "unknown time zone {zone}", {"zone": value})
+        raise PydanticCustomError(
+            "unknown_zone", "unknown time zone {zone}", {"zone": value}
+        ) from None
     return value
 
 

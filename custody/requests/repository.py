@@ -65,7 +65,7 @@ def page_for_client(
             )
         )
     query = query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)
-    return [(r, name) for r, name in session.execute(query).tuples()]
+    return [(r, name) for r, name in session.execute(query)]
 
 
 def next_to_sign(session: Session, now: datetime, *, skip_locked: bool) -> Request | None:

@@ -65,4 +65,4 @@ def wallets(session: Session) -> list[tuple[Wallet, Chain, Key]]:
         .join(Key, Key.id == Wallet.key_id)
         .order_by(Wallet.name)
     )
-    return [(w, c, k) for w, c, k in rows.tuples()]
+    return [(w, c, k) for w, c, k in rows]

@@ -68,3 +68,20 @@ def live_url(installation: Installation) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture
+def isolated_http(installation: Installation) -> Iterator[HttpClient]:
+    """The app over the same database but with its own Runtime (own connection pools).
+
+    For tests whose failures could leave a pooled connection in a bad state: one failing test
+    must not break the shared `http` app (used by every other test) or the next test.
+    """
+    from custody.runtime import Runtime
+
+    runtime = Runtime(installation.settings)
+    try:
+        with HttpClient(create_app(runtime, run_worker=False)) as client:
+            yield client
+    finally:
+        runtime.close()

@@ -277,12 +277,13 @@ def test_eddsa_header_without_a_signature(api: Api, installation: Installation, 
 
 
 def test_a_client_sees_only_its_own_requests(
-    api: Api, http: HttpClient, installation: Installation, auth_wallet: WalletInfo
+    isolated_http: HttpClient, installation: Installation, auth_wallet: WalletInfo
 ) -> None:
+    api = Api(isolated_http.request, installation.client())
     created = api.create(withdrawal(auth_wallet.name, nonce=int(uuid.uuid4().int % 10**9)))
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
-    other = Api(http.request, installation.client())
+    other = Api(isolated_http.request, installation.client())
 
     before = installation.counts()
     not_yours = other.get(request_id)

@@ -1,0 +1,92 @@
+"""Allowlists: destinations by (chain, address), some usable only after an activation delay.
+
+A delayed entry is active once `delay` has passed since it was listed: since the policy version
+was applied, or since an earlier version first listed it (`EvaluationContext.listed_since`, kept by
+the store). Until then it is treated as absent, both for `destination_in` (not allowed yet) and for
+`destination_not_in` (still caught by the deny rule). Without a known time it stays inactive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from custody.policy.context import UNKNOWN, EvaluationContext
+from custody.policy.facts import RequestFacts
+from custody.policy.schema import AllowlistEntry
+
+Key = tuple[str, str]
+"""(chain, lower-case address): EVM addresses compare case-insensitively."""
+
+
+def entry_active(
+    delay_seconds: int | None, listed_since: datetime | None, now: datetime | None
+) -> bool:
+    """Whether an entry with this activation delay, listed at `listed_since`, is usable at `now`."""
+    if not delay_seconds:
+        return True
+    if listed_since is None or now is None:
+        return False
+    return now >= listed_since + timedelta(seconds=delay_seconds)
+
+
+def split_entries(entries: tuple[AllowlistEntry, ...]) -> tuple[frozenset[Key], dict[Key, int]]:
+    """Immediate keys, and delayed keys with their delay (an immediate listing wins)."""
+    immediate = frozenset((e.chain, e.address.lower()) for e in entries if not e.activation_delay)
+    delayed: dict[Key, int] = {}
+    for entry in entries:
+        key = (entry.chain, entry.address.lower())
+        if entry.activation_delay and key not in immediate:
+            delayed[key] = min(entry.activation_delay, delayed.get(key, entry.activation_delay))
+    return immediate, delayed
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationOnAllowlists:
+    """The destination is (or, negated, is not) on any of the named allowlists for its chain.
+
+    A request without a destination is on no allowlist: it never passes `destination_in`, and it
+    does match `destination_not_in`, so a deny rule written that way also catches it.
+    """
+
+    names: tuple[str, ...]
+    entries: frozenset[Key]
+    delayed: tuple[tuple[str, Mapping[Key, int]], ...]
+    negate: bool
+
+    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
+        return self._listed(facts, context) != self.negate
+
+    def _listed(self, facts: RequestFacts, context: EvaluationContext) -> bool:
+        if facts.destination is None:
+            return False
+        key = (facts.chain, facts.destination.lower())
+        if key in self.entries:
+            return True
+        return any(
+            entry_active(
+                delayed[key],
+                context.listed_since.get((name, *key), context.policy_applied_at),
+                context.now,
+            )
+            for name, delayed in self.delayed
+            if key in delayed
+        )
+
+    def _pending(self, facts: RequestFacts) -> bool:
+        key = (facts.chain, (facts.destination or "").lower())
+        return any(key in delayed for _, delayed in self.delayed)
+
+    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
+        names = ", ".join(self.names)
+        if facts.destination is None:
+            return f"has no destination, so is on no allowlist ({names})"
+        plural = "" if len(self.names) == 1 else "s"
+        if self.negate and self._pending(facts):
+            where = f"is on allowlist{plural} {names} but not active yet (activation delay)"
+        elif len(self.names) == 1:
+            where = f"{'is not on' if self.negate else 'is on'} allowlist {names}"
+        else:
+            where = f"{'is on none of' if self.negate else 'is on one of'} allowlists {names}"
+        return f"goes to {facts.destination}, which {where}"

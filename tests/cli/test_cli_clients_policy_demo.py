@@ -1,0 +1,89 @@
+"""Clients, policies, the demo seed and ledger verification through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.cli.conftest import CliHome
+
+pytestmark = pytest.mark.slow
+
+POLICY = """\
+version: 1
+rules:
+  - {id: small, match: {type: withdrawal, amount_lte: "1000"}, action: allow}
+"""
+
+
+def _ed25519_pem(path: Path) -> Path:
+    key = Ed25519PrivateKey.generate().public_key()
+    path.write_bytes(
+        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return path
+
+
+def test_clients_add_prints_the_id_that_clients_list_shows(cli: CliHome) -> None:
+    pem = _ed25519_pem(cli.home / "desk.pem")
+    added = cli.json("clients", "add", "desk-one", "--public-key", str(pem))
+    assert added["name"] == "desk-one"
+    assert added["id"]
+    listed = {c["name"]: c for c in cli.json("clients", "list")}
+    assert listed["desk-one"]["id"] == added["id"]
+    assert listed["desk-one"]["disabled"] is False
+
+    human = cli.run("clients", "add", "desk-two", "--public-key", str(pem))
+    assert human.returncode == 0, human.stderr
+    two = {c["name"]: c["id"] for c in cli.json("clients", "list")}["desk-two"]
+    assert two in human.stdout
+
+
+def test_policy_validate_apply_and_versions(cli: CliHome) -> None:
+    path = cli.home / "small.yaml"
+    path.write_text(POLICY)
+    validated = cli.json("policy", "validate", str(path))
+    assert isinstance(validated, list)
+    assert validated[0]["rules"] == 1
+    digest = validated[0]["digest"]
+
+    applied = cli.json("policy", "apply", str(path))
+    assert applied["digest"] == digest
+    assert applied["changed"] is True
+    again = cli.json("policy", "apply", str(path))
+    assert again["changed"] is False
+
+    versions = cli.json("policy", "versions")
+    assert [v["digest"] for v in versions].count(digest) == 1
+    assert versions[-1]["digest"] == digest
+
+
+def test_demo_seed_is_idempotent(cli: CliHome) -> None:
+    first = cli.json("demo", "seed")
+    size = cli.json("ledger", "verify")["size"]
+    second = cli.json("demo", "seed")
+    assert first == second
+    assert cli.json("ledger", "verify")["size"] == size
+    wallets = [w for w in cli.json("wallets", "list") if w["name"] == first["wallet"]]
+    assert len(wallets) == 1
+    assert wallets[0]["address"] == first["address"]
+    clients = [c for c in cli.json("clients", "list") if c["id"] == first["client_id"]]
+    assert len(clients) == 1
+    private = Path(first["client_private_key"])
+    assert private.is_file()
+    assert private.stat().st_mode & 0o077 == 0
+
+
+def test_ledger_verify_json(cli: CliHome) -> None:
+    result = cli.run("ledger", "verify", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert report["size"] > 0
+    assert len(bytes.fromhex(report["root"])) == 32
+    human = cli.run("ledger", "verify")
+    assert human.returncode == 0, human.stderr
