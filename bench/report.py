@@ -40,3 +40,17 @@ def write_report(path: Path, machine: dict[str, str], results: dict[str, float],
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
+
+
+def replace_section(path: Path, name: str, body: str) -> None:
+    """Put `body` between `<!-- name -->` markers in `path`, replacing an earlier run's."""
+    mark = f"<!-- {name} -->"
+    section = f"{mark}\n{body}\n{mark}"
+    text = path.read_text() if path.exists() else HEADER
+    if mark in text:
+        before, _, rest = text.partition(mark)
+        _, _, after = rest.partition(mark)
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)

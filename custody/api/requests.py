@@ -97,6 +97,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, request_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(request_id)
+        moment = datetime.fromisoformat(created)
     except (binascii.Error, ValueError, TypeError):
         raise ValidationFailed("cursor is not one this server issued") from None
+    if moment.tzinfo is None or not isinstance(request_id, str):
+        raise ValidationFailed("cursor is not one this server issued")
+    return moment, request_id

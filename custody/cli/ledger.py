@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ import typer
 from rich.progress import Progress
 
 from custody.cli import context
-from custody.cli.output import JsonOption, console, emit
+from custody.cli.output import JsonOption, console, emit, err_console
 from custody.errors import CustodyError
 
 if TYPE_CHECKING:
@@ -111,8 +112,17 @@ def verify(
         "fault": fault,
     }
     if fault is not None:
-        if as_json:
-            emit(data, as_json=True)
+        if as_json:  # the report is the one JSON document; the diagnosis still goes to stderr
+            message = f"ledger verification failed: {fault}"
+            emit(
+                {**data, "error": {"message": message, "status": LedgerFault.status}}, as_json=True
+            )
+            err_console.print(
+                f"[bold red]error:[/bold red] ledger verification failed: {fault}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
         raise LedgerFault(f"ledger verification failed: {fault}")
     emit(
         data,
@@ -130,7 +140,9 @@ def _verify_db(
     from custody.ledger.check import check
 
     with rt.db.read() as session:
-        report = check(session, key, external=external, progress=progress)
+        report = check(
+            session, key, external=external, progress=progress, workers=os.cpu_count() or 1
+        )
     return report.size, report.root, report.checkpoints_checked, report.fault
 
 
@@ -139,7 +151,9 @@ def _verify_export(
 ) -> tuple[int, bytes, int, str | None]:
     from custody.ledger.verify import verify_export
 
-    report = verify_export(directory, trusted=notes, witness=witness, progress=progress)
+    report = verify_export(
+        directory, trusted=notes, witness=witness, progress=progress, workers=os.cpu_count() or 1
+    )
     return (
         report.size,
         report.root,

@@ -1,4 +1,7 @@
-"""`custody policy`: validate and apply policy files."""
+"""`custody policy`: validate, test, diff and apply policy files.
+
+`validate`, `test` and `diff` are pure: they read files and never open the database.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import typer
 
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
+from custody.policy.cases import load_cases, run_cases
+from custody.policy.diff import diff_policies
 from custody.policy.loader import load_policy_file
 from custody.policy.versions import active_policy, apply, versions
 
@@ -80,3 +85,57 @@ def list_versions(as_json: JsonOption = False) -> None:
         as_json=as_json,
         empty="no policy applied: everything is denied until `custody policy apply FILE`",
     )
+
+
+@app.command("test")
+def run_tests(
+    file: PolicyFile,
+    cases: Annotated[
+        Path, typer.Option("--cases", exists=True, dir_okay=False, help="YAML table of cases.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Run table tests against FILE; exits 1 if any case gets another decision than expected.
+
+    Pure: no database is opened, the policy is evaluated as written in FILE.
+    """
+    loaded = load_policy_file(file)
+    results = run_cases(loaded, load_cases(cases))
+    failed = [result for result in results if not result.passed]
+    rows = [
+        {
+            "case": r.name,
+            "expected": _expected(r.expected.to_dict()),
+            "got": f"{r.decision.decision} ({r.decision.rule_id or 'default'})",
+            "result": "pass" if r.passed else "FAIL",
+        }
+        for r in results
+    ]
+    if as_json:
+        emit(
+            {"policy": str(file), "digest": loaded.digest, "cases": [r.to_dict() for r in results]},
+            as_json=True,
+        )
+    else:
+        table(rows, ["case", "expected", "got", "result"], as_json=False)
+        for result in failed:
+            emit(None, as_json=False, human=f"FAIL {result.name}: {result.decision.reason}")
+        emit(None, as_json=False, human=f"{len(results) - len(failed)} of {len(results)} passed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _expected(expected: dict[str, object]) -> str:
+    rule = expected.get("rule", "any rule")
+    return f"{expected['decision']} ({'default' if rule is None else rule})"
+
+
+@app.command("diff")
+def diff(
+    a: PolicyFile,
+    b: PolicyFile,
+    as_json: JsonOption = False,
+) -> None:
+    """What changed from policy A to policy B: rules, rule order, allowlist entries, limits."""
+    result = diff_policies(load_policy_file(a), load_policy_file(b))
+    emit(result.to_dict(), as_json=as_json, human="\n".join(result.lines()))

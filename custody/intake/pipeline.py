@@ -49,11 +49,7 @@ def submit(
     # (1) idempotency: the same key and body answer exactly as the first time
     earlier = requests.by_idempotency_key(session, client.id, key)
     if earlier is not None:
-        if earlier.body_hash != body_hash:
-            raise IdempotencyConflict(
-                f"Idempotency-Key {key!r} was used for a different body (request {earlier.id})"
-            )
-        return Submission(view=json.loads(earlier.first_response), replayed=True)
+        return _replay(earlier, key, body_hash)
 
     # (2) decode: strict JSON into a validated intent
     intent = parse_withdrawal(parse_object(body))
@@ -81,6 +77,9 @@ def submit(
 
     # (5) one live request per wallet and nonce (the database enforces it too)
     holder = requests.live_for_nonce(session, wallet.id, intent.nonce)
+    if holder is not None and holder.client_id == client.id and holder.idempotency_key == key:
+        # A concurrent call with this key committed between step (1) and here.
+        return _replay(holder, key, body_hash)
     if holder is not None:
         shown = holder.id if holder.client_id == client.id else "(another client's)"
         raise NonceInUse(
@@ -111,6 +110,14 @@ class Draft:
     digest: str
     key: str
     body_hash: str
+
+
+def _replay(earlier: Request, key: str, body_hash: str) -> Submission:
+    if earlier.body_hash != body_hash:
+        raise IdempotencyConflict(
+            f"Idempotency-Key {key!r} was used for a different body (request {earlier.id})"
+        )
+    return Submission(view=json.loads(earlier.first_response), replayed=True)
 
 
 def _check_idempotency_key(key: str | None) -> str:

@@ -68,7 +68,7 @@ def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
         wallet=body.wallet,
         asset=body.asset,
         amount=Amount.parse(body.amount, positive=True),
-        destination=EvmAddress.parse(body.destination),
+        destination=EvmAddress.parse(body.destination, what="destination"),
         nonce=evm.nonce,
         gas=evm.gas,
         max_fee_per_gas=parse_uint(evm.max_fee_per_gas, what="evm.max_fee_per_gas"),

@@ -54,13 +54,16 @@ def check(
     *,
     external: Sequence[Checkpoint] = (),
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> LedgerReport:
     try:
         checkpoints = [*_stored_checkpoints(session, key), *external] if key else list(external)
     except VerificationError as exc:
         return LedgerReport(0, b"", 0, str(exc))
     columns_fault: list[str] = []
-    report = verify_log(_entries(session, columns_fault), checkpoints, progress=progress)
+    report = verify_log(
+        _entries(session, columns_fault), checkpoints, progress=progress, workers=workers
+    )
     fault = columns_fault[0] if columns_fault else (report.faults[0] if report.faults else None)
     fault = fault or _head_fault(session, report) or _nodes_fault(session, report)
     return LedgerReport(report.size, report.root, report.checkpoints_checked, fault)

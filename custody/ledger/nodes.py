@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from sqlalchemy import Engine, event, select, tuple_
+from sqlalchemy import Engine, and_, event, or_, select
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
@@ -97,21 +97,29 @@ class SessionNodes:
         return value
 
     def prefetch(self, keys: list[tuple[int, int]]) -> None:
-        """Load many nodes in one query (proofs know their keys up front)."""
-        wanted = [k for k in keys if k[0] > 0 and self.cache.get(k) is None]
-        if not wanted:
-            return
-        rows = self.session.execute(
-            select(LedgerNode.level, LedgerNode.index, LedgerNode.hash).where(
-                tuple_(LedgerNode.level, LedgerNode.index).in_(wanted)
+        """Load many nodes in one query per kind (proofs know their keys up front)."""
+        missing = {k for k in keys if k not in self.pending and self.cache.get(k) is None}
+        leaves = [index for level, index in missing if level == 0]
+        inner = [key for key in missing if key[0] > 0]
+        if leaves:
+            rows = self.session.execute(
+                select(LedgerEntry.index, LedgerEntry.leaf_hash).where(
+                    LedgerEntry.index.in_(leaves)
+                )
             )
-        )
-        for level, index, digest in rows:
-            self.cache.put((level, index), bytes(digest))
-
-    def add(self, level: int, index: int, digest: bytes) -> None:
-        self.pending[(level, index)] = digest
-        self.session.add(LedgerNode(level=level, index=index, hash=digest))
+            for index, digest in rows:
+                self.cache.put((0, index), bytes(digest))
+        if inner:
+            # OR of primary-key lookups: both SQLite and PostgreSQL use the key for each term
+            # (SQLite does not for a row-value IN list).
+            condition = or_(
+                *(and_(LedgerNode.level == lv, LedgerNode.index == ix) for lv, ix in inner)
+            )
+            found = self.session.execute(
+                select(LedgerNode.level, LedgerNode.index, LedgerNode.hash).where(condition)
+            )
+            for level, node_index, digest in found:
+                self.cache.put((level, node_index), bytes(digest))
 
     def publish_to_cache(self) -> None:
         for key, value in self.pending.items():
@@ -131,7 +139,7 @@ def nodes_for(session: Session) -> SessionNodes:
         nodes.publish_to_cache()
         session.info.pop("custody.ledger.nodes", None)
 
-    def _rolled_back(_session: Session) -> None:
+    def _rolled_back(_session: Session, _previous: object = None) -> None:
         nodes.pending.clear()
         session.info.pop("custody.ledger.nodes", None)
 

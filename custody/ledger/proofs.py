@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -10,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from custody.errors import ValidationFailed
 from custody.ledger import service
-from custody.ledger.nodes import nodes_for
-from custody.ledger.tree import consistency_proof, inclusion_proof, root
+from custody.ledger.nodes import SessionNodes, nodes_for
+from custody.ledger.tree import NodeReader, consistency_proof, inclusion_proof, root
 from custody.store.models import LedgerEntry
 
 MAX_ENTRIES_PAGE = 1000
@@ -32,6 +33,24 @@ def entries(session: Session, start: int, limit: int) -> list[dict[str, Any]]:
     ]
 
 
+def _prefetched(session: Session, *computations: Callable[[NodeReader], object]) -> SessionNodes:
+    """Learn which stored subtrees the computations read, then load them in one query.
+
+    A proof touches O(log n) subtrees; fetching them one by one costs a round trip each.
+    """
+    wanted: list[tuple[int, int]] = []
+
+    def record(level: int, index: int) -> bytes:
+        wanted.append((level, index))
+        return b"\x00" * 32
+
+    for compute in computations:
+        compute(record)
+    nodes = nodes_for(session)
+    nodes.prefetch(wanted)
+    return nodes
+
+
 def _check_size(session: Session, tree_size: int) -> None:
     current = service.size(session)
     if not 0 < tree_size <= current:
@@ -42,7 +61,12 @@ def inclusion(session: Session, index: int, tree_size: int) -> dict[str, Any]:
     _check_size(session, tree_size)
     if not 0 <= index < tree_size:
         raise ValidationFailed(f"index must be between 0 and tree_size - 1 ({tree_size - 1})")
-    nodes = nodes_for(session)
+    nodes = _prefetched(
+        session,
+        lambda r: r(0, index),
+        lambda r: root(r, tree_size),
+        lambda r: inclusion_proof(r, index, tree_size),
+    )
     return {
         "index": index,
         "tree_size": tree_size,
@@ -56,7 +80,12 @@ def consistency(session: Session, old_size: int, new_size: int) -> dict[str, Any
     _check_size(session, new_size)
     if not 0 < old_size <= new_size:
         raise ValidationFailed("from must be between 1 and to")
-    nodes = nodes_for(session)
+    nodes = _prefetched(
+        session,
+        lambda r: root(r, old_size),
+        lambda r: root(r, new_size),
+        lambda r: consistency_proof(r, old_size, new_size),
+    )
     return {
         "from": old_size,
         "to": new_size,

@@ -1,10 +1,20 @@
-"""Appending to the ledger, always inside the caller's transaction (invariant 3)."""
+"""Appending to the ledger, always inside the caller's transaction (invariant 3).
+
+The first append of a transaction locks the single head row (a row lock on PostgreSQL; SQLite
+already holds its write lock), which serialises appenders until commit: indices have no gaps or
+twins. Entries and new subtree nodes are collected and written just before the transaction
+commits, in one multi-row insert each with one head update, so a transaction that appends many
+entries (group commit) pays per transaction, not per entry. Nothing reads ledger rows inside the
+appending transaction, and a rollback discards the collected rows with everything else.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session
 
 from custody.ledger.canonical import canonical_bytes
@@ -13,43 +23,90 @@ from custody.ledger.merkle import leaf_hash
 from custody.ledger.nodes import nodes_for
 from custody.ledger.tree import completed_nodes
 from custody.store.base import utcnow
-from custody.store.models import LedgerEntry, LedgerHead
+from custody.store.models import LedgerEntry, LedgerHead, LedgerNode
+
+_STATE_KEY = "custody.ledger.pending"
 
 
-def rfc3339(moment: Any) -> str:
-    return str(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+def rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def append(session: Session, kind: EventKind, actor: str, data: dict[str, Any]) -> LedgerEntry:
-    """Add one entry at the next index; commits (or rolls back) with the caller's change.
+@dataclass(frozen=True)
+class Appended:
+    index: int
+    kind: str
+    entry: bytes
+    leaf_hash: bytes
 
-    The index comes from an UPDATE of the single head row: the row lock (PostgreSQL) or the
-    write lock (SQLite) serialises appenders until commit, so indices have no gaps or twins.
-    """
-    size = session.execute(
-        update(LedgerHead)
-        .where(LedgerHead.id == 1)
-        .values(size=LedgerHead.size + 1)
-        .returning(LedgerHead.size)
-    ).scalar_one()
-    index = size - 1
+
+@dataclass
+class _Pending:
+    base: int
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def next_index(self) -> int:
+        return self.base + len(self.entries)
+
+
+def append(session: Session, kind: EventKind, actor: str, data: dict[str, Any]) -> Appended:
+    """Add one entry at the next index; it commits (or rolls back) with the caller's change."""
+    pending = _pending(session)
+    index = pending.next_index
     now = utcnow()
     body = {"index": index, "time": rfc3339(now), "kind": str(kind), "actor": actor, "data": data}
     entry_bytes = canonical_bytes(body)
-    row = LedgerEntry(
-        index=index,
-        time=now,
-        kind=str(kind),
-        actor=actor,
-        entry=entry_bytes,
-        leaf_hash=leaf_hash(entry_bytes),
+    leaf = leaf_hash(entry_bytes)
+    pending.entries.append(
+        {
+            "index": index,
+            "time": now,
+            "kind": str(kind),
+            "actor": actor,
+            "entry": entry_bytes,
+            "leaf_hash": leaf,
+        }
     )
-    session.add(row)
-    session.flush()
     nodes = nodes_for(session)
-    for level, node_index, digest in completed_nodes(nodes, index, row.leaf_hash):
-        nodes.add(level, node_index, digest)
-    return row
+    nodes.pending[(0, index)] = leaf
+    for level, node_index, digest in completed_nodes(nodes, index, leaf):
+        nodes.pending[(level, node_index)] = digest
+        pending.nodes.append({"level": level, "index": node_index, "hash": digest})
+    return Appended(index, str(kind), entry_bytes, leaf)
+
+
+def _pending(session: Session) -> _Pending:
+    state = session.info.get(_STATE_KEY)
+    if isinstance(state, _Pending):
+        return state
+    # Locks the head row until commit; the write itself happens in _flush_pending.
+    base = session.execute(
+        update(LedgerHead)
+        .where(LedgerHead.id == 1)
+        .values(size=LedgerHead.size)
+        .returning(LedgerHead.size)
+    ).scalar_one()
+    state = _Pending(base=int(base))
+    session.info[_STATE_KEY] = state
+    event.listen(session, "before_commit", _flush_pending, once=True)
+    event.listen(session, "after_soft_rollback", _discard_pending, once=True)
+    return state
+
+
+def _flush_pending(session: Session) -> None:
+    state = session.info.pop(_STATE_KEY, None)
+    if not isinstance(state, _Pending) or not state.entries:
+        return
+    session.execute(insert(LedgerEntry), state.entries)
+    if state.nodes:
+        session.execute(insert(LedgerNode), state.nodes)
+    session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(size=state.next_index))
+
+
+def _discard_pending(session: Session, _previous_transaction: object = None) -> None:
+    session.info.pop(_STATE_KEY, None)
 
 
 def ensure_head(session: Session) -> None:

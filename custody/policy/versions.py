@@ -9,9 +9,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from custody.errors import CustodyError
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.loader import LoadedPolicy, load_policy_text
@@ -19,8 +20,15 @@ from custody.store.base import utcnow
 from custody.store.models import PolicyVersion
 
 _CACHE_LIMIT = 32
-_cache: dict[int, LoadedPolicy] = {}
+# Keyed by database and row id: one process may serve several databases (the tests do).
+_cache: dict[tuple[str, int], LoadedPolicy] = {}
 _cache_lock = threading.Lock()
+
+
+class PolicyTampered(CustodyError):
+    status = 500
+    title = "Policy version invalid"
+    slug = "policy-tampered"
 
 
 @dataclass(frozen=True)
@@ -42,19 +50,29 @@ def active_policy(session: Session) -> ActivePolicy | None:
     return ActivePolicy(version_id=version_id, policy=_load_version(session, version_id))
 
 
+def _database_key(session: Session) -> str:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return engine.url.render_as_string(hide_password=True)
+
+
 def _load_version(session: Session, version_id: int) -> LoadedPolicy:
+    key = (_database_key(session), version_id)
     with _cache_lock:
-        cached = _cache.get(version_id)
+        cached = _cache.get(key)
     if cached is not None:
         return cached
     version = session.execute(
         select(PolicyVersion).where(PolicyVersion.id == version_id)
     ).scalar_one()
     loaded = load_policy_text(version.source_text, version.source_name)
+    if loaded.digest != version.digest:
+        # The stored text no longer gives the digest recorded when it was applied: fail closed.
+        raise PolicyTampered(f"policy version {version_id} does not match its recorded digest")
     with _cache_lock:
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
-        _cache[version_id] = loaded
+        _cache[key] = loaded
     return loaded
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from custody.errors import Unavailable
 
@@ -67,7 +68,11 @@ class Database:
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
         self.engine = create_engine(self.url, **kwargs)
-        self._read_engine = create_engine(self.url, **kwargs) if self.sqlite else self.engine
+        # SQLite reads get a fresh connection each time: a pooled one whose failed read left a
+        # statement open (held by a traceback) would keep serving its old snapshot.
+        self._read_engine = (
+            create_engine(self.url, poolclass=NullPool, **kwargs) if self.sqlite else self.engine
+        )
         if self.sqlite:
             _configure_sqlite(self.engine, immediate=True)
             _configure_sqlite(self._read_engine, immediate=False)

@@ -13,7 +13,9 @@ from tests.support.installation import Installation
 PROBLEM_JSON = "application/problem+json"
 
 
-def assert_problem(response: httpx.Response, status: int, detail: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, detail: str | None = None
+) -> dict[str, Any]:
     """An RFC 9457 answer with the given status; `detail` must occur in its detail member."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM_JSON, response.headers
@@ -22,9 +24,12 @@ def assert_problem(response: httpx.Response, status: int, detail: str | None = N
     for member in ("type", "title", "status", "detail"):
         assert member in body, body
     assert body["status"] == status
-    assert isinstance(body["type"], str) and body["type"]
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["type"], str)
+    assert body["type"]
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
     if detail is not None:
         assert detail in body["detail"], body
     return body
@@ -45,7 +50,5 @@ def wallet_requests(installation: Installation, wallet_name: str) -> list[Reques
 def request_kinds(installation: Installation, request_id: str) -> list[str]:
     """The ledger entry kinds that name one request, in ledger order."""
     return [
-        e["kind"]
-        for e in installation.ledger_entries()
-        if e["data"].get("request") == request_id
+        e["kind"] for e in installation.ledger_entries() if e["data"].get("request") == request_id
     ]

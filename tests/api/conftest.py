@@ -53,14 +53,19 @@ def live_url(installation: Installation) -> Iterator[str]:
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         create_app(installation.runtime, run_worker=False),
-        log_level="warning", http="h11", ws="none", lifespan="on", access_log=False,
+        log_level="warning",
+        http="h11",
+        ws="none",
+        lifespan="on",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        assert thread.is_alive(), "uvicorn stopped while starting"
+        assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -40,9 +40,13 @@ def _b64(data: bytes) -> str:
 def _claims(client: ClientKeys, body: bytes, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "sub": client.id, "uri": URI, "method": "POST",
-        "bodyHash": hashlib.sha256(body).hexdigest(), "nonce": uuid.uuid4().hex,
-        "iat": now, "exp": now + 30,
+        "sub": client.id,
+        "uri": URI,
+        "method": "POST",
+        "bodyHash": hashlib.sha256(body).hexdigest(),
+        "nonce": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 30,
     }
     claims.update(overrides)
     return claims
@@ -54,15 +58,21 @@ def _unsigned_token(header: dict[str, Any], claims: dict[str, Any], signature: b
     return f"{head}.{payload}.{_b64(signature)}"
 
 
-def _post(api: Api, body: bytes, authorization: str | None, uri: str = URI):  # noqa: ANN202
+def _post(api: Api, body: bytes, authorization: str | None, uri: str = URI):
     headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
     if authorization is not None:
         headers["Authorization"] = authorization
     return api.send("POST", uri, content=body, headers=headers)
 
 
-def _refused(api: Api, installation: Installation, body: bytes, authorization: str | None,
-             detail: str | None = None, uri: str = URI) -> dict[str, Any]:
+def _refused(
+    api: Api,
+    installation: Installation,
+    body: bytes,
+    authorization: str | None,
+    detail: str | None = None,
+    uri: str = URI,
+) -> dict[str, Any]:
     before = installation.counts()
     response = _post(api, body, authorization, uri)
     problem = assert_problem(response, 401, detail)
@@ -120,15 +130,18 @@ def test_reused_nonce_in_a_new_token_is_refused(
 def test_nonce_of_the_wrong_shape(
     api: Api, installation: Installation, body: bytes, nonce: object
 ) -> None:
-    _refused(api, installation, body, f"Bearer {make_token(api.client, 'POST', URI, body, nonce=nonce)}")
+    _refused(
+        api, installation, body, f"Bearer {make_token(api.client, 'POST', URI, body, nonce=nonce)}"
+    )
 
 
 # -- binding to this call ------------------------------------------------------------------------
 
 
 def test_wrong_body_hash(api: Api, installation: Installation, body: bytes) -> None:
-    token = make_token(api.client, "POST", URI, body,
-                       bodyHash=hashlib.sha256(body + b" ").hexdigest())
+    token = make_token(
+        api.client, "POST", URI, body, bodyHash=hashlib.sha256(body + b" ").hexdigest()
+    )
     _refused(api, installation, body, f"Bearer {token}", "bodyHash")
 
 
@@ -169,8 +182,9 @@ def test_token_for_another_method(api: Api, installation: Installation, body: by
 
 def _at(offset: int, lifetime: int = 30) -> Callable[[ClientKeys, bytes], str]:
     def build(client: ClientKeys, body: bytes) -> str:
-        return make_token(client, "POST", URI, body, now=int(time.time()) + offset,
-                          lifetime=lifetime)
+        return make_token(
+            client, "POST", URI, body, now=int(time.time()) + offset, lifetime=lifetime
+        )
 
     return build
 
@@ -188,15 +202,16 @@ def _at(offset: int, lifetime: int = 30) -> Callable[[ClientKeys, bytes], str]:
     ],
 )
 def test_token_times_are_enforced(
-    api: Api, installation: Installation, body: bytes,
-    build: Callable[[ClientKeys, bytes], str], detail: str,
+    api: Api,
+    installation: Installation,
+    body: bytes,
+    build: Callable[[ClientKeys, bytes], str],
+    detail: str,
 ) -> None:
     _refused(api, installation, body, f"Bearer {build(api.client, body)}", detail)
 
 
-@pytest.mark.parametrize(
-    "iat", [pytest.param("now-as-float", id="float"), "12345", True, None]
-)
+@pytest.mark.parametrize("iat", [pytest.param("now-as-float", id="float"), "12345", True, None])
 def test_non_integer_iat(api: Api, installation: Installation, body: bytes, iat: object) -> None:
     now = time.time()
     value = now if iat == "now-as-float" else (str(int(now)) if iat == "12345" else iat)
@@ -224,9 +239,7 @@ def test_unknown_client(api: Api, installation: Installation, body: bytes) -> No
     _refused(api, installation, body, f"Bearer {token}", "unknown")
 
 
-def test_signed_with_another_clients_key(
-    api: Api, installation: Installation, body: bytes
-) -> None:
+def test_signed_with_another_clients_key(api: Api, installation: Installation, body: bytes) -> None:
     other = installation.client()
     impostor = ClientKeys(api.client.id, api.client.name, other.private_key)
     token = make_token(impostor, "POST", URI, body)
@@ -268,7 +281,9 @@ def test_alg_none(api: Api, installation: Installation, body: bytes, alg: str) -
     _refused(api, installation, body, f"Bearer {token}")
 
 
-def test_eddsa_header_without_a_signature(api: Api, installation: Installation, body: bytes) -> None:
+def test_eddsa_header_without_a_signature(
+    api: Api, installation: Installation, body: bytes
+) -> None:
     token = _unsigned_token({"alg": "EdDSA", "typ": "JWT"}, _claims(api.client, body))
     _refused(api, installation, body, f"Bearer {token}", "signature")
 

@@ -28,8 +28,14 @@ def _valid(wallet: WalletInfo) -> dict[str, Any]:
     return withdrawal(wallet.name, nonce=next(_nonces))
 
 
-def _refused(api: Api, installation: Installation, body: bytes, status: int = 422,
-             detail: str | None = None, key: str | None = None) -> dict[str, Any]:
+def _refused(
+    api: Api,
+    installation: Installation,
+    body: bytes,
+    status: int = 422,
+    detail: str | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
     before = installation.counts()
     response = api.create(body, key=key)
     problem = assert_problem(response, status, detail)
@@ -105,32 +111,59 @@ CASES: list[Any] = [
     pytest.param(_with("evm.gas", 20_999), "gas", id="gas-below-21000"),
     pytest.param(_with("evm.gas", "21000"), "gas", id="gas-string"),
     pytest.param(_with("evm.max_fee_per_gas", 30), "max_fee_per_gas", id="max-fee-number"),
-    pytest.param(_with("evm.max_priority_fee_per_gas", "30000000001"),
-                 "max_priority_fee_per_gas", id="priority-fee-above-max-fee"),
+    pytest.param(
+        _with("evm.max_priority_fee_per_gas", "30000000001"),
+        "max_priority_fee_per_gas",
+        id="priority-fee-above-max-fee",
+    ),
     pytest.param(_with("evm", ...), "evm", id="evm-missing"),
-    pytest.param(_with("destination", DESTINATION[:-2]), "0x followed by 40 hex digits", id="destination-short"),
-    pytest.param(_with("destination", "0x" + "g" * 40), "0x followed by 40 hex digits", id="destination-not-hex"),
-    pytest.param(_with("destination", DESTINATION[2:]), "0x followed by 40 hex digits", id="destination-no-0x"),
-    pytest.param(_with("destination", "00" + DESTINATION[2:]), "0x followed by 40 hex digits",
-                 id="destination-00-prefix"),
-    pytest.param(_with("destination", DESTINATION + "00"), "0x followed by 40 hex digits", id="destination-long"),
-    pytest.param(_with("destination", _wrong_checksum(DESTINATION)), "checksum",
-                 id="destination-wrong-checksum"),
+    pytest.param(
+        _with("destination", DESTINATION[:-2]),
+        "0x followed by 40 hex digits",
+        id="destination-short",
+    ),
+    pytest.param(
+        _with("destination", "0x" + "g" * 40),
+        "0x followed by 40 hex digits",
+        id="destination-not-hex",
+    ),
+    pytest.param(
+        _with("destination", DESTINATION[2:]),
+        "0x followed by 40 hex digits",
+        id="destination-no-0x",
+    ),
+    pytest.param(
+        _with("destination", "00" + DESTINATION[2:]),
+        "0x followed by 40 hex digits",
+        id="destination-00-prefix",
+    ),
+    pytest.param(
+        _with("destination", DESTINATION + "00"),
+        "0x followed by 40 hex digits",
+        id="destination-long",
+    ),
+    pytest.param(
+        _with("destination", _wrong_checksum(DESTINATION)),
+        "checksum",
+        id="destination-wrong-checksum",
+    ),
     pytest.param(_with("asset", "USDC"), "USDC", id="asset-not-native"),
     pytest.param(_with("type", "foo"), "foo", id="type-unknown"),
     pytest.param(_with("type", "trade"), "trade", id="type-trade-not-supported"),
     pytest.param(_with("type", ...), "type", id="type-missing"),
     pytest.param(_with("memo", "hello"), "memo", id="extra-field"),
     pytest.param(_with("evm.data", "0x"), "data", id="extra-evm-field"),
-    pytest.param(lambda b: json.dumps(b)[:-1].encode() + b', "amount": "2"}', "duplicate",
-                 id="duplicate-key"),
+    pytest.param(
+        lambda b: json.dumps(b)[:-1].encode() + b', "amount": "2"}', "duplicate", id="duplicate-key"
+    ),
     pytest.param(lambda b: json.dumps([b]).encode(), "object", id="array-body"),
     pytest.param(lambda b: b'"withdrawal"', "object", id="string-body"),
     pytest.param(lambda b: json.dumps(b)[:-1].encode(), "JSON", id="truncated-json"),
     pytest.param(lambda b: b"", "JSON", id="empty-body"),
     pytest.param(lambda b: b"{'type': 'withdrawal'}", "JSON", id="python-not-json"),
-    pytest.param(lambda b: json.dumps(b).encode().replace(b"1000000000000000", b"NaN"),
-                 None, id="nan"),
+    pytest.param(
+        lambda b: json.dumps(b).encode().replace(b"1000000000000000", b"NaN"), None, id="nan"
+    ),
     pytest.param(lambda b: b"\xff\xfe{}", "UTF-8", id="not-utf8"),
     pytest.param(lambda b: b"[" * 100_00 + b"]" * 100_00, None, id="deep-nesting"),
 ]
@@ -138,8 +171,11 @@ CASES: list[Any] = [
 
 @pytest.mark.parametrize(("change", "detail"), CASES)
 def test_bad_body_is_refused(
-    api: Api, installation: Installation, body_wallet: WalletInfo,
-    change: Callable[[dict[str, Any]], dict[str, Any] | bytes], detail: str | None,
+    api: Api,
+    installation: Installation,
+    body_wallet: WalletInfo,
+    change: Callable[[dict[str, Any]], dict[str, Any] | bytes],
+    detail: str | None,
 ) -> None:
     changed = change(_valid(body_wallet))
     raw = changed if isinstance(changed, bytes) else json.dumps(changed).encode()
@@ -177,9 +213,12 @@ def test_unknown_wallet_is_named(api: Api, installation: Installation) -> None:
 
 def _post_with_headers(api: Api, body: bytes, headers: dict[str, str]) -> httpx.Response:
     token = make_token(api.client, "POST", "/v1/requests", body)
-    return api.send("POST", "/v1/requests", content=body,
-                    headers={"Authorization": f"Bearer {token}",
-                             "Content-Type": "application/json"} | headers)
+    return api.send(
+        "POST",
+        "/v1/requests",
+        content=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"} | headers,
+    )
 
 
 @pytest.mark.parametrize(
@@ -225,9 +264,14 @@ def test_oversized_chunked_body_in_process(api: Api, installation: Installation)
     token = make_token(api.client, "POST", "/v1/requests", body)
     before = installation.counts()
     response = api.send(
-        "POST", "/v1/requests", content=_chunks(body),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                 "Idempotency-Key": str(uuid.uuid4())},
+        "POST",
+        "/v1/requests",
+        content=_chunks(body),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(uuid.uuid4()),
+        },
     )
     assert response.request.headers.get("transfer-encoding") == "chunked"
     assert "content-length" not in response.request.headers
@@ -243,9 +287,13 @@ def test_oversized_chunked_body_over_real_http(
     before = installation.counts()
     with httpx.Client(base_url=live_url, timeout=10) as client:
         response = client.post(
-            "/v1/requests", content=_chunks(body),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                     "Idempotency-Key": str(uuid.uuid4())},
+            "/v1/requests",
+            content=_chunks(body),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": str(uuid.uuid4()),
+            },
         )
     assert_problem(response, 413)
     assert installation.counts() == before

@@ -40,9 +40,7 @@ def _cursor(value: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-def test_pages_are_newest_first_without_gaps_or_duplicates(
-    api: Api, wallet: WalletInfo
-) -> None:
+def test_pages_are_newest_first_without_gaps_or_duplicates(api: Api, wallet: WalletInfo) -> None:
     created = _create(api, wallet, 7)
 
     pages: list[list[str]] = []
@@ -137,7 +135,8 @@ def test_cancel_an_approved_request(
     assert response.json()["id"] == request_id
     assert installation.counts()["ledger"] == before["ledger"] + 1
     [entry] = [
-        e for e in installation.ledger_entries("request.cancelled")
+        e
+        for e in installation.ledger_entries("request.cancelled")
         if e["data"]["request"] == request_id
     ]
     assert entry["data"]["previous_status"] == "approved"

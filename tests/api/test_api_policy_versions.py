@@ -26,8 +26,12 @@ DENY_ALL = "version: 1\nrules:\n  - {id: deny-all, match: {type: withdrawal}, ac
 @pytest.fixture
 def two_installations(tmp_path: Path) -> Iterator[tuple[Installation, Installation]]:
     made = [
-        make_installation(tmp_path / f"h{uuid.uuid4().hex[:10]}", SESSION_TOKEN,
-                          database_url=None, backend="sqlite")
+        make_installation(
+            tmp_path / f"h{uuid.uuid4().hex[:10]}",
+            SESSION_TOKEN,
+            database_url=None,
+            backend="sqlite",
+        )
         for _ in range(2)
     ]
     try:
@@ -49,7 +53,8 @@ def test_policies_of_two_databases_are_not_mixed_up(
         first = active_policy(session)
     with denying.runtime.db.read() as session:
         second = active_policy(session)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert first.digest == allow_digest
     assert second.digest == deny_digest
 

@@ -1,4 +1,4 @@
-"""Re-check before signing (invariant 8): the policy in force when signing decides, not the old one."""
+"""Re-check before signing (invariant 8): the policy in force at signing time decides."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def test_a_policy_tightened_after_approval_stops_the_signature(
     assert "result" not in view
     assert "re-check" in view["reason"]
     assert request_kinds(installation, request_id) == [
-        "request.created", "policy.evaluated", "policy.rechecked"
+        "request.created",
+        "policy.evaluated",
+        "policy.rechecked",
     ]
     recheck = installation.ledger_entries("policy.rechecked")[-1]["data"]
     assert recheck["request"] == request_id
@@ -45,7 +47,8 @@ def test_a_policy_tightened_after_approval_stops_the_signature(
     assert recheck["result"]["decision"] == "deny"
     assert recheck["result"]["rule"] == "tightened"
     row = wallet_requests(installation, wallet.name)[0]
-    assert row.result_raw is None and row.result_tx_hash is None
+    assert row.result_raw is None
+    assert row.result_tx_hash is None
 
     # Allowing again later does not revive it: rejected is final.
     signer.drain()

@@ -1,11 +1,14 @@
 """Every refusal of the CLI: a non-zero exit, exactly one line on stderr starting `error:`,
-with `--json` a JSON object with an "error" key on stdout, and nothing changed in the ledger.
+with `--json` a JSON object with an "error" key on stdout, and nothing changed in the database.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import sqlite3
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -20,22 +23,6 @@ version: 1
 rules:
   - {id: small, match: {type: withdrawal, amount_lte: 1.5}, action: allow}
 """
-
-
-@pytest.fixture(scope="module")
-def prepared(cli: CliHome) -> CliHome:
-    cli.json("keys", "generate", "--label", "x", "--algorithm", "secp256k1")
-    cli.json("wallets", "create", "hot", "--chain", "ethereum", "--key", "x")
-    (cli.home / "broken.yaml").write_text(BROKEN_POLICY)
-    p256 = ec.generate_private_key(ec.SECP256R1()).public_key()
-    (cli.home / "p256.pem").write_bytes(
-        p256.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    (cli.home / "garbage.pem").write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n")
-    return cli
-
 
 CASES = {
     "unknown chain": ["wallets", "create", "w1", "--chain", "nochain", "--key", "x"],
@@ -52,61 +39,92 @@ CASES = {
     "garbage client key": ["clients", "add", "desk-bad", "--public-key", "{home}/garbage.pem"],
     "missing option": ["wallets", "create", "w3", "--key", "x"],
 }
+HUMAN_CASES = ["unknown chain", "bad algorithm", "broken policy", "P-256 client key"]
+TABLES = ["ledger_entries", "keys", "wallets", "clients", "chains", "policy_versions"]
 
 
-def _args(cli: CliHome, case: str) -> list[str]:
-    return [a.format(home=cli.home) for a in CASES[case]]
+@dataclass
+class Outcomes:
+    as_json: dict[str, subprocess.CompletedProcess[str]]
+    human: dict[str, subprocess.CompletedProcess[str]]
+    before: dict[str, int]
+    after: dict[str, int]
 
 
-def _ledger_size(cli: CliHome) -> int:
-    return int(cli.json("ledger", "verify")["size"])
+def _counts(cli: CliHome) -> dict[str, int]:
+    with sqlite3.connect(cli.home / "custody.db") as db:
+        return {t: int(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in TABLES}
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_error_is_one_line_and_changes_nothing(prepared: CliHome, case: str) -> None:
-    size = _ledger_size(prepared)
-    result = prepared.run(*_args(prepared, case))
+@pytest.fixture(scope="module")
+def outcomes(cli: CliHome) -> Outcomes:
+    cli.json("keys", "generate", "--label", "x", "--algorithm", "secp256k1")
+    cli.json("wallets", "create", "hot", "--chain", "ethereum", "--key", "x")
+    (cli.home / "broken.yaml").write_text(BROKEN_POLICY)
+    p256 = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (cli.home / "p256.pem").write_bytes(
+        p256.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    (cli.home / "garbage.pem").write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n")
+    before = _counts(cli)
+
+    def args(case: str) -> list[str]:
+        return [a.format(home=cli.home) for a in CASES[case]]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        as_json = {c: pool.submit(cli.run, *args(c), "--json") for c in CASES}
+        human = {c: pool.submit(cli.run, *args(c)) for c in HUMAN_CASES}
+        done = Outcomes(
+            {c: f.result() for c, f in as_json.items()},
+            {c: f.result() for c, f in human.items()},
+            before,
+            {},
+        )
+    done.after = _counts(cli)
+    return done
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error:"), result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    assert _ledger_size(prepared) == size
+    return lines[0]
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_error_as_json(prepared: CliHome, case: str) -> None:
-    result = prepared.run(*_args(prepared, case), "--json")
-    assert result.returncode != 0
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+def test_error_as_json_is_one_line_and_a_json_object(outcomes: Outcomes, case: str) -> None:
+    result = outcomes.as_json[case]
+    _one_error_line(result)
     body = json.loads(result.stdout)
     assert isinstance(body, dict)
     assert "error" in body
     assert body["error"]["message"]
 
 
-def test_messages_name_what_is_wrong(prepared: CliHome) -> None:
+@pytest.mark.parametrize("case", HUMAN_CASES)
+def test_error_for_people_is_one_line(outcomes: Outcomes, case: str) -> None:
+    result = outcomes.human[case]
+    _one_error_line(result)
+    assert result.stdout.strip() == ""
+
+
+def test_messages_name_what_is_wrong(outcomes: Outcomes) -> None:
     def line(case: str) -> str:
-        return prepared.run(*_args(prepared, case)).stderr.strip()
+        return _one_error_line(outcomes.as_json[case])
 
     assert "nochain" in line("unknown chain")
     assert "nokey" in line("unknown key")
     assert "hot" in line("duplicate wallet")
+    assert "rsa" in line("bad algorithm")
     broken = line("broken policy")
     assert "broken.yaml" in broken
     assert "amount_lte" in broken
     assert "Ed25519" in line("P-256 client key")
 
 
-def test_refused_things_were_not_created(prepared: CliHome) -> None:
-    for case in CASES:
-        prepared.run(*_args(prepared, case))
-    wallets = {w["name"] for w in prepared.json("wallets", "list")}
-    assert wallets == {"hot"}
-    keys = {k["label"] for k in prepared.json("keys", "list")}
-    assert "fine" not in keys
-    assert "Bad Label!" not in keys
-    clients = {c["name"] for c in prepared.json("clients", "list")}
-    assert not clients & {"desk-p256", "desk-bad"}
-    chains = {c["name"] for c in prepared.json("chains", "list")}
-    assert chains == {"ethereum", "sepolia"}
+def test_refusals_change_nothing(outcomes: Outcomes) -> None:
+    assert outcomes.after == outcomes.before

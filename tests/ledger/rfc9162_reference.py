@@ -55,3 +55,10 @@ def subproof(m: int, entries: list[bytes], b: bool) -> list[bytes]:
     if m <= k:
         return [*subproof(m, entries[:k], b), mth(entries[k:])]
     return [*subproof(m - k, entries[k:], False), mth(entries[:k])]
+
+
+def canonical(value: object) -> bytes:
+    """RFC 8785 bytes via the rfc8785 package (not custody's wrapper)."""
+    import rfc8785
+
+    return bytes(rfc8785.dumps(value))

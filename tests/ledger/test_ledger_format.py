@@ -79,6 +79,7 @@ def test_leaf_hashes_are_sha256_of_0x00_and_the_entry(
         assert leaf == hashlib.sha256(b"\x00" + entry).digest(), f"leaf hash of entry {index}"
 
 
+@pytest.mark.slow
 def test_cli_verify_reports_the_independent_root(
     installation: Installation, stored: list[tuple[int, bytes, bytes, str, str]]
 ) -> None:

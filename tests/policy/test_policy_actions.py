@@ -77,5 +77,5 @@ def test_decisions_list_the_limits_that_apply() -> None:
     ],
 )
 def test_inconsistent_requirements_are_refused(arguments: tuple[object, ...]) -> None:
-    with pytest.raises(ValueError, match="group|quorums|agree"):
+    with pytest.raises(ValueError, match=r"group|quorums|agree"):
         RequireApprovals(*arguments)  # type: ignore[arg-type]

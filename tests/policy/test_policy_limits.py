@@ -98,7 +98,7 @@ def test_settle_denies_on_a_deny_limit() -> None:
     decision = _settle(10, {**FRESH, "short": LimitUsage(95, 1)})
     assert isinstance(decision, Deny)
     assert decision.rule_id == "limit:short"
-    assert "exceeds max_amount 100 in 24h" in decision.reason
+    assert "exceeds max_amount 100 in 1d" in decision.reason
 
 
 def test_settle_escalates_an_allow_to_approvals() -> None:

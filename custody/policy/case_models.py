@@ -1,0 +1,149 @@
+"""The parts of a policy test case: facts, context and expectation, as written in YAML.
+
+Unlike policy files, `null` is meaningful here (`destination: null`, `rule: null` for the
+default deny), so these models do not refuse nulls; they refuse unknown keys like the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from custody.chains.errors import InvalidPayload
+from custody.chains.evm.calldata import DecodedCall, decode_calldata
+from custody.policy.calls import CallFlag, Selector
+from custody.policy.context import EvaluationContext
+from custody.policy.decision import Decision
+from custody.policy.facts import RequestFacts
+from custody.policy.prices import ReferencePrices, UsdAmount, UsdPrice
+from custody.policy.values import Address, Amount, DurationSeconds, Name, RequestType
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def model_validate_with_loc(cls, data: object, loc: tuple[str | int, ...]) -> Self:
+        """Validate, reporting errors at `loc` inside the file (the data was merged from two)."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            details = [
+                InitErrorDetails(
+                    # Braces would be read as template fields by PydanticCustomError.
+                    type=PydanticCustomError(
+                        e["type"], e["msg"].replace("{", "(").replace("}", ")")
+                    ),
+                    loc=(*loc, *e["loc"]),
+                    input=None,
+                )
+                for e in error.errors(include_url=False)
+            ]
+            raise ValidationError.from_exception_data(cls.__name__, details) from None
+
+
+def _literal(message: str) -> str:
+    # PydanticCustomError reads braces as template fields; a message is not a template.
+    return message.replace("{", "(").replace("}", ")")
+
+
+class CaseFacts(_Strict):
+    type: RequestType
+    wallet: Name
+    chain: Name
+    asset: Name
+    amount: Amount
+    destination: Address | None = None
+    client: Name | None = None
+    contract: Address | None = None
+    method: Selector | None = None
+    flags: tuple[CallFlag, ...] = ()
+    calldata: str | None = None
+    venue: Name | None = None
+    primary_type: Name | None = None
+
+    @model_validator(mode="after")
+    def _calldata_decodes(self) -> CaseFacts:
+        if self.calldata is None:
+            return self
+        if self.method is not None or self.flags:
+            raise PydanticCustomError("calldata", "give calldata or method/flags, not both")
+        try:
+            decode_calldata(self.calldata)
+        except InvalidPayload as error:
+            raise PydanticCustomError("calldata", "{message}", {"message": error.message}) from None
+        return self
+
+    def build(self, decode: Callable[[str], DecodedCall]) -> RequestFacts:
+        selector, flags = self.method, frozenset(str(flag) for flag in self.flags)
+        if self.calldata is not None:
+            call = decode(self.calldata)
+            selector, flags = call.selector, call.flags
+        return RequestFacts(
+            type=self.type.value,
+            wallet=self.wallet,
+            chain=self.chain,
+            asset=self.asset,
+            amount=self.amount,
+            destination=self.destination,
+            client=self.client,
+            contract=self.contract,
+            method_selector=selector,
+            call_flags=flags,
+            venue=self.venue,
+            primary_type=self.primary_type,
+        )
+
+
+class PriceRow(_Strict):
+    usd: UsdAmount
+    decimals: Annotated[int, Field(ge=0, le=77, strict=True)]
+    as_of: AwareDatetime
+
+
+class PriceTable(_Strict):
+    max_age: DurationSeconds
+    assets: dict[Name, PriceRow]
+
+
+class CaseContext(_Strict):
+    now: AwareDatetime
+    policy_applied_at: AwareDatetime | None = None
+    prices: PriceTable | None = None
+
+    def build(self) -> EvaluationContext:
+        prices = None
+        if self.prices is not None:
+            prices = ReferencePrices(
+                {
+                    asset: UsdPrice(row.usd, row.decimals, row.as_of)
+                    for asset, row in self.prices.assets.items()
+                },
+                max_age=timedelta(seconds=self.prices.max_age),
+            )
+        return EvaluationContext(
+            now=self.now, prices=prices, policy_applied_at=self.policy_applied_at
+        )
+
+
+class Expect(_Strict):
+    decision: Literal["allow", "deny", "require_approvals"]
+    rule: str | None = None
+    """Checked only when given; `rule: null` expects the default deny."""
+    reason_contains: str | None = None
+    limits: tuple[str, ...] | None = None
+
+    def accepts(self, decision: Decision) -> bool:
+        return (
+            decision.decision == self.decision
+            and ("rule" not in self.model_fields_set or decision.rule_id == self.rule)
+            and (self.reason_contains is None or self.reason_contains in decision.reason)
+            and (self.limits is None or tuple(decision.limits) == self.limits)
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_unset=True)
