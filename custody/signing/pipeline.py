@@ -49,11 +49,25 @@ class Claim:
 def claim_next(
     session: Session, *, worker_id: str, lease_seconds: int, skip_locked: bool
 ) -> Claim | None:
+    """The next request to sign, or None when nothing is waiting.
+
+    Requests that the checks below stop leave the queue (failed, rejected or back to approval),
+    so the loop ends; a stopped request never hides the ones behind it.
+    """
+    while True:
+        request = requests.next_to_sign(session, utcnow(), skip_locked=skip_locked)
+        if request is None:
+            return None
+        claim = _claim(session, request, worker_id=worker_id, lease_seconds=lease_seconds)
+        if claim is not None:
+            return claim
+
+
+def _claim(
+    session: Session, request: Request, *, worker_id: str, lease_seconds: int
+) -> Claim | None:
+    # (1) the request is the oldest approved one, or one whose worker's lease ran out
     now = utcnow()
-    # (1) the oldest approved request, or one whose worker's lease ran out
-    request = requests.next_to_sign(session, now, skip_locked=skip_locked)
-    if request is None:
-        return None
     reclaimed_from = request.claimed_by if request.status == RequestStatus.SIGNING else None
 
     # (2) what is approved is what is signed: rebuild the payload and compare its digest

@@ -24,7 +24,9 @@ rules:
 def _ed25519_pem(path: Path) -> Path:
     key = Ed25519PrivateKey.generate().public_key()
     path.write_bytes(
-        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     return path
 

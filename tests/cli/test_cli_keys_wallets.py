@@ -40,7 +40,9 @@ def test_generate_key_and_create_wallet_prints_its_eip55_address(cli: CliHome) -
 
     # the same key on another chain: another wallet, the same address
     assert cli.json("chains", "add", "holesky-test", "--evm-chain-id", "17000") == {
-        "name": "holesky-test", "evm_chain_id": 17000, "native_asset": "ETH",
+        "name": "holesky-test",
+        "evm_chain_id": 17000,
+        "native_asset": "ETH",
         "native_decimals": 18,
     }
     other = cli.json("wallets", "create", "hot-holesky", "--chain", "holesky-test", "--key", "x")
@@ -55,7 +57,9 @@ def test_ed25519_key_cannot_back_an_evm_wallet(cli: CliHome) -> None:
     assert refused.returncode != 0
     assert refused.stderr.startswith("error:")
     with sqlite3.connect(cli.home / "custody.db") as db:
-        assert db.execute("SELECT COUNT(*) FROM wallets WHERE name = 'ed-wallet'").fetchone() == (0,)
+        assert db.execute("SELECT COUNT(*) FROM wallets WHERE name = 'ed-wallet'").fetchone() == (
+            0,
+        )
 
 
 def test_list_commands_print_json(cli: CliHome) -> None:

@@ -51,7 +51,9 @@ def _wait_ready(server: Server, deadline: float) -> None:
     last = "no answer"
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            pytest.fail(f"custody serve exited with {server.process.returncode}:\n{server.output()}")
+            pytest.fail(
+                f"custody serve exited with {server.process.returncode}:\n{server.output()}"
+            )
         try:
             answer = httpx.get(f"{server.url}/readyz", timeout=2)
             if answer.status_code == 200:
@@ -168,7 +170,9 @@ def test_withdrawal_signed_by_the_server_executes_on_an_evm(
     recipient = to_checksum_address(Account.create().address)
     base_fee = tester.get_block_by_number("latest")["base_fee_per_gas"]
     body = withdrawal(
-        wallet.name, amount=str(AMOUNT), nonce=tester.get_nonce(wallet.address),
+        wallet.name,
+        amount=str(AMOUNT),
+        nonce=tester.get_nonce(wallet.address),
         destination=recipient,
     )
     body["evm"]["max_fee_per_gas"] = str(2 * base_fee + TIP)
@@ -204,8 +208,11 @@ def test_withdrawal_signed_by_the_server_executes_on_an_evm(
     fee = receipt["gas_used"] * receipt["effective_gas_price"]
     assert tester.get_balance(wallet.address) == FUNDING - AMOUNT - fee
 
-    signed = [e for e in installation.ledger_entries("request.signed")
-              if e["data"]["request"] == request_id]
+    signed = [
+        e
+        for e in installation.ledger_entries("request.signed")
+        if e["data"]["request"] == request_id
+    ]
     assert len(signed) == 1
     assert signed[0]["data"]["raw_transaction"] == raw
 

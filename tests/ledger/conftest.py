@@ -39,7 +39,10 @@ def drop_ledger_triggers(inst: Installation) -> None:
     if inst.backend == "postgres":
         statements = ["DROP TRIGGER ledger_entries_no_update ON ledger_entries"]
     else:
-        statements = ["DROP TRIGGER ledger_entries_no_update", "DROP TRIGGER ledger_entries_no_delete"]
+        statements = [
+            "DROP TRIGGER ledger_entries_no_update",
+            "DROP TRIGGER ledger_entries_no_delete",
+        ]
     with inst.runtime.db.engine.begin() as conn:
         for statement in statements:
             conn.execute(text(statement))

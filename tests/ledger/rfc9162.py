@@ -42,7 +42,9 @@ def mth_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     if n == 1:
         return leaf_hashes[0]
     k = split(n)
-    return h(b"\x01" + mth_from_leaf_hashes(leaf_hashes[:k]) + mth_from_leaf_hashes(leaf_hashes[k:]))
+    return h(
+        b"\x01" + mth_from_leaf_hashes(leaf_hashes[:k]) + mth_from_leaf_hashes(leaf_hashes[k:])
+    )
 
 
 def path(m: int, entries: Sequence[bytes]) -> list[bytes]:

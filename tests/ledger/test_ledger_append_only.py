@@ -14,8 +14,10 @@ def _rows(inst: Installation) -> list[tuple[int, bytes, bytes, str, str]]:
         return [
             (int(r[0]), bytes(r[1]), bytes(r[2]), str(r[3]), str(r[4]))
             for r in conn.execute(
-                text('SELECT "index", entry, leaf_hash, kind, actor FROM ledger_entries '
-                     'ORDER BY "index"')
+                text(
+                    'SELECT "index", entry, leaf_hash, kind, actor FROM ledger_entries '
+                    'ORDER BY "index"'
+                )
             )
         ]
 
@@ -34,8 +36,8 @@ def _refused(inst: Installation, statement: str, **params: object) -> str:
     [
         "UPDATE ledger_entries SET actor = 'attacker' WHERE \"index\" = 0",
         "UPDATE ledger_entries SET entry = :junk",
-        "UPDATE ledger_entries SET leaf_hash = :junk WHERE \"index\" = 0",
-        "UPDATE ledger_entries SET \"index\" = \"index\" + 1000000",
+        'UPDATE ledger_entries SET leaf_hash = :junk WHERE "index" = 0',
+        'UPDATE ledger_entries SET "index" = "index" + 1000000',
     ],
 )
 def test_update_is_refused(installation: Installation, statement: str) -> None:

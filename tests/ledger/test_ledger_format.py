@@ -35,8 +35,10 @@ def stored(installation: Installation) -> list[tuple[int, bytes, bytes, str, str
         return [
             (int(r[0]), bytes(r[1]), bytes(r[2]), str(r[3]), str(r[4]))
             for r in conn.execute(
-                text('SELECT "index", entry, leaf_hash, kind, actor FROM ledger_entries '
-                     'ORDER BY "index"')
+                text(
+                    'SELECT "index", entry, leaf_hash, kind, actor FROM ledger_entries '
+                    'ORDER BY "index"'
+                )
             )
         ]
 
@@ -67,8 +69,10 @@ def test_entries_are_canonical_without_floats(
 
 
 def test_times_never_go_backwards(stored: list[tuple[int, bytes, bytes, str, str]]) -> None:
-    times = [datetime.fromisoformat(json.loads(e)["time"].replace("Z", "+00:00"))
-             for _, e, _, _, _ in stored]
+    times = [
+        datetime.fromisoformat(json.loads(e)["time"].replace("Z", "+00:00"))
+        for _, e, _, _, _ in stored
+    ]
     assert times == sorted(times)
 
 
@@ -94,17 +98,22 @@ def test_actions_are_recorded_with_their_data(installation: Installation) -> Non
     wallet = installation.wallet()
     client = installation.client()
     digest = installation.allow_all_policy()
-    keys = [e for e in installation.ledger_entries("key.generated")
-            if e["data"]["label"] == wallet.key_label]
+    keys = [
+        e
+        for e in installation.ledger_entries("key.generated")
+        if e["data"]["label"] == wallet.key_label
+    ]
     assert len(keys) == 1
     assert keys[0]["data"]["algorithm"] == "secp256k1"
-    wallets = [e for e in installation.ledger_entries("wallet.created")
-               if e["data"]["name"] == wallet.name]
+    wallets = [
+        e for e in installation.ledger_entries("wallet.created") if e["data"]["name"] == wallet.name
+    ]
     assert len(wallets) == 1
     assert wallets[0]["data"]["address"] == wallet.address
     assert wallets[0]["index"] > keys[0]["index"]
-    clients = [e for e in installation.ledger_entries("client.added")
-               if e["data"]["id"] == client.id]
+    clients = [
+        e for e in installation.ledger_entries("client.added") if e["data"]["id"] == client.id
+    ]
     assert len(clients) == 1
     policies = installation.ledger_entries("policy.applied")
     assert digest in json.dumps(policies[-1]["data"])

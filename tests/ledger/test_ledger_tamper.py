@@ -86,8 +86,12 @@ def test_changed_entry_bytes_are_found(own_installation: Installation) -> None:
     body = json.loads(_entry(inst, VICTIM))
     body["data"]["forged"] = "yes"
     drop_ledger_triggers(inst)
-    _execute(inst, 'UPDATE ledger_entries SET entry = :e WHERE "index" = :i',
-             e=bytes(rfc8785.dumps(body)), i=VICTIM)
+    _execute(
+        inst,
+        'UPDATE ledger_entries SET entry = :e WHERE "index" = :i',
+        e=bytes(rfc8785.dumps(body)),
+        i=VICTIM,
+    )
     assert _names(_fault(inst), VICTIM)
     _cli_refuses(inst)
 
@@ -101,8 +105,13 @@ def test_changed_entry_with_matching_leaf_hash_is_found(own_installation: Instal
     body["data"]["forged"] = "yes"
     forged = bytes(rfc8785.dumps(body))
     drop_ledger_triggers(inst)
-    _execute(inst, 'UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i',
-             e=forged, h=hashlib.sha256(b"\x00" + forged).digest(), i=VICTIM)
+    _execute(
+        inst,
+        'UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i',
+        e=forged,
+        h=hashlib.sha256(b"\x00" + forged).digest(),
+        i=VICTIM,
+    )
     _fault(inst)
     _cli_refuses(inst)
 
@@ -113,8 +122,13 @@ def test_non_canonical_entry_bytes_are_found(own_installation: Installation) -> 
     original = _entry(inst, VICTIM)
     spaced = json.dumps(json.loads(original), indent=1).encode()
     drop_ledger_triggers(inst)
-    _execute(inst, 'UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i',
-             e=spaced, h=hashlib.sha256(b"\x00" + spaced).digest(), i=VICTIM)
+    _execute(
+        inst,
+        'UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i',
+        e=spaced,
+        h=hashlib.sha256(b"\x00" + spaced).digest(),
+        i=VICTIM,
+    )
     fault = _fault(inst)
     assert _names(fault, VICTIM)
     assert "canonical" in fault
@@ -128,8 +142,13 @@ def test_entry_with_a_float_is_found(own_installation: Installation) -> None:
     body["data"]["amount"] = 1.5
     forged = bytes(rfc8785.dumps(body))
     drop_ledger_triggers(inst)
-    _execute(inst, 'UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i',
-             e=forged, h=hashlib.sha256(b"\x00" + forged).digest(), i=VICTIM)
+    _execute(
+        inst,
+        'UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i',
+        e=forged,
+        h=hashlib.sha256(b"\x00" + forged).digest(),
+        i=VICTIM,
+    )
     assert _names(_fault(inst), VICTIM)
     _cli_refuses(inst)
 
@@ -173,8 +192,12 @@ def test_changed_leaf_hash_is_found(own_installation: Installation) -> None:
     inst = own_installation
     _untampered_is_ok(inst)
     drop_ledger_triggers(inst)
-    _execute(inst, 'UPDATE ledger_entries SET leaf_hash = :h WHERE "index" = :i',
-             h=hashlib.sha256(b"forged").digest(), i=VICTIM)
+    _execute(
+        inst,
+        'UPDATE ledger_entries SET leaf_hash = :h WHERE "index" = :i',
+        h=hashlib.sha256(b"forged").digest(),
+        i=VICTIM,
+    )
     fault = _fault(inst)
     assert _names(fault, VICTIM)
     assert "leaf hash" in fault
@@ -185,8 +208,9 @@ def test_changed_kind_column_is_found(own_installation: Installation) -> None:
     inst = own_installation
     _untampered_is_ok(inst)
     drop_ledger_triggers(inst)
-    _execute(inst, "UPDATE ledger_entries SET kind = 'request.signed' WHERE \"index\" = :i",
-             i=VICTIM)
+    _execute(
+        inst, "UPDATE ledger_entries SET kind = 'request.signed' WHERE \"index\" = :i", i=VICTIM
+    )
     assert _names(_fault(inst), VICTIM)
     _cli_refuses(inst)
 
@@ -198,7 +222,12 @@ def test_swapped_entries_are_found(own_installation: Installation) -> None:
     a, b = _entry(inst, first), _entry(inst, first + 1)
     drop_ledger_triggers(inst)
     for index, entry in ((first, b), (first + 1, a)):
-        _execute(inst, 'UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i',
-                 e=entry, h=hashlib.sha256(b"\x00" + entry).digest(), i=index)
+        _execute(
+            inst,
+            'UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i',
+            e=entry,
+            h=hashlib.sha256(b"\x00" + entry).digest(),
+            i=index,
+        )
     assert _names(_fault(inst), first)
     _cli_refuses(inst)
