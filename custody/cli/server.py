@@ -58,6 +58,10 @@ def serve(
         as_json=as_json,
         human=f"custody serving on http://{bind_host}:{bind_port} (home {settings.home})",
     )
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal against the handler that
+    # was installed before it started; a quiet one here makes a clean stop exit 0, as systemd
+    # and orchestrators expect of a service that stopped as asked.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
     runtime.close()
 

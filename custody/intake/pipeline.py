@@ -14,22 +14,21 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from custody.chains import Chain as ChainInfo
-from custody.chains import Eip1559Fields, build_eip1559, summary
 from custody.clients.auth import AuthenticatedClient
+from custody.intake.decide import decide
+from custody.intake.decoders import decode
+from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
 from custody.intake.jsonbody import parse_object
-from custody.intake.schemas import WithdrawalIntent, parse_withdrawal
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
-from custody.policy import Decision, Deny, RequestFacts, evaluate
-from custody.policy.versions import ActivePolicy, active_policy
+from custody.policy import Decision
+from custody.policy.versions import ActivePolicy
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
 from custody.requests.views import request_view
 from custody.store.base import utcnow
-from custody.store.models import Chain, Request, Wallet
-from custody.wallets import repository as wallets
+from custody.store.models import Request
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -51,65 +50,38 @@ def submit(
     if earlier is not None:
         return _replay(earlier, key, body_hash)
 
-    # (2) decode: strict JSON into a validated intent
-    intent = parse_withdrawal(parse_object(body))
+    # (2) decode: strict JSON into a draft whose payload and digest can no longer change
+    draft = decode(session, parse_object(body))
 
-    # (3) resolve wallet and chain; the asset must be the chain's native one for a withdrawal
-    wallet = wallets.wallet_by_name(session, intent.wallet)
-    chain = wallets.chain_by_id(session, wallet.chain_id)
-    if intent.asset != chain.native_asset:
-        raise InvalidBody(
-            f"asset {intent.asset!r} is not the native asset of chain {chain.name} "
-            f"({chain.native_asset}); token transfers are contract calls"
-        )
+    # (3) from here on, requests are decided one at a time: the ledger head lock serialises
+    #     this transaction with every other writer, so limits see all committed requests
+    ledger.lock(session)
 
-    # (4) fix the payload and its digest: from here on nothing about it can change
-    unsigned = build_eip1559(_fields(intent, chain))
-    draft = Draft(
-        intent=intent,
-        wallet=wallet,
-        chain=chain,
-        payload=unsigned.payload,
-        digest=unsigned.digest.prefixed(),
-        key=key,
-        body_hash=body_hash,
+    # (4) one live request per wallet and nonce (the database enforces it too)
+    if draft.nonce is not None:
+        holder = requests.live_for_nonce(session, draft.wallet.id, draft.nonce)
+        if holder is not None and holder.client_id == client.id and holder.idempotency_key == key:
+            return _replay(holder, key, body_hash)  # a concurrent call with this key won
+        if holder is not None:
+            shown = holder.id if holder.client_id == client.id else "(another client's)"
+            raise NonceInUse(
+                f"nonce {draft.nonce} of wallet {draft.wallet.name} is already taken by request "
+                f"{shown} ({holder.status})"
+            )
+
+    # (5) evaluate the active policy and its limits; no policy means deny
+    facts = draft.facts(client.name)
+    active, decision = decide(session, facts, exclude_request=None)
+
+    # (6) store the request and its ledger entries in this one transaction
+    request = _store(
+        session, client, draft, key=key, body_hash=body_hash, decision=decision, active=active
     )
-
-    # (5) one live request per wallet and nonce (the database enforces it too)
-    holder = requests.live_for_nonce(session, wallet.id, intent.nonce)
-    if holder is not None and holder.client_id == client.id and holder.idempotency_key == key:
-        # A concurrent call with this key committed between step (1) and here.
-        return _replay(holder, key, body_hash)
-    if holder is not None:
-        shown = holder.id if holder.client_id == client.id else "(another client's)"
-        raise NonceInUse(
-            f"nonce {intent.nonce} of wallet {wallet.name} is already taken by request "
-            f"{shown} ({holder.status})"
-        )
-
-    # (6) evaluate the active policy; no policy means deny
-    active = active_policy(session)
-    decision = _decide(active, draft, client)
-
-    # (7) store the request and its ledger entries in this one transaction
-    request = _store(session, client, draft, decision, active)
-    view = request_view(request, wallet.name)
+    request.facts = json.dumps(facts.to_dict(), sort_keys=True)
+    view = request_view(request, draft.wallet.name)
     request.first_response = json.dumps(view, sort_keys=True)
     session.flush()
     return Submission(view=view, replayed=False)
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A decoded request with its payload fixed, not yet decided or stored."""
-
-    intent: WithdrawalIntent
-    wallet: Wallet
-    chain: Chain
-    payload: dict[str, str]
-    digest: str
-    key: str
-    body_hash: str
 
 
 def _replay(earlier: Request, key: str, body_hash: str) -> Submission:
@@ -130,34 +102,7 @@ def _check_idempotency_key(key: str | None) -> str:
     return key
 
 
-def _fields(intent: WithdrawalIntent, chain: Chain) -> Eip1559Fields:
-    return Eip1559Fields(
-        chain_id=chain.evm_chain_id,
-        nonce=intent.nonce,
-        to=intent.destination,
-        value=intent.amount.value,
-        gas=intent.gas,
-        max_fee_per_gas=intent.max_fee_per_gas,
-        max_priority_fee_per_gas=intent.max_priority_fee_per_gas,
-    )
-
-
-def _decide(active: ActivePolicy | None, draft: Draft, client: AuthenticatedClient) -> Decision:
-    if active is None:
-        return Deny(None, "no policy has been applied: everything is denied")
-    facts = RequestFacts(
-        type="withdrawal",
-        wallet=draft.wallet.name,
-        chain=draft.chain.name,
-        asset=draft.intent.asset,
-        amount=draft.intent.amount.value,
-        destination=str(draft.intent.destination),
-        client=client.name,
-    )
-    return evaluate(active.policy, facts)
-
-
-def _status_for(decision: Decision) -> RequestStatus:
+def status_for(decision: Decision) -> RequestStatus:
     return {
         "allow": RequestStatus.APPROVED,
         "deny": RequestStatus.REJECTED,
@@ -165,41 +110,33 @@ def _status_for(decision: Decision) -> RequestStatus:
     }[decision.decision]
 
 
-def chain_info(chain: Chain) -> ChainInfo:
-    return ChainInfo(
-        name=chain.name,
-        kind="evm",
-        evm_chain_id=chain.evm_chain_id,
-        native_asset=chain.native_asset,
-        native_decimals=chain.native_decimals,
-    )
-
-
 def _store(
     session: Session,
     client: AuthenticatedClient,
     draft: Draft,
+    *,
+    key: str,
+    body_hash: str,
     decision: Decision,
     active: ActivePolicy | None,
 ) -> Request:
     now = utcnow()
-    status = _status_for(decision)
-    intent = draft.intent
+    status = status_for(decision)
     request = Request(
         id="req_" + secrets.token_hex(12),
         client_id=client.id,
-        idempotency_key=draft.key,
-        body_hash=draft.body_hash,
-        type="withdrawal",
+        idempotency_key=key,
+        body_hash=body_hash,
+        type=draft.type,
         wallet_id=draft.wallet.id,
-        asset=intent.asset,
-        amount=str(intent.amount),
-        destination=str(intent.destination),
-        evm_nonce=intent.nonce,
+        asset=draft.asset,
+        amount=str(draft.amount),
+        destination=draft.destination,
+        evm_nonce=draft.nonce,
         status=status.value,
         payload=json.dumps(draft.payload, sort_keys=True),
         digest=draft.digest,
-        summary=summary(draft.payload, chain_info(draft.chain)),
+        summary=draft.summary,
         policy_version_id=active.version_id if active else None,
         policy_decision=json.dumps(decision.to_dict(), sort_keys=True),
         first_response="{}",
@@ -215,16 +152,17 @@ def _store(
         f"client:{client.id}",
         {
             "request": request.id,
-            "type": "withdrawal",
+            "type": draft.type,
             "wallet": draft.wallet.name,
             "chain": draft.chain.name,
-            "asset": intent.asset,
-            "amount": str(intent.amount),
-            "destination": str(intent.destination),
-            "idempotency_key": draft.key,
-            "body_hash": draft.body_hash,
+            "asset": draft.asset,
+            "amount": str(draft.amount),
+            "destination": draft.destination,
+            "idempotency_key": key,
+            "body_hash": body_hash,
             "payload": draft.payload,
             "digest": draft.digest,
+            "details": draft.details,
         },
     )
     ledger.append(

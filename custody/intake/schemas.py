@@ -11,9 +11,6 @@ from custody.chains import Amount, EvmAddress
 from custody.chains.values import parse_uint
 from custody.intake.errors import InvalidBody
 
-KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message")
-SUPPORTED_TYPES = ("withdrawal",)
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -48,11 +45,6 @@ class WithdrawalIntent:
 
 
 def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
-    request_type = data.get("type")
-    if request_type not in KNOWN_TYPES:
-        raise InvalidBody(f"type must be one of {', '.join(KNOWN_TYPES)}, got {request_type!r}")
-    if request_type not in SUPPORTED_TYPES:
-        raise InvalidBody(f"request type {request_type!r} is not supported by this server yet")
     # Amount fields get our own messages: pydantic would say "string" where a person needs
     # "decimal string of base units".
     for field in ("amount",):
@@ -60,7 +52,7 @@ def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
     try:
         body = WithdrawalBody.model_validate(data)
     except ValidationError as exc:
-        raise InvalidBody(_describe(exc)) from None
+        raise InvalidBody(describe_validation_error(exc)) from None
     evm = body.evm
     if evm.nonce < 0 or evm.nonce >= 2**64:
         raise InvalidBody("evm.nonce must be between 0 and 2^64 - 1")
@@ -78,7 +70,7 @@ def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
     )
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "body"

@@ -77,6 +77,11 @@ def append(session: Session, kind: EventKind, actor: str, data: dict[str, Any]) 
     return Appended(index, str(kind), entry_bytes, leaf)
 
 
+def lock(session: Session) -> None:
+    """Take the ledger head lock now (it is held until commit); appends later reuse it."""
+    _pending(session)
+
+
 def _pending(session: Session) -> _Pending:
     state = session.info.get(_STATE_KEY)
     if isinstance(state, _Pending):

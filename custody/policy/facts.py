@@ -9,6 +9,7 @@ optional so the withdrawal callers can keep stating only the seven they know; th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from custody.policy.calls import CallFlag
 
@@ -46,6 +47,40 @@ class RequestFacts:
         selector = self.method_selector
         if selector is not None and (len(selector) != 10 or selector != selector.lower()):
             raise ValueError("method_selector must be 0x and 8 lower-case hex digits")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready (amount as a decimal string), for storing with the request."""
+        return {
+            "type": self.type,
+            "wallet": self.wallet,
+            "chain": self.chain,
+            "asset": self.asset,
+            "amount": str(self.amount),
+            "destination": self.destination,
+            "client": self.client,
+            "contract": self.contract,
+            "method_selector": self.method_selector,
+            "call_flags": sorted(self.call_flags),
+            "venue": self.venue,
+            "primary_type": self.primary_type,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RequestFacts:
+        return cls(
+            type=data["type"],
+            wallet=data["wallet"],
+            chain=data["chain"],
+            asset=data["asset"],
+            amount=int(data["amount"]),
+            destination=data.get("destination"),
+            client=data.get("client"),
+            contract=data.get("contract"),
+            method_selector=data.get("method_selector"),
+            call_flags=frozenset(data.get("call_flags", ())),
+            venue=data.get("venue"),
+            primary_type=data.get("primary_type"),
+        )
 
     def summary(self) -> str:
         """The request in words, as the subject of a decision's reason."""

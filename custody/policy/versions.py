@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from custody.errors import CustodyError
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.policy.context import ListedKey
 from custody.policy.loader import LoadedPolicy, load_policy_text
 from custody.store.base import utcnow
 from custody.store.models import PolicyVersion
@@ -35,6 +37,7 @@ class PolicyTampered(CustodyError):
 class ActivePolicy:
     version_id: int
     policy: LoadedPolicy
+    applied_at: datetime
 
     @property
     def digest(self) -> str:
@@ -42,12 +45,58 @@ class ActivePolicy:
 
 
 def active_policy(session: Session) -> ActivePolicy | None:
-    version_id = session.execute(
-        select(PolicyVersion.id).order_by(PolicyVersion.id.desc()).limit(1)
-    ).scalar_one_or_none()
-    if version_id is None:
+    row = session.execute(
+        select(PolicyVersion.id, PolicyVersion.applied_at)
+        .order_by(PolicyVersion.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
         return None
-    return ActivePolicy(version_id=version_id, policy=_load_version(session, version_id))
+    return ActivePolicy(
+        version_id=row.id, policy=_load_version(session, row.id), applied_at=row.applied_at
+    )
+
+
+def _entry_keys(policy: LoadedPolicy) -> set[ListedKey]:
+    return {
+        (name, entry.chain, entry.address.lower())
+        for name, entries in policy.policy.allowlists.items()
+        for entry in entries
+    }
+
+
+_listed_cache: dict[tuple[str, int], dict[ListedKey, datetime]] = {}
+
+
+def listed_since(session: Session, active: ActivePolicy) -> dict[ListedKey, datetime]:
+    """When each allowlist entry of the active version was first listed without interruption.
+
+    An activation delay counts from then: re-applying a policy (or another change elsewhere in
+    it) must not restart the delay of an entry that was already listed; removing an entry and
+    adding it back does restart it.
+    """
+    cache_key = (_database_key(session), active.version_id)
+    with _cache_lock:
+        cached = _listed_cache.get(cache_key)
+    if cached is not None:
+        return cached
+    rows = session.execute(
+        select(PolicyVersion.id, PolicyVersion.applied_at)
+        .where(PolicyVersion.id <= active.version_id)
+        .order_by(PolicyVersion.id.desc())
+    ).all()
+    pending = _entry_keys(active.policy)
+    since: dict[ListedKey, datetime] = {}
+    for version_id, applied_at in rows:
+        listed = _entry_keys(_load_version(session, version_id)) & pending
+        for key in listed:
+            since[key] = applied_at
+        pending = listed
+        if not pending:
+            break
+    with _cache_lock:
+        _listed_cache[cache_key] = since
+    return since
 
 
 def _database_key(session: Session) -> str:

@@ -29,7 +29,13 @@ def request_view(request: Request, wallet_name: str) -> dict[str, Any]:
         "created_at": _rfc3339(request),
     }
     if request.status == RequestStatus.SIGNED:
-        view["result"] = {"raw_transaction": request.result_raw, "tx_hash": request.result_tx_hash}
+        if request.result_signature is not None:
+            view["result"] = {"signature": request.result_signature}
+        else:
+            view["result"] = {
+                "raw_transaction": request.result_raw,
+                "tx_hash": request.result_tx_hash,
+            }
     if request.failure_reason:
         view["reason"] = request.failure_reason
     return view

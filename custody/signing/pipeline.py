@@ -11,26 +11,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from custody.chains import (
-    Digest,
-    EvmAddress,
-    SignedEvmTx,
-    assemble_signed,
-    unsigned_from_payload,
-    verify_signed,
-)
+from custody.chains import Digest
 from custody.hsm.signer import Signer
+from custody.intake.decide import decide
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
-from custody.policy import Decision, Deny, evaluate
 from custody.policy.facts import RequestFacts
-from custody.policy.versions import active_policy
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
 from custody.signing import failpoints
+from custody.signing.payloads import handler_for
 from custody.store.base import utcnow
 from custody.store.models import Client, Request
 from custody.wallets import repository as wallets
@@ -40,9 +34,9 @@ from custody.wallets import repository as wallets
 class Claim:
     request_id: str
     digest: Digest
-    payload: dict[str, str]
+    payload: dict[str, Any]
     key_label: str
-    address: EvmAddress
+    address: str
     attempt: int
 
 
@@ -54,6 +48,8 @@ def claim_next(
     Requests that the checks below stop leave the queue (failed, rejected or back to approval),
     so the loop ends; a stopped request never hides the ones behind it.
     """
+    # Claims decide limits again: hold the ledger head lock first, as intake does.
+    ledger.lock(session)
     while True:
         request = requests.next_to_sign(session, utcnow(), skip_locked=skip_locked)
         if request is None:
@@ -73,11 +69,11 @@ def _claim(
     # (2) what is approved is what is signed: rebuild the payload and compare its digest
     payload = json.loads(request.payload)
     try:
-        unsigned = unsigned_from_payload(payload)
-    except Exception as exc:
+        digest = handler_for(payload).digest(payload)
+    except Exception as exc:  # any decoding failure must fail closed
         _fail(session, request, f"stored payload no longer decodes: {exc}")
         return None
-    if unsigned.digest.prefixed() != request.digest:
+    if digest.prefixed() != request.digest:
         _fail(session, request, "stored payload does not match its approved digest")
         return None
 
@@ -105,41 +101,28 @@ def _claim(
             "reclaimed_from": reclaimed_from,
         },
     )
-    return Claim(
-        request.id,
-        unsigned.digest,
-        payload,
-        key.label,
-        EvmAddress.parse(wallet.address),
-        request.signing_attempts,
+    return Claim(request.id, digest, payload, key.label, wallet.address, request.signing_attempts)
+
+
+def sign(signer: Signer, claim: Claim) -> dict[str, str]:
+    """(5) sign the fixed digest in the HSM; (6) assemble and verify in software."""
+    return handler_for(claim.payload).sign(
+        signer, claim.key_label, claim.address, claim.payload, claim.digest
     )
 
 
-def sign(signer: Signer, claim: Claim) -> SignedEvmTx:
-    """(5) sign the fixed digest in the HSM; (6) assemble and verify in software."""
-    unsigned = unsigned_from_payload(claim.payload)
-    if unsigned.digest != claim.digest:
-        raise RuntimeError("digest changed between claim and signing")
-    signature = signer.sign_secp256k1(claim.key_label, claim.digest.value)
-    failpoints.hit("after-hsm-sign")
-    signed = assemble_signed(unsigned, signature.r, signature.s, signature.recovery_id)
-    verify_signed(signed, claim.address)
-    return signed
-
-
-def finish(session: Session, claim: Claim, signed: SignedEvmTx, *, worker_id: str) -> bool:
+def finish(session: Session, claim: Claim, result: dict[str, str], *, worker_id: str) -> bool:
     """(7) record the signature; only now, once committed, can anyone see it."""
     request = requests.locked(session, claim.request_id, for_update=True)
     if request.status != RequestStatus.SIGNING or request.claimed_by != worker_id:
         return False  # our lease ran out and another worker took over; its result stands
     failpoints.hit("before-signed-commit")
-    now = utcnow()
-    result = signed.as_result()
     request.status = RequestStatus.SIGNED.value
-    request.result_raw = result["raw_transaction"]
-    request.result_tx_hash = result["tx_hash"]
+    request.result_raw = result.get("raw_transaction")
+    request.result_tx_hash = result.get("tx_hash")
+    request.result_signature = result.get("signature")
     request.lease_until = None
-    request.updated_at = now
+    request.updated_at = utcnow()
     ledger.append(
         session,
         EventKind.REQUEST_SIGNED,
@@ -148,8 +131,7 @@ def finish(session: Session, claim: Claim, signed: SignedEvmTx, *, worker_id: st
             "request": request.id,
             "digest": request.digest,
             "attempt": claim.attempt,
-            "raw_transaction": result["raw_transaction"],
-            "tx_hash": result["tx_hash"],
+            **result,
         },
     )
     return True
@@ -172,12 +154,14 @@ def _fail(session: Session, request: Request, reason: str) -> None:
     )
 
 
-def _recheck_allows(session: Session, request: Request) -> bool:
-    active = active_policy(session)
+def stored_facts(session: Session, request: Request) -> RequestFacts:
+    if request.facts is not None:
+        return RequestFacts.from_dict(json.loads(request.facts))
+    # Requests stored before facts were kept: only native withdrawals existed then.
     wallet = wallets.wallet_by_id(session, request.wallet_id)
     chain = wallets.chain_by_id(session, wallet.chain_id)
     client = session.get(Client, request.client_id)
-    facts = RequestFacts(
+    return RequestFacts(
         type=request.type,
         wallet=wallet.name,
         chain=chain.name,
@@ -186,12 +170,10 @@ def _recheck_allows(session: Session, request: Request) -> bool:
         destination=request.destination,
         client=client.name if client else None,
     )
-    decision: Decision = (
-        Deny(None, "no policy is active: everything is denied")
-        if active is None
-        else evaluate(active.policy, facts)
-    )
-    outcome = decision.to_dict()
+
+
+def _recheck_allows(session: Session, request: Request) -> bool:
+    active, decision = decide(session, stored_facts(session, request), exclude_request=request.id)
     allowed = decision.decision == "allow"
     new_status = {
         "allow": request.status,
@@ -204,7 +186,7 @@ def _recheck_allows(session: Session, request: Request) -> bool:
         {
             "request": request.id,
             "policy_digest": active.digest if active else None,
-            "result": outcome,
+            "result": decision.to_dict(),
             "status": new_status,
         },
     )

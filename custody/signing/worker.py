@@ -11,7 +11,6 @@ import os
 import socket
 import threading
 
-from custody.chains import SignedEvmTx
 from custody.errors import CustodyError
 from custody.runtime import Runtime
 from custody.signing import pipeline
@@ -60,7 +59,7 @@ class SignerWorker:
                     self.signed += 1
         return True
 
-    def _sign(self, claim: pipeline.Claim) -> SignedEvmTx | str:
+    def _sign(self, claim: pipeline.Claim) -> dict[str, str] | str:
         """The signed transaction, or why it could not be signed (fail closed)."""
         try:
             return pipeline.sign(self.runtime.token(), claim)

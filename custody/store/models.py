@@ -44,6 +44,50 @@ class Chain(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class Asset(Base):
+    """A token custody knows: its symbol on a chain, contract and decimals."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(16))
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    contract: Mapped[str] = mapped_column(String(42))
+    decimals: Mapped[int] = mapped_column(Integer)
+    standard: Mapped[str] = mapped_column(String(16), server_default="erc20")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("chain_id", "symbol"),
+        UniqueConstraint("chain_id", "contract"),
+    )
+
+
+class Venue(Base):
+    """A trading venue whose EIP-712 orders custody may sign."""
+
+    __tablename__ = "venues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    verifying_contract: Mapped[str] = mapped_column(String(42))
+    # JSON: {"PrimaryType": {"notional_field": "...", "asset": "SYMBOL"}}
+    primary_types: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ReferencePrice(Base):
+    """The USD reference price of an asset, as last set; amount_usd_* rules read it."""
+
+    __tablename__ = "reference_prices"
+
+    asset: Mapped[str] = mapped_column(String(16), primary_key=True)
+    usd_per_unit: Mapped[str] = mapped_column(String(64))
+    decimals: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class Key(Base):
     __tablename__ = "keys"
 
@@ -125,9 +169,13 @@ class Request(Base):
         ForeignKey("policy_versions.id"), nullable=True
     )
     policy_decision: Mapped[str] = mapped_column(Text)
+    # The facts the policy judged (JSON), fixed at intake with the payload: the signer's
+    # re-check and the limits judge the same facts again, never a re-interpretation.
+    facts: Mapped[str | None] = mapped_column(Text, nullable=True)
     first_response: Mapped[str] = mapped_column(Text)
     result_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    result_signature: Mapped[str | None] = mapped_column(String(140), nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     signing_attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -1,0 +1,30 @@
+"""One decoder per request type: strict body -> Draft. Unknown types are refused (fail closed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from custody.intake.decoders.withdrawal import decode_withdrawal
+from custody.intake.draft import Draft
+from custody.intake.errors import InvalidBody
+
+KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message")
+
+Decoder = Callable[[Session, dict[str, Any]], Draft]
+
+DECODERS: dict[str, Decoder] = {
+    "withdrawal": decode_withdrawal,
+}
+
+
+def decode(session: Session, data: dict[str, Any]) -> Draft:
+    request_type = data.get("type")
+    if request_type not in KNOWN_TYPES:
+        raise InvalidBody(f"type must be one of {', '.join(KNOWN_TYPES)}, got {request_type!r}")
+    decoder = DECODERS.get(str(request_type))
+    if decoder is None:
+        raise InvalidBody(f"request type {request_type!r} is not supported by this server yet")
+    return decoder(session, data)

@@ -1,0 +1,60 @@
+"""Native-asset withdrawals: an EIP-1559 transfer of the chain's own coin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from custody.chains import Chain as ChainInfo
+from custody.chains import Eip1559Fields, build_eip1559, summary
+from custody.intake.draft import Draft
+from custody.intake.errors import InvalidBody
+from custody.intake.schemas import parse_withdrawal
+from custody.store.models import Chain
+from custody.wallets import repository as wallets
+
+
+def chain_info(chain: Chain) -> ChainInfo:
+    return ChainInfo(
+        name=chain.name,
+        kind="evm",
+        evm_chain_id=chain.evm_chain_id,
+        native_asset=chain.native_asset,
+        native_decimals=chain.native_decimals,
+    )
+
+
+def decode_withdrawal(session: Session, data: dict[str, Any]) -> Draft:
+    intent = parse_withdrawal(data)
+    wallet = wallets.wallet_by_name(session, intent.wallet)
+    chain = wallets.chain_by_id(session, wallet.chain_id)
+    if intent.asset != chain.native_asset:
+        raise InvalidBody(
+            f"asset {intent.asset!r} is not the native asset of chain {chain.name} "
+            f"({chain.native_asset}); token transfers are contract calls"
+        )
+    unsigned = build_eip1559(
+        Eip1559Fields(
+            chain_id=chain.evm_chain_id,
+            nonce=intent.nonce,
+            to=intent.destination,
+            value=intent.amount.value,
+            gas=intent.gas,
+            max_fee_per_gas=intent.max_fee_per_gas,
+            max_priority_fee_per_gas=intent.max_priority_fee_per_gas,
+        )
+    )
+    payload = unsigned.payload
+    return Draft(
+        type="withdrawal",
+        wallet=wallet,
+        chain=chain,
+        asset=intent.asset,
+        amount=intent.amount.value,
+        destination=str(intent.destination),
+        payload=payload,
+        digest=unsigned.digest.prefixed(),
+        summary=summary(payload, chain_info(chain)),
+        nonce=intent.nonce,
+    )

@@ -1,0 +1,54 @@
+"""A decoded request: its payload and digest fixed, its facts stated, not yet decided or stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from custody.policy import RequestFacts
+from custody.store.models import Chain, Wallet
+
+
+@dataclass(frozen=True)
+class Draft:
+    type: str
+    wallet: Wallet
+    chain: Chain
+    asset: str
+    amount: int
+    destination: str | None
+    payload: dict[str, Any]
+    """JSON-ready and canonical: what is stored, shown to approvers and rebuilt by the signer."""
+    digest: str
+    """`0x` + hex of the 32 bytes the HSM will sign."""
+    summary: str
+    nonce: int | None = None
+    """The EVM account nonce the payload uses, if any (one live request per wallet and nonce)."""
+    contract: str | None = None
+    method_selector: str | None = None
+    call_flags: frozenset[str] = field(default_factory=frozenset)
+    venue: str | None = None
+    primary_type: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """Decoded particulars for people and the ledger (method, arguments, typed-data fields)."""
+
+    def facts(self, client: str | None) -> RequestFacts:
+        return RequestFacts(
+            type=self.facts_type,
+            wallet=self.wallet.name,
+            chain=self.chain.name,
+            asset=self.asset,
+            amount=self.amount,
+            destination=self.destination,
+            client=client,
+            contract=self.contract,
+            method_selector=self.method_selector,
+            call_flags=self.call_flags,
+            venue=self.venue,
+            primary_type=self.primary_type,
+        )
+
+    @property
+    def facts_type(self) -> str:
+        """An ERC-20 transfer is judged as a withdrawal of that asset (limits, allowlists)."""
+        return str(self.details.get("judged_as", self.type))
