@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from custody import __version__
 from custody.api import ledger as ledger_routes
 from custody.api import ops, problems
+from custody.api import policy as policy_routes
 from custody.api import requests as request_routes
 from custody.api.limits import MaxBodySize
 from custody.ledger.checkpointer import start_checkpointer
@@ -48,6 +49,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.state.runtime = runtime
     problems.install(app)
     app.include_router(request_routes.router)
+    app.include_router(policy_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(ops.router)
     app.add_middleware(MaxBodySize, max_bytes=runtime.settings.max_body_bytes)

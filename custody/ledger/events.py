@@ -4,6 +4,7 @@ from enum import StrEnum
 
 
 class EventKind(StrEnum):
+    ASSET_ADDED = "asset.added"
     CHAIN_ADDED = "chain.added"
     CLIENT_ADDED = "client.added"
     KEY_GENERATED = "key.generated"
@@ -11,6 +12,7 @@ class EventKind(StrEnum):
     POLICY_APPLIED = "policy.applied"
     POLICY_EVALUATED = "policy.evaluated"
     POLICY_RECHECKED = "policy.rechecked"
+    PRICE_SET = "price.set"
     REQUEST_APPROVED = "request.approved"
     REQUEST_CANCELLED = "request.cancelled"
     REQUEST_CREATED = "request.created"
@@ -18,4 +20,5 @@ class EventKind(StrEnum):
     REQUEST_REJECTED = "request.rejected"
     REQUEST_SIGNED = "request.signed"
     REQUEST_SIGNING = "request.signing"
+    VENUE_ADDED = "venue.added"
     WALLET_CREATED = "wallet.created"
