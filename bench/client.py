@@ -53,26 +53,54 @@ class BenchClient:
         assert isinstance(key, Ed25519PrivateKey)
         return cls(base, (home / "demo" / "client-id").read_text().strip(), key)
 
-    def call(self, http: httpx.Client, method: str, uri: str, body: bytes = b"",
-             headers: dict[str, str] | None = None) -> httpx.Response:
+    def call(
+        self,
+        http: httpx.Client,
+        method: str,
+        uri: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         now = int(time.time())
         token = jwt.encode(
-            {"sub": self.client_id, "uri": uri, "method": method,
-             "bodyHash": hashlib.sha256(body).hexdigest(), "nonce": secrets.token_hex(16),
-             "iat": now, "exp": now + 30},
-            self.key, algorithm="EdDSA",
+            {
+                "sub": self.client_id,
+                "uri": uri,
+                "method": method,
+                "bodyHash": hashlib.sha256(body).hexdigest(),
+                "nonce": secrets.token_hex(16),
+                "iat": now,
+                "exp": now + 30,
+            },
+            self.key,
+            algorithm="EdDSA",
         )
-        return http.request(method, self.base + uri, content=body,
-                            headers={"Authorization": f"Bearer {token}"} | (headers or {}))
+        return http.request(
+            method,
+            self.base + uri,
+            content=body,
+            headers={"Authorization": f"Bearer {token}"} | (headers or {}),
+        )
 
     def _post(self, http: httpx.Client, nonce: int) -> str:
-        body = json.dumps({
-            "type": "withdrawal", "wallet": "hot-eth", "asset": "ETH", "amount": "1000",
-            "destination": DESTINATION,
-            "evm": {"nonce": nonce, "gas": 21000, "max_fee_per_gas": "30000000000",
-                    "max_priority_fee_per_gas": "1000000000"},
-        }).encode()
-        answer = self.call(http, "POST", "/v1/requests", body, {"Idempotency-Key": str(uuid.uuid4())})
+        body = json.dumps(
+            {
+                "type": "withdrawal",
+                "wallet": "hot-eth",
+                "asset": "ETH",
+                "amount": "1000",
+                "destination": DESTINATION,
+                "evm": {
+                    "nonce": nonce,
+                    "gas": 21000,
+                    "max_fee_per_gas": "30000000000",
+                    "max_priority_fee_per_gas": "1000000000",
+                },
+            }
+        ).encode()
+        answer = self.call(
+            http, "POST", "/v1/requests", body, {"Idempotency-Key": str(uuid.uuid4())}
+        )
         answer.raise_for_status()
         return str(answer.json()["id"])
 
@@ -87,8 +115,10 @@ class BenchClient:
 
     def run(self, count: int, concurrency: int) -> dict[str, float]:
         limits = httpx.Limits(max_connections=concurrency)
-        with httpx.Client(limits=limits, timeout=30) as http, \
-                ThreadPoolExecutor(concurrency) as pool:
+        with (
+            httpx.Client(limits=limits, timeout=30) as http,
+            ThreadPoolExecutor(concurrency) as pool,
+        ):
             start = time.perf_counter()
             ids = list(pool.map(lambda n: self._post(http, n), range(count)))
             posted = time.perf_counter()

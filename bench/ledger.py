@@ -41,10 +41,16 @@ from custody.store.models import LedgerEntry, LedgerHead, LedgerNode
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DATA = {"request": "req_7f5f1159427fb0980138e883", "type": "withdrawal", "wallet": "hot-eth",
-        "chain": "ethereum", "asset": "ETH", "amount": "10000000000000000",
-        "destination": "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7",
-        "digest": "0xecd640234a8de508da6562c77a326056d3fbc7d1b52ca1e769f0a64cae4fef75"}
+DATA = {
+    "request": "req_7f5f1159427fb0980138e883",
+    "type": "withdrawal",
+    "wallet": "hot-eth",
+    "chain": "ethereum",
+    "asset": "ETH",
+    "amount": "10000000000000000",
+    "destination": "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7",
+    "digest": "0xecd640234a8de508da6562c77a326056d3fbc7d1b52ca1e769f0a64cae4fef75",
+}
 
 
 def appends_per_second(url: str, count: int, batch: int) -> float:
@@ -61,8 +67,13 @@ def appends_per_second(url: str, count: int, batch: int) -> float:
 
 
 def _entry(i: int) -> bytes:
-    body = {"actor": "client:bench", "data": DATA, "index": i, "kind": "request.created",
-            "time": "2026-11-25T12:00:00.000000Z"}
+    body = {
+        "actor": "client:bench",
+        "data": DATA,
+        "index": i,
+        "kind": "request.created",
+        "time": "2026-11-25T12:00:00.000000Z",
+    }
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -76,14 +87,16 @@ def verification_seconds(entries: int, directory: Path) -> float:
             handle.write(line + b"\n")
             tree.append(leaf_hash(line))
     origin = "bench.custody/ledger"
-    signed = sign_checkpoint(origin, entries, tree.root(), key_name=origin, public_key=public,
-                             sign=key.sign)
+    signed = sign_checkpoint(
+        origin, entries, tree.root(), key_name=origin, public_key=public, sign=key.sign
+    )
     (directory / "checkpoint").write_text(signed.note)
     (directory / "verifier-key").write_text(verifier_key(origin, public) + "\n")
     start = time.perf_counter()
     report = verify_export(directory, workers=os.cpu_count() or 1)
     elapsed = time.perf_counter() - start
-    assert report.ok and report.size == entries, report.faults
+    if not report.ok or report.size != entries:
+        raise RuntimeError(f"verification failed: {report.faults}")
     return elapsed
 
 
@@ -120,8 +133,16 @@ def _bulk_load(db: Database, entries: int) -> None:
             line = _entry(i)
             leaf = leaf_hash(line)
             nodes[(0, i)] = leaf
-            rows.append({"index": i, "time": now, "kind": "request.created",
-                         "actor": "client:bench", "entry": line, "leaf_hash": leaf})
+            rows.append(
+                {
+                    "index": i,
+                    "time": now,
+                    "kind": "request.created",
+                    "actor": "client:bench",
+                    "entry": line,
+                    "leaf_hash": leaf,
+                }
+            )
             for level, index, digest in completed_nodes(lambda lv, ix: nodes[(lv, ix)], i, leaf):
                 nodes[(level, index)] = digest
                 node_rows.append({"level": level, "index": index, "hash": digest})
@@ -161,8 +182,11 @@ def main() -> None:
     results: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-ledger-") as tmp:
         tmpdir = Path(tmp)
-        for label, url in [("SQLite", f"sqlite:///{tmpdir / 'appends.db'}"), ("PostgreSQL", None)]:
-            url = url or postgres_url()
+        for label, given in [
+            ("SQLite", f"sqlite:///{tmpdir / 'appends.db'}"),
+            ("PostgreSQL", None),
+        ]:
+            url = given or postgres_url()
             if url is None:
                 results.append((f"appends/s, {label}", "skipped: no server"))
                 continue
@@ -178,12 +202,21 @@ def main() -> None:
         export_dir = tmpdir / "export"
         export_dir.mkdir()
         seconds = verification_seconds(args.entries, export_dir)
-        results.append((f"full verification of {args.entries:,} entries (standalone verifier, "
-                        f"{os.cpu_count()} processes)", f"{seconds:.2f} s"))
+        results.append(
+            (
+                f"full verification of {args.entries:,} entries (standalone verifier, "
+                f"{os.cpu_count()} processes)",
+                f"{seconds:.2f} s",
+            )
+        )
         print(results[-1])
         cold, cold99, warm = proof_times(f"sqlite:///{tmpdir / 'proofs.db'}", args.entries, 500)
-        results.append((f"inclusion proof at {args.entries:,} entries, SQLite, cold cache "
-                        "p50 / p99", f"{cold:.2f} ms / {cold99:.2f} ms"))
+        results.append(
+            (
+                f"inclusion proof at {args.entries:,} entries, SQLite, cold cache p50 / p99",
+                f"{cold:.2f} ms / {cold99:.2f} ms",
+            )
+        )
         results.append(("same, warm node cache, p50", f"{warm:.3f} ms"))
         print(results[-2:])
     lines = [

@@ -9,29 +9,33 @@ HEADER = "# Benchmarks\n\nMeasured by `make bench` (`bench/run.py`). Tests never
 MARK = "<!-- end-to-end -->"
 
 
-def write_report(path: Path, machine: dict[str, str], results: dict[str, float],
-                 args: argparse.Namespace) -> None:
-    section = "\n".join([
-        MARK,
-        "## Signing throughput: end to end versus raw PKCS#11",
-        "",
-        f"- date: {machine['date']}",
-        f"- machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}; "
-        f"{machine['softhsm']}",
-        f"- set-up: fresh `custody init` + `custody demo seed` (SQLite, development SoftHSM2 "
-        f"token), `custody serve` with its in-process signer; {int(results['requests'])} "
-        f"withdrawals from {args.concurrency} concurrent client threads on the same machine",
-        "",
-        "| measure | per second |",
-        "| --- | ---: |",
-        f"| raw PyKCS11 secp256k1 signs, one process | {results['raw_signs_per_second']:,.0f} |",
-        f"| withdrawals accepted (POST answered) | {results['posts_per_second']:,.0f} |",
-        f"| withdrawals signed end to end | {results['signed_per_second']:,.0f} |",
-        f"| ratio end to end / raw | {results['ratio']:.3f} |",
-        "",
-        "The goal for later work is a ratio of at least 0.5.",
-        MARK,
-    ])
+def write_report(
+    path: Path, machine: dict[str, str], results: dict[str, float], args: argparse.Namespace
+) -> None:
+    section = "\n".join(
+        [
+            MARK,
+            "## Signing throughput: end to end versus raw PKCS#11",
+            "",
+            f"- date: {machine['date']}",
+            f"- machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}; "
+            f"{machine['softhsm']}",
+            f"- set-up: fresh `custody init` + `custody demo seed` (SQLite, development SoftHSM2 "
+            f"token), `custody serve` with its in-process signer; {int(results['requests'])} "
+            f"withdrawals from {args.concurrency} concurrent client threads on the same machine",
+            "",
+            "| measure | per second |",
+            "| --- | ---: |",
+            f"| raw PyKCS11 secp256k1 signs, one process | {results['raw_signs_per_second']:,.0f} "
+            "|",
+            f"| withdrawals accepted (POST answered) | {results['posts_per_second']:,.0f} |",
+            f"| withdrawals signed end to end | {results['signed_per_second']:,.0f} |",
+            f"| ratio end to end / raw | {results['ratio']:.3f} |",
+            "",
+            "The goal for later work is a ratio of at least 0.5.",
+            MARK,
+        ]
+    )
     text = path.read_text() if path.exists() else HEADER
     if MARK in text:
         before, _, rest = text.partition(MARK)

@@ -57,8 +57,10 @@ def raw_signs_per_second(home: Path, count: int) -> float:
 def end_to_end(home: Path, count: int, concurrency: int) -> dict[str, float]:
     port = free_port()
     server = subprocess.Popen(
-        [CUSTODY, "serve", "--host", "127.0.0.1", "--port", str(port)], env=_env(home),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [CUSTODY, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -84,13 +86,17 @@ def main() -> None:
         custody(home, "demo", "seed")
         print(f"raw PKCS#11: {args.raw_signs} secp256k1 signs", file=sys.stderr)
         raw = raw_signs_per_second(home, args.raw_signs)
-        print(f"end to end: {args.requests} withdrawals, {args.concurrency} in flight",
-              file=sys.stderr)
+        print(
+            f"end to end: {args.requests} withdrawals, {args.concurrency} in flight",
+            file=sys.stderr,
+        )
         e2e = end_to_end(home, args.requests, args.concurrency)
     results = {"raw_signs_per_second": raw, **e2e, "ratio": e2e["signed_per_second"] / raw}
     machine = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "cpu": _cpu(), "cores": str(os.cpu_count()), "python": platform.python_version(),
+        "cpu": _cpu(),
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
         "softhsm": _softhsm_version(),
     }
     write_report(args.output, machine, results, args)
@@ -110,8 +116,9 @@ def _cpu() -> str:
 
 def _softhsm_version() -> str:
     try:
-        return subprocess.run(["softhsm2-util", "--version"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["softhsm2-util", "--version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -121,6 +121,7 @@ class Client(Base):
     public_key_pem: Mapped[str] = mapped_column(Text)
     # `trading` clients submit requests; `auditor` clients may only read the ledger.
     role: Mapped[str] = mapped_column(String(16), server_default="trading")
+    webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
@@ -178,6 +179,12 @@ class Request(Base):
     result_signature: Mapped[str | None] = mapped_column(String(140), nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     signing_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When a request waiting for approvals lapses (from the rule's expires_after, default 24 h).
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
+    # Set when a person started the request in the approver app (maker); never its checker.
+    # An approver id; no foreign key, because adding one to this table on SQLite means
+    # rebuilding it (and its partial unique index) in the migration.
+    requested_by_approver: Mapped[str | None] = mapped_column(String(40), nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
@@ -256,3 +263,134 @@ class LedgerPublication(Base):
     target: Mapped[str] = mapped_column(String(500), primary_key=True)
     tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     published_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Approver(Base):
+    """A person who approves requests. The server keeps only public keys (invariant 9)."""
+
+    __tablename__ = "approvers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # Ed25519 public key (raw, hex) of a device that signs approval statements over the API.
+    device_public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class ApproverGroup(Base):
+    __tablename__ = "approver_groups"
+
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"), primary_key=True)
+    group: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ApproverGroupSettings(Base):
+    """Per-group settings, e.g. where to tell the group that work is waiting."""
+
+    __tablename__ = "approver_group_settings"
+
+    group: Mapped[str] = mapped_column(String(64), primary_key=True)
+    notify_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class WebauthnCredential(Base):
+    """A passkey registered by an approver (public key only)."""
+
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[str] = mapped_column(String(512), primary_key=True)  # base64url credential id
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"), index=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE key
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class EnrolmentInvite(Base):
+    """A one-time link to register a passkey; only the token's hash is stored."""
+
+    __tablename__ = "enrolment_invites"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class WebSession(Base):
+    """An approver's signed-in browser session; only the cookie's hash is stored."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebauthnChallenge(Base):
+    """A challenge handed to a browser, usable once, for registration, login or an approval."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    approver_id: Mapped[str | None] = mapped_column(ForeignKey("approvers.id"), nullable=True)
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class Approval(Base):
+    """One approver's decision on one request, with the evidence an auditor can re-verify."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id"), index=True)
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"))
+    decision: Mapped[str] = mapped_column(String(16))
+    statement: Mapped[bytes] = mapped_column(LargeBinary)  # RFC 8785 bytes that were signed
+    method: Mapped[str] = mapped_column(String(16))  # device_key | webauthn
+    evidence: Mapped[str] = mapped_column(Text)  # JSON: signature, or WebAuthn assertion parts
+    groups: Mapped[str] = mapped_column(Text)  # JSON: the approver's groups when approving
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("request_id", "approver_id"),
+        CheckConstraint("decision IN ('approve', 'reject')", name="decision_known"),
+    )
+
+
+class WebhookDelivery(Base):
+    """The outbox of webhook calls: one row per status change and client, retried with backoff."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ledger_index: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[str] = mapped_column(String(100))  # client:<id> or group:<name>
+    url: Mapped[str] = mapped_column(String(500))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = (UniqueConstraint("ledger_index", "target"),)
+
+
+class WebhookCursor(Base):
+    """How far the webhook dispatcher has read the ledger (the ledger is the outbox's source)."""
+
+    __tablename__ = "webhook_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_index: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)

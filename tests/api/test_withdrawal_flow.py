@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from eth_account import Account
-from hexbytes import HexBytes
 from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 
 from custody.signing.worker import SignerWorker
 from tests.support.api import DESTINATION, Api, withdrawal
@@ -30,6 +30,13 @@ def test_allowed_withdrawal_is_signed_by_the_wallet_key(
     assert fields["value"] == 123
     assert fields["nonce"] == 7
     assert HexBytes(fields["to"]) == HexBytes(DESTINATION)
-    kinds = [e["kind"] for e in installation.ledger_entries() if e["data"].get("request") == body["id"]]
-    assert kinds == ["request.created", "policy.evaluated", "policy.rechecked", "request.signing",
-                     "request.signed"]
+    kinds = [
+        e["kind"] for e in installation.ledger_entries() if e["data"].get("request") == body["id"]
+    ]
+    assert kinds == [
+        "request.created",
+        "policy.evaluated",
+        "policy.rechecked",
+        "request.signing",
+        "request.signed",
+    ]

@@ -231,10 +231,8 @@ def test_edited_entry_with_rebuilt_tree_is_caught_by_the_checkpoint(fresh: Insta
     rewrite_entry(fresh, 11, entry_bytes(fresh, 11).replace(b'"n":"', b'"n":"1'))
     rebuild_nodes(fresh)
     fault = verify_db(fresh)
-    assert (
-        (fault is not None
-        and f"checkpoint at size {ENTRIES + 3}" in fault)
-        or "size" in (fault or "")
+    assert (fault is not None and f"checkpoint at size {ENTRIES + 3}" in fault) or "size" in (
+        fault or ""
     )
 
 

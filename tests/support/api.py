@@ -18,26 +18,51 @@ from tests.support.installation import ClientKeys
 DESTINATION = "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7"
 
 
-def make_token(client: ClientKeys, method: str, uri: str, body: bytes = b"", *,
-               now: int | None = None, lifetime: int = 30, **overrides: Any) -> str:
+def make_token(
+    client: ClientKeys,
+    method: str,
+    uri: str,
+    body: bytes = b"",
+    *,
+    now: int | None = None,
+    lifetime: int = 30,
+    **overrides: Any,
+) -> str:
     issued = int(time.time()) if now is None else now
     claims: dict[str, Any] = {
-        "sub": client.id, "uri": uri, "method": method,
-        "bodyHash": hashlib.sha256(body).hexdigest(), "nonce": secrets.token_hex(16),
-        "iat": issued, "exp": issued + lifetime,
+        "sub": client.id,
+        "uri": uri,
+        "method": method,
+        "bodyHash": hashlib.sha256(body).hexdigest(),
+        "nonce": secrets.token_hex(16),
+        "iat": issued,
+        "exp": issued + lifetime,
     }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
     return jwt.encode(claims, client.private_key, algorithm="EdDSA")
 
 
-def withdrawal(wallet: str, *, amount: str = "1000000000000000", nonce: int = 0,
-               destination: str = DESTINATION, **extra: Any) -> dict[str, Any]:
+def withdrawal(
+    wallet: str,
+    *,
+    amount: str = "1000000000000000",
+    nonce: int = 0,
+    destination: str = DESTINATION,
+    **extra: Any,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "type": "withdrawal", "wallet": wallet, "asset": "ETH", "amount": amount,
+        "type": "withdrawal",
+        "wallet": wallet,
+        "asset": "ETH",
+        "amount": amount,
         "destination": destination,
-        "evm": {"nonce": nonce, "gas": 21000, "max_fee_per_gas": "30000000000",
-                "max_priority_fee_per_gas": "1000000000"},
+        "evm": {
+            "nonce": nonce,
+            "gas": 21000,
+            "max_fee_per_gas": "30000000000",
+            "max_priority_fee_per_gas": "1000000000",
+        },
     }
     body.update(extra)
     return body
@@ -50,16 +75,24 @@ class Api:
         self.send = send
         self.client = client
 
-    def call(self, method: str, uri: str, body: bytes = b"", *, headers: dict[str, str] | None = None,
-             token: str | None = None) -> httpx.Response:
+    def call(
+        self,
+        method: str,
+        uri: str,
+        body: bytes = b"",
+        *,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> httpx.Response:
         token = token or make_token(self.client, method, uri, body)
         all_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         return self.send(method, uri, content=body, headers=all_headers | (headers or {}))
 
     def create(self, payload: dict[str, Any] | bytes, key: str | None = None) -> httpx.Response:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return self.call("POST", "/v1/requests", body,
-                         headers={"Idempotency-Key": key or str(uuid.uuid4())})
+        return self.call(
+            "POST", "/v1/requests", body, headers={"Idempotency-Key": key or str(uuid.uuid4())}
+        )
 
     def get(self, request_id: str) -> httpx.Response:
         return self.call("GET", f"/v1/requests/{request_id}")

@@ -31,7 +31,8 @@ class ClientKeys:
 
     def private_pem(self) -> bytes:
         return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
 
@@ -59,19 +60,27 @@ class Installation:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         with self.runtime.db.write() as session:
-            client = add_client(session, name=name or f"desk-{secrets.token_hex(4)}",
-                                public_key_pem=pem, actor="test")
+            client = add_client(
+                session,
+                name=name or f"desk-{secrets.token_hex(4)}",
+                public_key_pem=pem,
+                actor="test",
+            )
             return ClientKeys(client.id, client.name, key)
 
     def wallet(self, chain: str = "ethereum", name: str | None = None) -> WalletInfo:
         label = f"k-{self.backend}-{secrets.token_hex(5)}"
         info = self.runtime.token().generate_key(label, Algorithm.SECP256K1)
         with self.runtime.db.write() as session:
-            wallet_service.record_key(session, info=info, token=self.settings.hsm_token or "",
-                                      actor="test")
+            wallet_service.record_key(
+                session, info=info, token=self.settings.hsm_token or "", actor="test"
+            )
             wallet = wallet_service.create_wallet(
-                session, name=name or f"w-{secrets.token_hex(5)}", chain_name=chain,
-                key_label=label, actor="test",
+                session,
+                name=name or f"w-{secrets.token_hex(5)}",
+                chain_name=chain,
+                key_label=label,
+                actor="test",
             )
             return WalletInfo(wallet.name, wallet.address, label)
 
@@ -92,7 +101,9 @@ class Installation:
         with self.runtime.db.read() as session:
             return {
                 "requests": session.execute(select(func.count()).select_from(Request)).scalar_one(),
-                "ledger": session.execute(select(func.count()).select_from(LedgerEntry)).scalar_one(),
+                "ledger": session.execute(
+                    select(func.count()).select_from(LedgerEntry)
+                ).scalar_one(),
             }
 
     def ledger_entries(self, kind: str | None = None) -> list[dict[str, Any]]:
@@ -123,8 +134,9 @@ def installation_env(home: Path, token: DevToken, database_url: str | None) -> d
     return env
 
 
-def make_installation(home: Path, token: DevToken, *, database_url: str | None,
-                      backend: str) -> Installation:
+def make_installation(
+    home: Path, token: DevToken, *, database_url: str | None, backend: str
+) -> Installation:
     env = installation_env(home, token, database_url)
     settings = load_settings(
         home,
@@ -136,5 +148,6 @@ def make_installation(home: Path, token: DevToken, *, database_url: str | None,
         worker_poll_seconds=0.05,
     )
     initialise(settings)
-    return Installation(home=home, backend=backend, settings=settings,
-                        runtime=Runtime(settings), env=env)
+    return Installation(
+        home=home, backend=backend, settings=settings, runtime=Runtime(settings), env=env
+    )
