@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export CUSTODY_HOME ?= $(CURDIR)/var
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck pytest bench softhsm venv clean migrations-check
+.PHONY: help demo test lint typecheck pytest bench softhsm chromium venv clean migrations-check
 
 help:
 	@echo "make demo   - set up and serve a seeded demo on http://127.0.0.1:8000"
@@ -43,7 +43,13 @@ migrations-check: venv
 	@tmp=$$(mktemp -d) && CUSTODY_DATABASE_URL=sqlite:///$$tmp/check.db $(BIN)/alembic upgrade head >/dev/null \
 		&& CUSTODY_DATABASE_URL=sqlite:///$$tmp/check.db $(BIN)/alembic check; rc=$$?; rm -rf $$tmp; exit $$rc
 
-pytest: venv softhsm
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Chromium (approver web app tests) with apt"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+pytest: venv softhsm chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck migrations-check pytest

@@ -13,9 +13,12 @@ from custody.api import ledger as ledger_routes
 from custody.api import ops, problems
 from custody.api import policy as policy_routes
 from custody.api import requests as request_routes
+from custody.api import webhooks as webhook_routes
 from custody.api.limits import MaxBodySize
 from custody.ledger.checkpointer import start_checkpointer
 from custody.runtime import Runtime
+from custody.web.app import mount as mount_web
+from custody.webhooks.runner import start_webhooks
 
 
 def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
@@ -26,6 +29,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
         stop = threading.Event()
         thread = None
         checkpointer = start_checkpointer(runtime, stop) if start_worker else None
+        webhooks = start_webhooks(runtime, stop) if start_worker else None
         if start_worker:
             from custody.signing.worker import SignerWorker
 
@@ -36,7 +40,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
         yield
         stop.set()
         runtime.notify_signer()
-        for running in (thread, checkpointer):
+        for running in (thread, checkpointer, webhooks):
             if running is not None:
                 running.join(timeout=10)
 
@@ -51,6 +55,8 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(request_routes.router)
     app.include_router(policy_routes.router)
     app.include_router(ledger_routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(ops.router)
+    mount_web(app, runtime)
     app.add_middleware(MaxBodySize, max_bytes=runtime.settings.max_body_bytes)
     return app

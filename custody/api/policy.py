@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from custody.api.deps import BodyDep, ClientDep, RuntimeDep
+from custody.approvals.policy_approvals import approve_proposal_with_device_key
+from custody.errors import ValidationFailed
 from custody.intake.decide import decide
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
@@ -27,3 +29,23 @@ def simulate(rt: RuntimeDep, client: ClientDep, body: BodyDep) -> dict[str, Any]
             "payload": {"digest": draft.digest, "summary": draft.summary},
             "stored": False,
         }
+
+
+@router.post(
+    "/proposals/{version}/approvals",
+    summary="Governance: an approver's device-key decision on a proposed policy version",
+)
+def approve_proposal(version: int, rt: RuntimeDep, body: BodyDep) -> dict[str, Any]:
+    data = parse_object(body)
+    unknown = set(data) - {"approver", "decision", "signature"}
+    if unknown:
+        raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
+    with rt.db.write() as session:
+        state = approve_proposal_with_device_key(
+            session,
+            version_id=version,
+            approver_name=data.get("approver"),
+            decision=data.get("decision"),
+            signature=data.get("signature"),
+        )
+    return {"version": version, "state": state}

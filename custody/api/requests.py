@@ -10,14 +10,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from custody.api.deps import BodyDep, ClientDep, RuntimeDep
+from custody.approvals.device import approve_with_device_key
+from custody.approvals.service import approvals_view, expire_by_id
 from custody.errors import Conflict, ValidationFailed
+from custody.intake.jsonbody import parse_object
 from custody.intake.pipeline import submit
 from custody.requests import repository
 from custody.requests import service as request_service
 from custody.requests.states import RequestStatus
 from custody.requests.views import request_view
+from custody.store.models import Request
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 MAX_PAGE = 200
@@ -54,7 +59,7 @@ def create_request(
 def get_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> dict[str, Any]:
     with rt.db.read() as session:
         request, wallet_name = repository.for_client(session, client.id, request_id)
-        return request_view(request, wallet_name)
+        return _full_view(session, request, wallet_name)
 
 
 @router.get("", summary="List your requests, newest first")
@@ -70,7 +75,7 @@ def list_requests(
         rows = repository.page_for_client(
             session, client.id, status=status, after=after, limit=limit + 1
         )
-        items = [request_view(r, name) for r, name in rows[:limit]]
+        items = [_full_view(session, r, name) for r, name in rows[:limit]]
         next_cursor = (
             _encode_cursor(rows[limit - 1][0].created_at, rows[limit - 1][0].id)
             if len(rows) > limit
@@ -86,6 +91,40 @@ def cancel_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> dict[s
             session, client_id=client.id, request_id=request_id
         )
         return request_view(request, wallet_name)
+
+
+@router.post("/{request_id}/approvals", summary="An approver's device-key approval or rejection")
+def add_approval(request_id: str, rt: RuntimeDep, body: BodyDep) -> dict[str, Any]:
+    """Authenticated by the Ed25519 signature over the approval statement (see DESIGN.md),
+    not by a client token: approvers are people with devices, not trading systems."""
+    data = parse_object(body)
+    unknown = set(data) - {"approver", "decision", "signature"}
+    if unknown:
+        raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
+    with rt.db.write() as session:
+        expire_by_id(session, request_id)
+    with rt.db.write() as session:
+        outcome = approve_with_device_key(
+            session,
+            request_id=request_id,
+            approver_name=data.get("approver"),
+            decision=data.get("decision"),
+            signature=data.get("signature"),
+        )
+        answer = {
+            "request": outcome.request_id,
+            "status": outcome.status,
+            "quorum": outcome.quorum.as_dict(),
+        }
+    if answer["status"] == RequestStatus.APPROVED:
+        rt.notify_signer()
+    return answer
+
+
+def _full_view(session: Session, request: Request, wallet_name: str) -> dict[str, Any]:
+    view = request_view(request, wallet_name)
+    view["approvals"] = approvals_view(session, request)
+    return view
 
 
 def _encode_cursor(created_at: datetime, request_id: str) -> str:

@@ -54,3 +54,26 @@ def list_clients(as_json: JsonOption = False) -> None:
             for c in service.list_clients(session)
         ]
     table(rows, ["id", "name", "role", "created_at", "disabled"], as_json=as_json)
+
+
+@app.command("set-webhook")
+def set_webhook(
+    name: Annotated[str, typer.Argument(help="Client name.")],
+    url: Annotated[
+        str | None, typer.Argument(help="http(s) URL that receives the client's webhooks.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Stop sending webhooks.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Set (or --clear) where a client is told of its requests' status changes."""
+    from custody.cli.webhooks import url_or_clear
+    from custody.webhooks import service as webhooks
+
+    chosen = url_or_clear(url, clear)
+    with context.runtime() as rt, rt.db.write() as session:
+        client = webhooks.set_client_webhook(
+            session, name=name, url=chosen, actor=context.operator()
+        )
+        data = {"id": client.id, "name": client.name, "webhook_url": client.webhook_url}
+    human = f"client {name}: " + (f"webhooks to {chosen}" if chosen else "webhooks off")
+    emit(data, as_json=as_json, human=human)

@@ -8,7 +8,21 @@ import click
 import typer
 from typer.exceptions import TyperException
 
-from custody.cli import chains, clients, demo, keys, ledger, policy, server, wallets
+from custody.cli import (
+    approvers,
+    assets,
+    chains,
+    clients,
+    demo,
+    keys,
+    ledger,
+    policy,
+    prices,
+    server,
+    venues,
+    wallets,
+    webhooks,
+)
 from custody.errors import CustodyError
 
 app = typer.Typer(
@@ -24,10 +38,15 @@ app.command("worker")(server.worker)
 app.add_typer(keys.app, name="keys")
 app.add_typer(chains.app, name="chains")
 app.add_typer(wallets.app, name="wallets")
+app.add_typer(assets.app, name="assets")
+app.add_typer(venues.app, name="venues")
+app.add_typer(prices.app, name="prices")
 app.add_typer(clients.app, name="clients")
+app.add_typer(approvers.app, name="approvers")
 app.add_typer(policy.app, name="policy")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(demo.app, name="demo")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -50,19 +51,32 @@ def apply_policy(file: PolicyFile, as_json: JsonOption = False) -> None:
     with context.runtime() as rt, rt.db.write() as session:
         current = active_policy(session)
         if current is not None and current.digest == loaded.digest:
-            data = {"version": current.version_id, "digest": loaded.digest, "changed": False}
+            data: dict[str, Any] = {
+                "version": current.version_id,
+                "digest": loaded.digest,
+                "changed": False,
+            }
         else:
             version = apply(session, loaded, source_name=file.name, actor=context.operator())
-            data = {"version": version.id, "digest": loaded.digest, "changed": True}
-    emit(
-        data,
-        as_json=as_json,
-        human=(
-            f"applied {file.name} as version {data['version']} (digest {loaded.digest})"
-            if data["changed"]
-            else f"{file.name} is already the active policy"
-        ),
-    )
+            data = {
+                "version": version.id,
+                "digest": loaded.digest,
+                "changed": True,
+                "state": version.state,
+            }
+            if version.required_approvals:
+                data["required_approvals"] = json.loads(version.required_approvals)
+    if not data["changed"]:
+        human = f"{file.name} is already the active policy"
+    elif data.get("state") == "proposed":
+        needs = ", ".join(f"{q['count']} from {q['group']}" for q in data["required_approvals"])
+        human = (
+            f"proposed {file.name} as version {data['version']} (digest {loaded.digest}); "
+            f"it takes effect once approved by {needs}"
+        )
+    else:
+        human = f"applied {file.name} as version {data['version']} (digest {loaded.digest})"
+    emit(data, as_json=as_json, human=human)
 
 
 @app.command("versions")
@@ -72,6 +86,7 @@ def list_versions(as_json: JsonOption = False) -> None:
         rows = [
             {
                 "version": v.id,
+                "state": v.state,
                 "digest": v.digest,
                 "source": v.source_name,
                 "applied_by": v.applied_by,
@@ -81,7 +96,7 @@ def list_versions(as_json: JsonOption = False) -> None:
         ]
     table(
         rows,
-        ["version", "source", "digest", "applied_by", "applied_at"],
+        ["version", "state", "source", "digest", "applied_by", "applied_at"],
         as_json=as_json,
         empty="no policy applied: everything is denied until `custody policy apply FILE`",
     )

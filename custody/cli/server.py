@@ -28,6 +28,8 @@ def init(as_json: JsonOption = False) -> None:
         lines.append(f"  added chains: {', '.join(report.added_chains)}")
     if report.created_ledger_key:
         lines.append("  generated the ledger signing key (Ed25519) in the HSM")
+    if report.created_webhook_key:
+        lines.append("  generated the webhook signing key (Ed25519) in the HSM")
     lines.append(f"  database {report.as_dict()['database']} at head")
     emit(report.as_dict(), as_json=as_json, human="\n".join(lines))
 
@@ -108,6 +110,9 @@ def _run_worker(once: bool) -> int:
         from custody.ledger.checkpointer import start_checkpointer
 
         start_checkpointer(runtime, stop)
+        from custody.webhooks.runner import start_webhooks
+
+        start_webhooks(runtime, stop)
         signer.run(stop)
         return signer.signed
     finally:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
 from custody.intake.jsonbody import parse_object
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
-from custody.policy import Decision
+from custody.policy import Decision, RequireApprovals
 from custody.policy.versions import ActivePolicy
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
@@ -31,6 +32,7 @@ from custody.store.base import utcnow
 from custody.store.models import Request
 
 MAX_IDEMPOTENCY_KEY = 200
+DEFAULT_APPROVAL_WINDOW = 24 * 3600  # seconds a request may wait for approvals
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ def submit(
         session, client, draft, key=key, body_hash=body_hash, decision=decision, active=active
     )
     request.facts = json.dumps(facts.to_dict(), sort_keys=True)
+    if isinstance(decision, RequireApprovals):
+        request.expires_at = request.created_at + timedelta(
+            seconds=decision.expires_after_seconds or DEFAULT_APPROVAL_WINDOW
+        )
     view = request_view(request, draft.wallet.name)
     request.first_response = json.dumps(view, sort_keys=True)
     session.flush()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from sqlalchemy import Engine, and_, event, or_, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
@@ -128,21 +128,24 @@ class SessionNodes:
 
 
 def nodes_for(session: Session) -> SessionNodes:
-    """One node reader per transaction; its new nodes reach the cache only if it commits."""
-    nodes = session.info.get("custody.ledger.nodes")
+    """One node reader per session transaction. Nodes it learns from appends reach the shared
+    cache only when the outermost transaction commits (see custody.ledger.service)."""
+    nodes = session.info.get(_NODES_KEY)
     if isinstance(nodes, SessionNodes):
         return nodes
     nodes = SessionNodes(session)
-    session.info["custody.ledger.nodes"] = nodes
-
-    def _committed(_session: Session) -> None:
-        nodes.publish_to_cache()
-        session.info.pop("custody.ledger.nodes", None)
-
-    def _rolled_back(_session: Session, _previous: object = None) -> None:
-        nodes.pending.clear()
-        session.info.pop("custody.ledger.nodes", None)
-
-    event.listen(session, "after_commit", _committed, once=True)
-    event.listen(session, "after_soft_rollback", _rolled_back, once=True)
+    session.info[_NODES_KEY] = nodes
     return nodes
+
+
+def publish_nodes(session: Session) -> None:
+    nodes = session.info.pop(_NODES_KEY, None)
+    if isinstance(nodes, SessionNodes):
+        nodes.publish_to_cache()
+
+
+def discard_nodes(session: Session) -> None:
+    session.info.pop(_NODES_KEY, None)
+
+
+_NODES_KEY = "custody.ledger.nodes"

@@ -15,17 +15,25 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
+from custody.errors import CustodyError
 from custody.ledger.canonical import canonical_bytes
 from custody.ledger.events import EventKind
 from custody.ledger.merkle import leaf_hash
-from custody.ledger.nodes import nodes_for
+from custody.ledger.nodes import discard_nodes, nodes_for, publish_nodes
 from custody.ledger.tree import completed_nodes
 from custody.store.base import utcnow
 from custody.store.models import LedgerEntry, LedgerHead, LedgerNode
 
 _STATE_KEY = "custody.ledger.pending"
+_LISTENING_KEY = "custody.ledger.listening"
+
+
+class LedgerStateLost(CustodyError):
+    status = 500
+    title = "Ledger write refused"
+    slug = "ledger-write-refused"
 
 
 def rfc3339(moment: datetime) -> str:
@@ -45,6 +53,8 @@ class _Pending:
     base: int
     entries: list[dict[str, Any]] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    savepoints: dict[int, int] = field(default_factory=dict)
+    poisoned: str | None = None
 
     @property
     def next_index(self) -> int:
@@ -85,6 +95,8 @@ def lock(session: Session) -> None:
 def _pending(session: Session) -> _Pending:
     state = session.info.get(_STATE_KEY)
     if isinstance(state, _Pending):
+        if state.poisoned:
+            raise LedgerStateLost(state.poisoned)
         return state
     # Locks the head row until commit; the write itself happens in _flush_pending.
     base = session.execute(
@@ -95,14 +107,32 @@ def _pending(session: Session) -> _Pending:
     ).scalar_one()
     state = _Pending(base=int(base))
     session.info[_STATE_KEY] = state
-    event.listen(session, "before_commit", _flush_pending, once=True)
-    event.listen(session, "after_soft_rollback", _discard_pending, once=True)
+    _install_listeners(session)
     return state
 
 
+def _install_listeners(session: Session) -> None:
+    """Once per session. SQLAlchemy fires commit and rollback events for savepoints too, so
+    each handler first asks whether the transaction that ends is the outermost one."""
+    if session.info.get(_LISTENING_KEY):
+        return
+    session.info[_LISTENING_KEY] = True
+    event.listen(session, "before_commit", _flush_pending)
+    event.listen(session, "after_commit", _after_commit)
+    event.listen(session, "after_transaction_create", _savepoint_started)
+    event.listen(session, "after_soft_rollback", _rolled_back)
+
+
 def _flush_pending(session: Session) -> None:
-    state = session.info.pop(_STATE_KEY, None)
-    if not isinstance(state, _Pending) or not state.entries:
+    if session.in_nested_transaction():
+        return  # a savepoint: the entries stay pending until the outermost commit
+    state = session.info.get(_STATE_KEY)
+    if not isinstance(state, _Pending):
+        return
+    if state.poisoned:
+        raise LedgerStateLost(state.poisoned)
+    session.info.pop(_STATE_KEY, None)
+    if not state.entries:
         return
     session.execute(insert(LedgerEntry), state.entries)
     if state.nodes:
@@ -110,8 +140,29 @@ def _flush_pending(session: Session) -> None:
     session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(size=state.next_index))
 
 
-def _discard_pending(session: Session, _previous_transaction: object = None) -> None:
-    session.info.pop(_STATE_KEY, None)
+def _after_commit(session: Session) -> None:
+    if not session.in_nested_transaction():
+        publish_nodes(session)
+
+
+def _savepoint_started(session: Session, transaction: SessionTransaction) -> None:
+    state = session.info.get(_STATE_KEY)
+    if transaction.nested and isinstance(state, _Pending):
+        state.savepoints[id(transaction)] = len(state.entries)
+
+
+def _rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    state = session.info.get(_STATE_KEY)
+    if not previous_transaction.nested:
+        session.info.pop(_STATE_KEY, None)
+        discard_nodes(session)
+        return
+    if isinstance(state, _Pending):
+        mark = state.savepoints.pop(id(previous_transaction), len(state.entries))
+        if len(state.entries) > mark:
+            # Entries appended inside a rolled-back savepoint: the index sequence and tree are
+            # no longer what was computed. Refuse to commit this transaction (fail closed).
+            state.poisoned = "ledger entries were appended inside a savepoint that rolled back"
 
 
 def ensure_head(session: Session) -> None:

@@ -35,11 +35,20 @@ def evaluate(
                     return _decide(rule, facts, known, limits_for(policy, facts))
             except Undecidable as undecidable:
                 return Deny(rule.id, f"rule {rule.id}: {undecidable.reason}: denied (fail closed)")
-        return Deny(None, DEFAULT_DENY_REASON)
+        return Deny(None, _default_deny_reason(facts))
     except Exception as error:
         # getattr: the policy object itself may be what is broken, and logging must not raise.
         logger.exception("policy %s evaluation failed; denying", getattr(policy, "digest", "?"))
         return Deny(None, f"policy evaluation failed ({type(error).__name__}): denied")
+
+
+def _default_deny_reason(facts: RequestFacts) -> str:
+    """Name what a flagged call needs: allow and approval rules skip it unless they say so."""
+    if not facts.call_flags:
+        return DEFAULT_DENY_REASON
+    needs = ", ".join(f"allow_{flag}: true" for flag in sorted(facts.call_flags))
+    flags = ", ".join(sorted(facts.call_flags))
+    return f"{DEFAULT_DENY_REASON} (the call is flagged {flags}; a rule must say {needs})"
 
 
 def limits_for(policy: LoadedPolicy, facts: RequestFacts) -> tuple[str, ...]:

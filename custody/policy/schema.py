@@ -35,6 +35,7 @@ __all__ = [
     "ActionKind",
     "AllowlistEntry",
     "ApprovalRequirement",
+    "Governance",
     "Limit",
     "LimitScope",
     "Match",
@@ -119,11 +120,18 @@ def _at_least_one_rule(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
     return rules
 
 
+class Governance(PolicyModel):
+    """Who must approve the next policy version before it takes effect."""
+
+    require_approvals: ApprovalRequirement
+
+
 class Policy(PolicyModel):
     version: Literal[1]
     allowlists: dict[Name, tuple[AllowlistEntry, ...]] = Field(default_factory=dict)
     limits: tuple[Limit, ...] = ()
     rules: Annotated[tuple[Rule, ...], AfterValidator(_at_least_one_rule)]
+    governance: Governance | None = None
 
     @field_validator("version", mode="before")
     @classmethod

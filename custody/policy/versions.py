@@ -6,6 +6,7 @@ row), so the cache cannot serve a stale policy, and evaluation stays off the YAM
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,9 @@ from custody.store.base import utcnow
 from custody.store.models import PolicyVersion
 
 _CACHE_LIMIT = 32
+APPLIED = "applied"
+PROPOSED = "proposed"
+REJECTED = "rejected"
 # Keyed by database and row id: one process may serve several databases (the tests do).
 _cache: dict[tuple[str, int], LoadedPolicy] = {}
 _cache_lock = threading.Lock()
@@ -47,6 +51,7 @@ class ActivePolicy:
 def active_policy(session: Session) -> ActivePolicy | None:
     row = session.execute(
         select(PolicyVersion.id, PolicyVersion.applied_at)
+        .where(PolicyVersion.state == APPLIED)
         .order_by(PolicyVersion.id.desc())
         .limit(1)
     ).first()
@@ -82,7 +87,7 @@ def listed_since(session: Session, active: ActivePolicy) -> dict[ListedKey, date
         return cached
     rows = session.execute(
         select(PolicyVersion.id, PolicyVersion.applied_at)
-        .where(PolicyVersion.id <= active.version_id)
+        .where(PolicyVersion.id <= active.version_id, PolicyVersion.state == APPLIED)
         .order_by(PolicyVersion.id.desc())
     ).all()
     pending = _entry_keys(active.policy)
@@ -126,29 +131,61 @@ def _load_version(session: Session, version_id: int) -> LoadedPolicy:
 
 
 def apply(session: Session, loaded: LoadedPolicy, *, source_name: str, actor: str) -> PolicyVersion:
-    """Make `loaded` the active policy; the ledger records its digest so auditors can match it."""
+    """Make `loaded` the active policy, or, when the active policy has `governance`, propose it:
+    it then takes effect only once that quorum approves (custody.approvals.policy_approvals).
+
+    The ledger records the digest either way, so auditors can match the text to its effect.
+    """
     current = active_policy(session)
+    governance = current.policy.policy.governance if current else None
     version = PolicyVersion(
         digest=loaded.digest,
         source_name=source_name,
         source_text=loaded.source_text,
         applied_by=actor,
         applied_at=utcnow(),
+        state=APPLIED if governance is None else PROPOSED,
     )
+    if governance is not None:
+        required = governance.require_approvals
+        quorums = (
+            [{"count": q.count, "group": q.group} for q in required.all_of]
+            if required.all_of
+            else [{"count": required.count, "group": required.group}]
+        )
+        version.required_approvals = json.dumps(quorums)
     session.add(version)
     session.flush()
+    kind = EventKind.POLICY_APPLIED if governance is None else EventKind.POLICY_PROPOSED
+    data: dict[str, object] = {
+        "version": version.id,
+        "digest": loaded.digest,
+        "source": source_name,
+        "previous_digest": current.digest if current else None,
+    }
+    if version.required_approvals is not None:
+        data["required_approvals"] = json.loads(version.required_approvals)
+    ledger.append(session, kind, actor, data)
+    return version
+
+
+def mark_applied(session: Session, version: PolicyVersion, actor: str, reason: str) -> None:
+    """A proposal whose quorum approved takes effect now."""
+    current = active_policy(session)
+    version.state = APPLIED
+    version.applied_at = utcnow()
     ledger.append(
         session,
         EventKind.POLICY_APPLIED,
         actor,
         {
             "version": version.id,
-            "digest": loaded.digest,
-            "source": source_name,
+            "digest": version.digest,
+            "source": version.source_name,
             "previous_digest": current.digest if current else None,
+            "reason": reason,
         },
     )
-    return version
 
 
 def versions(session: Session) -> list[PolicyVersion]:

@@ -25,7 +25,7 @@ def request_view(request: Request, wallet_name: str) -> dict[str, Any]:
             "summary": request.summary,
             "transaction": json.loads(request.payload),
         },
-        "approvals": approvals_view(decision),
+        "approvals": approvals_before_any(request, decision),
         "created_at": _rfc3339(request),
     }
     if request.status == RequestStatus.SIGNED:
@@ -41,10 +41,27 @@ def request_view(request: Request, wallet_name: str) -> dict[str, Any]:
     return view
 
 
-def approvals_view(decision: dict[str, Any]) -> dict[str, Any]:
-    if decision.get("decision") != "require_approvals":
-        return {"required": 0, "received": 0, "group": None}
-    return {"required": decision.get("count", 0), "received": 0, "group": decision.get("group")}
+def approvals_before_any(request: Request, decision: dict[str, Any]) -> dict[str, Any]:
+    """The `approvals` part before anyone decided; the API shows the live one
+    (custody.approvals.service.approvals_view), in the same shape."""
+    groups = decision.get("all_of") or (
+        [{"group": decision["group"], "count": decision["count"]}]
+        if decision.get("decision") == "require_approvals"
+        else []
+    )
+    return {
+        "required": sum(int(g["count"]) for g in groups),
+        "group": decision.get("group"),
+        "quorum": {
+            "required": [{"group": g["group"], "count": g["count"]} for g in groups],
+            "received": {g["group"]: [] for g in groups},
+            "met": not groups,
+        },
+        "decisions": [],
+        "expires_at": request.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if request.expires_at
+        else None,
+    }
 
 
 def _rfc3339(request: Request) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -64,6 +65,14 @@ class Settings(BaseSettings):
     signing_batch_size: int = Field(default=32, ge=1, le=1000)
     worker_in_process: bool = True
     checkpoint_interval_seconds: float = Field(default=2.0, ge=0)
+    webhook_poll_seconds: float = Field(default=1.0, ge=0)
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The approver web app: its origin (WebAuthn binds passkeys to it), session length, cookies.
+    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^/?#]+$")
+    rp_id: str | None = None  # WebAuthn relying party id; default: public_url's host
+    session_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    cookie_secure: bool | None = None  # default: on, except in development over plain http
 
     @model_validator(mode="after")
     def _production_needs_a_real_hsm(self) -> Settings:
@@ -107,6 +116,19 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'custody.db'}"
+
+    @property
+    def web_rp_id(self) -> str:
+        return self.rp_id or (urlsplit(self.public_url).hostname or "localhost")
+
+    @property
+    def web_cookie_secure(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        plain_dev = self.environment is Environment.DEVELOPMENT and self.public_url.startswith(
+            "http://"
+        )
+        return not plain_dev
 
     @property
     def hsm_dir(self) -> Path:

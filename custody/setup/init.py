@@ -1,7 +1,7 @@
 """`custody init`: make CUSTODY_HOME ready, idempotently.
 
 Config file, database migrated to head, the development HSM token (development only), built-in
-chains, and the ledger signing key generated inside the HSM.
+chains, and the ledger and webhook signing keys generated inside the HSM.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class InitReport:
     created_dev_token: bool = False
     added_chains: list[str] = field(default_factory=list)
     created_ledger_key: bool = False
+    created_webhook_key: bool = False
     database_url: str = ""
 
     def as_dict(self) -> dict[str, object]:
@@ -45,6 +46,7 @@ class InitReport:
             "created_dev_token": self.created_dev_token,
             "added_chains": self.added_chains,
             "created_ledger_key": self.created_ledger_key,
+            "created_webhook_key": self.created_webhook_key,
             "database": _redact(self.database_url),
         }
 
@@ -75,6 +77,7 @@ def initialise(settings: Settings) -> InitReport:
         with runtime.db.write() as session:
             report.added_chains = wallet_service.ensure_builtin_chains(session, "operator:init")
         report.created_ledger_key = _ensure_ledger_key(runtime)
+        report.created_webhook_key = _ensure_webhook_key(runtime)
     finally:
         runtime.close()
     return report
@@ -98,6 +101,12 @@ def _ensure_ledger_key(runtime: Runtime) -> bool:
             session, info=info, token=token_label(runtime), actor="operator:init"
         )
     return True
+
+
+def _ensure_webhook_key(runtime: Runtime) -> bool:
+    from custody.webhooks.signing import ensure_key
+
+    return ensure_key(runtime, actor="operator:init")[1]
 
 
 def token_label(runtime: Runtime) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.approvals.quorum import quorum_state
 from custody.chains import Digest
 from custody.hsm.signer import Signer
 from custody.intake.decide import decide
@@ -175,10 +176,17 @@ def stored_facts(session: Session, request: Request) -> RequestFacts:
 def _recheck_allows(session: Session, request: Request) -> bool:
     active, decision = decide(session, stored_facts(session, request), exclude_request=request.id)
     allowed = decision.decision == "allow"
-    new_status = {
-        "allow": request.status,
-        "require_approvals": RequestStatus.PENDING_APPROVAL.value,
-    }.get(decision.decision, RequestStatus.REJECTED.value)
+    if decision.decision == "require_approvals":
+        # Approvals given so far must meet what the policy requires now, counted with the
+        # approvers' current groups and standing (invariants 6 and 8).
+        allowed = quorum_state(session, request.id, decision.to_dict()).met
+    new_status = (
+        request.status
+        if allowed
+        else {
+            "require_approvals": RequestStatus.PENDING_APPROVAL.value,
+        }.get(decision.decision, RequestStatus.REJECTED.value)
+    )
     ledger.append(
         session,
         EventKind.POLICY_RECHECKED,

@@ -10,12 +10,14 @@ import logging
 import os
 import socket
 import threading
+import time
 
 from custody.errors import CustodyError
 from custody.runtime import Runtime
 from custody.signing import pipeline
 
 log = logging.getLogger("custody.signing")
+EXPIRY_SWEEP_SECONDS = 5.0
 
 
 def default_worker_id() -> str:
@@ -70,18 +72,30 @@ class SignerWorker:
             log.exception("request %s failed unexpectedly", claim.request_id)
             return "internal error while signing"
 
-    def drain(self, limit: int = 10_000) -> int:
-        """Sign until nothing is left (tests, `custody worker --once`)."""
-        done = 0
-        while done < limit and self.run_once():
-            done += 1
-        return done
+    def drain(self, max_batches: int = 10_000) -> int:
+        """Sign until nothing is left (tests, `custody worker --once`); how many were signed."""
+        before = self.signed
+        for _ in range(max_batches):
+            if not self.run_once():
+                break
+        return self.signed - before
+
+    def expire_due(self) -> int:
+        """Pending requests past their deadline become `expired` (and release their limits)."""
+        from custody.approvals.service import expire_due
+
+        with self.runtime.db.write() as session:
+            return expire_due(session)
 
     def run(self, stop: threading.Event) -> None:
         poll = self.runtime.settings.worker_poll_seconds
         log.info("signer worker %s started", self.worker_id)
+        last_sweep = 0.0
         while not stop.is_set():
             try:
+                if time.monotonic() - last_sweep > EXPIRY_SWEEP_SECONDS:
+                    last_sweep = time.monotonic()
+                    self.expire_due()
                 busy = self.run_once()
             except CustodyError as exc:
                 log.warning("signer worker: %s", exc.message)

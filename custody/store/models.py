@@ -137,7 +137,8 @@ class ClientNonce(Base):
 
 
 class PolicyVersion(Base):
-    """Every applied policy, immutable; the active one is the newest."""
+    """Every applied or proposed policy, its text immutable; the active one is the newest
+    applied. Under governance a new version is `proposed` until its quorum approves it."""
 
     __tablename__ = "policy_versions"
 
@@ -147,6 +148,9 @@ class PolicyVersion(Base):
     source_text: Mapped[str] = mapped_column(Text)
     applied_by: Mapped[str] = mapped_column(String(100))
     applied_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(16), server_default="applied", index=True)
+    # JSON of the governance requirement a proposal must meet (from the policy it replaces).
+    required_approvals: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Request(Base):
@@ -394,3 +398,19 @@ class WebhookCursor(Base):
     next_index: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class PolicyApproval(Base):
+    """An approver's decision on a proposed policy version (governance)."""
+
+    __tablename__ = "policy_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("policy_versions.id"), index=True)
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"))
+    decision: Mapped[str] = mapped_column(String(16))
+    statement: Mapped[bytes] = mapped_column(LargeBinary)
+    evidence: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (UniqueConstraint("version_id", "approver_id"),)

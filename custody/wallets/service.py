@@ -21,10 +21,13 @@ CHAIN_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 def validate_name(kind: str, name: str, pattern: re.Pattern[str] = NAME_PATTERN) -> str:
     if not pattern.fullmatch(name):
-        raise InvalidName(
-            f"{kind} name {name!r} must be lower-case letters, digits, '.', '_' or '-' "
-            f"(at most {64 if pattern is NAME_PATTERN else 32} characters)"
+        rule = (
+            "lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, "
+            "at most 64 characters"
+            if pattern is NAME_PATTERN
+            else "lower-case letters, digits or '-', starting with a letter, at most 32 characters"
         )
+        raise InvalidName(f"{kind} name {name!r} must be {rule}")
     return name
 
 

@@ -30,7 +30,11 @@ def wallet(installation: Installation) -> WalletInfo:
 
 @pytest.fixture
 def signer(installation: Installation) -> SignerWorker:
-    return SignerWorker(installation.runtime, worker_id="test-worker")
+    worker = SignerWorker(installation.runtime, worker_id="test-worker")
+    # The installation is shared by the session: sign what earlier tests left approved, so that
+    # a test's own drain() counts exactly the requests that test made.
+    worker.drain()
+    return worker
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,10 +9,12 @@ import sqlite3
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.cli.conftest import CliHome
 
@@ -38,6 +40,13 @@ CASES = {
     "P-256 client key": ["clients", "add", "desk-p256", "--public-key", "{home}/p256.pem"],
     "garbage client key": ["clients", "add", "desk-bad", "--public-key", "{home}/garbage.pem"],
     "missing option": ["wallets", "create", "w3", "--key", "x"],
+    "private key as client key": [
+        "clients",
+        "add",
+        "desk-priv",
+        "--public-key",
+        "{home}/private.pem",
+    ],
 }
 HUMAN_CASES = ["unknown chain", "bad algorithm", "broken policy", "P-256 client key"]
 TABLES = ["ledger_entries", "keys", "wallets", "clients", "chains", "policy_versions"]
@@ -45,6 +54,7 @@ TABLES = ["ledger_entries", "keys", "wallets", "clients", "chains", "policy_vers
 
 @dataclass
 class Outcomes:
+    home: Path
     as_json: dict[str, subprocess.CompletedProcess[str]]
     human: dict[str, subprocess.CompletedProcess[str]]
     before: dict[str, int]
@@ -68,6 +78,12 @@ def outcomes(cli: CliHome) -> Outcomes:
         )
     )
     (cli.home / "garbage.pem").write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n")
+    private = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (cli.home / "private.pem").write_bytes(private)
     before = _counts(cli)
 
     def args(case: str) -> list[str]:
@@ -77,6 +93,7 @@ def outcomes(cli: CliHome) -> Outcomes:
         as_json = {c: pool.submit(cli.run, *args(c), "--json") for c in CASES}
         human = {c: pool.submit(cli.run, *args(c)) for c in HUMAN_CASES}
         done = Outcomes(
+            cli.home,
             {c: f.result() for c, f in as_json.items()},
             {c: f.result() for c, f in human.items()},
             before,
@@ -124,6 +141,9 @@ def test_messages_name_what_is_wrong(outcomes: Outcomes) -> None:
     assert "broken.yaml" in broken
     assert "amount_lte" in broken
     assert "Ed25519" in line("P-256 client key")
+    private = outcomes.as_json["private key as client key"]
+    body = (outcomes.home / "private.pem").read_text().splitlines()[1]
+    assert body not in private.stdout + private.stderr
 
 
 def test_refusals_change_nothing(outcomes: Outcomes) -> None:

@@ -35,6 +35,7 @@ def test_first_init_creates_everything(fresh: dict[str, Any]) -> None:
     assert report["created_config"] is True
     assert report["created_dev_token"] is True
     assert report["created_ledger_key"] is True
+    assert report["created_webhook_key"] is True
     assert sorted(report["added_chains"]) == ["ethereum", "sepolia"]
     assert Path(report["home"]) == home.resolve()
     assert (home / "custody.toml").is_file()
@@ -51,6 +52,7 @@ def test_second_init_creates_nothing(fresh: dict[str, Any]) -> None:
     assert report["created_config"] is False
     assert report["created_dev_token"] is False
     assert report["created_ledger_key"] is False
+    assert report["created_webhook_key"] is False
     assert report["added_chains"] == []
     human = fresh["runs"][2]
     assert human.returncode == 0, human.stderr
@@ -60,11 +62,14 @@ def test_second_init_creates_nothing(fresh: dict[str, Any]) -> None:
 def test_init_keeps_one_ledger_key_and_a_valid_ledger(fresh: dict[str, Any]) -> None:
     keys = ok_json(fresh["runs"][3])
     assert isinstance(keys, list)
-    assert [k["algorithm"] for k in keys] == ["ed25519"]
+    labels = [k["label"] for k in keys]
+    assert len(labels) == len(set(labels))
+    assert "ledger" in labels
+    assert {k["algorithm"] for k in keys if k["label"] == "ledger"} == {"ed25519"}
     report = ok_json(fresh["runs"][4])
     assert report["ok"] is True
-    # two chains and the ledger key, each recorded once although init ran three times
-    assert report["size"] == 3
+    # the two chains and each key, recorded once although init ran three times
+    assert report["size"] == 2 + len(keys)
 
 
 def test_pins_file_is_private(fresh: dict[str, Any]) -> None:

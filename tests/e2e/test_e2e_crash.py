@@ -217,3 +217,30 @@ def test_worker_once_signs_everything_waiting_even_after_a_recheck_stops_one(
         assert Account.recover_transaction(kept["result"]["raw_transaction"]) == kept_wallet.address
     finally:
         installation.allow_all_policy()
+
+
+def test_failpoints_are_ignored_in_production(api: Api, installation: Installation) -> None:
+    request_id, wallet = _approved(api, installation)
+    result = _worker(
+        installation,
+        CUSTODY_ENVIRONMENT="production",
+        CUSTODY_DATABASE_URL=installation.settings.resolved_database_url,
+        CUSTODY_FAILPOINTS="after-hsm-sign,before-signed-commit",
+    )
+    assert result.returncode == 0, result.stderr
+    seen = api.get(request_id).json()
+    assert seen["status"] == "signed"
+    assert Account.recover_transaction(seen["result"]["raw_transaction"]) == wallet.address
+
+
+def test_worker_once_reports_how_many_requests_it_signed(
+    api: Api, installation: Installation
+) -> None:
+    ids = [_approved(api, installation)[0] for _ in range(3)]
+    before = len(installation.ledger_entries("request.signed"))
+    result = _worker(installation)
+    report = ok_json(result)
+    signed_now = len(installation.ledger_entries("request.signed")) - before
+    assert all(api.get(i).json()["status"] == "signed" for i in ids)
+    assert signed_now >= 3
+    assert report == {"signed": signed_now}

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.intake.decoders.contract_call import decode_contract_call
+from custody.intake.decoders.trade import decode_trade
 from custody.intake.decoders.withdrawal import decode_withdrawal
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
@@ -17,6 +19,8 @@ Decoder = Callable[[Session, dict[str, Any]], Draft]
 
 DECODERS: dict[str, Decoder] = {
     "withdrawal": decode_withdrawal,
+    "contract_call": decode_contract_call,
+    "trade": decode_trade,
 }
 
 

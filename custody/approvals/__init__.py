@@ -1,0 +1,1 @@
+"""Approvers, approval statements, quorum and expiry."""

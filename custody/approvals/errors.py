@@ -1,0 +1,19 @@
+from custody.errors import Conflict, CustodyError, Forbidden, ValidationFailed
+
+
+class ApprovalRefused(Forbidden):
+    slug = "approval-refused"
+
+
+class ApprovalConflict(Conflict):
+    slug = "approval-conflict"
+
+
+class BadApprovalSignature(CustodyError):
+    status = 401
+    title = "Approval signature invalid"
+    slug = "approval-signature-invalid"
+
+
+class InvalidApproval(ValidationFailed):
+    slug = "invalid-approval"

@@ -1,0 +1,162 @@
+"""Governance: approving a proposed policy version.
+
+The statement an approver signs is the RFC 8785 canonical JSON of {"type":
+"custody.policy_approval.v1", "version", "policy_digest", "decision", "approver"}: bound to the
+exact text (by its digest) that will take effect. Counting follows the request quorum rules: an
+approver counts once, only while enabled and in the required group.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from custody.approvals.approvers import groups_of
+from custody.approvals.errors import (
+    ApprovalConflict,
+    ApprovalRefused,
+    BadApprovalSignature,
+    InvalidApproval,
+)
+from custody.approvals.statement import DECISIONS
+from custody.errors import NotFound
+from custody.ledger import service as ledger
+from custody.ledger.events import EventKind
+from custody.policy.versions import PROPOSED, REJECTED, mark_applied
+from custody.store.base import utcnow
+from custody.store.models import Approver, ApproverGroup, PolicyApproval, PolicyVersion
+
+STATEMENT_TYPE = "custody.policy_approval.v1"
+
+
+def policy_statement(version: PolicyVersion, approver: str, decision: str) -> bytes:
+    return bytes(
+        rfc8785.dumps(
+            {
+                "type": STATEMENT_TYPE,
+                "version": str(version.id),
+                "policy_digest": version.digest,
+                "decision": decision,
+                "approver": approver,
+            }
+        )
+    )
+
+
+def approve_proposal_with_device_key(
+    session: Session,
+    *,
+    version_id: int,
+    approver_name: object,
+    decision: object,
+    signature: object,
+) -> str:
+    """Verify and record one decision; returns the proposal's state afterwards."""
+    if not isinstance(approver_name, str) or not isinstance(signature, str):
+        raise InvalidApproval("approver and signature must be strings")
+    if decision not in DECISIONS:
+        raise InvalidApproval(f"decision must be approve or reject, got {decision!r}")
+    ledger.lock(session)
+    version = session.get(PolicyVersion, version_id)
+    if version is None or version.required_approvals is None:
+        raise NotFound(f"no policy proposal {version_id}")
+    if version.state != PROPOSED:
+        raise ApprovalConflict(f"policy version {version_id} is {version.state}, not proposed")
+    approver = session.execute(
+        select(Approver).where(Approver.name == approver_name)
+    ).scalar_one_or_none()
+    if approver is None or approver.device_public_key is None or approver.disabled_at:
+        raise ApprovalRefused("no enabled approver with a device key by that name")
+    statement = policy_statement(version, approver.name, str(decision))
+    _verify(approver.device_public_key, signature, statement)
+    required = json.loads(version.required_approvals)
+    if not {q["group"] for q in required} & set(groups_of(session, approver.id)):
+        raise ApprovalRefused(f"approver {approver.name} is not in a group governing policy")
+    try:
+        with session.begin_nested():
+            session.add(
+                PolicyApproval(
+                    version_id=version.id,
+                    approver_id=approver.id,
+                    decision=str(decision),
+                    statement=statement,
+                    evidence=json.dumps({"signature": signature}),
+                    created_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        raise ApprovalConflict(f"{approver.name} already decided on version {version_id}") from None
+    ledger.append(
+        session,
+        EventKind.APPROVAL_ADDED,
+        f"approver:{approver.id}",
+        {
+            "policy_version": version.id,
+            "approver": approver.name,
+            "decision": decision,
+            "statement": statement.decode(),
+            "evidence": {"signature": signature},
+        },
+    )
+    if decision == "reject":
+        version.state = REJECTED
+        ledger.append(
+            session,
+            EventKind.POLICY_PROPOSAL_REJECTED,
+            "approvals",
+            {"version": version.id, "by": approver.name},
+        )
+    elif _quorum_met(session, version.id, required):
+        mark_applied(session, version, "approvals", "governance quorum reached")
+    return version.state
+
+
+def _verify(public_key_hex: str, signature: str, statement: bytes) -> None:
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex)).verify(raw, statement)
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise BadApprovalSignature(
+            "signature does not verify over this proposal's statement (RFC 8785 of type, "
+            "version, policy_digest, decision, approver)"
+        ) from None
+
+
+def _quorum_met(session: Session, version_id: int, required: list[dict[str, object]]) -> bool:
+    rows = (
+        session.execute(
+            select(PolicyApproval.approver_id)
+            .join(Approver, Approver.id == PolicyApproval.approver_id)
+            .where(
+                PolicyApproval.version_id == version_id,
+                PolicyApproval.decision == "approve",
+                Approver.disabled_at.is_(None),
+            )
+            .order_by(PolicyApproval.id)
+        )
+        .scalars()
+        .all()
+    )
+    groups: dict[str, set[str]] = {}
+    for approver_id, group in session.execute(
+        select(ApproverGroup.approver_id, ApproverGroup.group).where(
+            ApproverGroup.approver_id.in_(rows)
+        )
+    ):
+        groups.setdefault(approver_id, set()).add(group)
+    counted = {str(q["group"]): 0 for q in required}
+    for approver_id in rows:  # each approver counts once, for a group still short
+        for q in required:
+            group = str(q["group"])
+            if group in groups.get(approver_id, set()) and counted[group] < int(str(q["count"])):
+                counted[group] += 1
+                break
+    return all(counted[str(q["group"])] >= int(str(q["count"])) for q in required)

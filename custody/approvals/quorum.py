@@ -1,0 +1,84 @@
+"""Whether a request's approvals meet what its policy decision requires, judged now.
+
+Only approvals by approvers who are enabled and still in the required group count (invariant 6):
+disabling an approver or removing them from a group takes effect at once, also for requests
+already pending. An approver counts once, towards one group requirement at most.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.store.models import Approval, Approver, ApproverGroup
+
+
+@dataclass(frozen=True)
+class Requirement:
+    group: str
+    count: int
+
+
+@dataclass(frozen=True)
+class QuorumState:
+    requirements: tuple[Requirement, ...]
+    approved_by: dict[str, tuple[str, ...]]
+    """group -> names of approvers whose approval counts for it now."""
+
+    @property
+    def met(self) -> bool:
+        return all(len(self.approved_by.get(r.group, ())) >= r.count for r in self.requirements)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "required": [{"group": r.group, "count": r.count} for r in self.requirements],
+            "received": {g: list(names) for g, names in sorted(self.approved_by.items())},
+            "met": self.met,
+        }
+
+
+def requirements(decision: dict[str, Any]) -> tuple[Requirement, ...]:
+    if decision.get("decision") != "require_approvals":
+        return ()
+    groups = decision.get("all_of") or [{"group": decision["group"], "count": decision["count"]}]
+    return tuple(Requirement(str(g["group"]), int(g["count"])) for g in groups)
+
+
+def required_groups(decision_json: str) -> set[str]:
+    return {r.group for r in requirements(json.loads(decision_json))}
+
+
+def quorum_state(session: Session, request_id: str, decision: dict[str, Any]) -> QuorumState:
+    reqs = requirements(decision)
+    rows = session.execute(
+        select(Approval.approver_id, Approver.name)
+        .join(Approver, Approver.id == Approval.approver_id)
+        .where(
+            Approval.request_id == request_id,
+            Approval.decision == "approve",
+            Approver.disabled_at.is_(None),
+        )
+        .order_by(Approval.id)
+    ).all()
+    membership: dict[str, set[str]] = {}
+    for approver_id, group in session.execute(
+        select(ApproverGroup.approver_id, ApproverGroup.group).where(
+            ApproverGroup.approver_id.in_([r[0] for r in rows])
+        )
+    ):
+        membership.setdefault(approver_id, set()).add(group)
+    approved_by: dict[str, list[str]] = {r.group: [] for r in reqs}
+    for approver_id, name in rows:
+        # Count each approver once: towards the first requirement of theirs still short.
+        for req in reqs:
+            if (
+                req.group in membership.get(approver_id, set())
+                and len(approved_by[req.group]) < req.count
+            ):
+                approved_by[req.group].append(name)
+                break
+    return QuorumState(reqs, {g: tuple(n) for g, n in approved_by.items()})

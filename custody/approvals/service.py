@@ -1,0 +1,235 @@
+"""Recording an approval or rejection, and what it does to the request.
+
+Runs in the caller's write transaction, under the ledger head lock (like intake and the signer),
+so two approvals of one request are judged one after the other.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from custody.approvals.approvers import groups_of
+from custody.approvals.errors import ApprovalConflict, ApprovalRefused
+from custody.approvals.quorum import QuorumState, quorum_state, requirements
+from custody.approvals.statement import statement_bytes
+from custody.ledger import service as ledger
+from custody.ledger.events import EventKind
+from custody.requests import repository as requests
+from custody.requests.states import RequestStatus
+from custody.store.base import utcnow
+from custody.store.models import Approval, Approver, Request
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    request_id: str
+    status: str
+    quorum: QuorumState
+
+
+def statement_for(request: Request, approver: Approver, decision: str) -> bytes:
+    return statement_bytes(
+        request_id=request.id,
+        payload_digest=request.digest,
+        decision=decision,
+        approver=approver.name,
+    )
+
+
+def record(
+    session: Session,
+    *,
+    request_id: str,
+    approver: Approver,
+    decision: str,
+    method: str,
+    evidence: dict[str, Any],
+) -> ApprovalOutcome:
+    """Store one verified approval (the caller checked its signature over `statement_for`)."""
+    ledger.lock(session)
+    request = requests.locked(session, request_id, for_update=True)
+    if request.status == RequestStatus.EXPIRED or _is_due(request):
+        # The caller marks due requests expired in its own transaction first (expire_by_id),
+        # since this transaction rolls back with the refusal.
+        raise ApprovalRefused(f"request {request.id} expired before this approval")
+    if request.status != RequestStatus.PENDING_APPROVAL:
+        raise ApprovalConflict(f"request {request.id} is {request.status}, not awaiting approval")
+    _check_approver(session, request, approver)
+    groups = groups_of(session, approver.id)
+    statement = statement_for(request, approver, decision)
+    try:
+        with session.begin_nested():
+            session.add(
+                Approval(
+                    request_id=request.id,
+                    approver_id=approver.id,
+                    decision=decision,
+                    statement=statement,
+                    method=method,
+                    evidence=json.dumps(evidence, sort_keys=True),
+                    groups=json.dumps(list(groups)),
+                    created_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        raise ApprovalConflict(f"{approver.name} already decided on request {request.id}") from None
+    ledger.append(
+        session,
+        EventKind.APPROVAL_ADDED,
+        f"approver:{approver.id}",
+        {
+            "request": request.id,
+            "approver": approver.name,
+            "decision": decision,
+            "method": method,
+            "statement": statement.decode(),
+            "evidence": evidence,
+            "groups": list(groups),
+        },
+    )
+    decided = json.loads(request.policy_decision)
+    if decision == "reject":
+        _move(
+            session,
+            request,
+            RequestStatus.REJECTED,
+            EventKind.REQUEST_REJECTED,
+            f"rejected by approver {approver.name}",
+        )
+    else:
+        state = quorum_state(session, request.id, decided)
+        if state.met:
+            _move(
+                session,
+                request,
+                RequestStatus.APPROVED,
+                EventKind.REQUEST_APPROVED,
+                "quorum reached",
+                quorum=state.as_dict(),
+            )
+    return ApprovalOutcome(request.id, request.status, quorum_state(session, request.id, decided))
+
+
+def _check_approver(session: Session, request: Request, approver: Approver) -> None:
+    if approver.disabled_at is not None:
+        raise ApprovalRefused(f"approver {approver.name} is disabled")
+    if request.requested_by_approver == approver.id:
+        raise ApprovalRefused("a requester never approves its own request")
+    required = {r.group for r in requirements(json.loads(request.policy_decision))}
+    if not required & set(groups_of(session, approver.id)):
+        raise ApprovalRefused(
+            f"approver {approver.name} is not in a group this request needs "
+            f"({', '.join(sorted(required))})"
+        )
+
+
+def _move(
+    session: Session,
+    request: Request,
+    status: RequestStatus,
+    kind: EventKind,
+    reason: str,
+    **extra: Any,
+) -> None:
+    previous = request.status
+    request.status = status.value
+    request.updated_at = utcnow()
+    if status is RequestStatus.REJECTED:
+        request.failure_reason = reason
+    ledger.append(
+        session,
+        kind,
+        "approvals",
+        {
+            "request": request.id,
+            "previous_status": previous,
+            "status": status.value,
+            "reason": reason,
+            **extra,
+        },
+    )
+
+
+def _is_due(request: Request) -> bool:
+    return (
+        request.status == RequestStatus.PENDING_APPROVAL
+        and request.expires_at is not None
+        and request.expires_at <= utcnow()
+    )
+
+
+def expire_by_id(session: Session, request_id: str) -> bool:
+    ledger.lock(session)
+    request = session.get(Request, request_id)
+    return request is not None and expire_if_due(session, request)
+
+
+def expire_if_due(session: Session, request: Request) -> bool:
+    """Move a pending request past its deadline to `expired` (releasing its limit reservation)."""
+    if not _is_due(request):
+        return False
+    _move(
+        session,
+        request,
+        RequestStatus.EXPIRED,
+        EventKind.REQUEST_EXPIRED,
+        "approvals were not complete before the deadline",
+    )
+    return True
+
+
+def expire_due(session: Session, limit: int = 500) -> int:
+    """The expiry sweep run by workers: every pending request whose deadline passed."""
+    ledger.lock(session)
+    due = (
+        session.execute(
+            select(Request)
+            .where(
+                Request.status == RequestStatus.PENDING_APPROVAL.value,
+                Request.expires_at <= utcnow(),
+            )
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    return sum(1 for request in due if expire_if_due(session, request))
+
+
+def approvals_of(session: Session, request_id: str) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Approval, Approver.name)
+        .join(Approver, Approver.id == Approval.approver_id)
+        .where(Approval.request_id == request_id)
+        .order_by(Approval.id)
+    ).all()
+    return [
+        {
+            "approver": name,
+            "decision": a.decision,
+            "method": a.method,
+            "at": a.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for a, name in rows
+    ]
+
+
+def approvals_view(session: Session, request: Request) -> dict[str, Any]:
+    """The `approvals` part of a request's API view: what is needed and who has decided."""
+    decision = json.loads(request.policy_decision)
+    state = quorum_state(session, request.id, decision)
+    return {
+        "required": sum(r.count for r in state.requirements),
+        "group": decision.get("group"),
+        "quorum": state.as_dict(),
+        "decisions": approvals_of(session, request.id),
+        "expires_at": request.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if request.expires_at
+        else None,
+    }

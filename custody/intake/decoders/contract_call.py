@@ -1,0 +1,105 @@
+"""Contract calls: an EIP-1559 transaction carrying calldata, judged by what the calldata does."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from sqlalchemy.orm import Session
+
+from custody.chains import EvmAddress, InvalidPayload, build_eip1559, decode_calldata
+from custody.chains.evm.eip1559 import Eip1559Fields
+from custody.chains.values import describe, parse_uint
+from custody.intake.decoders.call_meaning import call_details, meaning
+from custody.intake.draft import Draft
+from custody.intake.errors import InvalidBody
+from custody.intake.schemas import EvmFieldsBody, describe_validation_error
+from custody.wallets import repository as wallets
+from custody.wallets.assets import asset_by_contract
+
+_MAX_NONCE = 2**64
+
+
+class ContractCallBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    type: Literal["contract_call"]
+    wallet: StrictStr
+    to: StrictStr
+    data: StrictStr
+    value: StrictStr
+    evm: EvmFieldsBody
+
+
+def _calldata(text: str) -> bytes:
+    # Either case on the way in; the payload stores lower-case hex, its one canonical spelling.
+    if not text.startswith("0x") or len(text) % 2:
+        raise InvalidBody(f"data must be 0x followed by whole bytes of hex, got {describe(text)}")
+    try:
+        return bytes.fromhex(text[2:])
+    except ValueError:
+        raise InvalidBody(f"data is not hex: {describe(text)}") from None
+
+
+def decode_contract_call(session: Session, data: dict[str, Any]) -> Draft:
+    # Amounts get our own message first: pydantic would say "string" where a person needs
+    # "decimal string of base units" (and a float is refused here, never rounded).
+    parse_uint(data.get("value"), what="value")
+    try:
+        body = ContractCallBody.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidBody(f"contract_call request: {describe_validation_error(exc)}") from None
+    if not 0 <= body.evm.nonce < _MAX_NONCE:
+        raise InvalidBody("evm.nonce must be between 0 and 2^64 - 1")
+    to = EvmAddress.parse(body.to, what="to")
+    calldata = _calldata(body.data)
+    if len(calldata) < 4:
+        raise InvalidPayload(
+            "data must start with a 4-byte method selector; a plain transfer is a withdrawal"
+        )
+    value = parse_uint(body.value, what="value")
+    call = decode_calldata(calldata)
+
+    wallet = wallets.wallet_by_name(session, body.wallet)
+    chain = wallets.chain_by_id(session, wallet.chain_id)
+    token = asset_by_contract(session, chain.id, str(to))
+    what = meaning(call, token=token, chain=chain, to=str(to), value=value)
+
+    evm = body.evm
+    unsigned = build_eip1559(
+        Eip1559Fields(
+            chain_id=chain.evm_chain_id,
+            nonce=evm.nonce,
+            to=to,
+            value=value,
+            gas=evm.gas,
+            max_fee_per_gas=parse_uint(evm.max_fee_per_gas, what="evm.max_fee_per_gas"),
+            max_priority_fee_per_gas=parse_uint(
+                evm.max_priority_fee_per_gas, what="evm.max_priority_fee_per_gas"
+            ),
+            data=calldata,
+        )
+    )
+    details = {"contract": str(to), **call_details(call)}
+    if what.judged_as != "contract_call":
+        details["judged_as"] = what.judged_as
+    if token is not None:
+        details["token"] = {"symbol": token.symbol, "decimals": token.decimals}
+    return Draft(
+        type="contract_call",
+        wallet=wallet,
+        chain=chain,
+        asset=what.asset,
+        amount=what.amount,
+        destination=what.destination,
+        payload=unsigned.payload,
+        digest=unsigned.digest.prefixed(),
+        summary=(
+            f"{what.action} via contract {to} on chain {chain.evm_chain_id}, nonce {evm.nonce}"
+        ),
+        nonce=evm.nonce,
+        contract=str(to),
+        method_selector=call.selector,
+        call_flags=call.flags,
+        details=details,
+    )

@@ -1,0 +1,96 @@
+"""The web app as its own ASGI app mounted at `/app`: its own error pages, headers and checks.
+
+Mounted rather than merged into the API so that its errors are friendly HTML pages (or
+problem+json for its few JSON endpoints under `/app/api/`), never the API's problem documents
+for pages, and never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from custody.api.problems import problem
+from custody.errors import CustodyError
+from custody.runtime import Runtime
+from custody.web import api, pages
+from custody.web.errors import CsrfRefused, SignInRequired
+from custody.web.render import render
+from custody.web.security import Next, harden, origin_allowed
+
+PREFIX = "/app"
+STATIC_DIR = Path(__file__).parent / "static"
+log = logging.getLogger("custody.web")
+
+
+def create_web_app(runtime: Runtime) -> FastAPI:
+    web = FastAPI(title="custody approvals", docs_url=None, redoc_url=None, openapi_url=None)
+    web.state.runtime = runtime
+    web.include_router(pages.router)
+    web.include_router(api.router)
+    web.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_errors(web)
+
+    @web.middleware("http")
+    async def _guard(request: Request, call_next: Next) -> Response:
+        static = request.url.path.startswith(f"{PREFIX}/static/")
+        if not origin_allowed(request, runtime.settings.public_url):
+            error = CsrfRefused("this request did not come from the approver app")
+            return harden(_error_response(request, error.status, error.title, error), static=False)
+        return harden(await call_next(request), static=static)
+
+    return web
+
+
+def mount(app: FastAPI, runtime: Runtime) -> None:
+    """Serve the web app under `/app` of the main application."""
+
+    @app.get(PREFIX, include_in_schema=False)
+    def _app_root() -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/", status_code=307)
+
+    app.mount(PREFIX, create_web_app(runtime))
+
+
+def _is_json(request: Request) -> bool:
+    return request.url.path.startswith(f"{PREFIX}/api/")
+
+
+def _error_response(request: Request, status: int, title: str, exc: Exception) -> Response:
+    message = exc.message if isinstance(exc, CustodyError) else title
+    if _is_json(request):
+        slug = exc.slug if isinstance(exc, CustodyError) else "http-error"
+        return problem(status, title, message, slug, instance=request.url.path)
+    return render(
+        request, "error.html", {"title": title, "message": message}, status_code=status, user=None
+    )
+
+
+def _install_errors(web: FastAPI) -> None:
+    @web.exception_handler(CustodyError)
+    async def _custody(request: Request, exc: CustodyError) -> Response:
+        if isinstance(exc, SignInRequired) and not _is_json(request):
+            return RedirectResponse(f"{PREFIX}/login", status_code=303)
+        if exc.status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc.message)
+        return _error_response(request, exc.status, exc.title, exc)
+
+    @web.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        title = "Page not found" if exc.status_code == 404 else str(exc.detail)
+        return _error_response(request, exc.status_code, title, exc)
+
+    @web.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return _error_response(request, 422, "That did not look right", exc)
+
+    @web.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error_response(request, 500, "Something went wrong on our side", exc)

@@ -1,0 +1,59 @@
+"""Dependencies of the web routes: the runtime, the signed-in approver, CSRF for JSON posts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, Request
+
+from custody.runtime import Runtime
+from custody.web import sessions
+from custody.web.errors import SignInRequired
+from custody.web.sessions import SignedIn
+
+CSRF_HEADER = "X-CSRF-Token"
+MAX_FORM_BYTES = 16 * 1024
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def optional_user(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> SignedIn | None:
+    token = request.cookies.get(sessions.COOKIE_NAME)
+    if not token:
+        return None
+    with rt.db.read() as session:
+        return sessions.lookup(session, token)
+
+
+def signed_in(user: Annotated[SignedIn | None, Depends(optional_user)]) -> SignedIn:
+    if user is None:
+        raise SignInRequired("please sign in with your passkey")
+    return user
+
+
+def posting(request: Request, user: Annotated[SignedIn, Depends(signed_in)]) -> SignedIn:
+    """A signed-in JSON POST: the CSRF token must come in its header."""
+    sessions.require_csrf(user, request.headers.get(CSRF_HEADER))
+    return user
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An urlencoded form body (the only kind the pages send), first value of each field."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return {}
+    fields: dict[str, str] = {}
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        fields.setdefault(key, value)
+    return fields
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+MaybeUser = Annotated[SignedIn | None, Depends(optional_user)]
+UserDep = Annotated[SignedIn, Depends(signed_in)]
+PostingUser = Annotated[SignedIn, Depends(posting)]
+FormDep = Annotated[dict[str, str], Depends(form_fields)]

@@ -1,0 +1,145 @@
+"""What an approver sees of one request: what will be signed, decoded for a person."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.approvals.service import approvals_view
+from custody.chains import format_units
+from custody.policy.versions import active_policy
+from custody.store.models import Asset, Request
+from custody.web import repository
+from custody.web.repository import Row
+from custody.web.sessions import SignedIn
+
+FLAG_TEXT = {
+    "delegatecall": "Delegatecall: the called code runs with this wallet's full authority",
+    "unlimited_approval": "Unlimited token approval: the spender may take every token, forever",
+    "unknown_method": "Unknown contract method: custody cannot decode what this call does",
+}
+
+
+@dataclass(frozen=True)
+class Listing:
+    list_name: str
+    label: str
+
+
+@dataclass
+class Detail:
+    row: Row
+    amount_units: str | None
+    listings: list[Listing]
+    details: dict[str, Any]
+    flags: list[str]
+    policy: dict[str, Any]
+    approvals: dict[str, Any]
+    can_decide: bool
+    why_not: str | None
+    decided: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def request(self) -> Request:
+        return self.row.request
+
+
+def build(session: Session, row: Row, user: SignedIn) -> Detail:
+    request = row.request
+    facts: dict[str, Any] = json.loads(request.facts or "{}")
+    details = repository.intake_details(session, request)
+    approvals = approvals_view(session, request)
+    decided = next(
+        (d["decision"] for d in approvals["decisions"] if d["approver"] == user.name), None
+    )
+    why_not = _why_not(request, user, decided)
+    return Detail(
+        row=row,
+        amount_units=_units(session, row, details),
+        listings=_listings(session, row),
+        details=details,
+        flags=_flags(session, request, facts, details),
+        policy=json.loads(request.policy_decision),
+        approvals=approvals,
+        can_decide=why_not is None,
+        why_not=why_not,
+        decided=decided,
+        payload=json.loads(request.payload),
+    )
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    row: Row
+    amount: str
+    listing: str | None
+    """The allowlist label of the destination, if it is on one."""
+
+
+def queue_item(session: Session, row: Row) -> QueueItem:
+    units = _units(session, row, {})
+    request = row.request
+    amount = f"{units} {request.asset}" if units is not None else f"{request.amount} base units"
+    listings = _listings(session, row)
+    return QueueItem(row, amount, listings[0].label if listings else None)
+
+
+def _why_not(request: Request, user: SignedIn, decided: str | None) -> str | None:
+    if request.status != "pending_approval":
+        return f"This request is {request.status.replace('_', ' ')}."
+    if request.requested_by_approver == user.approver_id:
+        return "You started this request, so someone else must approve it."
+    if decided is not None:
+        return f"You already chose to {decided} this request."
+    return None
+
+
+def _units(session: Session, row: Row, details: dict[str, Any]) -> str | None:
+    request, chain = row.request, row.chain
+    decimals: int | None = None
+    if request.asset == chain.native_asset:
+        decimals = chain.native_decimals
+    elif isinstance(details.get("token"), dict):
+        decimals = int(details["token"]["decimals"])
+    else:
+        decimals = session.execute(
+            select(Asset.decimals).where(Asset.chain_id == chain.id, Asset.symbol == request.asset)
+        ).scalar_one_or_none()
+    if decimals is None:
+        return None
+    return format_units(int(request.amount), decimals)
+
+
+def _listings(session: Session, row: Row) -> list[Listing]:
+    destination = row.request.destination
+    active = active_policy(session)
+    if destination is None or active is None:
+        return []
+    return [
+        Listing(name, entry.label)
+        for name, entries in sorted(active.policy.policy.allowlists.items())
+        for entry in entries
+        if entry.chain == row.chain.name and entry.address.lower() == destination.lower()
+    ]
+
+
+def _flags(
+    session: Session, request: Request, facts: dict[str, Any], details: dict[str, Any]
+) -> list[str]:
+    flags = [FLAG_TEXT.get(f, f) for f in facts.get("call_flags", [])]
+    if request.destination and not repository.destination_seen(session, request):
+        flags.append("New destination: no earlier signed request sent anything here")
+    venue = facts.get("venue") or details.get("venue")
+    if request.type == "trade" and venue and not repository.venue_used(session, request, venue):
+        flags.append(f"First use of venue {venue}: no earlier trade was signed for it")
+    return flags
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"

@@ -1,0 +1,132 @@
+"""The maker side: a person starts a withdrawal in the app, which never lets them approve it.
+
+Requests made here go through the same intake pipeline as the API's, as an internal client
+(`approver-app`) created on first use with a key nobody holds: it exists so every request has a
+client, and it cannot call the API. The person is recorded in `requested_by_approver`, which the
+approval service refuses as a checker of that request (invariant 6).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from custody.clients.auth import AuthenticatedClient
+from custody.clients.service import add_client
+from custody.errors import ValidationFailed
+from custody.intake.pipeline import Submission, submit
+from custody.store.models import LIVE_STATUSES, Chain, Client, Request, Wallet
+
+APP_CLIENT = "approver-app"
+APP_ROLE = "internal"
+_GWEI = 10**9
+_UNITS = re.compile(r"^[0-9]{1,30}(\.[0-9]{1,30})?$")
+
+
+@dataclass(frozen=True)
+class WalletChoice:
+    name: str
+    address: str
+    chain: str
+    asset: str
+    decimals: int
+    next_nonce: int
+
+
+def wallets(session: Session) -> list[WalletChoice]:
+    rows = session.execute(
+        select(Wallet, Chain).join(Chain, Chain.id == Wallet.chain_id).order_by(Wallet.name)
+    ).all()
+    return [
+        WalletChoice(
+            w.name, w.address, c.name, c.native_asset, c.native_decimals, next_nonce(session, w.id)
+        )
+        for w, c in rows
+    ]
+
+
+def next_nonce(session: Session, wallet_id: int) -> int:
+    highest = session.execute(
+        select(func.max(Request.evm_nonce)).where(
+            Request.wallet_id == wallet_id, Request.status.in_(LIVE_STATUSES)
+        )
+    ).scalar_one()
+    return 0 if highest is None else int(highest) + 1
+
+
+def app_client(session: Session) -> AuthenticatedClient:
+    client = session.execute(select(Client).where(Client.name == APP_CLIENT)).scalar_one_or_none()
+    if client is None:
+        key = Ed25519PrivateKey.generate().public_key()  # the private half is never kept
+        pem = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        client = add_client(session, name=APP_CLIENT, public_key_pem=pem, actor="web")
+        client.role = APP_ROLE  # not a trading client: it may not use /v1 endpoints
+    return AuthenticatedClient(id=client.id, name=client.name, role=client.role)
+
+
+def base_units(units: str, decimals: int) -> int:
+    """Exact conversion of a decimal amount in units (e.g. "1.5") to base units."""
+    text = units.strip()
+    if not _UNITS.fullmatch(text):
+        raise ValidationFailed("amount must be a plain decimal number such as 1.5")
+    try:
+        value = Decimal(text) * (Decimal(10) ** decimals)
+    except InvalidOperation:
+        raise ValidationFailed("amount is not a number") from None
+    if value != value.to_integral_value() or value <= 0:
+        raise ValidationFailed(f"amount must be positive with at most {decimals} decimals")
+    return int(value)
+
+
+def withdrawal_body(form: dict[str, str], choice: WalletChoice) -> bytes:
+    def integer(name: str) -> int:
+        raw = form.get(name, "").strip()
+        if not raw.isdigit() or len(raw) > 30:
+            raise ValidationFailed(f"{name.replace('_', ' ')} must be a whole number")
+        return int(raw)
+
+    body = {
+        "type": "withdrawal",
+        "wallet": choice.name,
+        "asset": choice.asset,
+        "amount": str(base_units(form.get("amount", ""), choice.decimals)),
+        "destination": form.get("destination", "").strip(),
+        "evm": {
+            "nonce": integer("nonce"),
+            "gas": integer("gas"),
+            "max_fee_per_gas": str(integer("max_fee_gwei") * _GWEI),
+            "max_priority_fee_per_gas": str(integer("priority_fee_gwei") * _GWEI),
+        },
+    }
+    return json.dumps(body).encode()
+
+
+def start_withdrawal(
+    session: Session, *, approver_id: str, form: dict[str, str], idempotency_key: str
+) -> Submission:
+    by_name = {w.name: w for w in wallets(session)}
+    choice = by_name.get(form.get("wallet", ""))
+    if choice is None:
+        raise ValidationFailed("choose a wallet")
+    client = app_client(session)
+    submission = submit(
+        session,
+        client=client,
+        idempotency_key=f"{approver_id}:{idempotency_key}",
+        body=withdrawal_body(form, choice),
+    )
+    request = session.get(Request, submission.view["id"])
+    assert request is not None
+    if request.requested_by_approver not in (None, approver_id):
+        raise ValidationFailed("this form was already used by someone else")
+    request.requested_by_approver = approver_id
+    return submission

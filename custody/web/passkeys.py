@@ -1,0 +1,219 @@
+"""WebAuthn ceremonies (py_webauthn) and their one-time challenges.
+
+Three purposes: `enrol` (register a passkey from an invite), `login`, and `approval`, whose
+challenge is SHA-256 of the approval statement rather than random bytes. Every challenge is
+stored, expires after a few minutes and is consumed by its first use.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import bytes_to_base64url
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from custody.settings import Settings
+from custody.store.base import utcnow
+from custody.store.models import Approver, WebauthnChallenge, WebauthnCredential
+from custody.web.errors import PasskeyRefused
+
+CHALLENGE_LIFETIME = timedelta(minutes=5)
+TIMEOUT_MS = 120_000
+RP_NAME = "custody approvals"
+
+
+def new_challenge(
+    session: Session,
+    *,
+    purpose: str,
+    challenge: bytes,
+    approver_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> str:
+    challenge_id = secrets.token_urlsafe(24)
+    session.add(
+        WebauthnChallenge(
+            id=challenge_id,
+            purpose=purpose,
+            approver_id=approver_id,
+            challenge=challenge,
+            data=json.dumps(data or {}, sort_keys=True),
+            expires_at=utcnow() + CHALLENGE_LIFETIME,
+        )
+    )
+    return challenge_id
+
+
+def take_challenge(session: Session, challenge_id: object, purpose: str) -> WebauthnChallenge:
+    """Consume a challenge: valid once, for its purpose, before it expires."""
+    row = (
+        session.execute(
+            select(WebauthnChallenge).where(WebauthnChallenge.id == challenge_id).with_for_update()
+        ).scalar_one_or_none()
+        if isinstance(challenge_id, str) and len(challenge_id) <= 64
+        else None
+    )
+    if row is None or row.purpose != purpose or row.used_at is not None:
+        raise PasskeyRefused("this passkey prompt is unknown or was already used; try again")
+    if row.expires_at <= utcnow():
+        raise PasskeyRefused("this passkey prompt expired; try again")
+    row.used_at = utcnow()
+    return row
+
+
+def challenge_data(row: WebauthnChallenge) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(row.data or "{}")
+    return data
+
+
+def registration_options(
+    settings: Settings, approver: Approver, challenge: bytes, existing: list[str]
+) -> dict[str, Any]:
+    from webauthn.helpers import base64url_to_bytes
+
+    options = generate_registration_options(
+        rp_id=settings.web_rp_id,
+        rp_name=RP_NAME,
+        user_id=approver.id.encode(),
+        user_name=approver.name,
+        user_display_name=approver.name,
+        challenge=challenge,
+        timeout=TIMEOUT_MS,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        ),
+        exclude_credentials=[
+            PublicKeyCredentialDescriptor(id=base64url_to_bytes(c)) for c in existing
+        ],
+    )
+    parsed: dict[str, Any] = json.loads(options_to_json(options))
+    return parsed
+
+
+def register(
+    session: Session, settings: Settings, approver: Approver, credential: object, challenge: bytes
+) -> WebauthnCredential:
+    """Verify a registration response and store the passkey's public key."""
+    try:
+        verified = verify_registration_response(
+            credential=_as_dict(credential),
+            expected_challenge=challenge,
+            expected_rp_id=settings.web_rp_id,
+            expected_origin=settings.public_url,
+            require_user_verification=True,
+        )
+    except (WebAuthnException, ValueError, KeyError, TypeError):
+        raise PasskeyRefused("the new passkey could not be verified") from None
+    credential_id = bytes_to_base64url(verified.credential_id)
+    if session.get(WebauthnCredential, credential_id) is not None:
+        raise PasskeyRefused("this passkey is already registered")
+    transports = _as_dict(credential).get("response", {}).get("transports")
+    row = WebauthnCredential(
+        id=credential_id,
+        approver_id=approver.id,
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        transports=json.dumps(transports) if isinstance(transports, list) else None,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    return row
+
+
+def authentication_options(
+    settings: Settings, challenge: bytes, credential_ids: list[str]
+) -> dict[str, Any]:
+    from webauthn.helpers import base64url_to_bytes
+
+    options = generate_authentication_options(
+        rp_id=settings.web_rp_id,
+        challenge=challenge,
+        timeout=TIMEOUT_MS,
+        allow_credentials=[
+            PublicKeyCredentialDescriptor(id=base64url_to_bytes(c)) for c in credential_ids
+        ],
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    parsed: dict[str, Any] = json.loads(options_to_json(options))
+    return parsed
+
+
+def credential_ids(session: Session, approver_id: str) -> list[str]:
+    return list(
+        session.execute(
+            select(WebauthnCredential.id)
+            .where(WebauthnCredential.approver_id == approver_id)
+            .order_by(WebauthnCredential.created_at)
+        ).scalars()
+    )
+
+
+def assertion_credential(session: Session, credential: object) -> WebauthnCredential:
+    """The registered passkey an assertion claims to come from."""
+    credential_id = _as_dict(credential).get("id")
+    row = (
+        session.get(WebauthnCredential, credential_id, with_for_update=True)
+        if isinstance(credential_id, str) and len(credential_id) <= 512
+        else None
+    )
+    if row is None:
+        raise PasskeyRefused("this passkey is not registered here")
+    return row
+
+
+def verify_assertion(
+    settings: Settings, row: WebauthnCredential, credential: object, challenge: bytes
+) -> None:
+    """Check an assertion by `row`'s key over `challenge`; the sign count must grow."""
+    try:
+        verified = verify_authentication_response(
+            credential=_as_dict(credential),
+            expected_challenge=challenge,
+            expected_rp_id=settings.web_rp_id,
+            expected_origin=settings.public_url,
+            credential_public_key=row.public_key,
+            credential_current_sign_count=row.sign_count,
+            require_user_verification=True,
+        )
+    except (WebAuthnException, ValueError, KeyError, TypeError):
+        raise PasskeyRefused(
+            "the passkey's signature does not verify for this exact request and decision"
+        ) from None
+    row.sign_count = verified.new_sign_count
+
+
+def evidence(credential: object) -> dict[str, str]:
+    """The assertion parts an auditor needs to re-verify an approval offline (base64url)."""
+    data = _as_dict(credential)
+    response = data.get("response", {})
+    return {
+        "credential_id": str(data.get("id")),
+        "authenticator_data": str(response.get("authenticatorData")),
+        "client_data_json": str(response.get("clientDataJSON")),
+        "signature": str(response.get("signature")),
+    }
+
+
+def _as_dict(credential: object) -> dict[str, Any]:
+    if not isinstance(credential, dict) or not isinstance(credential.get("response"), dict):
+        raise PasskeyRefused("the browser sent no passkey response")
+    return credential

@@ -1,0 +1,139 @@
+"""Queries of the web app: an approver's queue, history, and what a request's page needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from custody.approvals.quorum import required_groups
+from custody.requests.states import RequestStatus
+from custody.store.models import Approval, Chain, LedgerEntry, Request, Wallet
+from custody.web.errors import RequestHidden
+from custody.web.sessions import SignedIn
+
+QUEUE_SCAN = 500
+HISTORY_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Row:
+    request: Request
+    wallet: Wallet
+    chain: Chain
+
+
+def _rows(query: Any, session: Session) -> list[Row]:
+    return [Row(r, w, c) for r, w, c in session.execute(query)]
+
+
+def _base() -> Any:
+    return (
+        select(Request, Wallet, Chain)
+        .join(Wallet, Wallet.id == Request.wallet_id)
+        .join(Chain, Chain.id == Wallet.chain_id)
+    )
+
+
+def queue(session: Session, user: SignedIn) -> list[Row]:
+    """Pending requests that need one of my groups, newest first, those I decided left out."""
+    decided = select(Approval.request_id).where(Approval.approver_id == user.approver_id)
+    query = (
+        _base()
+        .where(
+            Request.status == RequestStatus.PENDING_APPROVAL.value,
+            Request.id.not_in(decided),
+        )
+        .order_by(Request.created_at.desc(), Request.id.desc())
+        .limit(QUEUE_SCAN)
+    )
+    mine = set(user.groups)
+    return [
+        row
+        for row in _rows(query, session)
+        if required_groups(row.request.policy_decision) & mine
+        or row.request.requested_by_approver == user.approver_id
+    ]
+
+
+def history(session: Session, user: SignedIn) -> list[tuple[Row, Approval]]:
+    query = (
+        select(Request, Wallet, Chain, Approval)
+        .join(Wallet, Wallet.id == Request.wallet_id)
+        .join(Chain, Chain.id == Wallet.chain_id)
+        .join(Approval, Approval.request_id == Request.id)
+        .where(Approval.approver_id == user.approver_id)
+        .order_by(Approval.created_at.desc(), Approval.id.desc())
+        .limit(HISTORY_LIMIT)
+    )
+    return [(Row(r, w, c), a) for r, w, c, a in session.execute(query)]
+
+
+def visible(session: Session, user: SignedIn, request_id: str) -> Row:
+    """A request an approver may look at: one their groups decide, one they made or decided."""
+    found = _rows(_base().where(Request.id == request_id), session)
+    if not found:
+        raise RequestHidden(f"no request {request_id!r}")
+    row = found[0]
+    related = (
+        required_groups(row.request.policy_decision) & set(user.groups)
+        or row.request.requested_by_approver == user.approver_id
+        or session.execute(
+            select(Approval.id).where(
+                Approval.request_id == request_id, Approval.approver_id == user.approver_id
+            )
+        ).first()
+    )
+    if not related:
+        raise RequestHidden(f"no request {request_id!r}")
+    return row
+
+
+def intake_details(session: Session, request: Request) -> dict[str, Any]:
+    """The decoder's `details` (method, arguments, EIP-712 fields) from `request.created`."""
+    window = timedelta(seconds=30)
+    entries = session.execute(
+        select(LedgerEntry.entry).where(
+            LedgerEntry.kind == "request.created",
+            LedgerEntry.time >= request.created_at - window,
+            LedgerEntry.time <= request.created_at + window,
+        )
+    ).scalars()
+    for raw in entries:
+        data = json.loads(raw).get("data", {})
+        if data.get("request") == request.id:
+            details = data.get("details")
+            return details if isinstance(details, dict) else {}
+    return {}
+
+
+def destination_seen(session: Session, request: Request) -> bool:
+    """Whether an earlier signed request of any wallet sent to this destination."""
+    if not request.destination:
+        return True
+    count = session.execute(
+        select(func.count())
+        .select_from(Request)
+        .where(
+            Request.status == RequestStatus.SIGNED.value,
+            func.lower(Request.destination) == request.destination.lower(),
+            Request.created_at < request.created_at,
+        )
+    ).scalar_one()
+    return bool(count)
+
+
+def venue_used(session: Session, request: Request, venue: str) -> bool:
+    """Whether an earlier signed trade went to this venue."""
+    payloads = session.execute(
+        select(Request.payload).where(
+            Request.status == RequestStatus.SIGNED.value,
+            Request.type == "trade",
+            Request.created_at < request.created_at,
+        )
+    ).scalars()
+    return any(json.loads(p).get("venue") == venue for p in payloads)

@@ -1,0 +1,161 @@
+"""From ledger entries to queued deliveries: the outbox's reading side.
+
+Every request status change commits with its ledger entry (invariant 3), so the ledger already
+is a transactional outbox. One pass reads the entries after the cursor, in order, and inserts
+the deliveries they call for in the same transaction that advances the cursor: a crash before
+commit redoes the pass, a crash after it never sees those entries again, and the unique
+(ledger_index, target) makes even a replayed pass add nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from custody.ledger.events import EventKind
+from custody.requests.views import request_view
+from custody.store.base import utcnow
+from custody.store.database import Database
+from custody.store.models import LedgerEntry, Request
+from custody.webhooks import repository
+
+BATCH = 500
+
+# The status a request has after an entry of this kind; None: read it from `data.status`.
+_STATUS_AFTER: dict[str, str | None] = {
+    EventKind.POLICY_EVALUATED: None,
+    EventKind.POLICY_RECHECKED: None,
+    EventKind.APPROVAL_ADDED: "pending_approval",
+    EventKind.REQUEST_APPROVED: "approved",
+    EventKind.REQUEST_REJECTED: "rejected",
+    EventKind.REQUEST_EXPIRED: "expired",
+    EventKind.REQUEST_CANCELLED: "cancelled",
+    EventKind.REQUEST_SIGNING: "signing",
+    EventKind.REQUEST_SIGNED: "signed",
+    EventKind.REQUEST_FAILED: "failed",
+}
+# A re-check that lets signing go ahead leaves the status as it was: nothing to tell.
+_UNCHANGED_BY_RECHECK = frozenset({"approved", "signing"})
+
+
+def status_after(kind: str, data: dict[str, Any]) -> str | None:
+    """The request's status after this entry, or None when the entry changes nothing."""
+    if kind not in _STATUS_AFTER:
+        return None
+    fixed = _STATUS_AFTER[kind]
+    status = fixed if fixed is not None else data.get("status")
+    if not isinstance(status, str):
+        return None
+    if kind == EventKind.POLICY_RECHECKED and status in _UNCHANGED_BY_RECHECK:
+        return None
+    return status
+
+
+def required_groups(decision: dict[str, Any]) -> list[dict[str, Any]]:
+    """[{group, count}] a require_approvals decision asks for (`group`, or each of `all_of`)."""
+    if decision.get("decision") != "require_approvals":
+        return []
+    quorums = decision.get("all_of") or [
+        {"group": decision.get("group"), "count": decision.get("count")}
+    ]
+    return [
+        {"group": str(q["group"]), "count": int(q["count"])}
+        for q in quorums
+        if q.get("group") is not None and q.get("count") is not None
+    ]
+
+
+def dispatch_once(db: Database, batch: int = BATCH) -> int:
+    """One pass over at most `batch` entries; returns how many deliveries it queued."""
+    with db.write() as session:
+        cursor = repository.locked_cursor(session)
+        entries = repository.entries_from(session, cursor.next_index, batch)
+        if not entries:
+            return 0
+        rows = list(_deliveries(session, entries, utcnow()))
+        repository.insert_deliveries(session, rows)
+        cursor.next_index = entries[-1].index + 1
+        return len(rows)
+
+
+def dispatch_all(db: Database, batch: int = BATCH) -> int:
+    """Passes until the cursor has caught up with the ledger."""
+    total = 0
+    while True:
+        with db.read() as session:
+            behind = repository.entries_from(session, repository.cursor_position(session), 1)
+        if not behind:
+            return total
+        total += dispatch_once(db, batch)
+
+
+def _deliveries(
+    session: Session, entries: list[LedgerEntry], now: datetime
+) -> Iterator[dict[str, Any]]:
+    changes: list[tuple[LedgerEntry, str, str]] = []
+    for entry in entries:
+        data = json.loads(entry.entry).get("data", {})
+        status = status_after(entry.kind, data)
+        request_id = data.get("request")
+        if status is not None and isinstance(request_id, str):
+            changes.append((entry, request_id, status))
+    if not changes:
+        return
+    context = repository.requests_with_context(session, (c[1] for c in changes))
+    for entry, request_id, status in changes:
+        if request_id not in context:
+            continue
+        request, wallet_name, client_url = context[request_id]
+        if client_url:
+            body = request_view(request, wallet_name) | {
+                "event": entry.kind,
+                "ledger_index": entry.index,
+                "status": status,
+            }
+            yield _row(entry.index, f"client:{request.client_id}", client_url, body, now)
+        if status == "pending_approval" and entry.kind != EventKind.APPROVAL_ADDED:
+            yield from _group_rows(session, entry, request, now)
+
+
+def _group_rows(
+    session: Session, entry: LedgerEntry, request: Request, now: datetime
+) -> Iterator[dict[str, Any]]:
+    quorums = required_groups(json.loads(request.policy_decision))
+    urls = repository.group_urls(session, (q["group"] for q in quorums))
+    for quorum in quorums:
+        url = urls.get(quorum["group"])
+        if url is None:
+            continue
+        body = {
+            "event": "approvals.waiting",
+            "ledger_index": entry.index,
+            "request": request.id,
+            "summary": request.summary,
+            "group": quorum["group"],
+            "required_approvals": quorums,
+            "expires_at": _rfc3339(request.expires_at),
+        }
+        yield _row(entry.index, f"group:{quorum['group']}", url, body, now)
+
+
+def _row(index: int, target: str, url: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "ledger_index": index,
+        "target": target,
+        "url": url,
+        "body": json.dumps(body, sort_keys=True, separators=(",", ":")).encode(),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": None,
+        "created_at": now,
+        "delivered_at": None,
+    }
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
