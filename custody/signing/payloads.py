@@ -19,6 +19,8 @@ from custody.chains import (
     verify_signed,
 )
 from custody.chains.errors import SignatureMismatch
+from custody.chains.evm.eip191 import PAYLOAD_TYPE as EIP191_PAYLOAD
+from custody.chains.evm.eip191 import eip191_digest
 from custody.chains.evm.eip1559 import PAYLOAD_TYPE as EIP1559
 from custody.chains.evm.signatures import SECP256K1_N
 from custody.chains.evm.typed_canonical import canonical_typed_data
@@ -61,6 +63,7 @@ class Eip1559Handler:
 
 
 EIP712 = "evm.eip712"
+EIP191 = EIP191_PAYLOAD
 _EIP712_KEYS = {"type", "typed_data", "venue"}
 
 
@@ -108,7 +111,40 @@ def verify_typed_signature(digest: Digest, r: int, s: int, v: int, expected: Evm
         )
 
 
-HANDLERS: dict[str, PayloadHandler] = {EIP1559: Eip1559Handler(), EIP712: Eip712Handler()}
+class Eip191Handler:
+    """EIP-191 personal messages: r || s || v like typed data, over the prefixed-message hash."""
+
+    def digest(self, payload: dict[str, Any]) -> Digest:
+        message = payload.get("message")
+        if (
+            set(payload) != {"type", "message"}
+            or payload["type"] != EIP191
+            or not isinstance(message, str)
+        ):
+            raise CustodyError("message payload must be exactly {type, message}", status=500)
+        return eip191_digest(message)
+
+    def sign(
+        self, signer: Signer, key_label: str, address: str, payload: dict[str, Any], digest: Digest
+    ) -> dict[str, str]:
+        if self.digest(payload) != digest:
+            raise CustodyError("payload digest changed between claim and signing", status=500)
+        signature = signer.sign_secp256k1(key_label, digest.value)
+        r, s, v = signature.r, signature.s, 27 + signature.recovery_id
+        verify_typed_signature(digest, r, s, v, EvmAddress.parse(address))
+        return {
+            "signature": "0x"
+            + r.to_bytes(32, "big").hex()
+            + s.to_bytes(32, "big").hex()
+            + bytes([v]).hex()
+        }
+
+
+HANDLERS: dict[str, PayloadHandler] = {
+    EIP1559: Eip1559Handler(),
+    EIP712: Eip712Handler(),
+    EIP191: Eip191Handler(),
+}
 
 
 def handler_for(payload: dict[str, Any]) -> PayloadHandler:

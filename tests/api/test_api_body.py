@@ -150,7 +150,9 @@ CASES: list[Any] = [
     pytest.param(_with("asset", "USDC"), "USDC", id="asset-not-native"),
     pytest.param(_with("type", "foo"), "foo", id="type-unknown"),
     pytest.param(_with("type", "trade"), "trade request", id="withdrawal-body-as-trade"),
-    pytest.param(_with("type", "sign_message"), "not supported", id="type-sign-message"),
+    pytest.param(
+        _with("type", "sign_message"), "sign_message request", id="withdrawal-body-as-message"
+    ),
     pytest.param(_with("type", ...), "type", id="type-missing"),
     pytest.param(_with("memo", "hello"), "memo", id="extra-field"),
     pytest.param(_with("evm.data", "0x"), "data", id="extra-evm-field"),

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.intake.decoders.contract_call import decode_contract_call
+from custody.intake.decoders.sign_message import decode_sign_message
 from custody.intake.decoders.trade import decode_trade
 from custody.intake.decoders.withdrawal import decode_withdrawal
 from custody.intake.draft import Draft
@@ -21,6 +22,7 @@ DECODERS: dict[str, Decoder] = {
     "withdrawal": decode_withdrawal,
     "contract_call": decode_contract_call,
     "trade": decode_trade,
+    "sign_message": decode_sign_message,
 }
 
 
