@@ -26,13 +26,14 @@ from custody.approvals.errors import (
     BadApprovalSignature,
     InvalidApproval,
 )
+from custody.approvals.quorum import Requirement, count_towards, current_membership
 from custody.approvals.statement import DECISIONS
 from custody.errors import NotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.versions import PROPOSED, REJECTED, mark_applied
 from custody.store.base import utcnow
-from custody.store.models import Approver, ApproverGroup, PolicyApproval, PolicyVersion
+from custody.store.models import Approver, PolicyApproval, PolicyVersion
 
 STATEMENT_TYPE = "custody.policy_approval.v1"
 
@@ -131,9 +132,11 @@ def _verify(public_key_hex: str, signature: str, statement: bytes) -> None:
 
 
 def _quorum_met(session: Session, version_id: int, required: list[dict[str, object]]) -> bool:
-    rows = (
-        session.execute(
-            select(PolicyApproval.approver_id)
+    reqs = tuple(Requirement(str(q["group"]), int(str(q["count"]))) for q in required)
+    rows = [
+        (a, n)
+        for a, n in session.execute(
+            select(PolicyApproval.approver_id, Approver.name)
             .join(Approver, Approver.id == PolicyApproval.approver_id)
             .where(
                 PolicyApproval.version_id == version_id,
@@ -142,21 +145,6 @@ def _quorum_met(session: Session, version_id: int, required: list[dict[str, obje
             )
             .order_by(PolicyApproval.id)
         )
-        .scalars()
-        .all()
-    )
-    groups: dict[str, set[str]] = {}
-    for approver_id, group in session.execute(
-        select(ApproverGroup.approver_id, ApproverGroup.group).where(
-            ApproverGroup.approver_id.in_(rows)
-        )
-    ):
-        groups.setdefault(approver_id, set()).add(group)
-    counted = {str(q["group"]): 0 for q in required}
-    for approver_id in rows:  # each approver counts once, for a group still short
-        for q in required:
-            group = str(q["group"])
-            if group in groups.get(approver_id, set()) and counted[group] < int(str(q["count"])):
-                counted[group] += 1
-                break
-    return all(counted[str(q["group"])] >= int(str(q["count"])) for q in required)
+    ]
+    counted = count_towards(reqs, rows, current_membership(session, [a for a, _ in rows]))
+    return all(len(counted[r.group]) >= r.count for r in reqs)

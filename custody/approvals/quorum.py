@@ -52,33 +52,50 @@ def required_groups(decision_json: str) -> set[str]:
     return {r.group for r in requirements(json.loads(decision_json))}
 
 
-def quorum_state(session: Session, request_id: str, decision: dict[str, Any]) -> QuorumState:
-    reqs = requirements(decision)
-    rows = session.execute(
-        select(Approval.approver_id, Approver.name)
-        .join(Approver, Approver.id == Approval.approver_id)
-        .where(
-            Approval.request_id == request_id,
-            Approval.decision == "approve",
-            Approver.disabled_at.is_(None),
-        )
-        .order_by(Approval.id)
-    ).all()
-    membership: dict[str, set[str]] = {}
-    for approver_id, group in session.execute(
-        select(ApproverGroup.approver_id, ApproverGroup.group).where(
-            ApproverGroup.approver_id.in_([r[0] for r in rows])
-        )
-    ):
-        membership.setdefault(approver_id, set()).add(group)
-    approved_by: dict[str, list[str]] = {r.group: [] for r in reqs}
-    for approver_id, name in rows:
-        # Count each approver once: towards the first requirement of theirs still short.
+def count_towards(
+    reqs: tuple[Requirement, ...],
+    approvers: list[tuple[str, str]],
+    membership: dict[str, set[str]],
+) -> dict[str, tuple[str, ...]]:
+    """group -> names counted for it: each approver (id, name), in order, counts once, towards
+    the first requirement of theirs still short."""
+    counted: dict[str, list[str]] = {r.group: [] for r in reqs}
+    for approver_id, name in approvers:
         for req in reqs:
             if (
                 req.group in membership.get(approver_id, set())
-                and len(approved_by[req.group]) < req.count
+                and len(counted[req.group]) < req.count
             ):
-                approved_by[req.group].append(name)
+                counted[req.group].append(name)
                 break
-    return QuorumState(reqs, {g: tuple(n) for g, n in approved_by.items()})
+    return {group: tuple(names) for group, names in counted.items()}
+
+
+def current_membership(session: Session, approver_ids: list[str]) -> dict[str, set[str]]:
+    membership: dict[str, set[str]] = {}
+    for approver_id, group in session.execute(
+        select(ApproverGroup.approver_id, ApproverGroup.group).where(
+            ApproverGroup.approver_id.in_(approver_ids)
+        )
+    ):
+        membership.setdefault(approver_id, set()).add(group)
+    return membership
+
+
+def quorum_state(session: Session, request_id: str, decision: dict[str, Any]) -> QuorumState:
+    reqs = requirements(decision)
+    rows = [
+        (a, n)
+        for a, n in session.execute(
+            select(Approval.approver_id, Approver.name)
+            .join(Approver, Approver.id == Approval.approver_id)
+            .where(
+                Approval.request_id == request_id,
+                Approval.decision == "approve",
+                Approver.disabled_at.is_(None),
+            )
+            .order_by(Approval.id)
+        )
+    ]
+    membership = current_membership(session, [a for a, _ in rows])
+    return QuorumState(reqs, count_towards(reqs, rows, membership))

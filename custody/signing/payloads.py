@@ -84,16 +84,18 @@ class Eip712Handler:
     ) -> dict[str, str]:
         if self.digest(payload) != digest:
             raise CustodyError("payload digest changed between claim and signing", status=500)
-        signature = signer.sign_secp256k1(key_label, digest.value)
-        failpoints.hit("after-hsm-sign")
-        r, s, v = signature.r, signature.s, 27 + signature.recovery_id
-        verify_typed_signature(digest, r, s, v, EvmAddress.parse(address))
-        return {
-            "signature": "0x"
-            + r.to_bytes(32, "big").hex()
-            + s.to_bytes(32, "big").hex()
-            + bytes([v]).hex()
-        }
+        return rsv_signature(signer, key_label, address, digest)
+
+
+def rsv_signature(signer: Signer, key_label: str, address: str, digest: Digest) -> dict[str, str]:
+    """Sign a bare digest (typed data, messages) as `0x` r || s || v, v = 27 + y-parity, and
+    verify it recovers to `address` before anyone sees it."""
+    signature = signer.sign_secp256k1(key_label, digest.value)
+    failpoints.hit("after-hsm-sign")
+    r, s, v = signature.r, signature.s, 27 + signature.recovery_id
+    verify_typed_signature(digest, r, s, v, EvmAddress.parse(address))
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+    return {"signature": "0x" + raw.hex()}
 
 
 def verify_typed_signature(digest: Digest, r: int, s: int, v: int, expected: EvmAddress) -> None:
@@ -129,15 +131,7 @@ class Eip191Handler:
     ) -> dict[str, str]:
         if self.digest(payload) != digest:
             raise CustodyError("payload digest changed between claim and signing", status=500)
-        signature = signer.sign_secp256k1(key_label, digest.value)
-        r, s, v = signature.r, signature.s, 27 + signature.recovery_id
-        verify_typed_signature(digest, r, s, v, EvmAddress.parse(address))
-        return {
-            "signature": "0x"
-            + r.to_bytes(32, "big").hex()
-            + s.to_bytes(32, "big").hex()
-            + bytes([v]).hex()
-        }
+        return rsv_signature(signer, key_label, address, digest)
 
 
 HANDLERS: dict[str, PayloadHandler] = {

@@ -220,10 +220,13 @@ def test_bad_trade_body_is_refused(
     assert installation.counts() == before
 
 
-def test_sign_message_is_still_refused(api: Api, wallet: WalletInfo) -> None:
+def test_sign_message_is_denied_by_a_policy_that_does_not_name_it(
+    api: Api, wallet: WalletInfo
+) -> None:
     response = api.create({"type": "sign_message", "wallet": wallet.name, "message": "hi"})
-    assert response.status_code == 422
-    assert "not supported by this server yet" in response.json()["detail"]
+    assert response.status_code == 201
+    assert response.json()["status"] == "rejected"
+    assert response.json()["policy"]["rule"] is None
 
 
 def test_typed_signature_is_checked_against_the_wallet_before_release() -> None:
