@@ -48,6 +48,8 @@ def list_clients(as_json: JsonOption = False) -> None:
             {
                 "id": c.id,
                 "name": c.name,
+                "role": c.role,
+                "webhook_url": c.webhook_url,
                 "created_at": c.created_at.isoformat(),
                 "disabled": c.disabled_at is not None,
             }

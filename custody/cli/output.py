@@ -13,7 +13,9 @@ from rich.table import Table
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-console = Console(soft_wrap=True)
+# Piped output is read by people in logs and terminals wider than 80 columns: do not fold
+# addresses and digests into pieces there.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 

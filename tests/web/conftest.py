@@ -40,6 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 390, "height": 844}
+# Tests write screenshots to a temporary folder; UPDATE_SCREENSHOTS=1 refreshes the committed ones.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ALLOWLISTED = "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7"
 
@@ -173,8 +174,8 @@ def phones(
     """Make an approver in group treasury (or the given groups) with a phone and an invite."""
     opened: list[BrowserContext] = []
 
-    def make(*groups: str) -> tuple[Phone, str]:
-        name = f"web-{secrets.token_hex(4)}"
+    def make(*groups: str, name: str | None = None) -> tuple[Phone, str]:
+        name = name or f"web-{secrets.token_hex(4)}"
         with installation.runtime.db.write() as session:
             approver: Approver = add_approver(
                 session,
@@ -213,8 +214,11 @@ def phones(
 
 
 @pytest.fixture
-def quorum_wallet(installation: Installation) -> Iterator[WalletInfo]:
-    wallet = installation.wallet()
+def quorum_wallet(
+    installation: Installation, request: pytest.FixtureRequest
+) -> Iterator[WalletInfo]:
+    """A fresh wallet (named by an indirect parameter, if any) under a 2-of-2 treasury rule."""
+    wallet = installation.wallet(name=getattr(request, "param", None))
     installation.apply_policy(QUORUM_POLICY.format(wallet=wallet.name, listed=ALLOWLISTED))
     try:
         yield wallet
