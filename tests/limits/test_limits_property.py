@@ -1,16 +1,20 @@
-"""Property: no interleaving of requests, cancellations, policy rejections and signing lets the
-live and signed amounts of a wallet exceed its limit (checked in the database after every step).
+"""Property: no interleaving of requests, cancellations, expiries, policy rejections and signing
+lets the live and signed amounts of a wallet exceed its limit (checked in the database after every
+step). Requests above 5 units wait for approvals, so pending reservations and their expiry are in
+play too.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from custody.signing.worker import SignerWorker
+from custody.store.base import utcnow
 from custody.store.models import LIVE_STATUSES, Request, Wallet
-from tests.limits.test_limits import limit_policy
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation
 
@@ -21,10 +25,32 @@ steps = st.lists(
         st.tuples(st.just("create"), st.integers(min_value=1, max_value=9)),
         st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=50)),
         st.tuples(st.just("sign"), st.just(0)),
+        st.tuples(st.just("expire"), st.integers(min_value=0, max_value=50)),
     ),
     min_size=1,
     max_size=25,
 )
+
+
+PENDING_ABOVE_FIVE = """
+version: 1
+limits:
+  - {{id: cap, window: 24h, scope: {{wallets: [{wallet}], assets: [ETH]}}, max_amount: "{cap}"}}
+rules:
+  - id: big
+    match: {{type: withdrawal, amount_gt: "5"}}
+    action: {{require_approvals: {{count: 2, group: treasury}}}}
+  - {{id: small, match: {{type: withdrawal}}, action: allow}}
+"""
+
+
+def expire(installation: Installation, request_id: str) -> None:
+    with installation.runtime.db.write() as session:
+        session.execute(
+            update(Request)
+            .where(Request.id == request_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 def counted(installation: Installation, wallet: str) -> int:
@@ -45,7 +71,7 @@ def test_no_interleaving_exceeds_the_limit(
     installation: Installation, api: Api, signer: SignerWorker, operations: list[tuple[str, int]]
 ) -> None:
     wallet = installation.wallet()
-    installation.apply_policy(limit_policy(wallet.name, max_amount=CAP))
+    installation.apply_policy(PENDING_ABOVE_FIVE.format(wallet=wallet.name, cap=CAP))
     created: list[str] = []
     try:
         for nonce, (op, value) in enumerate(operations):
@@ -55,6 +81,9 @@ def test_no_interleaving_exceeds_the_limit(
                 created.append(answer.json()["id"])
             elif op == "cancel" and created:
                 api.call("POST", f"/v1/requests/{created[value % len(created)]}/cancel")
+            elif op == "expire" and created:
+                expire(installation, created[value % len(created)])
+                signer.expire_due()
             else:
                 signer.drain()
             assert counted(installation, wallet.name) <= CAP
