@@ -45,7 +45,14 @@ def trading_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> A
     return caller
 
 
+def auditor_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:
+    if caller.role != "auditor":
+        raise Forbidden("only auditor clients may read ledger entries (they name every client)")
+    return caller
+
+
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 ClientDep = Annotated[AuthenticatedClient, Depends(trading_client)]
 AnyClientDep = Annotated[AuthenticatedClient, Depends(client)]
+AuditorDep = Annotated[AuthenticatedClient, Depends(auditor_client)]
 BodyDep = Annotated[bytes, Depends(raw_body)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
-from custody.api.deps import AnyClientDep, RuntimeDep
+from custody.api.deps import AnyClientDep, AuditorDep, RuntimeDep
 from custody.errors import NotFound
 from custody.ledger import proofs
 from custody.ledger.checkpoints import latest_checkpoint
@@ -28,10 +28,14 @@ def checkpoint(rt: RuntimeDep, _client: AnyClientDep) -> PlainTextResponse:
         return PlainTextResponse(latest.note, media_type="text/plain; charset=utf-8")
 
 
-@router.get("/entries", summary="Entries from `start`, each with its exact canonical form")
+@router.get(
+    "/entries",
+    summary="Entries from `start`, each with its exact canonical form "
+    "(auditor clients only: entries name every client's requests)",
+)
 def entries(
     rt: RuntimeDep,
-    _client: AnyClientDep,
+    _client: AuditorDep,
     start: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=proofs.MAX_ENTRIES_PAGE)] = 100,
 ) -> dict[str, Any]:

@@ -40,7 +40,11 @@ def create_request(
         try:
             with rt.db.write() as session:
                 submission = submit(
-                    session, client=client, idempotency_key=idempotency_key, body=body
+                    session,
+                    client=client,
+                    idempotency_key=idempotency_key,
+                    body=body,
+                    max_fee_wei=rt.settings.max_tx_fee_wei,
                 )
             break
         except IntegrityError:

@@ -41,7 +41,7 @@ def _progress(label: str, *, quiet: bool) -> Iterator[Callable[[int], None] | No
 
 
 @app.command("verify")
-def verify(
+def verify(  # noqa: PLR0917  (Typer maps each parameter to one command-line option)
     export: Annotated[
         Path | None,
         typer.Option(
@@ -78,6 +78,13 @@ def verify(
             help="Trust this verifier key instead of asking the HSM.",
         ),
     ] = None,
+    hashes_only: Annotated[
+        bool,
+        typer.Option(
+            "--hashes-only",
+            help="Check leaves, roots and signatures, not each entry's JSON form (faster).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Recompute every leaf and root, check every checkpoint; exit non-zero on any fault."""
@@ -87,7 +94,12 @@ def verify(
     try:
         with _progress("verifying entries", quiet=as_json) as progress:
             if export is not None:
-                size, root, checked, fault = _verify_export(export, notes, witness, progress)
+                from custody.ledger.verify import parse_verifier_key as parse_key
+
+                pinned = parse_key(verifier_key.read_text()) if verifier_key else None
+                size, root, checked, fault = _verify_export(
+                    export, notes, witness, progress, check_format=not hashes_only, pinned=pinned
+                )
             else:
                 with context.runtime() as rt:
                     key_text = (
@@ -101,7 +113,9 @@ def verify(
                         from custody.ledger.verify import read_witness
 
                         external += read_witness(witness, key)
-                    size, root, checked, fault = _verify_db(rt, key, external, progress)
+                    size, root, checked, fault = _verify_db(
+                        rt, key, external, progress, check_format=not hashes_only
+                    )
     except VerificationError as exc:
         raise LedgerFault(f"ledger verification failed: {exc}") from None
     data = {
@@ -136,23 +150,42 @@ def _verify_db(
     key: VerifierKey,
     external: Sequence[Checkpoint],
     progress: Callable[[int], None] | None,
+    *,
+    check_format: bool,
 ) -> tuple[int, bytes, int, str | None]:
     from custody.ledger.check import check
 
     with rt.db.read() as session:
         report = check(
-            session, key, external=external, progress=progress, workers=os.cpu_count() or 1
+            session,
+            key,
+            external=external,
+            progress=progress,
+            workers=os.cpu_count() or 1,
+            check_format=check_format,
         )
     return report.size, report.root, report.checkpoints_checked, report.fault
 
 
 def _verify_export(
-    directory: Path, notes: list[str], witness: Path | None, progress: Callable[[int], None] | None
+    directory: Path,
+    notes: list[str],
+    witness: Path | None,
+    progress: Callable[[int], None] | None,
+    *,
+    check_format: bool,
+    pinned: VerifierKey | None,
 ) -> tuple[int, bytes, int, str | None]:
     from custody.ledger.verify import verify_export
 
     report = verify_export(
-        directory, trusted=notes, witness=witness, progress=progress, workers=os.cpu_count() or 1
+        directory,
+        trusted=notes,
+        witness=witness,
+        progress=progress,
+        workers=os.cpu_count() or 1,
+        check_format=check_format,
+        pinned=pinned,
     )
     return (
         report.size,

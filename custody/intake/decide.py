@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from custody.policy import Decision, Deny, RequestFacts, evaluate
@@ -22,8 +22,15 @@ from custody.policy.limits_schema import Limit
 from custody.policy.prices import ReferencePrices, UsdPrice
 from custody.policy.settle import apply_limit_checks
 from custody.policy.versions import ActivePolicy, active_policy, listed_since
+from custody.requests.states import RequestStatus
 from custody.store.base import utcnow
-from custody.store.models import LIVE_STATUSES, ReferencePrice, Request
+from custody.store.models import ReferencePrice, Request
+
+IN_FLIGHT = (
+    RequestStatus.PENDING_APPROVAL.value,
+    RequestStatus.APPROVED.value,
+    RequestStatus.SIGNING.value,
+)
 
 DEFAULT_PRICE_MAX_AGE = timedelta(hours=1)
 
@@ -86,9 +93,17 @@ def usage(
     """
     now = context.require_now("a limit window")
     compiled = compile_limit(limit)
+    # In-flight requests hold their reservation however long they wait; signed ones count from
+    # when they were signed (updated_at, which never changes after `signed`), so a request that
+    # waited longer than the window for approvals still counts in the window it was signed in.
     query = select(Request.id, Request.facts, Request.amount).where(
-        Request.status.in_(LIVE_STATUSES),
-        Request.created_at >= now - timedelta(seconds=limit.window),
+        or_(
+            Request.status.in_(IN_FLIGHT),
+            and_(
+                Request.status == RequestStatus.SIGNED.value,
+                Request.updated_at >= now - timedelta(seconds=limit.window),
+            ),
+        )
     )
     assets = limit.scope_or_short.assets
     if assets is not None:

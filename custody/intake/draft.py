@@ -24,6 +24,8 @@ class Draft:
     summary: str
     nonce: int | None = None
     """The EVM account nonce the payload uses, if any (one live request per wallet and nonce)."""
+    max_fee: int | None = None
+    """The most a transaction may pay in fees (gas x max_fee_per_gas), in native base units."""
     contract: str | None = None
     method_selector: str | None = None
     call_flags: frozenset[str] = field(default_factory=frozenset)

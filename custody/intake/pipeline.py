@@ -42,8 +42,15 @@ class Submission:
 
 
 def submit(
-    session: Session, *, client: AuthenticatedClient, idempotency_key: str | None, body: bytes
+    session: Session,
+    *,
+    client: AuthenticatedClient,
+    idempotency_key: str | None,
+    body: bytes,
+    max_fee_wei: int,
+    requested_by_approver: str | None = None,
 ) -> Submission:
+    """`requested_by_approver`: the person who started it in the approver app (the maker)."""
     key = _check_idempotency_key(idempotency_key)
     body_hash = hashlib.sha256(body).hexdigest()
 
@@ -54,6 +61,11 @@ def submit(
 
     # (2) decode: strict JSON into a draft whose payload and digest can no longer change
     draft = decode(session, parse_object(body))
+    if draft.max_fee is not None and draft.max_fee > max_fee_wei:
+        raise InvalidBody(
+            f"the transaction may pay up to {draft.max_fee} wei in fees (gas x max_fee_per_gas), "
+            f"above this installation's cap of {max_fee_wei} (CUSTODY_MAX_TX_FEE_WEI)"
+        )
 
     # (3) from here on, requests are decided one at a time: the ledger head lock serialises
     #     this transaction with every other writer, so limits see all committed requests
@@ -77,7 +89,14 @@ def submit(
 
     # (6) store the request and its ledger entries in this one transaction
     request = _store(
-        session, client, draft, key=key, body_hash=body_hash, decision=decision, active=active
+        session,
+        client,
+        draft,
+        key=key,
+        body_hash=body_hash,
+        decision=decision,
+        active=active,
+        requested_by_approver=requested_by_approver,
     )
     request.facts = json.dumps(facts.to_dict(), sort_keys=True)
     if isinstance(decision, RequireApprovals):
@@ -125,6 +144,7 @@ def _store(
     body_hash: str,
     decision: Decision,
     active: ActivePolicy | None,
+    requested_by_approver: str | None,
 ) -> Request:
     now = utcnow()
     status = status_for(decision)
@@ -147,6 +167,7 @@ def _store(
         policy_decision=json.dumps(decision.to_dict(), sort_keys=True),
         first_response="{}",
         signing_attempts=0,
+        requested_by_approver=requested_by_approver,
         created_at=now,
         updated_at=now,
     )
@@ -169,6 +190,7 @@ def _store(
             "payload": draft.payload,
             "digest": draft.digest,
             "details": draft.details,
+            "requested_by_approver": requested_by_approver,
         },
     )
     ledger.append(

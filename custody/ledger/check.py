@@ -55,6 +55,7 @@ def check(
     external: Sequence[Checkpoint] = (),
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    check_format: bool = True,
 ) -> LedgerReport:
     try:
         checkpoints = [*_stored_checkpoints(session, key), *external] if key else list(external)
@@ -62,7 +63,11 @@ def check(
         return LedgerReport(0, b"", 0, str(exc))
     columns_fault: list[str] = []
     report = verify_log(
-        _entries(session, columns_fault), checkpoints, progress=progress, workers=workers
+        _entries(session, columns_fault),
+        checkpoints,
+        progress=progress,
+        workers=workers,
+        check_format=check_format,
     )
     fault = columns_fault[0] if columns_fault else (report.faults[0] if report.faults else None)
     fault = fault or _head_fault(session, report) or _nodes_fault(session, report)

@@ -64,6 +64,18 @@ class TreeBuilder:
         self._stack.append((height, digest))
         self.size += 1
 
+    def append_subtree(self, height: int, digest: bytes) -> None:
+        """Append a perfect subtree of 2**height leaves; the size must be a multiple of it, so
+        that RFC 9162's splits fall on its boundaries."""
+        leaves = 1 << height
+        if self.size % leaves:
+            raise ValueError("a subtree can only be appended at a multiple of its size")
+        while self._stack and self._stack[-1][0] == height:
+            digest = node_hash(self._stack.pop()[1], digest)
+            height += 1
+        self._stack.append((height, digest))
+        self.size += leaves
+
     def root(self) -> bytes:
         if not self._stack:
             return hashlib.sha256(b"").digest()
@@ -289,26 +301,35 @@ def verify_log(
     *,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    check_format: bool = True,
 ) -> Report:
     """Recompute every leaf and the root at every checkpoint's size; stop at the first fault.
 
-    With `workers` > 1 the per-entry checks (parse, canonical form, leaf hash) run in that many
-    processes, chunk by chunk; the tree is still built here, in order.
+    Entries are checked in aligned chunks of 2**CHUNK_HEIGHT, in `workers` processes when there
+    are several chunks; each full chunk also returns its subtree root, so the tree here grows a
+    chunk at a time unless a checkpoint falls inside the chunk. `check_format=False` checks only
+    what the hashes prove (leaves, roots, signatures), not the entries' JSON form.
     """
     report = Report()
     wanted: dict[int, list[Checkpoint]] = {}
     for cp in checkpoints:
         wanted.setdefault(cp.size, []).append(cp)
     tree = TreeBuilder()
-    for leaves, fault in _checked_chunks(entries, workers):
-        for leaf in leaves:
-            tree.append(leaf)
-            if tree.size in wanted:
-                _check_roots_at(tree, wanted, report)
+    for checked in _checked_chunks(entries, workers, check_format):
+        end = tree.size + len(checked.leaves)
+        inside = any(tree.size < size < end for size in wanted)
+        if checked.root is not None and not inside:
+            tree.append_subtree(CHUNK_HEIGHT, checked.root)
+            _check_roots_at(tree, wanted, report)
+        else:
+            for leaf in checked.leaves:
+                tree.append(leaf)
+                if tree.size in wanted:
+                    _check_roots_at(tree, wanted, report)
         if progress is not None:
             progress(tree.size)
-        if fault:
-            report.faults.append(fault)
+        if checked.fault:
+            report.faults.append(checked.fault)
             break
     report.size, report.root = tree.size, tree.root()
     if not report.faults:
@@ -320,18 +341,32 @@ def verify_log(
     return report
 
 
-CHUNK = 20_000
+CHUNK_HEIGHT = 14
+CHUNK = 1 << CHUNK_HEIGHT
 
 
-def check_chunk(start: int, lines: list[bytes]) -> tuple[list[bytes], str | None]:
-    """Leaf hashes of the well-formed prefix of a chunk, and the first fault in it."""
+@dataclass(frozen=True)
+class CheckedChunk:
+    leaves: list[bytes]
+    fault: str | None
+    root: bytes | None
+    """MTH of the chunk when it is full and fault-free (a perfect subtree)."""
+
+
+def check_chunk(start: int, lines: list[bytes], check_format: bool = True) -> CheckedChunk:
+    """Leaf hashes of the well-formed prefix of a chunk, its first fault, and its root."""
     leaves: list[bytes] = []
     for offset, line in enumerate(lines):
-        fault = check_entry(line, start + offset)
+        fault = check_entry(line, start + offset) if check_format else None
         if fault:
-            return leaves, fault
+            return CheckedChunk(leaves, fault, None)
         leaves.append(leaf_hash(line))
-    return leaves, None
+    if len(leaves) != CHUNK:
+        return CheckedChunk(leaves, None, None)
+    subtree = TreeBuilder()
+    for leaf in leaves:
+        subtree.append(leaf)
+    return CheckedChunk(leaves, None, subtree.root())
 
 
 def _chunks(entries: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
@@ -348,8 +383,8 @@ def _chunks(entries: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
 
 
 def _checked_chunks(
-    entries: Iterable[bytes], workers: int
-) -> Iterator[tuple[list[bytes], str | None]]:
+    entries: Iterable[bytes], workers: int, check_format: bool
+) -> Iterator[CheckedChunk]:
     chunks = _chunks(entries)
     first = next(chunks, None)
     if first is None:
@@ -357,14 +392,14 @@ def _checked_chunks(
     second = next(chunks, None)
     if workers <= 1 or second is None:  # a small log is not worth starting processes for
         for start, lines in itertools.chain([first], [second] if second else [], chunks):
-            yield check_chunk(start, lines)
+            yield check_chunk(start, lines, check_format)
         return
     from concurrent.futures import Future, ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers) as pool:
-        pending: list[Future[tuple[list[bytes], str | None]]] = []
+        pending: list[Future[CheckedChunk]] = []
         for start, lines in itertools.chain([first, second], chunks):
-            pending.append(pool.submit(check_chunk, start, lines))
+            pending.append(pool.submit(check_chunk, start, lines, check_format))
             if len(pending) > 2 * workers:
                 yield pending.pop(0).result()
         for future in pending:
@@ -381,8 +416,19 @@ def _check_roots_at(tree: TreeBuilder, wanted: dict[int, list[Checkpoint]], repo
             )
 
 
-def read_export(directory: Path) -> tuple[VerifierKey, list[Checkpoint]]:
-    key = parse_verifier_key((directory / "verifier-key").read_text())
+def read_export(
+    directory: Path, pinned: VerifierKey | None = None
+) -> tuple[VerifierKey, list[Checkpoint]]:
+    """The export's checkpoints, checked with `pinned` when given. Whoever can rewrite an export
+    can also replace its `verifier-key` file: only a key known from elsewhere (or a trusted
+    checkpoint or witness) anchors the verification."""
+    shipped = parse_verifier_key((directory / "verifier-key").read_text())
+    if pinned is not None and shipped != pinned:
+        raise VerificationError(
+            f"the export's verifier key ({shipped.name}+{shipped.key_id.hex()}) is not the "
+            f"pinned one ({pinned.name}+{pinned.key_id.hex()})"
+        )
+    key = pinned or shipped
     checkpoints = [parse_checkpoint((directory / "checkpoint").read_text(), key)]
     history = directory / "checkpoints.jsonl"
     if history.exists():
@@ -416,13 +462,19 @@ def verify_export(
     witness: Path | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    check_format: bool = True,
+    pinned: VerifierKey | None = None,
 ) -> Report:
-    key, checkpoints = read_export(directory)
+    key, checkpoints = read_export(directory, pinned)
     checkpoints += [parse_checkpoint(note, key) for note in trusted]
     if witness is not None:
         checkpoints += read_witness(witness, key)
     return verify_log(
-        iter_lines(directory / "entries.jsonl"), checkpoints, progress=progress, workers=workers
+        iter_lines(directory / "entries.jsonl"),
+        checkpoints,
+        progress=progress,
+        workers=workers,
+        check_format=check_format,
     )
 
 
@@ -438,6 +490,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--witness", type=Path, help="a witness file of published checkpoints")
     parser.add_argument(
+        "--verifier-key",
+        help="the ledger's verifier key as obtained from custody (a file or the key itself); "
+        "without it, the key shipped in the export is trusted",
+    )
+    parser.add_argument(
+        "--hashes-only",
+        action="store_true",
+        help="check leaves, roots and signatures but not each entry's JSON form (faster)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
@@ -445,11 +507,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        pinned = _pinned_key(args.verifier_key)
+        if pinned is None and not args.trusted_checkpoint and args.witness is None:
+            shipped = parse_verifier_key((args.directory / "verifier-key").read_text())
+            print(
+                f"warning: trusting the export's own verifier key {shipped.name}+"
+                f"{shipped.key_id.hex()}; pin it with --verifier-key, or give "
+                "--trusted-checkpoint/--witness",
+                file=sys.stderr,
+            )
         report = verify_export(
             args.directory,
             trusted=[p.read_text() for p in args.trusted_checkpoint],
             witness=args.witness,
             workers=args.workers,
+            check_format=not args.hashes_only,
+            pinned=pinned,
             progress=lambda n: print(f"\r{n:,} entries", end="", file=sys.stderr),
         )
     except (OSError, VerificationError) as exc:
@@ -464,6 +537,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{report.checkpoints_checked} checkpoints verified"
     )
     return 0
+
+
+def _pinned_key(value: str | None) -> VerifierKey | None:
+    if value is None:
+        return None
+    path = Path(value)
+    return parse_verifier_key(path.read_text() if path.exists() else value)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,12 @@ def next_to_sign(session: Session, now: datetime, *, skip_locked: bool) -> Reque
 
 
 def locked(session: Session, request_id: str, *, for_update: bool) -> Request:
-    query = select(Request).where(Request.id == request_id)
+    """The request as committed now. populate_existing matters: an object this session loaded
+    before waiting for the row lock would otherwise keep its stale status (PostgreSQL), and a
+    rejection or cancellation committed meanwhile would go unseen."""
+    query = (
+        select(Request).where(Request.id == request_id).execution_options(populate_existing=True)
+    )
     if for_update:
         query = query.with_for_update()
     return session.execute(query).scalar_one()

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
     signing_lease_seconds: int = Field(default=30, ge=5)
+    # The most one transaction may pay in fees (gas x max_fee_per_gas), in wei: fees are paid
+    # from the wallet whatever the policy says about the amount. Default 0.05 ETH.
+    max_tx_fee_wei: int = Field(default=50_000_000_000_000_000, ge=0)
     signing_batch_size: int = Field(default=32, ge=1, le=1000)
     worker_in_process: bool = True
     checkpoint_interval_seconds: float = Field(default=2.0, ge=0)

@@ -15,6 +15,7 @@ import time
 from custody.errors import CustodyError
 from custody.runtime import Runtime
 from custody.signing import pipeline
+from custody.store.base import utcnow
 
 log = logging.getLogger("custody.signing")
 EXPIRY_SWEEP_SECONDS = 5.0
@@ -83,7 +84,11 @@ class SignerWorker:
     def expire_due(self) -> int:
         """Pending requests past their deadline become `expired` (and release their limits)."""
         from custody.approvals.service import expire_due
+        from custody.clients.auth import purge_expired_nonces
 
+        with self.runtime.db.write() as session:
+            # Burnt token nonces only matter until their token expires; keep the table small.
+            purge_expired_nonces(session, utcnow())
         with self.runtime.db.write() as session:
             return expire_due(session)
 

@@ -111,7 +111,12 @@ def withdrawal_body(form: dict[str, str], choice: WalletChoice) -> bytes:
 
 
 def start_withdrawal(
-    session: Session, *, approver_id: str, form: dict[str, str], idempotency_key: str
+    session: Session,
+    *,
+    approver_id: str,
+    form: dict[str, str],
+    idempotency_key: str,
+    max_fee_wei: int,
 ) -> Submission:
     by_name = {w.name: w for w in wallets(session)}
     choice = by_name.get(form.get("wallet", ""))
@@ -123,10 +128,11 @@ def start_withdrawal(
         client=client,
         idempotency_key=f"{approver_id}:{idempotency_key}",
         body=withdrawal_body(form, choice),
+        max_fee_wei=max_fee_wei,
+        requested_by_approver=approver_id,
     )
     request = session.get(Request, submission.view["id"])
     assert request is not None
-    if request.requested_by_approver not in (None, approver_id):
+    if request.requested_by_approver != approver_id:
         raise ValidationFailed("this form was already used by someone else")
-    request.requested_by_approver = approver_id
     return submission

@@ -56,7 +56,11 @@ def start_withdrawal(rt: RuntimeDep, user: UserDep, form: FormDep) -> Response:
     try:
         with rt.db.write() as session:
             submission = maker.start_withdrawal(
-                session, approver_id=user.approver_id, form=form, idempotency_key=key
+                session,
+                approver_id=user.approver_id,
+                form=form,
+                idempotency_key=key,
+                max_fee_wei=rt.settings.max_tx_fee_wei,
             )
     except IntegrityError:
         raise Conflict("another request took this nonce at the same moment; try again") from None

@@ -148,6 +148,9 @@ CASES: list[Any] = [
         id="destination-wrong-checksum",
     ),
     pytest.param(_with("asset", "USDC"), "USDC", id="asset-not-native"),
+    pytest.param(
+        _with("evm.max_fee_per_gas", "100000000000000000"), "in fees", id="fee-above-the-cap"
+    ),
     pytest.param(_with("type", "foo"), "foo", id="type-unknown"),
     pytest.param(_with("type", "trade"), "trade request", id="withdrawal-body-as-trade"),
     pytest.param(

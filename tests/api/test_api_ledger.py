@@ -110,3 +110,13 @@ def test_ledger_needs_a_signed_token(http: HttpClient) -> None:
     answer = http.get("/v1/ledger/checkpoint")
     assert answer.status_code == 401
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_trading_clients_cannot_read_other_clients_entries(
+    api: Api, installation: Installation
+) -> None:
+    """Entries name every client's requests: only auditors read them; hashes stay open."""
+    signed_checkpoint(installation)
+    assert api.call("GET", "/v1/ledger/entries?start=0&limit=5").status_code == 403
+    assert api.call("GET", "/v1/ledger/checkpoint").status_code == 200
+    assert api.call("GET", "/v1/ledger/proofs/inclusion?index=0&tree_size=1").status_code == 200

@@ -357,3 +357,23 @@ def test_export_verify_catches_a_removed_entry(fresh: Installation, tmp_path: Pa
     report = verify_export(tmp_path)
     assert not report.ok
     assert report.faults[0].startswith("index 4:")
+
+
+def test_a_pinned_verifier_key_refuses_an_export_resigned_with_another_key(
+    fresh: Installation, tmp_path: Path
+) -> None:
+    from custody.ledger.note import verifier_key
+    from custody.ledger.verify import VerificationError
+
+    grow(fresh, ENTRIES)
+    checkpoint(fresh)
+    with fresh.runtime.db.read() as session:
+        export(session, tmp_path, fresh.runtime.ledger_identity().verifier_key)
+    genuine = key(fresh)
+    assert verify_export(tmp_path, pinned=genuine).ok
+    # whoever rewrites the export also ships their own key: only a pinned key notices
+    forger = Ed25519PrivateKey.generate()
+    forged_key = verifier_key(fresh.settings.ledger_origin, forger.public_key().public_bytes_raw())
+    (tmp_path / "verifier-key").write_text(forged_key + "\n")
+    with pytest.raises(VerificationError, match="not the pinned one"):
+        verify_export(tmp_path, pinned=genuine)

@@ -133,3 +133,33 @@ def test_parallel_requests_never_pass_a_limit_together(
     signer.drain()
     signed = [a.json()["id"] for a in answers if a.json()["status"] == "approved"]
     assert all(live_api.get(i).json()["status"] == "signed" for i in signed)
+
+
+def test_a_request_counts_in_the_window_it_was_signed_in(
+    api: Api, installation: Installation, wallet: WalletInfo, signer: SignerWorker
+) -> None:
+    """A request that waited longer than the window (created 2 h ago, signed now) still counts
+    against a 1 h limit: windows follow signing time, not creation time."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from custody.store.base import utcnow
+    from custody.store.models import Request
+
+    installation.apply_policy(limit_policy(wallet.name, max_amount=10 * UNIT).replace("24h", "1h"))
+    try:
+        old = api.create(withdrawal(wallet.name, amount=str(8 * UNIT), nonce=0)).json()
+        assert old["status"] == "approved"
+        with installation.runtime.db.write() as session:
+            session.execute(
+                update(Request)
+                .where(Request.id == old["id"])
+                .values(created_at=utcnow() - timedelta(hours=2))
+            )
+        assert signer.drain() == 1
+        refused = api.create(withdrawal(wallet.name, amount=str(5 * UNIT), nonce=1)).json()
+        assert refused["status"] == "rejected"
+        assert refused["policy"]["rule"] == "limit:cap"
+    finally:
+        installation.allow_all_policy()

@@ -98,6 +98,7 @@ def decode_contract_call(session: Session, data: dict[str, Any]) -> Draft:
             f"{what.action} via contract {to} on chain {chain.evm_chain_id}, nonce {evm.nonce}"
         ),
         nonce=evm.nonce,
+        max_fee=unsigned.fields.gas * unsigned.fields.max_fee_per_gas,
         contract=str(to),
         method_selector=call.selector,
         call_flags=call.flags,

@@ -57,4 +57,5 @@ def decode_withdrawal(session: Session, data: dict[str, Any]) -> Draft:
         digest=unsigned.digest.prefixed(),
         summary=summary(payload, chain_info(chain)),
         nonce=intent.nonce,
+        max_fee=intent.gas * intent.max_fee_per_gas,
     )
