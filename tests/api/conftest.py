@@ -9,6 +9,7 @@ from custody.api.app import create_app
 from custody.signing.worker import SignerWorker
 from tests.support.api import Api
 from tests.support.installation import Installation, WalletInfo
+from tests.support.server import serving
 
 
 @pytest.fixture(scope="session")
@@ -45,38 +46,8 @@ def _allow_all(installation: Installation) -> None:
 @pytest.fixture(scope="session")
 def live_url(installation: Installation) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 (free port) serving the app, without a worker."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(installation.runtime, run_worker=False),
-        log_level="warning",
-        http="h11",
-        ws="none",
-        lifespan="on",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with serving(lambda _port: create_app(installation.runtime, run_worker=False)) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture

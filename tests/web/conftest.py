@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from fastapi import FastAPI
 
 from custody.api.app import create_app
 from custody.approvals.approvers import add_approver, invite
@@ -27,6 +24,7 @@ from custody.runtime import Runtime
 from custody.store.models import Approver
 from tests.support.api import Api
 from tests.support.installation import Installation, WalletInfo
+from tests.support.server import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -74,35 +72,19 @@ class WebServer:
 @pytest.fixture(scope="session")
 def web_server(installation: Installation) -> Iterator[WebServer]:
     """uvicorn on 127.0.0.1 (free port); the browser reaches it as `localhost` (the RP id)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://localhost:{sock.getsockname()[1]}"
-    settings = installation.settings.model_copy(update={"public_url": url})
-    runtime = Runtime(settings)
-    config = uvicorn.Config(
-        create_app(runtime, run_worker=False),
-        log_level="warning",
-        http="h11",
-        ws="none",
-        lifespan="on",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    runtimes: list[Runtime] = []
+
+    def make_app(port: int) -> FastAPI:
+        url = f"http://localhost:{port}"
+        runtimes.append(Runtime(installation.settings.model_copy(update={"public_url": url})))
+        return create_app(runtimes[0], run_worker=False)
+
     try:
-        yield WebServer(url, runtime)
+        with serving(make_app) as port:
+            yield WebServer(f"http://localhost:{port}", runtimes[0])
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        runtime.close()
+        for runtime in runtimes:
+            runtime.close()
 
 
 @pytest.fixture(scope="session")
