@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.approvals import service
 from custody.approvals.errors import ApprovalRefused, BadApprovalSignature, InvalidApproval
-from custody.approvals.statement import DECISIONS
+from custody.approvals.statement import DECISIONS, verify_device_signature
 from custody.errors import NotFound
 from custody.store.models import Approver, Request
 
@@ -39,12 +34,7 @@ def approve_with_device_key(
         # The same answer whether the name is unknown or has no device key: no probing.
         raise ApprovalRefused("no approver with a device key by that name")
     statement = service.statement_for(request, approver, str(decision))
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(approver.device_public_key)).verify(
-            raw, statement
-        )
-    except (binascii.Error, ValueError, InvalidSignature):
+    if not verify_device_signature(approver.device_public_key, signature, statement):
         raise BadApprovalSignature(
             "signature does not verify over this request's approval statement "
             "(RFC 8785 of type, request_id, payload_digest, decision, approver)"

@@ -8,13 +8,9 @@ approver counts once, only while enabled and in the required group.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,7 +23,7 @@ from custody.approvals.errors import (
     InvalidApproval,
 )
 from custody.approvals.quorum import Requirement, count_towards, current_membership
-from custody.approvals.statement import DECISIONS
+from custody.approvals.statement import DECISIONS, verify_device_signature
 from custody.errors import NotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
@@ -121,14 +117,11 @@ def approve_proposal_with_device_key(
 
 
 def _verify(public_key_hex: str, signature: str, statement: bytes) -> None:
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex)).verify(raw, statement)
-    except (binascii.Error, ValueError, InvalidSignature):
+    if not verify_device_signature(public_key_hex, signature, statement):
         raise BadApprovalSignature(
             "signature does not verify over this proposal's statement (RFC 8785 of type, "
             "version, policy_digest, decision, approver)"
-        ) from None
+        )
 
 
 def _quorum_met(session: Session, version_id: int, required: list[dict[str, object]]) -> bool:

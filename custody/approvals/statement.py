@@ -8,9 +8,13 @@ payload digest, so it cannot be moved to another payload (invariant 1).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 
 import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 STATEMENT_TYPE = "custody.approval.v1"
 DECISIONS = ("approve", "reject")
@@ -30,6 +34,16 @@ def statement_bytes(*, request_id: str, payload_digest: str, decision: str, appr
             }
         )
     )
+
+
+def verify_device_signature(public_key_hex: str, signature: str, statement: bytes) -> bool:
+    """Whether `signature` (base64 Ed25519) by the device key signs exactly `statement`."""
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex)).verify(raw, statement)
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
 
 
 def webauthn_challenge(statement: bytes) -> bytes:

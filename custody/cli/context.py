@@ -7,7 +7,6 @@ from contextlib import contextmanager
 
 from custody.runtime import Runtime
 from custody.settings import Settings, load_settings
-from custody.store.migrate import upgrade_to_head  # noqa: F401  (re-exported for commands)
 
 
 def settings() -> Settings:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -159,7 +159,3 @@ def purge_expired_nonces(session: Session, now: datetime) -> int:
     """Nonces only need remembering while their token could still be accepted."""
     result = session.execute(delete(ClientNonce).where(ClientNonce.expires_at < now))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def expires_window(rules: TokenRules) -> timedelta:
-    return timedelta(seconds=rules.max_lifetime_seconds + rules.clock_skew_seconds)

@@ -45,10 +45,8 @@ class WithdrawalIntent:
 
 
 def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
-    # Amount fields get our own messages: pydantic would say "string" where a person needs
-    # "decimal string of base units".
-    for field in ("amount",):
-        Amount.parse(data.get(field), positive=True, what=field)
+    # Parsed before pydantic so the message says "decimal string of base units", not "string".
+    amount = Amount.parse(data.get("amount"), positive=True)
     try:
         body = WithdrawalBody.model_validate(data)
     except ValidationError as exc:
@@ -59,7 +57,7 @@ def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
     return WithdrawalIntent(
         wallet=body.wallet,
         asset=body.asset,
-        amount=Amount.parse(body.amount, positive=True),
+        amount=amount,
         destination=EvmAddress.parse(body.destination, what="destination"),
         nonce=evm.nonce,
         gas=evm.gas,

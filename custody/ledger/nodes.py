@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
+from custody.store.database import database_key
 from custody.store.models import LedgerEntry, LedgerNode
 
 _CACHE_LIMIT = 200_000
@@ -56,9 +57,7 @@ _caches_lock = threading.Lock()
 def cache_for(session: Session) -> NodeCache:
     """One cache per database: a process may serve several (tests do), and (level, index)
     means a different subtree in each."""
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    key = engine.url.render_as_string(hide_password=True)
+    key = database_key(session)
     with _caches_lock:
         return _caches.setdefault(key, NodeCache())
 

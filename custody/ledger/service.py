@@ -165,11 +165,5 @@ def _rolled_back(session: Session, previous_transaction: SessionTransaction) -> 
             state.poisoned = "ledger entries were appended inside a savepoint that rolled back"
 
 
-def ensure_head(session: Session) -> None:
-    if session.get(LedgerHead, 1) is None:
-        session.add(LedgerHead(id=1, size=0))
-        session.flush()
-
-
 def size(session: Session) -> int:
     return int(session.execute(select(LedgerHead.size).where(LedgerHead.id == 1)).scalar_one())

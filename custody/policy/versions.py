@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
@@ -20,6 +20,7 @@ from custody.ledger.events import EventKind
 from custody.policy.context import ListedKey
 from custody.policy.loader import LoadedPolicy, load_policy_text
 from custody.store.base import utcnow
+from custody.store.database import database_key
 from custody.store.models import PolicyVersion
 
 _CACHE_LIMIT = 32
@@ -80,7 +81,7 @@ def listed_since(session: Session, active: ActivePolicy) -> dict[ListedKey, date
     it) must not restart the delay of an entry that was already listed; removing an entry and
     adding it back does restart it.
     """
-    cache_key = (_database_key(session), active.version_id)
+    cache_key = (database_key(session), active.version_id)
     with _cache_lock:
         cached = _listed_cache.get(cache_key)
     if cached is not None:
@@ -104,14 +105,8 @@ def listed_since(session: Session, active: ActivePolicy) -> dict[ListedKey, date
     return since
 
 
-def _database_key(session: Session) -> str:
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    return engine.url.render_as_string(hide_password=True)
-
-
 def _load_version(session: Session, version_id: int) -> LoadedPolicy:
-    key = (_database_key(session), version_id)
+    key = (database_key(session), version_id)
     with _cache_lock:
         cached = _cache.get(key)
     if cached is not None:

@@ -35,6 +35,14 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def database_key(session: Session) -> str:
+    """Names the database a session talks to (password hidden), for per-database caches: one
+    process may serve several databases, and row ids mean different rows in each."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return engine.url.render_as_string(hide_password=True)
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 

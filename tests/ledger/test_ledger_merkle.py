@@ -6,9 +6,18 @@ import random
 
 import pytest
 
-from custody.ledger.merkle import leaf_hash, node_hash, root_from_leaf_hashes
+from custody.ledger.merkle import leaf_hash, node_hash
+from custody.ledger.verify import TreeBuilder
 from tests.ledger.rfc9162 import h as _sha256
 from tests.ledger.rfc9162 import mth_from_leaf_hashes as mth
+
+
+def root_from_leaf_hashes(leaves: list[bytes]) -> bytes:
+    """The root custody's verification computes (the incremental builder)."""
+    builder = TreeBuilder()
+    for leaf in leaves:
+        builder.append(leaf)
+    return builder.root()
 
 
 def _leaves(n: int, seed: int) -> list[bytes]:
