@@ -20,6 +20,7 @@ from custody.approvals.quorum import QuorumState, quorum_state, requirements
 from custody.approvals.statement import statement_bytes
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
 from custody.store.base import utcnow
@@ -95,22 +96,22 @@ def record(
     )
     decided = json.loads(request.policy_decision)
     if decision == "reject":
-        _move(
+        lifecycle.move(
             session,
             request,
             RequestStatus.REJECTED,
-            EventKind.REQUEST_REJECTED,
-            f"rejected by approver {approver.name}",
+            actor="approvals",
+            reason=f"rejected by approver {approver.name}",
         )
     else:
         state = quorum_state(session, request.id, decided)
         if state.met:
-            _move(
+            lifecycle.move(
                 session,
                 request,
                 RequestStatus.APPROVED,
-                EventKind.REQUEST_APPROVED,
-                "quorum reached",
+                actor="approvals",
+                reason="quorum reached",
                 quorum=state.as_dict(),
             )
     return ApprovalOutcome(request.id, request.status, quorum_state(session, request.id, decided))
@@ -127,33 +128,6 @@ def _check_approver(session: Session, request: Request, approver: Approver) -> N
             f"approver {approver.name} is not in a group this request needs "
             f"({', '.join(sorted(required))})"
         )
-
-
-def _move(
-    session: Session,
-    request: Request,
-    status: RequestStatus,
-    kind: EventKind,
-    reason: str,
-    **extra: Any,
-) -> None:
-    previous = request.status
-    request.status = status.value
-    request.updated_at = utcnow()
-    if status is RequestStatus.REJECTED:
-        request.failure_reason = reason
-    ledger.append(
-        session,
-        kind,
-        "approvals",
-        {
-            "request": request.id,
-            "previous_status": previous,
-            "status": status.value,
-            "reason": reason,
-            **extra,
-        },
-    )
 
 
 def _is_due(request: Request) -> bool:
@@ -174,12 +148,12 @@ def expire_if_due(session: Session, request: Request) -> bool:
     """Move a pending request past its deadline to `expired` (releasing its limit reservation)."""
     if not _is_due(request):
         return False
-    _move(
+    lifecycle.move(
         session,
         request,
         RequestStatus.EXPIRED,
-        EventKind.REQUEST_EXPIRED,
-        "approvals were not complete before the deadline",
+        actor="approvals",
+        reason="approvals were not complete before the deadline",
     )
     return True
 

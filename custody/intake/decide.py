@@ -22,15 +22,11 @@ from custody.policy.limits_schema import Limit
 from custody.policy.prices import ReferencePrices, UsdPrice
 from custody.policy.settle import apply_limit_checks
 from custody.policy.versions import ActivePolicy, active_policy, listed_since
-from custody.requests.states import RequestStatus
+from custody.requests.states import RESERVES_LIMIT, RequestStatus
 from custody.store.base import utcnow
 from custody.store.models import ReferencePrice, Request
 
-IN_FLIGHT = (
-    RequestStatus.PENDING_APPROVAL.value,
-    RequestStatus.APPROVED.value,
-    RequestStatus.SIGNING.value,
-)
+IN_FLIGHT = tuple(s.value for s in RESERVES_LIMIT)
 
 DEFAULT_PRICE_MAX_AGE = timedelta(hours=1)
 
@@ -94,14 +90,14 @@ def usage(
     now = context.require_now("a limit window")
     compiled = compile_limit(limit)
     # In-flight requests hold their reservation however long they wait; signed ones count from
-    # when they were signed (updated_at, which never changes after `signed`), so a request that
-    # waited longer than the window for approvals still counts in the window it was signed in.
+    # when they were signed (signed_at, set once by the lifecycle), so a request that waited
+    # longer than the window for approvals still counts in the window it was signed in.
     query = select(Request.id, Request.facts, Request.amount).where(
         or_(
             Request.status.in_(IN_FLIGHT),
             and_(
                 Request.status == RequestStatus.SIGNED.value,
-                Request.updated_at >= now - timedelta(seconds=limit.window),
+                Request.signed_at >= now - timedelta(seconds=limit.window),
             ),
         )
     )

@@ -25,6 +25,7 @@ from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy import Decision, RequireApprovals
 from custody.policy.versions import ActivePolicy
+from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
 from custody.requests.views import request_view
@@ -147,7 +148,6 @@ def _store(
     requested_by_approver: str | None,
 ) -> Request:
     now = utcnow()
-    status = status_for(decision)
     request = Request(
         id="req_" + secrets.token_hex(12),
         client_id=client.id,
@@ -159,7 +159,6 @@ def _store(
         amount=str(draft.amount),
         destination=draft.destination,
         evm_nonce=draft.nonce,
-        status=status.value,
         payload=json.dumps(draft.payload, sort_keys=True),
         digest=draft.digest,
         summary=draft.summary,
@@ -171,27 +170,27 @@ def _store(
         created_at=now,
         updated_at=now,
     )
-    session.add(request)
-    session.flush()
-    ledger.append(
+    created = {
+        "type": draft.type,
+        "wallet": draft.wallet.name,
+        "chain": draft.chain.name,
+        "asset": draft.asset,
+        "amount": str(draft.amount),
+        "destination": draft.destination,
+        "idempotency_key": key,
+        "body_hash": body_hash,
+        "payload": draft.payload,
+        "digest": draft.digest,
+        "details": draft.details,
+        "requested_by_approver": requested_by_approver,
+    }
+    lifecycle.create(
         session,
-        EventKind.REQUEST_CREATED,
-        f"client:{client.id}",
-        {
-            "request": request.id,
-            "type": draft.type,
-            "wallet": draft.wallet.name,
-            "chain": draft.chain.name,
-            "asset": draft.asset,
-            "amount": str(draft.amount),
-            "destination": draft.destination,
-            "idempotency_key": key,
-            "body_hash": body_hash,
-            "payload": draft.payload,
-            "digest": draft.digest,
-            "details": draft.details,
-            "requested_by_approver": requested_by_approver,
-        },
+        request,
+        status_for(decision),
+        actor=f"client:{client.id}",
+        reason=decision.reason,
+        **created,
     )
     ledger.append(
         session,
@@ -201,7 +200,6 @@ def _store(
             "request": request.id,
             "policy_digest": active.digest if active else None,
             "result": decision.to_dict(),
-            "status": status.value,
         },
     )
     return request

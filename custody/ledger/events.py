@@ -26,6 +26,7 @@ class EventKind(StrEnum):
     REQUEST_CREATED = "request.created"
     REQUEST_EXPIRED = "request.expired"
     REQUEST_FAILED = "request.failed"
+    REQUEST_PENDING_APPROVAL = "request.pending_approval"
     REQUEST_REJECTED = "request.rejected"
     REQUEST_SIGNED = "request.signed"
     REQUEST_SIGNING = "request.signing"

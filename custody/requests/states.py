@@ -1,5 +1,14 @@
-"""Request states and the transitions allowed between them."""
+"""Request states and the one table of transitions between them.
 
+Everything else derives from this page: the lifecycle's checks (`custody.requests.lifecycle`),
+the database CHECK constraint and the live-nonce index (`custody.store.models`), which requests
+hold a limit reservation (`custody.limits`), the webhooks (a status change is a ledger entry of the
+lifecycle's one shape) and the docs (`docs/architecture.md` shows this table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -14,17 +23,48 @@ class RequestStatus(StrEnum):
     SIGNING = "signing"
 
 
-TERMINAL = frozenset(
-    {
-        RequestStatus.SIGNED,
-        RequestStatus.REJECTED,
-        RequestStatus.EXPIRED,
-        RequestStatus.CANCELLED,
-        RequestStatus.FAILED,
-    }
+@dataclass(frozen=True)
+class StateTraits:
+    """What being in a state means for the rest of the system."""
+
+    holds_nonce: bool
+    """The request keeps its wallet nonce: no other live request may take it (invariant 4)."""
+    reserves_limit: bool
+    """Its amount counts against velocity limits while it waits (invariant 5)."""
+    keeps_reason: bool
+    """The reason for entering it is shown to the client as the request's `reason`."""
+    terminal: bool
+    """Nothing moves it any more."""
+
+
+_WAITING = StateTraits(holds_nonce=True, reserves_limit=True, keeps_reason=False, terminal=False)
+_ENDED = StateTraits(holds_nonce=False, reserves_limit=False, keeps_reason=True, terminal=True)
+
+TRAITS: dict[RequestStatus, StateTraits] = {
+    # Entered again from a re-check, the reason says what the policy now asks for.
+    RequestStatus.PENDING_APPROVAL: StateTraits(
+        holds_nonce=True, reserves_limit=True, keeps_reason=True, terminal=False
+    ),
+    RequestStatus.APPROVED: _WAITING,
+    RequestStatus.SIGNING: _WAITING,
+    # A signed request keeps its nonce forever and counts against limits by when it was signed
+    # (`Request.signed_at`), not as a reservation.
+    RequestStatus.SIGNED: StateTraits(
+        holds_nonce=True, reserves_limit=False, keeps_reason=False, terminal=True
+    ),
+    RequestStatus.REJECTED: _ENDED,
+    RequestStatus.EXPIRED: _ENDED,
+    RequestStatus.CANCELLED: _ENDED,
+    RequestStatus.FAILED: _ENDED,
+}
+
+# Where intake may put a new request: the policy decision picks one.
+INITIAL: frozenset[RequestStatus] = frozenset(
+    {RequestStatus.PENDING_APPROVAL, RequestStatus.APPROVED, RequestStatus.REJECTED}
 )
 
 TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
+    # Approvers decide; the deadline passes; the client withdraws it.
     RequestStatus.PENDING_APPROVAL: frozenset(
         {
             RequestStatus.APPROVED,
@@ -33,6 +73,9 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
             RequestStatus.CANCELLED,
         }
     ),
+    # The signer claims it, or its re-check of the current policy stops it (back to approvals
+    # when the policy now asks for more, rejected when it now denies), or it can no longer be
+    # signed (failed), or the client withdraws it.
     RequestStatus.APPROVED: frozenset(
         {
             RequestStatus.SIGNING,
@@ -42,7 +85,7 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
             RequestStatus.FAILED,
         }
     ),
-    # A signing lease that ran out is re-claimed: signing -> signing.
+    # A signing lease that ran out is claimed again (signing -> signing), re-checked first.
     RequestStatus.SIGNING: frozenset(
         {
             RequestStatus.SIGNED,
@@ -52,8 +95,24 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
             RequestStatus.PENDING_APPROVAL,
         }
     ),
+    RequestStatus.SIGNED: frozenset(),
+    RequestStatus.REJECTED: frozenset(),
+    RequestStatus.EXPIRED: frozenset(),
+    RequestStatus.CANCELLED: frozenset(),
+    RequestStatus.FAILED: frozenset(),
 }
+
+# In the order of the flow (the order of TRAITS), which is also the order in SQL text.
+ALL: tuple[RequestStatus, ...] = tuple(TRAITS)
+TERMINAL: frozenset[RequestStatus] = frozenset(s for s in ALL if TRAITS[s].terminal)
+HOLDS_NONCE: tuple[RequestStatus, ...] = tuple(s for s in ALL if TRAITS[s].holds_nonce)
+RESERVES_LIMIT: tuple[RequestStatus, ...] = tuple(s for s in ALL if TRAITS[s].reserves_limit)
 
 
 def can_move(current: RequestStatus, target: RequestStatus) -> bool:
-    return target in TRANSITIONS.get(current, frozenset())
+    return target in TRANSITIONS[current]
+
+
+def sql_in(statuses: tuple[RequestStatus, ...] | frozenset[RequestStatus]) -> str:
+    """`status IN (...)` for constraints and partial indexes, in a stable order."""
+    return "status IN (" + ", ".join(f"'{s.value}'" for s in ALL if s in statuses) + ")"

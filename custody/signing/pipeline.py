@@ -22,7 +22,9 @@ from custody.intake.decide import decide
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.facts import RequestFacts
+from custody.requests import lifecycle
 from custody.requests import repository as requests
+from custody.requests.lifecycle import Lease
 from custody.requests.states import RequestStatus
 from custody.signing import failpoints
 from custody.signing.payloads import handler_for
@@ -85,22 +87,17 @@ def _claim(
     # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM
     wallet = wallets.wallet_by_id(session, request.wallet_id)
     key = wallets.key_by_id(session, wallet.key_id)
-    request.status = RequestStatus.SIGNING.value
-    request.claimed_by = worker_id
-    request.lease_until = now + timedelta(seconds=lease_seconds)
-    request.signing_attempts += 1
-    request.updated_at = now
-    ledger.append(
+    lifecycle.move(
         session,
-        EventKind.REQUEST_SIGNING,
-        f"worker:{worker_id}",
-        {
-            "request": request.id,
-            "digest": request.digest,
-            "key": key.label,
-            "attempt": request.signing_attempts,
-            "reclaimed_from": reclaimed_from,
-        },
+        request,
+        RequestStatus.SIGNING,
+        actor=f"worker:{worker_id}",
+        reason="claimed again: the previous lease ran out" if reclaimed_from else "claimed",
+        lease=Lease(worker_id, now + timedelta(seconds=lease_seconds)),
+        digest=request.digest,
+        key=key.label,
+        attempt=request.signing_attempts + 1,
+        reclaimed_from=reclaimed_from,
     )
     return Claim(request.id, digest, payload, key.label, wallet.address, request.signing_attempts)
 
@@ -118,22 +115,19 @@ def finish(session: Session, claim: Claim, result: dict[str, str], *, worker_id:
     if request.status != RequestStatus.SIGNING or request.claimed_by != worker_id:
         return False  # our lease ran out and another worker took over; its result stands
     failpoints.hit("before-signed-commit")
-    request.status = RequestStatus.SIGNED.value
+    signed_data: dict[str, Any] = dict(result)  # raw_transaction and tx_hash, or signature
     request.result_raw = result.get("raw_transaction")
     request.result_tx_hash = result.get("tx_hash")
     request.result_signature = result.get("signature")
-    request.lease_until = None
-    request.updated_at = utcnow()
-    ledger.append(
+    lifecycle.move(
         session,
-        EventKind.REQUEST_SIGNED,
-        f"worker:{worker_id}",
-        {
-            "request": request.id,
-            "digest": request.digest,
-            "attempt": claim.attempt,
-            **result,
-        },
+        request,
+        RequestStatus.SIGNED,
+        actor=f"worker:{worker_id}",
+        reason="signed in the HSM and verified in software",
+        digest=request.digest,
+        attempt=claim.attempt,
+        **signed_data,
     )
     return True
 
@@ -146,13 +140,7 @@ def fail(session: Session, request_id: str, reason: str, *, worker_id: str) -> N
 
 
 def _fail(session: Session, request: Request, reason: str) -> None:
-    request.status = RequestStatus.FAILED.value
-    request.failure_reason = reason
-    request.lease_until = None
-    request.updated_at = utcnow()
-    ledger.append(
-        session, EventKind.REQUEST_FAILED, "signer", {"request": request.id, "reason": reason}
-    )
+    lifecycle.move(session, request, RequestStatus.FAILED, actor="signer", reason=reason)
 
 
 def stored_facts(session: Session, request: Request) -> RequestFacts:
@@ -180,13 +168,6 @@ def _recheck_allows(session: Session, request: Request) -> bool:
         # Approvals given so far must meet what the policy requires now, counted with the
         # approvers' current groups and standing (invariants 6 and 8).
         allowed = quorum_state(session, request.id, decision.to_dict()).met
-    new_status = (
-        request.status
-        if allowed
-        else {
-            "require_approvals": RequestStatus.PENDING_APPROVAL.value,
-        }.get(decision.decision, RequestStatus.REJECTED.value)
-    )
     ledger.append(
         session,
         EventKind.POLICY_RECHECKED,
@@ -195,12 +176,17 @@ def _recheck_allows(session: Session, request: Request) -> bool:
             "request": request.id,
             "policy_digest": active.digest if active else None,
             "result": decision.to_dict(),
-            "status": new_status,
+            "allowed": allowed,
         },
     )
     if not allowed:
-        request.status = new_status
-        request.failure_reason = f"policy re-check before signing: {decision.reason}"
-        request.lease_until = None
-        request.updated_at = utcnow()
+        lifecycle.move(
+            session,
+            request,
+            RequestStatus.PENDING_APPROVAL
+            if decision.decision == "require_approvals"
+            else RequestStatus.REJECTED,
+            actor="signer",
+            reason=f"policy re-check before signing: {decision.reason}",
+        )
     return allowed

@@ -5,6 +5,7 @@ Invariants the database enforces by itself:
   payloads for the same nonce can never both reach `signing`/`signed` (invariant 4);
 - one request per client and idempotency key;
 - one use per client nonce of an API token;
+- a request's status changes only along the lifecycle table (a trigger, from migration 0006);
 - the ledger refuses UPDATE and DELETE (triggers, created in the migration).
 """
 
@@ -26,10 +27,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from custody.requests.guard import guard
+from custody.requests.states import ALL, HOLDS_NONCE, sql_in
 from custody.store.base import Base, UtcDateTime
 
-LIVE_STATUSES = ("pending_approval", "approved", "signing", "signed")
-_LIVE_SQL = "status IN ('pending_approval', 'approved', 'signing', 'signed')"
+# Both derive from the lifecycle table (custody.requests.states); a change there needs a migration.
+LIVE_STATUSES = tuple(s.value for s in HOLDS_NONCE)
+_LIVE_SQL = sql_in(HOLDS_NONCE)
 
 
 class Chain(Base):
@@ -190,6 +194,8 @@ class Request(Base):
     # rebuilding it (and its partial unique index) in the migration.
     requested_by_approver: Mapped[str | None] = mapped_column(String(40), nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Set once, by the lifecycle, when the request becomes `signed`: limits count it from then.
+    signed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -206,12 +212,11 @@ class Request(Base):
         ),
         Index("ix_requests_status_updated_at", "status", "updated_at"),
         Index("ix_requests_client_id_created_at", "client_id", "created_at"),
-        CheckConstraint(
-            "status IN ('pending_approval', 'approved', 'signing', 'signed', 'rejected', "
-            "'expired', 'cancelled', 'failed')",
-            name="status_known",
-        ),
+        CheckConstraint(sql_in(ALL), name="status_known"),
     )
+
+
+guard(Request.status)
 
 
 class LedgerEntry(Base):

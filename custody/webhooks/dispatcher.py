@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.ledger.events import EventKind
+from custody.requests import lifecycle
+from custody.requests.states import RequestStatus
 from custody.requests.views import request_view
 from custody.store.base import utcnow
 from custody.store.database import Database
@@ -25,34 +27,14 @@ from custody.webhooks import repository
 
 BATCH = 500
 
-# The status a request has after an entry of this kind; None: read it from `data.status`.
-_STATUS_AFTER: dict[str, str | None] = {
-    EventKind.POLICY_EVALUATED: None,
-    EventKind.POLICY_RECHECKED: None,
-    EventKind.APPROVAL_ADDED: "pending_approval",
-    EventKind.REQUEST_APPROVED: "approved",
-    EventKind.REQUEST_REJECTED: "rejected",
-    EventKind.REQUEST_EXPIRED: "expired",
-    EventKind.REQUEST_CANCELLED: "cancelled",
-    EventKind.REQUEST_SIGNING: "signing",
-    EventKind.REQUEST_SIGNED: "signed",
-    EventKind.REQUEST_FAILED: "failed",
-}
-# A re-check that lets signing go ahead leaves the status as it was: nothing to tell.
-_UNCHANGED_BY_RECHECK = frozenset({"approved", "signing"})
-
 
 def status_after(kind: str, data: dict[str, Any]) -> str | None:
-    """The request's status after this entry, or None when the entry changes nothing."""
-    if kind not in _STATUS_AFTER:
-        return None
-    fixed = _STATUS_AFTER[kind]
-    status = fixed if fixed is not None else data.get("status")
-    if not isinstance(status, str):
-        return None
-    if kind == EventKind.POLICY_RECHECKED and status in _UNCHANGED_BY_RECHECK:
-        return None
-    return status
+    """The request's status after this entry, or None when the entry changes nothing worth
+    telling: every status change is a lifecycle entry; an approval that did not complete the
+    quorum is news for the client too (the request still waits)."""
+    if kind == EventKind.APPROVAL_ADDED:
+        return RequestStatus.PENDING_APPROVAL.value
+    return lifecycle.status_after(kind, data)
 
 
 def required_groups(decision: dict[str, Any]) -> list[dict[str, Any]]:

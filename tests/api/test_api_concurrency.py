@@ -14,6 +14,7 @@ from api_checks import PROBLEM_JSON, wallet_requests
 from custody.signing.worker import SignerWorker
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
+from tests.support.lifecycle import assert_histories_hold
 
 WORKERS = 16
 
@@ -55,6 +56,7 @@ def test_fifty_payloads_for_one_nonce_make_one_request_and_one_signature(
     ]
     assert len(signed) == 1
     assert live_api.get(winner["id"]).json()["amount"] == winner["amount"]
+    assert_histories_hold(installation, [winner["id"]])
 
 
 def test_thirty_replays_of_one_key_make_one_request(

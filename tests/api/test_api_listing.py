@@ -139,7 +139,8 @@ def test_cancel_an_approved_request(
         for e in installation.ledger_entries("request.cancelled")
         if e["data"]["request"] == request_id
     ]
-    assert entry["data"]["previous_status"] == "approved"
+    assert entry["data"]["from"] == "approved"
+    assert entry["data"]["to"] == "cancelled"
     assert entry["actor"] == f"client:{api.client.id}"
 
     # Never signed afterwards, and cancelling twice is a conflict that changes nothing.

@@ -39,11 +39,15 @@ def test_a_policy_tightened_after_approval_stops_the_signature(
         "request.created",
         "policy.evaluated",
         "policy.rechecked",
+        "request.rejected",
     ]
     recheck = installation.ledger_entries("policy.rechecked")[-1]["data"]
     assert recheck["request"] == request_id
     assert recheck["policy_digest"] == digest
-    assert recheck["status"] == "rejected"
+    assert recheck["allowed"] is False
+    moved = installation.ledger_entries("request.rejected")[-1]["data"]
+    assert (moved["request"], moved["from"], moved["to"]) == (request_id, "approved", "rejected")
+    assert moved["reason"] == view["reason"]
     assert recheck["result"]["decision"] == "deny"
     assert recheck["result"]["rule"] == "tightened"
     row = wallet_requests(installation, wallet.name)[0]
@@ -71,7 +75,10 @@ def test_a_policy_now_requiring_approvals_sends_it_back(
     view = api.get(request_id).json()
     assert view["status"] == "pending_approval"
     assert "result" not in view
-    assert "policy.rechecked" in request_kinds(installation, request_id)
+    assert request_kinds(installation, request_id)[-2:] == [
+        "policy.rechecked",
+        "request.pending_approval",
+    ]
     assert "request.signing" not in request_kinds(installation, request_id)
 
 

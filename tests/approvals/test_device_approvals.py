@@ -18,6 +18,7 @@ from custody.store.models import Request
 from tests.approvals.conftest import Device, post_approval
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
+from tests.support.lifecycle import assert_histories_hold
 
 
 def pending(api: Api, wallet: WalletInfo, nonce: int = 0) -> dict:  # type: ignore[type-arg]
@@ -62,6 +63,7 @@ def test_two_of_two_quorum_approves_and_the_request_is_signed(
         device.key.public_key().verify(
             base64.b64decode(entry["data"]["evidence"]["signature"]), statement
         )
+    assert_histories_hold(installation, [req["id"]])
 
 
 def test_a_rejection_by_a_required_approver_rejects(
@@ -70,6 +72,7 @@ def test_a_rejection_by_a_required_approver_rejects(
     quorum_wallet: WalletInfo,
     make_approver: Callable[..., Device],
     signer: SignerWorker,
+    installation: Installation,
 ) -> None:
     carol = make_approver("treasury")
     req = pending(api, quorum_wallet)
@@ -78,7 +81,10 @@ def test_a_rejection_by_a_required_approver_rejects(
     )
     assert answer.json()["status"] == "rejected"
     assert signer.drain() == 0
-    assert api.get(req["id"]).json()["status"] == "rejected"
+    rejected = api.get(req["id"]).json()
+    assert rejected["status"] == "rejected"
+    assert rejected["reason"] == f"rejected by approver {carol.name}"
+    assert_histories_hold(installation, [req["id"]])
 
 
 @pytest.mark.parametrize("case", ["forged", "other-digest", "other-request", "other-decision"])
@@ -191,6 +197,7 @@ def test_expired_requests_refuse_approvals_and_release_their_limit(
     assert signer.expire_due() >= 1
     assert api.get(other["id"]).json()["status"] == "expired"
     assert pending(api, quorum_wallet, nonce=1)["status"] == "pending_approval"
+    assert_histories_hold(installation, [req["id"], other["id"]])
 
 
 def test_the_signer_recounts_the_quorum_before_signing(

@@ -21,6 +21,7 @@ from custody.store.models import Request
 from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.support.api import DESTINATION, Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
+from tests.support.lifecycle import assert_histories_hold
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +110,13 @@ def _check_finished_once(
     assert signed[0]["data"]["raw_transaction"] == raw
     assert signed[0]["data"]["digest"] == seen["payload"]["digest"]
     assert {e["data"]["digest"] for e in signing} == {seen["payload"]["digest"]}
+    # approved -> signing (crashed) -> signing (re-claimed) -> signed, each step on the ledger
+    assert [(e["data"]["from"], e["data"]["to"]) for e in signing + signed] == [
+        ("approved", "signing"),
+        ("signing", "signing"),
+        ("signing", "signed"),
+    ]
+    assert_histories_hold(installation, [request_id])
 
 
 def _crash(

@@ -41,7 +41,7 @@ def test_receiver_gets_every_status_change_signed_and_in_order(
     key = service_key(api)
     bodies = [verified(r, key) for r in receiver.accepted]
     assert [b["status"] for b in bodies] == SIGNED_PATH
-    assert [b["event"] for b in bodies] == ["policy.evaluated", "request.signing", "request.signed"]
+    assert [b["event"] for b in bodies] == ["request.created", "request.signing", "request.signed"]
     assert {b["id"] for b in bodies} == {request_id}
     indices = [b["ledger_index"] for b in bodies]
     assert indices == sorted(indices)
@@ -151,7 +151,7 @@ def test_gives_up_after_max_attempts_and_retry_puts_it_back(
             "ledger_index": row.ledger_index,
             "target": f"client:{api.client.id}",
             "url": receiver.url,
-            "event": "policy.evaluated",
+            "event": "request.created",
             "status": "failed",
             "attempts": 3,
             "last_error": "HTTP 500",

@@ -72,12 +72,18 @@ def test_several_groups_are_each_notified(installation: Installation) -> None:
 
 
 def test_status_changes_are_what_get_sent() -> None:
-    assert dispatcher.status_after("policy.evaluated", {"status": "approved"}) == "approved"
-    assert dispatcher.status_after("policy.rechecked", {"status": "approved"}) is None
-    assert dispatcher.status_after("policy.rechecked", {"status": "rejected"}) == "rejected"
-    assert dispatcher.status_after("request.signed", {}) == "signed"
-    assert dispatcher.status_after("request.created", {}) is None
+    created = {"request": "r", "from": None, "to": "approved", "reason": "rule allow-all"}
+    assert dispatcher.status_after("request.created", created) == "approved"
+    signed = {"request": "r", "from": "signing", "to": "signed", "reason": "signed"}
+    assert dispatcher.status_after("request.signed", signed) == "signed"
+    # Decisions and other records are not status changes; only the lifecycle's shape is.
+    assert dispatcher.status_after("policy.evaluated", {"request": "r", "result": {}}) is None
+    assert dispatcher.status_after("policy.rechecked", {"request": "r", "allowed": True}) is None
+    assert dispatcher.status_after("request.signed", {"to": "signed"}) is None
+    assert dispatcher.status_after("request.signed", {"from": "x", "to": "unheard-of"}) is None
     assert dispatcher.status_after("client.added", {}) is None
+    # An approval that does not complete the quorum is news: the request still waits.
+    assert dispatcher.status_after("approval.added", {"request": "r"}) == "pending_approval"
 
 
 def _client_rows(installation: Installation, url: str) -> list[tuple[int, str]]:
