@@ -2,8 +2,8 @@
 
 The statement an approver signs is the RFC 8785 canonical JSON of {"type":
 "custody.policy_approval.v1", "version", "policy_digest", "decision", "approver"}: bound to the
-exact text (by its digest) that will take effect. Counting follows the request quorum rules: an
-approver counts once, only while enabled and in the required group.
+exact text (by its digest) that will take effect. Counting is the request quorum engine
+(custody.approvals.engine): an approver counts once, only while enabled and in the required group.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.approvers import groups_of
+from custody.approvals.engine import Requirement, count_quorum, parse_requirements
 from custody.approvals.errors import (
     ApprovalConflict,
     ApprovalRefused,
     BadApprovalSignature,
     InvalidApproval,
 )
-from custody.approvals.quorum import Requirement, count_towards, current_membership
+from custody.approvals.quorum import votes_now
 from custody.approvals.statement import DECISIONS, verify_device_signature
 from custody.errors import NotFound
 from custody.ledger import service as ledger
@@ -74,8 +75,8 @@ def approve_proposal_with_device_key(
         raise ApprovalRefused("no enabled approver with a device key by that name")
     statement = policy_statement(version, approver.name, str(decision))
     _verify(approver.device_public_key, signature, statement)
-    required = json.loads(version.required_approvals)
-    if not {q["group"] for q in required} & set(groups_of(session, approver.id)):
+    required = parse_requirements(json.loads(version.required_approvals))
+    if not {r.group for r in required} & set(groups_of(session, approver.id)):
         raise ApprovalRefused(f"approver {approver.name} is not in a group governing policy")
     try:
         with session.begin_nested():
@@ -124,20 +125,15 @@ def _verify(public_key_hex: str, signature: str, statement: bytes) -> None:
         )
 
 
-def _quorum_met(session: Session, version_id: int, required: list[dict[str, object]]) -> bool:
-    reqs = tuple(Requirement(str(q["group"]), int(str(q["count"]))) for q in required)
-    rows = [
-        (a, n)
-        for a, n in session.execute(
-            select(PolicyApproval.approver_id, Approver.name)
-            .join(Approver, Approver.id == PolicyApproval.approver_id)
-            .where(
-                PolicyApproval.version_id == version_id,
-                PolicyApproval.decision == "approve",
-                Approver.disabled_at.is_(None),
-            )
-            .order_by(PolicyApproval.id)
+def _quorum_met(session: Session, version_id: int, required: tuple[Requirement, ...]) -> bool:
+    rows = session.execute(
+        select(PolicyApproval.approver_id, Approver.name)
+        .join(Approver, Approver.id == PolicyApproval.approver_id)
+        .where(
+            PolicyApproval.version_id == version_id,
+            PolicyApproval.decision == "approve",
+            Approver.disabled_at.is_(None),
         )
-    ]
-    counted = count_towards(reqs, rows, current_membership(session, [a for a, _ in rows]))
-    return all(len(counted[r.group]) >= r.count for r in reqs)
+        .order_by(PolicyApproval.id)
+    )
+    return count_quorum(required, votes_now(session, rows)).met

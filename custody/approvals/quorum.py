@@ -2,73 +2,40 @@
 
 Only approvals by approvers who are enabled and still in the required group count (invariant 6):
 disabling an approver or removing them from a group takes effect at once, also for requests
-already pending. An approver counts once, towards one group requirement at most.
+already pending. This module reads approvals and current membership from the database; the
+counting itself is custody.approvals.engine, shared with policy governance.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.approvals.engine import (
+    QuorumState,
+    Requirement,
+    Vote,
+    count_quorum,
+    parse_requirements,
+)
 from custody.store.models import Approval, Approver, ApproverGroup
 
 
-@dataclass(frozen=True)
-class Requirement:
-    group: str
-    count: int
-
-
-@dataclass(frozen=True)
-class QuorumState:
-    requirements: tuple[Requirement, ...]
-    approved_by: dict[str, tuple[str, ...]]
-    """group -> names of approvers whose approval counts for it now."""
-
-    @property
-    def met(self) -> bool:
-        return all(len(self.approved_by.get(r.group, ())) >= r.count for r in self.requirements)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "required": [{"group": r.group, "count": r.count} for r in self.requirements],
-            "received": {g: list(names) for g, names in sorted(self.approved_by.items())},
-            "met": self.met,
-        }
-
-
 def requirements(decision: dict[str, Any]) -> tuple[Requirement, ...]:
+    """What a policy decision asks for: nothing unless it is require_approvals (ValueError if a
+    require_approvals decision names no quorum)."""
     if decision.get("decision") != "require_approvals":
         return ()
     groups = decision.get("all_of") or [{"group": decision["group"], "count": decision["count"]}]
-    return tuple(Requirement(str(g["group"]), int(g["count"])) for g in groups)
+    return parse_requirements(groups)
 
 
 def required_groups(decision_json: str) -> set[str]:
     return {r.group for r in requirements(json.loads(decision_json))}
-
-
-def count_towards(
-    reqs: tuple[Requirement, ...],
-    approvers: list[tuple[str, str]],
-    membership: dict[str, set[str]],
-) -> dict[str, tuple[str, ...]]:
-    """group -> names counted for it: each approver (id, name), in order, counts once, towards
-    the first requirement of theirs still short."""
-    counted: dict[str, list[str]] = {r.group: [] for r in reqs}
-    for approver_id, name in approvers:
-        for req in reqs:
-            if (
-                req.group in membership.get(approver_id, set())
-                and len(counted[req.group]) < req.count
-            ):
-                counted[req.group].append(name)
-                break
-    return {group: tuple(names) for group, names in counted.items()}
 
 
 def current_membership(session: Session, approver_ids: list[str]) -> dict[str, set[str]]:
@@ -82,20 +49,26 @@ def current_membership(session: Session, approver_ids: list[str]) -> dict[str, s
     return membership
 
 
+def votes_now(session: Session, approvers: Iterable[tuple[str, str]]) -> tuple[Vote, ...]:
+    """Votes for approvers given as (id, name) in approval order, with the groups they are in now
+    rather than when they approved."""
+    rows = list(approvers)
+    membership = current_membership(session, [approver_id for approver_id, _ in rows])
+    return tuple(
+        Vote(approver_id, name, frozenset(membership.get(approver_id, ())))
+        for approver_id, name in rows
+    )
+
+
 def quorum_state(session: Session, request_id: str, decision: dict[str, Any]) -> QuorumState:
-    reqs = requirements(decision)
-    rows = [
-        (a, n)
-        for a, n in session.execute(
-            select(Approval.approver_id, Approver.name)
-            .join(Approver, Approver.id == Approval.approver_id)
-            .where(
-                Approval.request_id == request_id,
-                Approval.decision == "approve",
-                Approver.disabled_at.is_(None),
-            )
-            .order_by(Approval.id)
+    rows = session.execute(
+        select(Approval.approver_id, Approver.name)
+        .join(Approver, Approver.id == Approval.approver_id)
+        .where(
+            Approval.request_id == request_id,
+            Approval.decision == "approve",
+            Approver.disabled_at.is_(None),
         )
-    ]
-    membership = current_membership(session, [a for a, _ in rows])
-    return QuorumState(reqs, count_towards(reqs, rows, membership))
+        .order_by(Approval.id)
+    )
+    return count_quorum(requirements(decision), votes_now(session, rows))

@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.approvers import groups_of
+from custody.approvals.engine import QuorumState
 from custody.approvals.errors import ApprovalConflict, ApprovalRefused
-from custody.approvals.quorum import QuorumState, quorum_state, requirements
+from custody.approvals.quorum import quorum_state, requirements
 from custody.approvals.statement import statement_bytes
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind

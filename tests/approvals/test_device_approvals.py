@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -19,6 +19,25 @@ from tests.approvals.conftest import Device, post_approval
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
 from tests.support.lifecycle import assert_histories_hold
+
+TREASURY_AND_RISK_POLICY = """
+version: 1
+rules:
+  - id: treasury-and-risk
+    match: {{type: withdrawal, wallets: [{wallet}]}}
+    action:
+      require_approvals: {{all_of: [{{count: 1, group: treasury}}, {{count: 1, group: risk}}]}}
+  - {{id: allow-all, match: {{type: withdrawal}}, action: allow}}
+"""
+
+
+@pytest.fixture
+def all_of_wallet(installation: Installation, wallet: WalletInfo) -> Iterator[WalletInfo]:
+    installation.apply_policy(TREASURY_AND_RISK_POLICY.format(wallet=wallet.name))
+    try:
+        yield wallet
+    finally:
+        installation.allow_all_policy()
 
 
 def pending(api: Api, wallet: WalletInfo, nonce: int = 0) -> dict:  # type: ignore[type-arg]
@@ -224,3 +243,24 @@ def test_the_signer_recounts_the_quorum_before_signing(
     state = api.get(req["id"]).json()
     assert state["status"] == "pending_approval"
     assert "result" not in state
+
+
+def test_an_approver_in_both_groups_counts_where_needed_and_the_signer_agrees(
+    api: Api,
+    http: HttpClient,
+    all_of_wallet: WalletInfo,
+    make_approver: Callable[..., Device],
+    signer: SignerWorker,
+) -> None:
+    """all_of 1 treasury + 1 risk: jo (treasury and risk) first, then kim (treasury only). Jo must
+    count for risk; counting jo for treasury would leave risk short although the quorum exists."""
+    jo, kim = make_approver("treasury", "risk"), make_approver("treasury")
+    req = pending(api, all_of_wallet)
+    digest = req["payload"]["digest"]
+    first = post_approval(http, req["id"], jo.body(req["id"], digest)).json()
+    assert first["status"] == "pending_approval"
+    second = post_approval(http, req["id"], kim.body(req["id"], digest)).json()
+    assert second["status"] == "approved", second
+    assert second["quorum"]["received"] == {"risk": [jo.name], "treasury": [kim.name]}
+    assert signer.drain() == 1  # the signer's re-count reaches the same quorum
+    assert api.get(req["id"]).json()["status"] == "signed"
