@@ -43,6 +43,10 @@ class Conflict(CustodyError):
     slug = "conflict"
 
 
+class AlreadyExists(Conflict):
+    slug = "already-exists"
+
+
 class Unauthorized(CustodyError):
     status = 401
     title = "Unauthorized"

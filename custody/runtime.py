@@ -19,7 +19,6 @@ from custody.store import Database
 
 if TYPE_CHECKING:
     from custody.hsm.pkcs11 import Pkcs11Token
-    from custody.ledger.checkpoints import LedgerIdentity
 
 
 @dataclass(frozen=True)
@@ -87,13 +86,6 @@ class Runtime:
                 self._token = Pkcs11Token(creds.module, creds.token, creds.pin)
                 self._token_pid = os.getpid()
             return self._token
-
-    def ledger_identity(self) -> LedgerIdentity:
-        """The checkpoint signer: origin, key label and public key from the HSM."""
-        from custody.ledger.checkpoints import identity
-
-        settings = self.settings
-        return identity(self.token(), settings.ledger_origin, settings.ledger_key_label)
 
     def close(self) -> None:
         with self._lock:

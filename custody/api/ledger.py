@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from custody.api.deps import AnyClientDep, AuditorDep, RuntimeDep
 from custody.errors import NotFound
 from custody.ledger import proofs
-from custody.ledger.checkpoints import latest_checkpoint
+from custody.ledger.checkpoints import latest_checkpoint, runtime_identity
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
@@ -67,7 +67,7 @@ def consistency(
 
 @router.get("/public-key", summary="The ledger key as a note verifier key")
 def public_key(rt: RuntimeDep, _client: AnyClientDep) -> dict[str, str]:
-    ident = rt.ledger_identity()
+    ident = runtime_identity(rt)
     return {
         "verifier_key": ident.verifier_key,
         "origin": ident.origin,

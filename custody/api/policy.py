@@ -8,8 +8,8 @@ from fastapi import APIRouter
 
 from custody.api.deps import BodyDep, ClientDep, RuntimeDep
 from custody.approvals.policy_approvals import approve_proposal_with_device_key
+from custody.decisions.service import decide
 from custody.errors import ValidationFailed
-from custody.intake.decide import decide
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
 

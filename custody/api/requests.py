@@ -22,6 +22,7 @@ from custody.requests import repository
 from custody.requests import service as request_service
 from custody.requests.states import RequestStatus
 from custody.requests.views import request_view
+from custody.store.attempt import Attempt
 from custody.store.models import Request
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
@@ -105,21 +106,24 @@ def add_approval(request_id: str, rt: RuntimeDep, body: BodyDep) -> dict[str, An
     unknown = set(data) - {"approver", "decision", "signature"}
     if unknown:
         raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
+    # A request past its deadline expires even though the approval is then refused.
+    attempt = Attempt()
     with rt.db.write() as session:
         expire_by_id(session, request_id)
-    with rt.db.write() as session:
-        outcome = approve_with_device_key(
-            session,
-            request_id=request_id,
-            approver_name=data.get("approver"),
-            decision=data.get("decision"),
-            signature=data.get("signature"),
-        )
-        answer = {
-            "request": outcome.request_id,
-            "status": outcome.status,
-            "quorum": outcome.quorum.as_dict(),
-        }
+        with attempt.savepoint(session):
+            outcome = approve_with_device_key(
+                session,
+                request_id=request_id,
+                approver_name=data.get("approver"),
+                decision=data.get("decision"),
+                signature=data.get("signature"),
+            )
+    attempt.raise_refusal()
+    answer = {
+        "request": outcome.request_id,
+        "status": outcome.status,
+        "quorum": outcome.quorum.as_dict(),
+    }
     if answer["status"] == RequestStatus.APPROVED:
         rt.notify_signer()
     return answer

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from custody.errors import Conflict, NotFound, ValidationFailed
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.names import validate_name
 from custody.store.base import utcnow
 from custody.store.models import Approver, ApproverGroup, EnrolmentInvite
-from custody.wallets.service import validate_name
 
 GROUP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 INVITE_LIFETIME = timedelta(hours=24)

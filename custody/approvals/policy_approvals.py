@@ -28,7 +28,7 @@ from custody.approvals.statement import DECISIONS, verify_device_signature
 from custody.errors import NotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
-from custody.policy.versions import PROPOSED, REJECTED, mark_applied
+from custody.policy_versions.service import PROPOSED, REJECTED, mark_applied
 from custody.store.base import utcnow
 from custody.store.models import Approver, PolicyApproval, PolicyVersion
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.approvers import groups_of
+from custody.approvals.duties import refuse_maker
 from custody.approvals.engine import QuorumState
 from custody.approvals.errors import ApprovalConflict, ApprovalRefused
 from custody.approvals.quorum import quorum_state, requirements
@@ -121,8 +122,7 @@ def record(
 def _check_approver(session: Session, request: Request, approver: Approver) -> None:
     if approver.disabled_at is not None:
         raise ApprovalRefused(f"approver {approver.name} is disabled")
-    if request.requested_by_approver == approver.id:
-        raise ApprovalRefused("a requester never approves its own request")
+    refuse_maker(request, approver.id)
     required = {r.group for r in requirements(json.loads(request.policy_decision))}
     if not required & set(groups_of(session, approver.id)):
         raise ApprovalRefused(

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from custody.catalog import assets
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
-from custody.wallets import assets
 
 app = typer.Typer(help="Token registry: symbol, chain, contract, decimals.", no_args_is_help=True)
 

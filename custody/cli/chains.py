@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from custody.catalog import chains as catalog
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
-from custody.wallets import repository, service
 
 app = typer.Typer(help="Chains (built-in: ethereum, sepolia).", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def add(
 ) -> None:
     """Add an EVM chain."""
     with context.runtime() as rt, rt.db.write() as session:
-        chain = service.add_chain(
+        chain = catalog.add_chain(
             session,
             name=name,
             evm_chain_id=evm_chain_id,
@@ -52,6 +52,6 @@ def list_chains(as_json: JsonOption = False) -> None:
                 "native_asset": c.native_asset,
                 "native_decimals": c.native_decimals,
             }
-            for c in repository.chains(session)
+            for c in catalog.chains(session)
         ]
     table(rows, ["name", "kind", "evm_chain_id", "native_asset"], as_json=as_json)

@@ -9,8 +9,9 @@ import typer
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
 from custody.hsm.keys import Algorithm
+from custody.keys import repository, service
+from custody.names import validate_name
 from custody.setup.init import token_label
-from custody.wallets import repository, service
 
 app = typer.Typer(help="Keys held in the HSM.", no_args_is_help=True)
 
@@ -25,7 +26,7 @@ def generate(
     as_json: JsonOption = False,
 ) -> None:
     """Generate a key pair on the token: sensitive, never extractable, recorded in the ledger."""
-    service.validate_name("key", label)
+    validate_name("key", label)
     with context.runtime() as rt:
         configured = token_label(rt)
         if token is not None and token != configured:
@@ -36,7 +37,7 @@ def generate(
             )
         with rt.db.read() as session:
             if label in {k.label for k in repository.keys(session)}:
-                from custody.wallets.errors import AlreadyExists
+                from custody.errors import AlreadyExists
 
                 raise AlreadyExists(f"key {label!r} already exists")
         info = rt.token().generate_key(label, algorithm)

@@ -14,6 +14,7 @@ from rich.progress import Progress
 from custody.cli import context
 from custody.cli.output import JsonOption, console, emit, err_console
 from custody.errors import CustodyError
+from custody.ledger.checkpoints import runtime_identity
 
 if TYPE_CHECKING:
     from custody.ledger.verify import Checkpoint, VerifierKey
@@ -105,7 +106,7 @@ def verify(  # noqa: PLR0917  (Typer maps each parameter to one command-line opt
                     key_text = (
                         verifier_key.read_text()
                         if verifier_key
-                        else rt.ledger_identity().verifier_key
+                        else runtime_identity(rt).verifier_key
                     )
                     key = parse_verifier_key(key_text)
                     external = [parse_checkpoint(n, key) for n in notes]
@@ -201,7 +202,7 @@ def checkpoint(as_json: JsonOption = False) -> None:
     from custody.ledger.checkpoints import latest_checkpoint, make_checkpoint
 
     with context.runtime() as rt:
-        made = make_checkpoint(rt.db, rt.token(), rt.ledger_identity())
+        made = make_checkpoint(rt.db, rt.token(), runtime_identity(rt))
         with rt.db.read() as session:
             latest = latest_checkpoint(session)
     if latest is None:
@@ -224,7 +225,7 @@ def export(
     from custody.ledger.export import export as export_ledger
 
     with context.runtime() as rt:
-        ident = rt.ledger_identity()
+        ident = runtime_identity(rt)
         make_checkpoint(rt.db, rt.token(), ident)
         with _progress("exporting entries", quiet=as_json) as progress, rt.db.read() as session:
             result = export_ledger(session, directory, ident.verifier_key, progress)
@@ -262,7 +263,7 @@ def publish(
 def public_key(as_json: JsonOption = False) -> None:
     """Print the ledger's note verifier key (give it to auditors)."""
     with context.runtime() as rt:
-        ident = rt.ledger_identity()
+        ident = runtime_identity(rt)
     emit(
         {
             "verifier_key": ident.verifier_key,

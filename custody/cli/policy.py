@@ -16,7 +16,7 @@ from custody.cli.output import JsonOption, emit, table
 from custody.policy.cases import load_cases, run_cases
 from custody.policy.diff import diff_policies
 from custody.policy.loader import load_policy_file
-from custody.policy.versions import active_policy, apply, versions
+from custody.policy_versions.service import active_policy, apply, versions
 
 app = typer.Typer(help="Policies: who may sign what, and who must approve.", no_args_is_help=True)
 

@@ -8,7 +8,7 @@ import typer
 
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
-from custody.policy import prices_store
+from custody.prices import service as prices
 
 app = typer.Typer(help="USD reference prices (per whole unit), dated now.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ def set_price(
 ) -> None:
     """Set (or replace) an asset's reference price."""
     with context.runtime() as rt, rt.db.write() as session:
-        row = prices_store.set_price(
+        row = prices.set_price(
             session,
             symbol=symbol,
             usd_per_unit=usd_per_unit,
@@ -36,7 +36,7 @@ def set_price(
 def list_prices(as_json: JsonOption = False) -> None:
     """All reference prices and when they were set."""
     with context.runtime() as rt, rt.db.read() as session:
-        rows = [row.as_dict() for row in prices_store.list_prices(session)]
+        rows = [row.as_dict() for row in prices.list_prices(session)]
     table(
         rows,
         ["asset", "usd_per_unit", "decimals", "as_of"],

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from custody.catalog import venues
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
-from custody.wallets import venues
 
 app = typer.Typer(
     help="Trading venues: chain, verifying contract, order types.", no_args_is_help=True

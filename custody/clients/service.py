@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from custody.errors import Conflict, NotFound, ValidationFailed
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.names import validate_name
 from custody.store.base import utcnow
 from custody.store.models import Client
-from custody.wallets.service import validate_name
 
 
 class InvalidPublicKey(ValidationFailed):

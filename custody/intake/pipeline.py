@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.clients.auth import AuthenticatedClient
-from custody.intake.decide import decide
+from custody.decisions.service import decide
 from custody.intake.decoders import decode
 from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
@@ -24,7 +24,7 @@ from custody.intake.jsonbody import parse_object
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy import Decision, RequireApprovals
-from custody.policy.versions import ActivePolicy
+from custody.policy_versions.service import ActivePolicy
 from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus

@@ -6,7 +6,7 @@ import logging
 import threading
 
 from custody.errors import CustodyError
-from custody.ledger.checkpoints import make_checkpoint
+from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.runtime import Runtime
 
 log = logging.getLogger("custody.ledger")
@@ -17,7 +17,7 @@ def run_checkpointer(runtime: Runtime, stop: threading.Event) -> None:
     ident = None
     while not stop.wait(interval):
         try:
-            ident = ident or runtime.ledger_identity()
+            ident = ident or runtime_identity(runtime)
             made = make_checkpoint(runtime.db, runtime.token(), ident)
             if made is not None:
                 log.debug("checkpoint at size %d", made.tree_size)

@@ -18,6 +18,7 @@ from custody.ledger import service
 from custody.ledger.nodes import nodes_for
 from custody.ledger.note import SignedCheckpoint, checkpoint_body, sign_checkpoint, verifier_key
 from custody.ledger.tree import root
+from custody.runtime import Runtime
 from custody.store.base import utcnow
 from custody.store.database import Database
 from custody.store.models import LedgerCheckpoint
@@ -44,6 +45,12 @@ class LedgerIdentity:
 
 def identity(signer: Signer, origin: str, key_label: str) -> LedgerIdentity:
     return LedgerIdentity(origin, key_label, signer.get_key(key_label).public_key)
+
+
+def runtime_identity(runtime: Runtime) -> LedgerIdentity:
+    """The checkpoint signer of this installation: origin, key label and public key from the HSM."""
+    settings = runtime.settings
+    return identity(runtime.token(), settings.ledger_origin, settings.ledger_key_label)
 
 
 def make_checkpoint(db: Database, signer: Signer, ident: LedgerIdentity) -> LedgerCheckpoint | None:

@@ -6,11 +6,33 @@ fixing a file sees all dangling references at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from custody.policy.schema import Policy
+# The shapes these checks read, so that this module needs nothing from custody.policy.schema
+# (which calls it from its validator): structural types instead of an import cycle.
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class _Rule(_Identified, Protocol):
+    @property
+    def match(self) -> object: ...
+
+
+class _Policy(Protocol):
+    @property
+    def rules(self) -> Sequence[_Rule]: ...
+
+    @property
+    def limits(self) -> Sequence[_Identified]: ...
+
+    @property
+    def allowlists(self) -> Mapping[str, object]: ...
+
 
 Loc = tuple[str | int, ...]
 LocatedProblem = tuple[Loc, str]
@@ -18,7 +40,7 @@ LocatedProblem = tuple[Loc, str]
 ALLOWLIST_KEYS = ("destination_in", "destination_not_in")
 
 
-def reference_problems(policy: Policy) -> list[LocatedProblem]:
+def reference_problems(policy: _Policy) -> list[LocatedProblem]:
     return [
         *_duplicate_ids("rules", (rule.id for rule in policy.rules)),
         *_duplicate_ids("limits", (limit.id for limit in policy.limits)),
@@ -38,7 +60,7 @@ def _duplicate_ids(section: str, ids: Iterable[str]) -> list[LocatedProblem]:
     return problems
 
 
-def _unknown_allowlists(policy: Policy) -> list[LocatedProblem]:
+def _unknown_allowlists(policy: _Policy) -> list[LocatedProblem]:
     problems: list[LocatedProblem] = []
     for index, rule in enumerate(policy.rules):
         for key in ALLOWLIST_KEYS:

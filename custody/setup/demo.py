@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from custody.errors import CustodyError
 from custody.hsm.keys import Algorithm
+from custody.keys import repository as key_repo
+from custody.keys import service as key_service
 from custody.policy.loader import load_policy_file
-from custody.policy.versions import active_policy, apply
+from custody.policy_versions.service import active_policy, apply
 from custody.runtime import Runtime
 from custody.settings import Environment
 from custody.setup.init import token_label
@@ -90,8 +92,8 @@ def _client_key(path: Path) -> Ed25519PrivateKey:
 
 def _ensure_key(runtime: Runtime, actor: str) -> None:
     with runtime.db.read() as session:
-        if DEMO_KEY in {k.label for k in repository.keys(session)}:
+        if DEMO_KEY in {k.label for k in key_repo.keys(session)}:
             return
     info = runtime.token().generate_key(DEMO_KEY, Algorithm.SECP256K1)
     with runtime.db.write() as session:
-        service.record_key(session, info=info, token=token_label(runtime), actor=actor)
+        key_service.record_key(session, info=info, token=token_label(runtime), actor=actor)

@@ -10,12 +10,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from custody.catalog.chains import ensure_builtin_chains
 from custody.hsm.keys import Algorithm
+from custody.keys import repository as key_repo
+from custody.keys import service as key_service
 from custody.runtime import Runtime
 from custody.settings import Settings
 from custody.store.migrate import upgrade_to_head
-from custody.wallets import repository as wallet_repo
-from custody.wallets import service as wallet_service
 
 DEFAULT_CONFIG = """\
 # custody configuration. Every key can be overridden by an environment variable of the same
@@ -75,7 +76,7 @@ def initialise(settings: Settings) -> InitReport:
     runtime = Runtime(settings)
     try:
         with runtime.db.write() as session:
-            report.added_chains = wallet_service.ensure_builtin_chains(session, "operator:init")
+            report.added_chains = ensure_builtin_chains(session, "operator:init")
         report.created_ledger_key = _ensure_ledger_key(runtime)
         report.created_webhook_key = _ensure_webhook_key(runtime)
     finally:
@@ -86,7 +87,7 @@ def initialise(settings: Settings) -> InitReport:
 def _ensure_ledger_key(runtime: Runtime) -> bool:
     label = runtime.settings.ledger_key_label
     with runtime.db.read() as session:
-        known = label in {k.label for k in wallet_repo.keys(session)}
+        known = label in {k.label for k in key_repo.keys(session)}
     if known:
         return False
     token = runtime.token()
@@ -97,7 +98,7 @@ def _ensure_ledger_key(runtime: Runtime) -> bool:
     except KeyNotFound:
         info = token.generate_key(label, Algorithm.ED25519)
     with runtime.db.write() as session:
-        wallet_service.record_key(
+        key_service.record_key(
             session, info=info, token=token_label(runtime), actor="operator:init"
         )
     return True

@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.approvals.quorum import quorum_state
+from custody.catalog.chains import chain_by_id
 from custody.chains import Digest
+from custody.decisions.service import decide
 from custody.hsm.signer import Signer
-from custody.intake.decide import decide
+from custody.keys.repository import key_by_id
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.facts import RequestFacts
@@ -30,7 +32,7 @@ from custody.signing import failpoints
 from custody.signing.payloads import handler_for
 from custody.store.base import utcnow
 from custody.store.models import Client, Request
-from custody.wallets import repository as wallets
+from custody.wallets.repository import wallet_by_id
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,8 @@ def _claim(
         return None
 
     # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM
-    wallet = wallets.wallet_by_id(session, request.wallet_id)
-    key = wallets.key_by_id(session, wallet.key_id)
+    wallet = wallet_by_id(session, request.wallet_id)
+    key = key_by_id(session, wallet.key_id)
     lifecycle.move(
         session,
         request,
@@ -147,8 +149,8 @@ def stored_facts(session: Session, request: Request) -> RequestFacts:
     if request.facts is not None:
         return RequestFacts.from_dict(json.loads(request.facts))
     # Requests stored before facts were kept: only native withdrawals existed then.
-    wallet = wallets.wallet_by_id(session, request.wallet_id)
-    chain = wallets.chain_by_id(session, wallet.chain_id)
+    wallet = wallet_by_id(session, request.wallet_id)
+    chain = chain_by_id(session, wallet.chain_id)
     client = session.get(Client, request.client_id)
     return RequestFacts(
         type=request.type,

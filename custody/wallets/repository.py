@@ -1,4 +1,4 @@
-"""Queries for chains, key records and wallets."""
+"""Queries for wallets."""
 
 from __future__ import annotations
 
@@ -6,41 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.store.models import Chain, Key, Wallet
-from custody.wallets.errors import ChainNotFound, KeyRecordNotFound, WalletNotFound
-
-
-def chain_by_name(session: Session, name: str) -> Chain:
-    chain = session.execute(select(Chain).where(Chain.name == name)).scalar_one_or_none()
-    if chain is None:
-        raise ChainNotFound(f"unknown chain {name!r}")
-    return chain
-
-
-def chain_by_id(session: Session, chain_id: int) -> Chain:
-    return session.execute(select(Chain).where(Chain.id == chain_id)).scalar_one()
-
-
-def find_chain(session: Session, name: str) -> Chain | None:
-    return session.execute(select(Chain).where(Chain.name == name)).scalar_one_or_none()
-
-
-def chains(session: Session) -> list[Chain]:
-    return list(session.execute(select(Chain).order_by(Chain.name)).scalars())
-
-
-def key_by_label(session: Session, label: str) -> Key:
-    key = session.execute(select(Key).where(Key.label == label)).scalar_one_or_none()
-    if key is None:
-        raise KeyRecordNotFound(f"unknown key {label!r} (see `custody keys list`)")
-    return key
-
-
-def key_by_id(session: Session, key_id: int) -> Key:
-    return session.execute(select(Key).where(Key.id == key_id)).scalar_one()
-
-
-def keys(session: Session) -> list[Key]:
-    return list(session.execute(select(Key).order_by(Key.label)).scalars())
+from custody.wallets.errors import WalletNotFound
 
 
 def wallet_by_name(session: Session, name: str) -> Wallet:

@@ -13,22 +13,27 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from custody.api.deps import BodyDep
-from custody.approvals.service import expire_by_id, record, statement_for
+from custody.approvals.duties import refuse_maker
+from custody.approvals.service import ApprovalOutcome, expire_by_id, record, statement_for
 from custody.approvals.statement import webauthn_challenge
 from custody.errors import ValidationFailed
 from custody.intake.jsonbody import parse_object
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.requests.states import RequestStatus
+from custody.runtime import Runtime
 from custody.settings import Settings
+from custody.store.attempt import Attempt
 from custody.store.base import utcnow
-from custody.store.models import Approver, Request
+from custody.store.models import Approver, Request, WebauthnChallenge
 from custody.web import passkeys, repository, sessions
 from custody.web.deps import PostingUser, RuntimeDep
 from custody.web.enrolment import valid_invite
 from custody.web.errors import PasskeyRefused
+from custody.web.sessions import SignedIn
 
 router = APIRouter(prefix="/api", include_in_schema=False)
 Decision = Annotated[str, Path(pattern="^(approve|reject)$")]
@@ -138,8 +143,7 @@ def decision_options(
         request = row.request
         if request.status != RequestStatus.PENDING_APPROVAL:
             raise ValidationFailed(f"request {request.id} is {request.status}, nothing to decide")
-        if request.requested_by_approver == user.approver_id:
-            raise ValidationFailed("you started this request; someone else must approve it")
+        refuse_maker(request, user.approver_id)
         approver = session.get(Approver, user.approver_id)
         assert approver is not None
         challenge = webauthn_challenge(statement_for(request, approver, decision))
@@ -162,38 +166,57 @@ def decision_verify(
     request_id: str, decision: Decision, rt: RuntimeDep, user: PostingUser, body: BodyDep
 ) -> dict[str, Any]:
     data = _json(body)
-    # (1) the prompt is used up whatever happens next: a refused assertion cannot be retried
+    # One transaction. The prompt is used up and a due request expires whatever happens next, so
+    # the checks and the recording run in a savepoint: a refusal undoes only them, and is raised
+    # once the rest has committed (a refused assertion cannot be retried).
+    attempt = Attempt()
     with rt.db.write() as session:
+        # (1) use up the prompt
         row = passkeys.take_challenge(session, data.get("challenge_id"), "approval")
-        issued = passkeys.challenge_data(row)
+        # (2) a request past its deadline is marked expired
+        expire_by_id(session, request_id)
+        with attempt.savepoint(session):
+            # (3) verify the assertion over the statement as it stands now, and record it
+            outcome = _verify_and_record(
+                session, row, request_id=request_id, decision=decision, user=user, data=data, rt=rt
+            )
+    attempt.raise_refusal()
+    if outcome.status == RequestStatus.APPROVED:
+        rt.notify_signer()
+    return {"request": outcome.request_id, "status": outcome.status}
+
+
+def _verify_and_record(
+    session: Session,
+    row: WebauthnChallenge,
+    *,
+    request_id: str,
+    decision: Decision,
+    user: SignedIn,
+    data: dict[str, Any],
+    rt: Runtime,
+) -> ApprovalOutcome:
+    issued = passkeys.challenge_data(row)
     if row.approver_id != user.approver_id or issued.get("request") != request_id:
         raise PasskeyRefused("this passkey prompt was for another approver or request")
     if issued.get("decision") != decision:
         raise PasskeyRefused(f"this passkey prompt was to {issued.get('decision')}, not {decision}")
-    # (2) a request past its deadline is marked expired in its own transaction
-    with rt.db.write() as session:
-        expire_by_id(session, request_id)
-    # (3) verify the assertion over the statement as it stands now, and record it
-    with rt.db.write() as session:
-        request = session.get(Request, request_id)
-        approver = session.get(Approver, user.approver_id)
-        assert request is not None
-        assert approver is not None
-        expected = webauthn_challenge(statement_for(request, approver, decision))
-        if expected != row.challenge:
-            raise PasskeyRefused(REQUEST_MOVED)
-        credential = passkeys.assertion_credential(session, data.get("credential"))
-        if credential.approver_id != approver.id:
-            raise PasskeyRefused("this passkey belongs to someone else")
-        passkeys.verify_assertion(rt.settings, credential, data.get("credential"), expected)
-        outcome = record(
-            session,
-            request_id=request_id,
-            approver=approver,
-            decision=decision,
-            method="webauthn",
-            evidence=passkeys.evidence(data.get("credential")),
-        )
-    if outcome.status == RequestStatus.APPROVED:
-        rt.notify_signer()
-    return {"request": outcome.request_id, "status": outcome.status}
+    request = session.get(Request, request_id)
+    approver = session.get(Approver, user.approver_id)
+    assert request is not None
+    assert approver is not None
+    expected = webauthn_challenge(statement_for(request, approver, decision))
+    if expected != row.challenge:
+        raise PasskeyRefused(REQUEST_MOVED)
+    credential = passkeys.assertion_credential(session, data.get("credential"))
+    if credential.approver_id != approver.id:
+        raise PasskeyRefused("this passkey belongs to someone else")
+    passkeys.verify_assertion(rt.settings, credential, data.get("credential"), expected)
+    return record(
+        session,
+        request_id=request_id,
+        approver=approver,
+        decision=decision,
+        method="webauthn",
+        evidence=passkeys.evidence(data.get("credential")),
+    )

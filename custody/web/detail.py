@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.approvals.duties import is_maker
 from custody.approvals.service import approvals_view
 from custody.chains import format_units
-from custody.policy.versions import active_policy
+from custody.policy_versions.service import active_policy
 from custody.store.models import Asset, Request
 from custody.web import repository
 from custody.web.repository import Row
@@ -93,7 +94,7 @@ def queue_item(session: Session, row: Row) -> QueueItem:
 def _why_not(request: Request, user: SignedIn, decided: str | None) -> str | None:
     if request.status != "pending_approval":
         return f"This request is {request.status.replace('_', ' ')}."
-    if request.requested_by_approver == user.approver_id:
+    if is_maker(request, user.approver_id):
         return "You started this request, so someone else must approve it."
     if decided is not None:
         return f"You already chose to {decided} this request."

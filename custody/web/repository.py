@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from custody.approvals.duties import is_maker
 from custody.approvals.quorum import required_groups
 from custody.requests.states import RequestStatus
 from custody.store.models import Approval, Chain, LedgerEntry, Request, Wallet
@@ -56,7 +57,7 @@ def queue(session: Session, user: SignedIn) -> list[Row]:
         row
         for row in _rows(query, session)
         if required_groups(row.request.policy_decision) & mine
-        or row.request.requested_by_approver == user.approver_id
+        or is_maker(row.request, user.approver_id)
     ]
 
 
@@ -81,7 +82,7 @@ def visible(session: Session, user: SignedIn, request_id: str) -> Row:
     row = found[0]
     related = (
         required_groups(row.request.policy_decision) & set(user.groups)
-        or row.request.requested_by_approver == user.approver_id
+        or is_maker(row.request, user.approver_id)
         or session.execute(
             select(Approval.id).where(
                 Approval.request_id == request_id, Approval.approver_id == user.approver_id

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from custody.errors import NotFound, ValidationFailed
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.names import validate_name
 from custody.store.base import utcnow
 from custody.store.models import ApproverGroupSettings, Client, WebhookDelivery
-from custody.wallets.service import validate_name
 from custody.webhooks import repository
 
 STATUSES = ("pending", "delivered", "failed")

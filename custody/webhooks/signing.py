@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from custody.hsm.errors import KeyExists, KeyNotFound
 from custody.hsm.keys import Algorithm, KeyInfo
+from custody.keys import repository as key_repo
+from custody.keys import service as key_service
 from custody.runtime import Runtime
-from custody.wallets import repository as wallet_repo
-from custody.wallets import service as wallet_service
 
 KEY_LABEL = "webhooks"
 TIMESTAMP_HEADER = "Custody-Timestamp"
@@ -75,11 +75,11 @@ def ensure_key(runtime: Runtime, actor: str = "system:webhooks") -> tuple[KeyInf
             except KeyExists:  # another process made it in between
                 info = token.get_key(KEY_LABEL)
         with runtime.db.read() as session:
-            known = KEY_LABEL in {k.label for k in wallet_repo.keys(session)}
+            known = KEY_LABEL in {k.label for k in key_repo.keys(session)}
         if not known:
             try:
                 with runtime.db.write() as session:
-                    wallet_service.record_key(
+                    key_service.record_key(
                         session,
                         info=info,
                         token=runtime.settings.hsm_token or "custody-dev",

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.clients.service import add_client
-from custody.ledger.checkpoints import make_checkpoint
+from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.verify import (
     parse_checkpoint,
     parse_verifier_key,
@@ -42,7 +42,7 @@ def auditor(http: HttpClient, installation: Installation) -> Api:
 
 def signed_checkpoint(installation: Installation) -> None:
     rt = installation.runtime
-    make_checkpoint(rt.db, rt.token(), rt.ledger_identity())
+    make_checkpoint(rt.db, rt.token(), runtime_identity(rt))
 
 
 def test_auditor_verifies_checkpoint_entries_and_proofs(

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.api.app import create_app
-from custody.policy.versions import active_policy
+from custody.policy_versions.service import active_policy
 from tests.conftest import SESSION_TOKEN
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, make_installation

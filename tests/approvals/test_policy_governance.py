@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient as HttpClient
 
 from custody.api.app import create_app
 from custody.approvals.approvers import add_approver
-from custody.policy.versions import active_policy
+from custody.policy_versions.service import active_policy
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, make_installation
 
@@ -100,7 +100,7 @@ def decide(
 
 def propose(inst: Installation, text: str) -> tuple[int, str]:
     from custody.policy import load_policy_text
-    from custody.policy.versions import apply
+    from custody.policy_versions.service import apply
 
     loaded = load_policy_text(text, "next.yaml")
     with inst.runtime.db.write() as session:

@@ -8,8 +8,8 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 
-from custody.wallets.assets import add_asset, asset_by_symbol
-from custody.wallets.repository import chain_by_name
+from custody.catalog.assets import add_asset, asset_by_symbol
+from custody.catalog.chains import chain_by_name
 from tests.support.installation import Installation
 
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"

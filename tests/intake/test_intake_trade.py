@@ -11,8 +11,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+from custody.catalog.venues import add_venue
 from custody.signing.worker import SignerWorker
-from custody.wallets.venues import add_venue
 from tests.intake.intake_support import USDC, ensure_usdc, random_address
 from tests.support.api import Api
 from tests.support.installation import Installation, WalletInfo

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from custody.ledger import service as ledger
 from custody.ledger.check import check
-from custody.ledger.checkpoints import make_checkpoint
+from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.events import EventKind
 from custody.ledger.export import export
 from custody.ledger.publish import publish
@@ -64,13 +64,13 @@ def grow(inst: Installation, count: int) -> None:
 
 
 def checkpoint(inst: Installation) -> str:
-    made = make_checkpoint(inst.runtime.db, inst.runtime.token(), inst.runtime.ledger_identity())
+    made = make_checkpoint(inst.runtime.db, inst.runtime.token(), runtime_identity(inst.runtime))
     assert made is not None
     return made.note
 
 
 def key(inst: Installation):
-    return parse_verifier_key(inst.runtime.ledger_identity().verifier_key)
+    return parse_verifier_key(runtime_identity(inst.runtime).verifier_key)
 
 
 def verify_db(inst: Installation, external: list[str] = ()) -> str | None:  # type: ignore[assignment]
@@ -172,7 +172,7 @@ def test_checkpoint_is_a_signed_note_the_standalone_verifier_accepts(fresh: Inst
     )
     assert verify_db(fresh) is None
     assert (
-        make_checkpoint(fresh.runtime.db, fresh.runtime.token(), fresh.runtime.ledger_identity())
+        make_checkpoint(fresh.runtime.db, fresh.runtime.token(), runtime_identity(fresh.runtime))
         is None
     )  # nothing new to sign
 
@@ -185,7 +185,7 @@ def test_export_verifies_with_the_standalone_file_alone(
     grow(fresh, 5)
     checkpoint(fresh)
     with fresh.runtime.db.read() as session:
-        result = export(session, tmp_path / "export", fresh.runtime.ledger_identity().verifier_key)
+        result = export(session, tmp_path / "export", runtime_identity(fresh.runtime).verifier_key)
     assert result.checkpoints == 2
     lines = (tmp_path / "export" / "entries.jsonl").read_bytes().split(b"\n")
     assert lines[-1] == b""
@@ -350,7 +350,7 @@ def test_export_verify_catches_a_removed_entry(fresh: Installation, tmp_path: Pa
     grow(fresh, ENTRIES)
     checkpoint(fresh)
     with fresh.runtime.db.read() as session:
-        export(session, tmp_path, fresh.runtime.ledger_identity().verifier_key)
+        export(session, tmp_path, runtime_identity(fresh.runtime).verifier_key)
     path = tmp_path / "entries.jsonl"
     lines = path.read_bytes().splitlines()
     path.write_bytes(b"\n".join(lines[:4] + lines[5:]) + b"\n")
@@ -368,7 +368,7 @@ def test_a_pinned_verifier_key_refuses_an_export_resigned_with_another_key(
     grow(fresh, ENTRIES)
     checkpoint(fresh)
     with fresh.runtime.db.read() as session:
-        export(session, tmp_path, fresh.runtime.ledger_identity().verifier_key)
+        export(session, tmp_path, runtime_identity(fresh.runtime).verifier_key)
     genuine = key(fresh)
     assert verify_export(tmp_path, pinned=genuine).ok
     # whoever rewrites the export also ships their own key: only a pinned key notices

@@ -13,7 +13,7 @@ import pytest
 from custody.errors import Unavailable
 from custody.ledger import service as ledger
 from custody.ledger.checkpointer import start_checkpointer
-from custody.ledger.checkpoints import latest_checkpoint
+from custody.ledger.checkpoints import latest_checkpoint, runtime_identity
 from custody.ledger.events import EventKind
 from custody.ledger.publish import publish
 from custody.ledger.verify import parse_checkpoint, parse_verifier_key
@@ -72,7 +72,7 @@ def test_checkpointer_signs_while_entries_arrive_and_http_witness_gets_them(
         stop.set()
         object.__setattr__(settings, "checkpoint_interval_seconds", 2.0)
 
-    key = parse_verifier_key(rt.ledger_identity().verifier_key)
+    key = parse_verifier_key(runtime_identity(rt).verifier_key)
     sent = publish(rt.db, witness)
     assert sent >= 1
     assert all(parse_checkpoint(note, key) for note in Witness.received)

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from custody.clients.service import add_client
 from custody.hsm import Algorithm, DevToken
 from custody.hsm.devtoken import find_softhsm_module
+from custody.keys import service as key_service
 from custody.policy import load_policy_text
-from custody.policy.versions import apply
+from custody.policy_versions.service import apply
 from custody.runtime import Runtime
 from custody.settings import Settings, load_settings
 from custody.setup.init import initialise
@@ -72,7 +73,7 @@ class Installation:
         label = f"k-{self.backend}-{secrets.token_hex(5)}"
         info = self.runtime.token().generate_key(label, Algorithm.SECP256K1)
         with self.runtime.db.write() as session:
-            wallet_service.record_key(
+            key_service.record_key(
                 session, info=info, token=self.settings.hsm_token or "", actor="test"
             )
             wallet = wallet_service.create_wallet(

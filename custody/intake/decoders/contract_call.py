@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
+from custody.catalog.assets import asset_by_contract
+from custody.catalog.chains import chain_by_id
 from custody.chains import EvmAddress, InvalidPayload, build_eip1559, decode_calldata
 from custody.chains.evm.eip1559 import Eip1559Fields
 from custody.chains.values import describe, parse_uint
@@ -14,8 +16,7 @@ from custody.intake.decoders.call_meaning import call_details, meaning
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
 from custody.intake.schemas import EvmFieldsBody, describe_validation_error
-from custody.wallets import repository as wallets
-from custody.wallets.assets import asset_by_contract
+from custody.wallets.repository import wallet_by_name
 
 _MAX_NONCE = 2**64
 
@@ -60,8 +61,8 @@ def decode_contract_call(session: Session, data: dict[str, Any]) -> Draft:
     value = parse_uint(body.value, what="value")
     call = decode_calldata(calldata)
 
-    wallet = wallets.wallet_by_name(session, body.wallet)
-    chain = wallets.chain_by_id(session, wallet.chain_id)
+    wallet = wallet_by_name(session, body.wallet)
+    chain = chain_by_id(session, wallet.chain_id)
     token = asset_by_contract(session, chain.id, str(to))
     what = meaning(call, token=token, chain=chain, to=str(to), value=value)
 

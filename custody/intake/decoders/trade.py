@@ -13,14 +13,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
+from custody.catalog.assets import decimals_on_chain
+from custody.catalog.chains import chain_by_id
+from custody.catalog.venues import declared_types, find_venue
 from custody.chains import format_units
 from custody.chains.evm.typed_canonical import canonical_typed_data
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
 from custody.intake.schemas import describe_validation_error
-from custody.wallets import repository as wallets
-from custody.wallets.assets import decimals_on_chain
-from custody.wallets.venues import declared_types, find_venue
+from custody.wallets.repository import wallet_by_name
 
 PAYLOAD_TYPE = "evm.eip712"
 _UINT = re.compile(r"uint([0-9]{1,3})")
@@ -40,8 +41,8 @@ def decode_trade(session: Session, data: dict[str, Any]) -> Draft:
         body = TradeBody.model_validate(data)
     except ValidationError as exc:
         raise InvalidBody(f"trade request: {describe_validation_error(exc)}") from None
-    wallet = wallets.wallet_by_name(session, body.wallet)
-    chain = wallets.chain_by_id(session, wallet.chain_id)
+    wallet = wallet_by_name(session, body.wallet)
+    chain = chain_by_id(session, wallet.chain_id)
     venue = find_venue(session, body.venue)
     if venue is None:
         raise InvalidBody(f"unknown venue {body.venue!r} (see `custody venues list`)")

@@ -6,13 +6,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.catalog.chains import chain_by_id
 from custody.chains import Chain as ChainInfo
 from custody.chains import Eip1559Fields, build_eip1559, summary
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
 from custody.intake.schemas import parse_withdrawal
 from custody.store.models import Chain
-from custody.wallets import repository as wallets
+from custody.wallets.repository import wallet_by_name
 
 
 def chain_info(chain: Chain) -> ChainInfo:
@@ -27,8 +28,8 @@ def chain_info(chain: Chain) -> ChainInfo:
 
 def decode_withdrawal(session: Session, data: dict[str, Any]) -> Draft:
     intent = parse_withdrawal(data)
-    wallet = wallets.wallet_by_name(session, intent.wallet)
-    chain = wallets.chain_by_id(session, wallet.chain_id)
+    wallet = wallet_by_name(session, intent.wallet)
+    chain = chain_by_id(session, wallet.chain_id)
     if intent.asset != chain.native_asset:
         raise InvalidBody(
             f"asset {intent.asset!r} is not the native asset of chain {chain.name} "

@@ -14,13 +14,13 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.catalog.assets import validate_decimals, validate_symbol
 from custody.errors import ValidationFailed
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.prices import format_usd, parse_usd
 from custody.store.base import utcnow
 from custody.store.models import Asset, Chain, ReferencePrice
-from custody.wallets.assets import validate_decimals, validate_symbol
 
 
 class InvalidPrice(ValidationFailed):

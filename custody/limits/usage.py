@@ -1,9 +1,8 @@
-"""Deciding a request: the active policy, evaluated with what it may know, and its limits.
+"""What a limit has used: signed and in-flight requests in its window and scope.
 
-Used at intake and again by the signer right before signing (invariant 8). The caller must hold
-the ledger head lock (`ledger.lock`): every writer takes it, so the usage read here includes every
-committed request and no concurrent request can slip in before this one commits (invariant 5, on
-SQLite and PostgreSQL alike).
+The caller holds the ledger head lock (`ledger.lock`): every writer takes it, so the usage read
+here includes every committed request and no concurrent request can slip in before the caller's
+commits (invariant 5, on SQLite and PostgreSQL alike).
 """
 
 from __future__ import annotations
@@ -14,67 +13,24 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from custody.policy import Decision, Deny, RequestFacts, evaluate
+from custody.policy import RequestFacts
 from custody.policy.context import EvaluationContext
-from custody.policy.evaluator import limit_by_id
 from custody.policy.limits import LimitCheck, LimitUsage, check_limit, compile_limit
 from custody.policy.limits_schema import Limit
-from custody.policy.prices import ReferencePrices, UsdPrice
-from custody.policy.settle import apply_limit_checks
-from custody.policy.versions import ActivePolicy, active_policy, listed_since
 from custody.requests.states import RESERVES_LIMIT, RequestStatus
-from custody.store.base import utcnow
-from custody.store.models import ReferencePrice, Request
+from custody.store.models import Request
 
 IN_FLIGHT = tuple(s.value for s in RESERVES_LIMIT)
 
-DEFAULT_PRICE_MAX_AGE = timedelta(hours=1)
 
-
-def decide(
-    session: Session,
-    facts: RequestFacts,
-    *,
-    exclude_request: str | None,
-    price_max_age: timedelta = DEFAULT_PRICE_MAX_AGE,
-) -> tuple[ActivePolicy | None, Decision]:
-    """The decision for `facts` now; `exclude_request` is the request itself when re-checking."""
-    active = active_policy(session)
-    if active is None:
-        return None, Deny(None, "no policy has been applied: everything is denied")
-    context = evaluation_context(session, active, price_max_age)
-    decision = evaluate(active.policy, facts, context)
-    if not decision.limits:
-        return active, decision
-    checks = [
-        _check(session, limit_by_id(active.policy, limit_id), facts, context, exclude_request)
-        for limit_id in decision.limits
-    ]
-    return active, apply_limit_checks(decision, checks)
-
-
-def evaluation_context(
-    session: Session, active: ActivePolicy, price_max_age: timedelta
-) -> EvaluationContext:
-    prices = {
-        row.asset: UsdPrice.parse(row.usd_per_unit, row.decimals, row.as_of)
-        for row in session.execute(select(ReferencePrice)).scalars()
-    }
-    return EvaluationContext(
-        now=utcnow(),
-        prices=ReferencePrices(prices, max_age=price_max_age),
-        policy_applied_at=active.applied_at,
-        listed_since=listed_since(session, active),
-    )
-
-
-def _check(
+def check(
     session: Session,
     limit: Limit,
     facts: RequestFacts,
     context: EvaluationContext,
     exclude_request: str | None,
 ) -> LimitCheck:
+    """Whether `facts` still fit `limit`; `exclude_request` is the request itself on re-check."""
     return check_limit(limit, usage(session, limit, context, exclude_request), facts.amount)
 
 

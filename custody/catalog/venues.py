@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.catalog.assets import checked_address, decimals_on_chain, validate_symbol
+from custody.catalog.chains import chain_by_name
+from custody.errors import AlreadyExists
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.names import InvalidName, validate_name
 from custody.store.base import utcnow
 from custody.store.models import Chain, Venue
-from custody.wallets import repository
-from custody.wallets.assets import checked_address, decimals_on_chain, validate_symbol
-from custody.wallets.errors import AlreadyExists, InvalidName
-from custody.wallets.service import validate_name
 
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _SPEC_HELP = "like Order:notional_field=makerAmount:asset=USDC"
@@ -75,7 +75,7 @@ def add_venue(
 ) -> VenueRow:
     validate_name("venue", name)
     contract = checked_address(verifying_contract, "verifying contract")
-    chain = repository.chain_by_name(session, chain_name)
+    chain = chain_by_name(session, chain_name)
     if not primary_types:
         raise InvalidName(f"a venue needs at least one --primary-type {_SPEC_HELP}")
     declared: dict[str, dict[str, str]] = {}

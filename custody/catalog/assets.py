@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.catalog.chains import chain_by_name
 from custody.chains import EvmAddress, InvalidPayload
+from custody.errors import AlreadyExists
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.names import InvalidName
 from custody.store.base import utcnow
 from custody.store.models import Asset, Chain
-from custody.wallets import repository
-from custody.wallets.errors import AlreadyExists, InvalidName
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,16}$")
 MAX_DECIMALS = 36
@@ -69,7 +70,7 @@ def add_asset(
     validate_symbol(symbol)
     validate_decimals(decimals)
     address = checked_address(contract, "contract")
-    chain = repository.chain_by_name(session, chain_name)
+    chain = chain_by_name(session, chain_name)
     if symbol == chain.native_asset:
         # One symbol, one meaning per chain: limits on ETH must not also count a token named ETH.
         raise AlreadyExists(f"{symbol} is the native asset of chain {chain.name}")

@@ -1,0 +1,1 @@
+"""The installation's catalog: the chains, assets and venues operators registered."""

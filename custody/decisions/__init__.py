@@ -1,0 +1,1 @@
+"""Deciding a request now: the active policy, what it may know, and its limits."""

@@ -1,0 +1,28 @@
+"""Queries for key records."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.errors import NotFound
+from custody.store.models import Key
+
+
+class KeyRecordNotFound(NotFound):
+    slug = "key-not-found"
+
+
+def key_by_label(session: Session, label: str) -> Key:
+    key = session.execute(select(Key).where(Key.label == label)).scalar_one_or_none()
+    if key is None:
+        raise KeyRecordNotFound(f"unknown key {label!r} (see `custody keys list`)")
+    return key
+
+
+def key_by_id(session: Session, key_id: int) -> Key:
+    return session.execute(select(Key).where(Key.id == key_id)).scalar_one()
+
+
+def keys(session: Session) -> list[Key]:
+    return list(session.execute(select(Key).order_by(Key.label)).scalars())

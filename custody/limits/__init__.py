@@ -1,0 +1,1 @@
+"""Limit accounting: what signed and in-flight requests have used of each limit."""

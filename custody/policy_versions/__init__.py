@@ -1,0 +1,1 @@
+"""Policy versions: applied, proposed under governance, active; the database side of policy."""

@@ -1,0 +1,1 @@
+"""Reference prices operators set for USD-denominated rules: stored and ledgered."""
