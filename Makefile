@@ -35,6 +35,7 @@ demo: venv softhsm
 lint: venv
 	$(BIN)/ruff check custody tests bench migrations
 	$(BIN)/ruff format --check custody tests bench migrations
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv
 	$(BIN)/mypy

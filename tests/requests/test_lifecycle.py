@@ -139,3 +139,17 @@ def _database_moves(installation: Installation, request_id: str, target: Request
 
 class _Undo(Exception):
     pass
+
+
+def test_architecture_page_shows_the_table_as_it_is() -> None:
+    page = (SOURCE.parent / "docs" / "architecture.md").read_text()
+    table = page.split("<!-- transitions:start -->")[1].split("<!-- transitions:end -->")[0]
+    shown: dict[str, set[str]] = {}
+    for line in table.strip().splitlines()[2:]:
+        source, targets = (cell.strip() for cell in line.strip("|").split("|"))
+        shown[source.strip("`")] = {t.strip().strip("`") for t in targets.split(",")}
+    assert shown.pop("(new)") == {s.value for s in INITIAL}
+    expected = {
+        s.value: ({t.value for t in TRANSITIONS[s]} or {"(terminal)"}) for s in RequestStatus
+    }
+    assert shown == expected
