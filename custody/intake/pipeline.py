@@ -10,11 +10,11 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.approvals.deadlines import approval_deadline
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
 from custody.intake.decoders import decode
@@ -33,7 +33,6 @@ from custody.store.base import utcnow
 from custody.store.models import Request
 
 MAX_IDEMPOTENCY_KEY = 200
-DEFAULT_APPROVAL_WINDOW = 24 * 3600  # seconds a request may wait for approvals
 
 
 @dataclass(frozen=True)
@@ -101,9 +100,7 @@ def submit(
     )
     request.facts = json.dumps(facts.to_dict(), sort_keys=True)
     if isinstance(decision, RequireApprovals):
-        request.expires_at = request.created_at + timedelta(
-            seconds=decision.expires_after_seconds or DEFAULT_APPROVAL_WINDOW
-        )
+        request.expires_at = approval_deadline(decision, request.created_at)
     view = request_view(request, draft.wallet.name)
     request.first_response = json.dumps(view, sort_keys=True)
     session.flush()

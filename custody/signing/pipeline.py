@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.approvals.deadlines import approval_deadline
 from custody.approvals.quorum import quorum_state
 from custody.catalog.chains import chain_by_id
 from custody.chains import Digest
@@ -23,6 +24,8 @@ from custody.hsm.signer import Signer
 from custody.keys.repository import key_by_id
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.ledger.service import rfc3339
+from custody.policy import Decision, RequireApprovals
 from custody.policy.facts import RequestFacts
 from custody.requests import lifecycle
 from custody.requests import repository as requests
@@ -182,13 +185,25 @@ def _recheck_allows(session: Session, request: Request) -> bool:
         },
     )
     if not allowed:
-        lifecycle.move(
-            session,
-            request,
-            RequestStatus.PENDING_APPROVAL
-            if decision.decision == "require_approvals"
-            else RequestStatus.REJECTED,
-            actor="signer",
-            reason=f"policy re-check before signing: {decision.reason}",
-        )
+        _stop(session, request, decision)
     return allowed
+
+
+def _stop(session: Session, request: Request, decision: Decision) -> None:
+    """Back to approvals under what the policy asks for now, or rejected."""
+    reason = f"policy re-check before signing: {decision.reason}"
+    if not isinstance(decision, RequireApprovals):
+        lifecycle.move(session, request, RequestStatus.REJECTED, actor="signer", reason=reason)
+        return
+    # Approvers are judged against the requirement in force now, with a fresh deadline: the
+    # request must neither wait under a decision nobody can meet nor hold its nonce forever.
+    request.policy_decision = json.dumps(decision.to_dict(), sort_keys=True)
+    request.expires_at = approval_deadline(decision, utcnow())
+    lifecycle.move(
+        session,
+        request,
+        RequestStatus.PENDING_APPROVAL,
+        actor="signer",
+        reason=reason,
+        expires_at=rfc3339(request.expires_at),
+    )

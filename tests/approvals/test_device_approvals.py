@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from eth_account import Account
@@ -15,7 +15,7 @@ from sqlalchemy import update
 from custody.signing.worker import SignerWorker
 from custody.store.base import utcnow
 from custody.store.models import Request
-from tests.approvals.conftest import Device, post_approval
+from tests.approvals.conftest import QUORUM_POLICY, Device, post_approval
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
 from tests.support.lifecycle import assert_histories_hold
@@ -264,3 +264,41 @@ def test_an_approver_in_both_groups_counts_where_needed_and_the_signer_agrees(
     assert second["quorum"]["received"] == {"risk": [jo.name], "treasury": [kim.name]}
     assert signer.drain() == 1  # the signer's re-count reaches the same quorum
     assert api.get(req["id"]).json()["status"] == "signed"
+
+
+def test_a_request_the_recheck_escalates_can_be_approved_and_expires_in_time(
+    api: Api,
+    http: HttpClient,
+    wallet: WalletInfo,
+    make_approver: Callable[..., Device],
+    installation: Installation,
+    signer: SignerWorker,
+) -> None:
+    """Allowed at intake, then the policy asks for two treasury approvals before it is signed: the
+    request waits under the requirement in force now, with a fresh deadline, instead of waiting
+    forever under its old decision that nobody could meet."""
+    installation.allow_all_policy()
+    created = api.create(withdrawal(wallet.name, nonce=4)).json()
+    assert created["status"] == "approved"
+    lena = make_approver("treasury")
+    installation.apply_policy(QUORUM_POLICY.format(wallet=wallet.name, expires="1h"))
+    try:
+        before = utcnow()
+        assert signer.drain() == 0
+        waiting = api.get(created["id"]).json()
+        assert waiting["status"] == "pending_approval"
+        assert waiting["approvals"]["quorum"]["required"] == [{"group": "treasury", "count": 2}]
+        deadline = datetime.fromisoformat(waiting["approvals"]["expires_at"])
+        assert before + timedelta(minutes=59) < deadline <= utcnow() + timedelta(hours=1)
+
+        digest = created["payload"]["digest"]
+        first = post_approval(http, created["id"], lena.body(created["id"], digest))
+        assert first.status_code == 200, first.text
+        second = make_approver("treasury")
+        done = post_approval(http, created["id"], second.body(created["id"], digest)).json()
+        assert done["status"] == "approved"
+        assert signer.drain() == 1
+    finally:
+        installation.allow_all_policy()
+    assert api.get(created["id"]).json()["status"] == "signed"
+    assert_histories_hold(installation, [created["id"]])
