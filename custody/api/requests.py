@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.api.deps import BodyDep, ClientDep, RuntimeDep
-from custody.approvals.device import approve_with_device_key
-from custody.approvals.service import approvals_view, expire_by_id
+from custody.approvals.device import record_device_approval, verify_device_approval
+from custody.approvals.service import approvals_view
 from custody.errors import Conflict, ValidationFailed
 from custody.intake.jsonbody import parse_object
 from custody.intake.pipeline import submit
@@ -22,7 +22,6 @@ from custody.requests import repository
 from custody.requests import service as request_service
 from custody.requests.states import RequestStatus
 from custody.requests.views import request_view
-from custody.store.attempt import Attempt
 from custody.store.models import Request
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
@@ -106,19 +105,17 @@ def add_approval(request_id: str, rt: RuntimeDep, body: BodyDep) -> dict[str, An
     unknown = set(data) - {"approver", "decision", "signature"}
     if unknown:
         raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
-    # A request past its deadline expires even though the approval is then refused.
-    attempt = Attempt()
+    with rt.db.read() as session:
+        verified = verify_device_approval(
+            session,
+            request_id=request_id,
+            approver_name=data.get("approver"),
+            decision=data.get("decision"),
+            signature=data.get("signature"),
+        )
     with rt.db.write() as session:
-        expire_by_id(session, request_id)
-        with attempt.savepoint(session):
-            outcome = approve_with_device_key(
-                session,
-                request_id=request_id,
-                approver_name=data.get("approver"),
-                decision=data.get("decision"),
-                signature=data.get("signature"),
-            )
-    attempt.raise_refusal()
+        outcome = record_device_approval(session, verified)
+    outcome.raise_refusal()  # a request past its deadline expired (committed) instead
     answer = {
         "request": outcome.request_id,
         "status": outcome.status,

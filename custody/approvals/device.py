@@ -1,6 +1,12 @@
-"""Approvals signed by an approver's device key, posted over the API."""
+"""Approvals signed by an approver's device key, posted over the API.
+
+Verified in a read transaction, recorded in a write transaction: anyone can post here, so the
+signature check must not hold the database's write lock or the ledger head lock.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,14 +18,24 @@ from custody.errors import NotFound
 from custody.store.models import Approver, Request
 
 
-def approve_with_device_key(
+@dataclass(frozen=True)
+class VerifiedApproval:
+    request_id: str
+    approver_id: str
+    decision: str
+    statement: bytes
+    signature: str
+    public_key: str
+
+
+def verify_device_approval(
     session: Session,
     *,
     request_id: str,
     approver_name: object,
     decision: object,
     signature: object,
-) -> service.ApprovalOutcome:
+) -> VerifiedApproval:
     if not isinstance(approver_name, str) or not isinstance(signature, str):
         raise InvalidApproval("approver and signature must be strings")
     if decision not in DECISIONS:
@@ -39,11 +55,21 @@ def approve_with_device_key(
             "signature does not verify over this request's approval statement "
             "(RFC 8785 of type, request_id, payload_digest, decision, approver)"
         ) from None
+    return VerifiedApproval(
+        request.id, approver.id, str(decision), statement, signature, approver.device_public_key
+    )
+
+
+def record_device_approval(session: Session, verified: VerifiedApproval) -> service.ApprovalOutcome:
+    approver = session.get(Approver, verified.approver_id)
+    if approver is None or approver.device_public_key != verified.public_key:
+        raise ApprovalRefused("the approver's device key changed while the approval was verified")
     return service.record(
         session,
-        request_id=request.id,
+        request_id=verified.request_id,
         approver=approver,
-        decision=str(decision),
+        decision=verified.decision,
         method="device_key",
-        evidence={"signature": signature, "public_key": approver.device_public_key},
+        evidence={"signature": verified.signature, "public_key": verified.public_key},
+        statement=verified.statement,
     )

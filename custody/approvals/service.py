@@ -34,6 +34,13 @@ class ApprovalOutcome:
     request_id: str
     status: str
     quorum: QuorumState
+    refusal: ApprovalRefused | None = None
+    """Set when the request expired instead: the expiry commits, then the caller refuses."""
+
+    def raise_refusal(self) -> None:
+        """Call once the transaction committed."""
+        if self.refusal is not None:
+            raise self.refusal
 
 
 def statement_for(request: Request, approver: Approver, decision: str) -> bytes:
@@ -53,19 +60,28 @@ def record(
     decision: str,
     method: str,
     evidence: dict[str, Any],
+    statement: bytes,
 ) -> ApprovalOutcome:
-    """Store one verified approval (the caller checked its signature over `statement_for`)."""
+    """Store one approval whose signature the caller verified over `statement`.
+
+    Takes the ledger head lock only now, after the (slow, possibly hostile) verification.
+    """
     ledger.lock(session)
     request = requests.locked(session, request_id, for_update=True)
-    if request.status == RequestStatus.EXPIRED or _is_due(request):
-        # The caller marks due requests expired in its own transaction first (expire_by_id),
-        # since this transaction rolls back with the refusal.
+    decided = json.loads(request.policy_decision)
+    if expire_if_due(session, request):
+        refusal = ApprovalRefused(f"request {request.id} expired before this approval")
+        return ApprovalOutcome(
+            request.id, request.status, quorum_state(session, request.id, decided), refusal
+        )
+    if request.status == RequestStatus.EXPIRED:
         raise ApprovalRefused(f"request {request.id} expired before this approval")
+    if statement != statement_for(request, approver, decision):
+        raise ApprovalConflict(f"request {request.id} changed while the approval was verified")
     if request.status != RequestStatus.PENDING_APPROVAL:
         raise ApprovalConflict(f"request {request.id} is {request.status}, not awaiting approval")
     _check_approver(session, request, approver)
     groups = groups_of(session, approver.id)
-    statement = statement_for(request, approver, decision)
     try:
         with session.begin_nested():
             session.add(
@@ -96,7 +112,6 @@ def record(
             "groups": list(groups),
         },
     )
-    decided = json.loads(request.policy_decision)
     if decision == "reject":
         lifecycle.move(
             session,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from custody.ledger import service as ledger
 from custody.requests import lifecycle, repository
 from custody.requests.states import RequestStatus
 from custody.store.models import Request
@@ -11,6 +12,8 @@ from custody.store.models import Request
 
 def cancel(session: Session, *, client_id: str, request_id: str) -> tuple[Request, str]:
     request, wallet_name = repository.for_client(session, client_id, request_id)
+    # The ledger head before the row, as every writer takes them (else two can deadlock).
+    ledger.lock(session)
     request = repository.locked(session, request.id, for_update=True)
     lifecycle.move(
         session,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from custody.api.deps import BodyDep
 from custody.approvals.duties import refuse_maker
-from custody.approvals.service import ApprovalOutcome, expire_by_id, record, statement_for
+from custody.approvals.service import ApprovalOutcome, record, statement_for
 from custody.approvals.statement import webauthn_challenge
 from custody.errors import ValidationFailed
 from custody.intake.jsonbody import parse_object
@@ -166,21 +166,21 @@ def decision_verify(
     request_id: str, decision: Decision, rt: RuntimeDep, user: PostingUser, body: BodyDep
 ) -> dict[str, Any]:
     data = _json(body)
-    # One transaction. The prompt is used up and a due request expires whatever happens next, so
-    # the checks and the recording run in a savepoint: a refusal undoes only them, and is raised
-    # once the rest has committed (a refused assertion cannot be retried).
+    # One transaction. The prompt is used up whatever happens next, so the checks and the
+    # recording run in a savepoint: a refusal undoes only them, and is raised once the used
+    # prompt has committed (a refused assertion cannot be retried).
     attempt = Attempt()
     with rt.db.write() as session:
         # (1) use up the prompt
         row = passkeys.take_challenge(session, data.get("challenge_id"), "approval")
-        # (2) a request past its deadline is marked expired
-        expire_by_id(session, request_id)
         with attempt.savepoint(session):
-            # (3) verify the assertion over the statement as it stands now, and record it
+            # (2) verify the assertion over the statement as it stands now, and record it; a
+            #     request past its deadline is expired instead, and the approval refused
             outcome = _verify_and_record(
                 session, row, request_id=request_id, decision=decision, user=user, data=data, rt=rt
             )
     attempt.raise_refusal()
+    outcome.raise_refusal()
     if outcome.status == RequestStatus.APPROVED:
         rt.notify_signer()
     return {"request": outcome.request_id, "status": outcome.status}
@@ -219,4 +219,5 @@ def _verify_and_record(
         decision=decision,
         method="webauthn",
         evidence=passkeys.evidence(data.get("credential")),
+        statement=statement_for(request, approver, decision),
     )
