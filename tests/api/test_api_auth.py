@@ -16,6 +16,8 @@ import pytest
 from api_checks import assert_problem
 from fastapi.testclient import TestClient as HttpClient
 
+from custody.store.base import utcnow
+from custody.store.models import Client
 from tests.support.api import Api, make_token, withdrawal
 from tests.support.installation import ClientKeys, Installation, WalletInfo
 
@@ -234,9 +236,55 @@ def test_missing_claim(api: Api, installation: Installation, body: bytes, claim:
 # -- who signed it -------------------------------------------------------------------------------
 
 
-def test_unknown_client(api: Api, installation: Installation, body: bytes) -> None:
-    token = make_token(api.client, "POST", URI, body, sub="cli_doesnotexist000000")
-    _refused(api, installation, body, f"Bearer {token}", "unknown")
+def _answer_to(api: Api, installation: Installation, body: bytes, token: str) -> dict[str, Any]:
+    return _refused(api, installation, body, f"Bearer {token}")
+
+
+def _disabled_client(installation: Installation) -> ClientKeys:
+    disabled = installation.client()
+    with installation.runtime.db.write() as session:
+        row = session.get(Client, disabled.id)
+        assert row is not None
+        row.disabled_at = utcnow()
+    return disabled
+
+
+def test_an_unknown_client_answers_exactly_like_a_bad_signature(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    """Whether a client id exists must not show: same status, type, title and detail."""
+    stranger = installation.client()  # any key: the id it names does not exist
+    unknown = ClientKeys("cli_doesnotexist000000", "nobody", stranger.private_key)
+    impostor = ClientKeys(api.client.id, api.client.name, stranger.private_key)
+    disabled = _disabled_client(installation)
+    disabled_impostor = ClientKeys(disabled.id, disabled.name, stranger.private_key)
+    answers = [
+        _answer_to(api, installation, body, make_token(keys, "POST", URI, body))
+        for keys in (unknown, impostor, disabled_impostor)
+    ]
+    assert "signature" in answers[0]["detail"]
+    assert answers[0] == answers[1] == answers[2]
+
+
+def test_an_unknown_client_with_a_claim_missing_still_looks_like_a_bad_signature(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    claims = _claims(api.client, body, sub="cli_doesnotexist000000")
+    del claims["nonce"]
+    token = jwt.encode(claims, api.client.private_key, algorithm="EdDSA")
+    known = make_token(
+        ClientKeys(api.client.id, "", installation.client().private_key), "POST", URI, body
+    )
+    assert _answer_to(api, installation, body, token) == _answer_to(api, installation, body, known)
+
+
+def test_a_disabled_client_is_told_only_when_it_holds_the_key(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    disabled = _disabled_client(installation)
+    _refused(
+        api, installation, body, f"Bearer {make_token(disabled, 'POST', URI, body)}", "disabled"
+    )
 
 
 def test_signed_with_another_clients_key(api: Api, installation: Installation, body: bytes) -> None:
