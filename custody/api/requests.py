@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from custody.api.deps import BodyDep, ClientDep, RuntimeDep
+from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep
 from custody.approvals.device import approve_with_device_key
 from custody.approvals.service import approvals_view, expire_by_id
 from custody.errors import Conflict, ValidationFailed
@@ -33,7 +33,7 @@ MAX_PAGE = 200
 def create_request(
     response: Response,
     rt: RuntimeDep,
-    client: ClientDep,
+    client: CreatingClientDep,
     body: BodyDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:

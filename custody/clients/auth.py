@@ -2,9 +2,10 @@
 
 A token is an EdDSA JWT binding one call: `sub` (client id), `uri` (path and query), `method`,
 `bodyHash` (hex SHA-256 of the body bytes), `nonce` (never accepted twice per client), `iat` and
-`exp` (at most 60 s apart). Every failure is the same 401 to the caller; the reason is specific so
-that client developers can fix their code, but never reveals whether a client exists: an unknown
-`sub` is checked against a decoy key and fails exactly like a known client's bad signature.
+`exp` (at most 60 s apart), and `idempotencyKey` (the `Idempotency-Key` header's value, on every
+call that sends that header). Every failure is the same 401 to the caller; the reason is specific
+so that client developers can fix their code, but never reveals whether a client exists: an
+unknown `sub` is checked against a decoy key and fails exactly like a known client's bad signature.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from custody.store.database import Database
 from custody.store.models import Client, ClientNonce
 
 REQUIRED_CLAIMS = ("sub", "uri", "method", "bodyHash", "nonce", "iat", "exp")
+IDEMPOTENCY_CLAIM = "idempotencyKey"
 MAX_NONCE_LENGTH = 128
 BAD_SIGNATURE = "token signature does not verify with the key of the client it names"
 # Purging may run in a worker on another host whose clock is ahead of this one; keeping a burnt
@@ -47,11 +49,17 @@ _DECOY_PEM = (
 
 @dataclass(frozen=True)
 class CallContext:
-    """What the caller claims about this one HTTP call; the token must match it exactly."""
+    """What the caller claims about this one HTTP call; the token must match it exactly.
+
+    `idempotency_key` is the `Idempotency-Key` header as sent (None when absent);
+    `idempotency_required` is set by routes that need one (`POST /v1/requests`).
+    """
 
     method: str
     uri: str
     body: bytes
+    idempotency_key: str | None
+    idempotency_required: bool
 
 
 @dataclass(frozen=True)
@@ -161,9 +169,33 @@ def _check_binding(claims: dict[str, Any], call: CallContext) -> None:
     body_hash = claims["bodyHash"]
     if not isinstance(body_hash, str) or not hmac.compare_digest(body_hash.lower(), expected):
         raise Unauthorized("token bodyHash does not match the SHA-256 of the body")
+    _check_idempotency_key(claims, call)
     nonce = claims["nonce"]
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= MAX_NONCE_LENGTH:
         raise Unauthorized(f"token nonce must be a string of 8 to {MAX_NONCE_LENGTH} characters")
+
+
+def _check_idempotency_key(claims: dict[str, Any], call: CallContext) -> None:
+    """The header picks the request a retry is answered with: were it unsigned, whoever can alter
+    it in transit could turn one retried withdrawal into two."""
+    if call.idempotency_key is None:
+        if call.idempotency_required:
+            raise Unauthorized(
+                f"this call needs an Idempotency-Key header and the token's {IDEMPOTENCY_CLAIM} "
+                "claim equal to it"
+            )
+        if IDEMPOTENCY_CLAIM in claims:
+            raise Unauthorized(
+                f"token has an {IDEMPOTENCY_CLAIM} claim but the call has no Idempotency-Key header"
+            )
+        return
+    if IDEMPOTENCY_CLAIM not in claims:
+        raise Unauthorized(
+            f"the call sends an Idempotency-Key header: the token needs an {IDEMPOTENCY_CLAIM} "
+            "claim equal to it"
+        )
+    if claims[IDEMPOTENCY_CLAIM] != call.idempotency_key:
+        raise Unauthorized(f"token {IDEMPOTENCY_CLAIM} does not match the Idempotency-Key header")
 
 
 def _check_times(claims: dict[str, Any], rules: TokenRules, now: datetime) -> datetime:

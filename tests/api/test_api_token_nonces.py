@@ -43,7 +43,7 @@ INSTANTS = [
 
 
 def _present(installation: Installation, client: ClientKeys, token: str, now: datetime) -> None:
-    call = CallContext(method="GET", uri=URI, body=b"")
+    call = CallContext("GET", URI, b"", idempotency_key=None, idempotency_required=False)
     authenticate(installation.runtime.db, f"Bearer {token}", call, RULES, now=now)
 
 
