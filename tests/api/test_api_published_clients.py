@@ -37,7 +37,8 @@ def _readme_call(http: HttpClient, client: ClientKeys) -> Call:
     source = block[block.index("def call(") : block.index("\nbody = ")]
 
     def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return http.request(method, url.removeprefix(README_BASE), **kwargs)
+        answer: httpx.Response = http.request(method, url.removeprefix(README_BASE), **kwargs)
+        return answer
 
     namespace: dict[str, Any] = {
         "hashlib": hashlib,
