@@ -62,19 +62,18 @@ class BenchClient:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         now = int(time.time())
-        token = jwt.encode(
-            {
-                "sub": self.client_id,
-                "uri": uri,
-                "method": method,
-                "bodyHash": hashlib.sha256(body).hexdigest(),
-                "nonce": secrets.token_hex(16),
-                "iat": now,
-                "exp": now + 30,
-            },
-            self.key,
-            algorithm="EdDSA",
-        )
+        claims = {
+            "sub": self.client_id,
+            "uri": uri,
+            "method": method,
+            "bodyHash": hashlib.sha256(body).hexdigest(),
+            "nonce": secrets.token_hex(16),
+            "iat": now,
+            "exp": now + 30,
+        }
+        if headers and "Idempotency-Key" in headers:
+            claims["idempotencyKey"] = headers["Idempotency-Key"]  # the header is signed too
+        token = jwt.encode(claims, self.key, algorithm="EdDSA")
         return http.request(
             method,
             self.base + uri,

@@ -27,19 +27,18 @@ def call(  # noqa: PLR0917  (a readable example over a tidy signature)
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": client_id,
-            "uri": uri,
-            "method": method,
-            "bodyHash": hashlib.sha256(body).hexdigest(),
-            "nonce": secrets.token_hex(16),
-            "iat": now,
-            "exp": now + 30,
-        },
-        key,
-        algorithm="EdDSA",
-    )
+    claims = {
+        "sub": client_id,
+        "uri": uri,
+        "method": method,
+        "bodyHash": hashlib.sha256(body).hexdigest(),
+        "nonce": secrets.token_hex(16),
+        "iat": now,
+        "exp": now + 30,
+    }
+    if headers and "Idempotency-Key" in headers:
+        claims["idempotencyKey"] = headers["Idempotency-Key"]  # a sent key must be signed
+    token = jwt.encode(claims, key, algorithm="EdDSA")
     all_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     return httpx.request(method, base + uri, content=body, headers=all_headers | (headers or {}))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from custody.clients.auth import AuthenticatedClient, CallContext, TokenRules, authenticate
-from custody.errors import Forbidden
+from custody.errors import Forbidden, Unauthorized
 from custody.runtime import Runtime
 
 
@@ -28,15 +28,44 @@ def call_uri(request: Request) -> str:
     return f"{uri}?{query.decode('latin-1')}" if query else uri
 
 
+def idempotency_key(request: Request) -> str | None:
+    """The one `Idempotency-Key` header; two could be read differently by two layers."""
+    values = request.headers.getlist("idempotency-key")
+    if len(values) > 1:
+        raise Unauthorized("send at most one Idempotency-Key header")
+    return values[0] if values else None
+
+
+def _authenticate(
+    request: Request, rt: Runtime, body: bytes, *, key_required: bool
+) -> AuthenticatedClient:
+    settings = rt.settings
+    rules = TokenRules(settings.jwt_max_lifetime_seconds, settings.jwt_clock_skew_seconds)
+    call = CallContext(
+        method=request.method,
+        uri=call_uri(request),
+        body=body,
+        idempotency_key=idempotency_key(request),
+        idempotency_required=key_required,
+    )
+    return authenticate(rt.db, request.headers.get("authorization"), call, rules)
+
+
 def client(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
     body: Annotated[bytes, Depends(raw_body)],
 ) -> AuthenticatedClient:
-    settings = rt.settings
-    rules = TokenRules(settings.jwt_max_lifetime_seconds, settings.jwt_clock_skew_seconds)
-    call = CallContext(method=request.method, uri=call_uri(request), body=body)
-    return authenticate(rt.db, request.headers.get("authorization"), call, rules)
+    return _authenticate(request, rt, body, key_required=False)
+
+
+def creating_client(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    body: Annotated[bytes, Depends(raw_body)],
+) -> AuthenticatedClient:
+    """`POST /v1/requests`: the Idempotency-Key header and its signed claim are both required."""
+    return trading_client(_authenticate(request, rt, body, key_required=True))
 
 
 def trading_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:
@@ -53,6 +82,7 @@ def auditor_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> A
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 ClientDep = Annotated[AuthenticatedClient, Depends(trading_client)]
+CreatingClientDep = Annotated[AuthenticatedClient, Depends(creating_client)]
 AnyClientDep = Annotated[AuthenticatedClient, Depends(client)]
 AuditorDep = Annotated[AuthenticatedClient, Depends(auditor_client)]
 BodyDep = Annotated[bytes, Depends(raw_body)]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from custody.api.deps import BodyDep, ClientDep, RuntimeDep
+from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep
 from custody.approvals.device import record_device_approval, verify_device_approval
 from custody.approvals.service import approvals_view
 from custody.errors import Conflict, ValidationFailed
@@ -32,7 +32,7 @@ MAX_PAGE = 200
 def create_request(
     response: Response,
     rt: RuntimeDep,
-    client: ClientDep,
+    client: CreatingClientDep,
     body: BodyDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 A token is an EdDSA JWT binding one call: `sub` (client id), `uri` (path and query), `method`,
 `bodyHash` (hex SHA-256 of the body bytes), `nonce` (never accepted twice per client), `iat` and
-`exp` (at most 60 s apart). Every failure is the same 401 to the caller; the reason is specific so
-that client developers can fix their code, but never reveals whether another client exists.
+`exp` (at most 60 s apart), and `idempotencyKey` (the `Idempotency-Key` header's value, on every
+call that sends that header). Every failure is the same 401 to the caller; the reason is specific
+so that client developers can fix their code, but never reveals whether a client exists: an
+unknown `sub` is checked against a decoy key and fails exactly like a known client's bad signature.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,16 +29,37 @@ from custody.store.database import Database
 from custody.store.models import Client, ClientNonce
 
 REQUIRED_CLAIMS = ("sub", "uri", "method", "bodyHash", "nonce", "iat", "exp")
+IDEMPOTENCY_CLAIM = "idempotencyKey"
 MAX_NONCE_LENGTH = 128
+BAD_SIGNATURE = "token signature does not verify with the key of the client it names"
+# Purging may run in a worker on another host whose clock is ahead of this one; keeping a burnt
+# nonce a few minutes past its token's last valid instant costs a few rows and absorbs that.
+NONCE_KEPT_AFTER_EXPIRY = timedelta(minutes=5)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# The private half is discarded at once: no token can ever verify with this key.
+_DECOY_PEM = (
+    Ed25519PrivateKey.generate()
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
 
 
 @dataclass(frozen=True)
 class CallContext:
-    """What the caller claims about this one HTTP call; the token must match it exactly."""
+    """What the caller claims about this one HTTP call; the token must match it exactly.
+
+    `idempotency_key` is the `Idempotency-Key` header as sent (None when absent);
+    `idempotency_required` is set by routes that need one (`POST /v1/requests`).
+    """
 
     method: str
     uri: str
     body: bytes
+    idempotency_key: str | None
+    idempotency_required: bool
 
 
 @dataclass(frozen=True)
@@ -50,6 +75,13 @@ class TokenRules:
     clock_skew_seconds: int
 
 
+@dataclass(frozen=True)
+class _KnownKey:
+    pem: str
+    client: AuthenticatedClient | None  # None: unknown client, `pem` is the decoy
+    disabled: bool
+
+
 def authenticate(
     db: Database,
     authorization: str | None,
@@ -58,19 +90,18 @@ def authenticate(
     now: datetime | None = None,
 ) -> AuthenticatedClient:
     token = _bearer(authorization)
-    unverified = _peek(token)
-    with db.read() as session:
-        client = session.get(Client, unverified["sub"])
-        if client is None or client.disabled_at is not None:
-            raise Unauthorized("unknown or disabled client")
-        pem, name, role = client.public_key_pem, client.name, client.role
-    claims = _verify_signature(token, pem)
-    moment = now or datetime.now(UTC)
+    known = _key_for(db, _peek(token)["sub"])
+    claims = _verify_signature(token, known.pem)
+    if known.client is None:
+        raise Unauthorized(BAD_SIGNATURE)  # unreachable with the decoy key; never trust it
+    if known.disabled:
+        # Said only to whoever holds the client's private key: the signature verified.
+        raise Unauthorized("client is disabled")
     _check_binding(claims, call)
-    expires_at = _check_times(claims, rules, moment)
+    kept_until = _check_times(claims, rules, now or datetime.now(UTC)) + NONCE_KEPT_AFTER_EXPIRY
     with db.write() as session:
-        _burn_nonce(session, client_id=claims["sub"], nonce=claims["nonce"], expires_at=expires_at)
-    return AuthenticatedClient(id=claims["sub"], name=name, role=role)
+        _burn_nonce(session, client_id=known.client.id, nonce=claims["nonce"], until=kept_until)
+    return known.client
 
 
 def _bearer(authorization: str | None) -> str:
@@ -95,9 +126,22 @@ def _peek(token: str) -> dict[str, Any]:
     return claims
 
 
+def _key_for(db: Database, client_id: str) -> _KnownKey:
+    with db.read() as session:
+        client = session.get(Client, client_id)
+        if client is None:
+            # The decoy costs the same signature check as a real key, so neither the answer
+            # nor its timing tells an unknown client from a known one.
+            return _KnownKey(_DECOY_PEM, None, disabled=False)
+        found = AuthenticatedClient(id=client.id, name=client.name, role=client.role)
+        return _KnownKey(client.public_key_pem, found, disabled=client.disabled_at is not None)
+
+
 def _verify_signature(token: str, pem: str) -> dict[str, Any]:
     key = parse_ed25519_public_pem(pem.encode())
     try:
+        # PyJWT checks the signature before the required claims: a missing claim is reported
+        # only to whoever holds the key.
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
@@ -112,7 +156,7 @@ def _verify_signature(token: str, pem: str) -> dict[str, Any]:
     except jwt.MissingRequiredClaimError as exc:
         raise Unauthorized(f"token lacks the {exc.claim} claim") from None
     except jwt.PyJWTError:
-        raise Unauthorized("token signature does not verify with the client's key") from None
+        raise Unauthorized(BAD_SIGNATURE) from None
     return claims
 
 
@@ -125,12 +169,41 @@ def _check_binding(claims: dict[str, Any], call: CallContext) -> None:
     body_hash = claims["bodyHash"]
     if not isinstance(body_hash, str) or not hmac.compare_digest(body_hash.lower(), expected):
         raise Unauthorized("token bodyHash does not match the SHA-256 of the body")
+    _check_idempotency_key(claims, call)
     nonce = claims["nonce"]
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= MAX_NONCE_LENGTH:
         raise Unauthorized(f"token nonce must be a string of 8 to {MAX_NONCE_LENGTH} characters")
 
 
+def _check_idempotency_key(claims: dict[str, Any], call: CallContext) -> None:
+    """The header picks the request a retry is answered with: were it unsigned, whoever can alter
+    it in transit could turn one retried withdrawal into two."""
+    if call.idempotency_key is None:
+        if call.idempotency_required:
+            raise Unauthorized(
+                f"this call needs an Idempotency-Key header and the token's {IDEMPOTENCY_CLAIM} "
+                "claim equal to it"
+            )
+        if IDEMPOTENCY_CLAIM in claims:
+            raise Unauthorized(
+                f"token has an {IDEMPOTENCY_CLAIM} claim but the call has no Idempotency-Key header"
+            )
+        return
+    if IDEMPOTENCY_CLAIM not in claims:
+        raise Unauthorized(
+            f"the call sends an Idempotency-Key header: the token needs an {IDEMPOTENCY_CLAIM} "
+            "claim equal to it"
+        )
+    if claims[IDEMPOTENCY_CLAIM] != call.idempotency_key:
+        raise Unauthorized(f"token {IDEMPOTENCY_CLAIM} does not match the Idempotency-Key header")
+
+
 def _check_times(claims: dict[str, Any], rules: TokenRules, now: datetime) -> datetime:
+    """The last instant at which this token is accepted (its `exp` plus the allowed skew).
+
+    Compared in exact microseconds, the unit of the stored nonce times: a token must never pass
+    a check that its nonce's purge, comparing datetimes, already considers past.
+    """
     iat, exp = claims["iat"], claims["exp"]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
         raise Unauthorized("token iat and exp must be integer seconds")
@@ -139,23 +212,29 @@ def _check_times(claims: dict[str, Any], rules: TokenRules, now: datetime) -> da
             f"token exp must be after iat and at most {rules.max_lifetime_seconds} s later"
         )
     skew = rules.clock_skew_seconds
-    stamp = int(now.timestamp())
-    if iat > stamp + skew:
+    elapsed = (now - _EPOCH) // _MICROSECOND
+    if (iat - skew) * 1_000_000 > elapsed:
         raise Unauthorized("token iat is in the future (check the client's clock)")
-    if exp < stamp - skew:
+    last_valid = exp + skew
+    if elapsed > last_valid * 1_000_000:
         raise Unauthorized("token has expired")
-    return datetime.fromtimestamp(exp + skew, UTC)
+    # Within seconds of `now` by the checks above, so always a representable datetime.
+    return _EPOCH + timedelta(seconds=last_valid)
 
 
-def _burn_nonce(session: Session, *, client_id: str, nonce: str, expires_at: datetime) -> None:
+def _burn_nonce(session: Session, *, client_id: str, nonce: str, until: datetime) -> None:
     try:
         with session.begin_nested():
-            session.add(ClientNonce(client_id=client_id, nonce=nonce, expires_at=expires_at))
+            session.add(ClientNonce(client_id=client_id, nonce=nonce, expires_at=until))
     except IntegrityError:
         raise Unauthorized("token nonce was already used") from None
 
 
 def purge_expired_nonces(session: Session, now: datetime) -> int:
-    """Nonces only need remembering while their token could still be accepted."""
+    """Nonces only need remembering while their token could still be accepted.
+
+    A row goes only once `now` is strictly past its `expires_at`, which `authenticate` set at or
+    after the token's last valid instant: at that very instant the nonce is still there.
+    """
     result = session.execute(delete(ClientNonce).where(ClientNonce.expires_at < now))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

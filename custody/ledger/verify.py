@@ -32,6 +32,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 SIGNATURE_PREFIX = "\u2014 "
+# A C2SP tree size: a uint64 in ASCII decimal without leading zeros (str.isdigit() would also
+# pass Arabic-Indic or full-width digits, which int() reads as ASCII ones).
+_TREE_SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
 
 
 class VerificationError(Exception):
@@ -188,8 +191,8 @@ def parse_checkpoint(note: str, key: VerifierKey) -> Checkpoint:
     origin, size_text, root_text = lines[0], lines[1], lines[2]
     if origin != key.name:
         raise VerificationError(f"checkpoint origin {origin!r} is not the ledger {key.name!r}")
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
-        raise VerificationError("checkpoint tree size is not a decimal number")
+    if not _TREE_SIZE.fullmatch(size_text) or int(size_text) >= 2**64:
+        raise VerificationError("checkpoint tree size is not a uint64 in ASCII decimal")
     root = base64.b64decode(root_text, validate=True)
     if len(root) != 32:
         raise VerificationError("checkpoint root hash is not 32 bytes")

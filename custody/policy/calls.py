@@ -32,7 +32,9 @@ ALLOW_KEYS: dict[str, CallFlag] = {f"allow_{flag.value}": flag for flag in CallF
 """Match keys that let a rule's allow or approval action apply to flagged requests."""
 
 _SELECTOR = re.compile(r"0x[0-9a-fA-F]{8}")
-_ATOM = re.compile(r"address|bool|string|bytes([0-9]*)|u?int([0-9]+)")
+# Sizes of at most three digits (int256, bytes32): longer ones are never canonical, and int() of
+# unbounded text is slow and fails past 4,300 digits.
+_ATOM = re.compile(r"address|bool|string|bytes([0-9]{0,3})|u?int([0-9]{1,3})")
 _ARRAYS = re.compile(r"(?:\[[0-9]*\])*")
 _SIGNATURE = re.compile(r"([A-Za-z_$][A-Za-z0-9_$]*)\((.*)\)")
 

@@ -27,7 +27,10 @@ from custody.store.models import LIVE_STATUSES, Chain, Client, Request, Wallet
 APP_CLIENT = "approver-app"
 APP_ROLE = "internal"
 _GWEI = 10**9
-_UNITS = re.compile(r"^[0-9]{1,30}(\.[0-9]{1,30})?$")
+# [0-9], never \d or str.isdigit(): those accept Arabic-Indic, full-width or superscript digits,
+# which int() and Decimal() would either read as other numbers or refuse with a ValueError.
+_UNITS = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")
+_WHOLE = re.compile(r"[0-9]{1,30}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def base_units(units: str, decimals: int) -> int:
     """Exact conversion of a decimal amount in units (e.g. "1.5") to base units."""
     text = units.strip()
     if not _UNITS.fullmatch(text):
-        raise ValidationFailed("amount must be a plain decimal number such as 1.5")
+        raise ValidationFailed("amount must be a plain decimal number such as 1.5 (digits 0-9)")
     try:
         value = Decimal(text) * (Decimal(10) ** decimals)
     except InvalidOperation:
@@ -90,8 +93,8 @@ def base_units(units: str, decimals: int) -> int:
 def withdrawal_body(form: dict[str, str], choice: WalletChoice) -> bytes:
     def integer(name: str) -> int:
         raw = form.get(name, "").strip()
-        if not raw.isdigit() or len(raw) > 30:
-            raise ValidationFailed(f"{name.replace('_', ' ')} must be a whole number")
+        if not _WHOLE.fullmatch(raw):
+            raise ValidationFailed(f"{name.replace('_', ' ')} must be a whole number (digits 0-9)")
         return int(raw)
 
     body = {

@@ -11,11 +11,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from api_checks import assert_problem
 from fastapi.testclient import TestClient as HttpClient
 
+from custody.store.base import utcnow
+from custody.store.models import Client
 from tests.support.api import Api, make_token, withdrawal
 from tests.support.installation import ClientKeys, Installation, WalletInfo
 
@@ -33,6 +36,11 @@ def body(auth_wallet: WalletInfo) -> bytes:
     return json.dumps(withdrawal(auth_wallet.name, nonce=int(uuid.uuid4().int % 10**9))).encode()
 
 
+def _key(body: bytes) -> str:
+    """The Idempotency-Key these tests send with `body` (and sign, unless a test says otherwise)."""
+    return "auth-" + hashlib.sha256(body).hexdigest()[:32]
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -47,6 +55,7 @@ def _claims(client: ClientKeys, body: bytes, **overrides: Any) -> dict[str, Any]
         "nonce": uuid.uuid4().hex,
         "iat": now,
         "exp": now + 30,
+        "idempotencyKey": _key(body),
     }
     claims.update(overrides)
     return claims
@@ -59,7 +68,7 @@ def _unsigned_token(header: dict[str, Any], claims: dict[str, Any], signature: b
 
 
 def _post(api: Api, body: bytes, authorization: str | None, uri: str = URI):
-    headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+    headers = {"Content-Type": "application/json", "Idempotency-Key": _key(body)}
     if authorization is not None:
         headers["Authorization"] = authorization
     return api.send("POST", uri, content=body, headers=headers)
@@ -94,7 +103,7 @@ def test_missing_authorization_header(api: Api, installation: Installation, body
 def test_authorization_that_is_not_bearer(
     api: Api, installation: Installation, body: bytes, scheme: str
 ) -> None:
-    token = make_token(api.client, "POST", URI, body)
+    token = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
     _refused(api, installation, body, scheme.format(token=token))
 
 
@@ -109,7 +118,7 @@ def test_garbage_token(api: Api, installation: Installation, body: bytes, garbag
 
 
 def test_replayed_token_is_refused(api: Api, installation: Installation, body: bytes) -> None:
-    token = make_token(api.client, "POST", URI, body)
+    token = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
     first = _post(api, body, f"Bearer {token}")
     assert first.status_code == 201, first.text
     _refused(api, installation, body, f"Bearer {token}", "already used")
@@ -122,7 +131,15 @@ def test_reused_nonce_in_a_new_token_is_refused(
     probe = f"{URI}/req_{'0' * 24}"
     first = api.call("GET", probe, token=make_token(api.client, "GET", probe, nonce=nonce))
     assert_problem(first, 404)  # authenticated, then not found: the nonce is now used
-    token = make_token(api.client, "POST", URI, body, nonce=nonce, now=int(time.time()) + 1)
+    token = make_token(
+        api.client,
+        "POST",
+        URI,
+        body,
+        idempotency_key=_key(body),
+        nonce=nonce,
+        now=int(time.time()) + 1,
+    )
     _refused(api, installation, body, f"Bearer {token}", "already used")
 
 
@@ -130,9 +147,8 @@ def test_reused_nonce_in_a_new_token_is_refused(
 def test_nonce_of_the_wrong_shape(
     api: Api, installation: Installation, body: bytes, nonce: object
 ) -> None:
-    _refused(
-        api, installation, body, f"Bearer {make_token(api.client, 'POST', URI, body, nonce=nonce)}"
-    )
+    token = make_token(api.client, "POST", URI, body, nonce=nonce, idempotency_key=_key(body))
+    _refused(api, installation, body, f"Bearer {token}", "nonce")
 
 
 # -- binding to this call ------------------------------------------------------------------------
@@ -140,7 +156,12 @@ def test_nonce_of_the_wrong_shape(
 
 def test_wrong_body_hash(api: Api, installation: Installation, body: bytes) -> None:
     token = make_token(
-        api.client, "POST", URI, body, bodyHash=hashlib.sha256(body + b" ").hexdigest()
+        api.client,
+        "POST",
+        URI,
+        body,
+        idempotency_key=_key(body),
+        bodyHash=hashlib.sha256(body + b" ").hexdigest(),
     )
     _refused(api, installation, body, f"Bearer {token}", "bodyHash")
 
@@ -148,7 +169,7 @@ def test_wrong_body_hash(api: Api, installation: Installation, body: bytes) -> N
 def test_body_changed_after_signing(
     api: Api, installation: Installation, body: bytes, auth_wallet: WalletInfo
 ) -> None:
-    token = make_token(api.client, "POST", URI, body)
+    token = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
     changed = body.replace(b'"1000000000000000"', b'"9000000000000000"')
     assert changed != body
     _refused(api, installation, changed, f"Bearer {token}", "bodyHash")
@@ -160,7 +181,7 @@ def test_token_for_another_path(api: Api, installation: Installation, body: byte
 
 
 def test_token_for_another_query_string(api: Api, installation: Installation, body: bytes) -> None:
-    token = make_token(api.client, "POST", URI, body)
+    token = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
     _refused(api, installation, body, f"Bearer {token}", "uri", uri=URI + "?dry_run=1")
 
 
@@ -183,7 +204,13 @@ def test_token_for_another_method(api: Api, installation: Installation, body: by
 def _at(offset: int, lifetime: int = 30) -> Callable[[ClientKeys, bytes], str]:
     def build(client: ClientKeys, body: bytes) -> str:
         return make_token(
-            client, "POST", URI, body, now=int(time.time()) + offset, lifetime=lifetime
+            client,
+            "POST",
+            URI,
+            body,
+            idempotency_key=_key(body),
+            now=int(time.time()) + offset,
+            lifetime=lifetime,
         )
 
     return build
@@ -234,22 +261,74 @@ def test_missing_claim(api: Api, installation: Installation, body: bytes, claim:
 # -- who signed it -------------------------------------------------------------------------------
 
 
-def test_unknown_client(api: Api, installation: Installation, body: bytes) -> None:
-    token = make_token(api.client, "POST", URI, body, sub="cli_doesnotexist000000")
-    _refused(api, installation, body, f"Bearer {token}", "unknown")
+def _answer_to(api: Api, installation: Installation, body: bytes, token: str) -> dict[str, Any]:
+    return _refused(api, installation, body, f"Bearer {token}")
+
+
+def _disabled_client(installation: Installation) -> ClientKeys:
+    disabled = installation.client()
+    with installation.runtime.db.write() as session:
+        row = session.get(Client, disabled.id)
+        assert row is not None
+        row.disabled_at = utcnow()
+    return disabled
+
+
+def test_an_unknown_client_answers_exactly_like_a_bad_signature(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    """Whether a client id exists must not show: same status, type, title and detail."""
+    stranger = installation.client()  # any key: the id it names does not exist
+    unknown = ClientKeys("cli_doesnotexist000000", "nobody", stranger.private_key)
+    impostor = ClientKeys(api.client.id, api.client.name, stranger.private_key)
+    disabled = _disabled_client(installation)
+    disabled_impostor = ClientKeys(disabled.id, disabled.name, stranger.private_key)
+    answers = [
+        _answer_to(
+            api, installation, body, make_token(keys, "POST", URI, body, idempotency_key=_key(body))
+        )
+        for keys in (unknown, impostor, disabled_impostor)
+    ]
+    assert "signature" in answers[0]["detail"]
+    assert answers[0] == answers[1] == answers[2]
+
+
+def test_an_unknown_client_with_a_claim_missing_still_looks_like_a_bad_signature(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    claims = _claims(api.client, body, sub="cli_doesnotexist000000")
+    del claims["nonce"]
+    token = jwt.encode(claims, api.client.private_key, algorithm="EdDSA")
+    known = make_token(
+        ClientKeys(api.client.id, "", installation.client().private_key), "POST", URI, body
+    )
+    assert _answer_to(api, installation, body, token) == _answer_to(api, installation, body, known)
+
+
+def test_a_disabled_client_is_told_only_when_it_holds_the_key(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    disabled = _disabled_client(installation)
+    _refused(
+        api,
+        installation,
+        body,
+        f"Bearer {make_token(disabled, 'POST', URI, body, idempotency_key=_key(body))}",
+        "disabled",
+    )
 
 
 def test_signed_with_another_clients_key(api: Api, installation: Installation, body: bytes) -> None:
     other = installation.client()
     impostor = ClientKeys(api.client.id, api.client.name, other.private_key)
-    token = make_token(impostor, "POST", URI, body)
+    token = make_token(impostor, "POST", URI, body, idempotency_key=_key(body))
     _refused(api, installation, body, f"Bearer {token}", "signature")
 
 
 def test_tampered_claims_with_the_original_signature(
     api: Api, installation: Installation, body: bytes
 ) -> None:
-    token = make_token(api.client, "POST", URI, body)
+    token = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
     head, _, signature = token.split(".")
     tampered = _b64(json.dumps(_claims(api.client, body)).encode())
     _refused(api, installation, body, f"Bearer {head}.{tampered}.{signature}", "signature")
@@ -286,6 +365,72 @@ def test_eddsa_header_without_a_signature(
 ) -> None:
     token = _unsigned_token({"alg": "EdDSA", "typ": "JWT"}, _claims(api.client, body))
     _refused(api, installation, body, f"Bearer {token}", "signature")
+
+
+# -- the Idempotency-Key header is signed too ------------------------------------------------------
+
+
+def _create(
+    api: Api, installation: Installation, body: bytes, token: str, headers: list[tuple[str, str]]
+) -> httpx.Response:
+    before = installation.counts()
+    sent = [("Authorization", f"Bearer {token}"), ("Content-Type", "application/json"), *headers]
+    response = api.send("POST", URI, content=body, headers=sent)
+    assert installation.counts() == before
+    return response
+
+
+def test_a_create_whose_token_does_not_sign_the_key_is_refused(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    token = make_token(api.client, "POST", URI, body)
+    _refused(api, installation, body, f"Bearer {token}", "idempotencyKey")
+
+
+def test_an_idempotency_key_swapped_in_transit_is_refused(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    """A retry answered by another request's key would turn one withdrawal into two."""
+    token = make_token(api.client, "POST", URI, body, idempotency_key=str(uuid.uuid4()))
+    _refused(api, installation, body, f"Bearer {token}", "does not match the Idempotency-Key")
+
+
+@pytest.mark.parametrize("claim", [pytest.param(None, id="no-claim"), "k-123", ""])
+def test_a_create_without_the_header_is_refused(
+    api: Api, installation: Installation, body: bytes, claim: str | None
+) -> None:
+    token = make_token(api.client, "POST", URI, body, idempotency_key=claim)
+    assert_problem(_create(api, installation, body, token, []), 401, "Idempotency-Key header")
+
+
+@pytest.mark.parametrize("claim", [12345678, None, ["k-1"], "K-1", "k-1 "])
+def test_an_idempotency_claim_must_be_the_headers_exact_string(
+    api: Api, installation: Installation, body: bytes, claim: object
+) -> None:
+    claims = _claims(api.client, body, idempotencyKey=claim)
+    token = jwt.encode(claims, api.client.private_key, algorithm="EdDSA")
+    headers = [("Idempotency-Key", "k-1" if claim != 12345678 else "12345678")]
+    assert_problem(_create(api, installation, body, token, headers), 401, "idempotencyKey")
+
+
+def test_two_idempotency_key_headers_are_refused(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    token = make_token(api.client, "POST", URI, body, idempotency_key="k-1")
+    headers = [("Idempotency-Key", "k-1"), ("Idempotency-Key", "k-2")]
+    assert_problem(_create(api, installation, body, token, headers), 401, "Idempotency-Key")
+
+
+def test_any_call_that_sends_the_header_must_sign_it(api: Api, installation: Installation) -> None:
+    unsigned = make_token(api.client, "GET", URI)
+    header = {"Idempotency-Key": "k-1"}
+    assert_problem(api.call("GET", URI, headers=header, token=unsigned), 401, "idempotencyKey")
+    assert api.call("GET", URI, headers=header).status_code == 200  # Api signs what it sends
+
+
+def test_an_idempotency_claim_without_the_header_is_refused(api: Api) -> None:
+    token = make_token(api.client, "GET", URI, idempotency_key="k-1")
+    assert_problem(api.call("GET", URI, token=token), 401, "no Idempotency-Key header")
 
 
 # -- a client sees only its own requests -----------------------------------------------------------

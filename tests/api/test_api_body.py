@@ -73,6 +73,19 @@ def _raw_amount(text: str) -> Callable[[dict[str, Any]], bytes]:
     return change
 
 
+def _raw_nonce(text: str) -> Callable[[dict[str, Any]], bytes]:
+    """The body with its evm.nonce replaced by raw JSON text: json.dumps cannot write a number
+    past Python's 4,300-digit limit, and a hostile client need not use Python."""
+
+    def change(body: dict[str, Any]) -> bytes:
+        encoded = json.dumps(body).encode()
+        field = f'"nonce": {body["evm"]["nonce"]}'.encode()
+        assert encoded.count(field) == 1
+        return encoded.replace(field, b'"nonce": ' + text.encode())
+
+    return change
+
+
 def _wrong_checksum(address: str) -> str:
     # Flip the case of the first letter: still mixed case, so it claims a checksum, now wrong.
     for i, char in enumerate(address[2:], start=2):
@@ -108,6 +121,12 @@ CASES: list[Any] = [
     pytest.param(_with("evm.nonce", 2**64), "nonce", id="nonce-2**64"),
     pytest.param(_with("evm.nonce", True), "nonce", id="nonce-bool"),
     pytest.param(_with("evm.nonce", ...), "nonce", id="nonce-missing"),
+    # Past int()'s 4,300-digit limit json.loads raised a bare ValueError: a 500, not a 422.
+    pytest.param(_raw_nonce("9" * 4301), "4301 digits", id="nonce-4301-digits"),
+    pytest.param(_raw_nonce("-" + "9" * 5000), "5000 digits", id="nonce-negative-5000-digits"),
+    pytest.param(_raw_nonce("1" * 60_000), "60000 digits", id="nonce-60000-digits"),
+    pytest.param(_raw_nonce("9" * 79), "79 digits", id="nonce-79-digits"),
+    pytest.param(_raw_amount("9" * 5000), "5000 digits", id="amount-json-int-5000-digits"),
     pytest.param(_with("evm.gas", 20_999), "gas", id="gas-below-21000"),
     pytest.param(_with("evm.gas", "21000"), "gas", id="gas-string"),
     pytest.param(_with("evm.max_fee_per_gas", 30), "max_fee_per_gas", id="max-fee-number"),
@@ -214,11 +233,38 @@ def test_unknown_wallet_is_named(api: Api, installation: Installation) -> None:
     assert problem["type"].endswith("wallet-not-found")
 
 
+HOSTILE_NUMBER = b'{"approver": "a", "decision": "approve", "signature": ' + b"7" * 5000 + b"}"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        pytest.param("/v1/requests/req_000000000000000000000000/approvals", id="device-approval"),
+        pytest.param("/v1/policy/proposals/1/approvals", id="policy-approval"),
+    ],
+)
+def test_unauthenticated_json_endpoints_refuse_a_hostile_number(
+    api: Api, installation: Installation, uri: str
+) -> None:
+    before = installation.counts()
+    response = api.send("POST", uri, content=HOSTILE_NUMBER, headers={"Content-Type": "json"})
+    assert_problem(response, 422, "5000 digits")
+    assert installation.counts() == before
+
+
+def test_simulate_refuses_a_hostile_number(
+    api: Api, installation: Installation, body_wallet: WalletInfo
+) -> None:
+    body = _raw_nonce("9" * 5000)(_valid(body_wallet))
+    assert_problem(api.call("POST", "/v1/policy/simulate", body), 422, "5000 digits")
+
+
 # -- headers ------------------------------------------------------------------------------------
 
 
 def _post_with_headers(api: Api, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    token = make_token(api.client, "POST", "/v1/requests", body)
+    key = headers.get("Idempotency-Key")
+    token = make_token(api.client, "POST", "/v1/requests", body, idempotency_key=key)
     return api.send(
         "POST",
         "/v1/requests",
@@ -230,7 +276,7 @@ def _post_with_headers(api: Api, body: bytes, headers: dict[str, str]) -> httpx.
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param({}, id="missing"),
+        # Missing altogether, it is refused by authentication (test_api_auth).
         pytest.param({"Idempotency-Key": ""}, id="empty"),
         pytest.param({"Idempotency-Key": "   "}, id="blank"),
         pytest.param({"Idempotency-Key": "k" * 201}, id="too-long"),
@@ -267,7 +313,8 @@ def _chunks(body: bytes, size: int = 8192) -> Iterator[bytes]:
 
 def test_oversized_chunked_body_in_process(api: Api, installation: Installation) -> None:
     body = _oversized()
-    token = make_token(api.client, "POST", "/v1/requests", body)
+    key = str(uuid.uuid4())
+    token = make_token(api.client, "POST", "/v1/requests", body, idempotency_key=key)
     before = installation.counts()
     response = api.send(
         "POST",
@@ -276,7 +323,7 @@ def test_oversized_chunked_body_in_process(api: Api, installation: Installation)
         headers={
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
-            "Idempotency-Key": str(uuid.uuid4()),
+            "Idempotency-Key": key,
         },
     )
     assert response.request.headers.get("transfer-encoding") == "chunked"
@@ -289,7 +336,8 @@ def test_oversized_chunked_body_over_real_http(
     live_url: str, api: Api, installation: Installation
 ) -> None:
     body = _oversized()
-    token = make_token(api.client, "POST", "/v1/requests", body)
+    key = str(uuid.uuid4())
+    token = make_token(api.client, "POST", "/v1/requests", body, idempotency_key=key)
     before = installation.counts()
     with httpx.Client(base_url=live_url, timeout=10) as client:
         response = client.post(
@@ -298,7 +346,7 @@ def test_oversized_chunked_body_over_real_http(
             headers={
                 "Authorization": f"Bearer {token}",
                 "Content-Type": "application/json",
-                "Idempotency-Key": str(uuid.uuid4()),
+                "Idempotency-Key": key,
             },
         )
     assert_problem(response, 413)

@@ -260,3 +260,43 @@ def test_stored_typed_data_must_be_canonical_to_be_signed() -> None:
     typed = order(random_address(), random_address())
     with pytest.raises(CustodyError, match="canonical"):
         Eip712Handler().digest({"type": "evm.eip712", "typed_data": typed, "venue": "v"})
+
+
+def _huge_amount(typed: dict[str, Any]) -> None:
+    typed["message"]["makerAmount"] = "9" * 5000
+
+
+def _huge_negative_valid_to(typed: dict[str, Any]) -> None:
+    typed["message"]["validTo"] = "-" + "9" * 4301
+
+
+def _huge_chain_id(typed: dict[str, Any]) -> None:
+    typed["domain"]["chainId"] = "1" * 4400
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        pytest.param(_huge_amount, "makerAmount does not fit uint256", id="amount-5000-digits"),
+        pytest.param(_huge_negative_valid_to, "validTo", id="negative-4301-digits"),
+        pytest.param(_huge_chain_id, "chainId", id="chain-id-4400-digits"),
+    ],
+)
+def test_typed_data_integers_past_python_s_digit_limit_are_refused(
+    api: Api,
+    wallet: WalletInfo,
+    installation: Installation,
+    change: Callable[[dict[str, Any]], None],
+    detail: str,
+) -> None:
+    """Decimal strings, which EIP-712 allows for integers: int() raised ValueError past 4,300
+    digits, a 500 with a traceback."""
+    name, contract = venue(installation)
+    typed = copy.deepcopy(order(wallet.address, contract))
+    change(typed)
+    before = installation.counts()
+    response = api.create(trade(wallet.name, name, typed))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert detail in response.json()["detail"]
+    assert installation.counts() == before

@@ -33,6 +33,9 @@ def problems(text: str) -> list[str]:
         ("match: {amount_usd_gt: '-1.00'}", "p.yaml:7: rules[0].match.amount_usd_gt: not a USD"),
         ("match: {methods: ['transfer(address, uint256)']}", "rules[0].match.methods[0]: not a"),
         ("match: {methods: ['0xa9059cb']}", "p.yaml:7: rules[0].match.methods[0]: not a selector"),
+        # Sizes past int()'s 4,300-digit limit: the reason, not Python's ValueError text.
+        (f"match: {{methods: ['f(uint{'8' * 5000})']}}", "rules[0].match.methods[0]: not a"),
+        (f"match: {{methods: ['f(bytes{'3' * 5000})']}}", "rules[0].match.methods[0]: not a"),
         ("match: {methods: []}", "p.yaml:7: rules[0].match.methods: must not be empty"),
         ("match: {contracts: ['0x1234']}", "p.yaml:7: rules[0].match.contracts[0]: not an address"),
         ("match: {clients: [desk-1, '']}", "p.yaml:7: rules[0].match.clients[1]: not a name"),

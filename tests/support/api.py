@@ -26,8 +26,10 @@ def make_token(
     *,
     now: int | None = None,
     lifetime: int = 30,
+    idempotency_key: str | None = None,
     **overrides: Any,
 ) -> str:
+    """`idempotency_key`: the Idempotency-Key header the call sends, if any (signed as a claim)."""
     issued = int(time.time()) if now is None else now
     claims: dict[str, Any] = {
         "sub": client.id,
@@ -37,6 +39,7 @@ def make_token(
         "nonce": secrets.token_hex(16),
         "iat": issued,
         "exp": issued + lifetime,
+        "idempotencyKey": idempotency_key,
     }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
@@ -84,9 +87,11 @@ class Api:
         headers: dict[str, str] | None = None,
         token: str | None = None,
     ) -> httpx.Response:
-        token = token or make_token(self.client, method, uri, body)
+        headers = headers or {}
+        key = headers.get("Idempotency-Key")
+        token = token or make_token(self.client, method, uri, body, idempotency_key=key)
         all_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        return self.send(method, uri, content=body, headers=all_headers | (headers or {}))
+        return self.send(method, uri, content=body, headers=all_headers | headers)
 
     def create(self, payload: dict[str, Any] | bytes, key: str | None = None) -> httpx.Response:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -36,6 +36,7 @@ _INT = re.compile(r"(u?)int([0-9]{1,3})")
 _FIXED_BYTES = re.compile(r"bytes([0-9]{1,2})")
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)")
 _HEX = re.compile(r"0x[0-9a-fA-F]*")
+_MAX_DIGITS = len(str(2**256))
 
 Types = Mapping[str, tuple[tuple[str, str], ...]]
 
@@ -201,6 +202,9 @@ def _integer(kind: str, signed: bool, bits: int, value: object, path: str) -> in
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and _DECIMAL.fullmatch(value):
+        # More digits than 2**256 has never fit; int() would also refuse past 4,300 digits.
+        if len(value.lstrip("-")) > _MAX_DIGITS:
+            raise InvalidPayload(f"{path} does not fit {kind}")
         number = int(value)
     elif isinstance(value, str) and _HEX.fullmatch(value) and len(value) > 2:
         number = int(value, 16)
