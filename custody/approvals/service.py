@@ -154,12 +154,6 @@ def _is_due(request: Request) -> bool:
     )
 
 
-def expire_by_id(session: Session, request_id: str) -> bool:
-    ledger.lock(session)
-    request = session.get(Request, request_id)
-    return request is not None and expire_if_due(session, request)
-
-
 def expire_if_due(session: Session, request: Request) -> bool:
     """Move a pending request past its deadline to `expired` (releasing its limit reservation)."""
     if not _is_due(request):
