@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from custody.chains.values import Amount
 from custody.policy.calls import CallFlag
 
 _FLAGS = frozenset(CallFlag)
@@ -22,7 +23,7 @@ class RequestFacts:
     wallet: str
     chain: str
     asset: str
-    amount: int
+    amount: Amount
     """Base units; 0 for requests that move nothing (e.g. sign_message); the notional for trades."""
     destination: str | None
     """Who receives the asset: the recipient of a withdrawal or ERC-20 transfer, or the spender of
@@ -38,9 +39,9 @@ class RequestFacts:
     primary_type: str | None = None
 
     def __post_init__(self) -> None:
-        # bool is an int subclass, and a negative amount would pass every `amount_lte` rule.
-        if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount < 0:
-            raise ValueError("amount must be a non-negative integer of base units")
+        if not isinstance(self.amount, Amount):
+            # A bare int would compare with no bound; Amount also refuses negative and bool.
+            raise ValueError("amount must be an Amount of base units")
         if not isinstance(self.call_flags, frozenset) or not self.call_flags <= _FLAGS:
             # An unknown flag would be a decoder's warning that no allow_* key can ever answer.
             raise ValueError(f"call_flags must be a frozenset of {sorted(_FLAGS)}")
@@ -72,7 +73,7 @@ class RequestFacts:
             wallet=data["wallet"],
             chain=data["chain"],
             asset=data["asset"],
-            amount=int(data["amount"]),
+            amount=Amount.parse(data["amount"]),
             destination=data.get("destination"),
             client=data.get("client"),
             contract=data.get("contract"),

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.approvals.quorum import quorum_state
-from custody.chains import Digest
+from custody.chains import Amount, Digest
 from custody.hsm.signer import Signer
 from custody.intake.decide import decide
 from custody.ledger import service as ledger
@@ -167,7 +167,7 @@ def stored_facts(session: Session, request: Request) -> RequestFacts:
         wallet=wallet.name,
         chain=chain.name,
         asset=request.asset,
-        amount=int(request.amount),
+        amount=Amount.parse(request.amount),
         destination=request.destination,
         client=client.name if client else None,
     )

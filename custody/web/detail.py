@@ -125,7 +125,7 @@ def _listings(session: Session, row: Row) -> list[Listing]:
         Listing(name, entry.label)
         for name, entries in sorted(active.policy.policy.allowlists.items())
         for entry in entries
-        if entry.chain == row.chain.name and entry.address.lower() == destination.lower()
+        if entry.chain == row.chain.name and entry.address.lowercase == destination.lower()
     ]
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
-from custody.chains import EvmAddress, InvalidPayload, build_eip1559, decode_calldata
+from custody.chains import Amount, EvmAddress, InvalidPayload, build_eip1559, decode_calldata
 from custody.chains.evm.eip1559 import Eip1559Fields
 from custody.chains.values import describe, parse_uint
 from custody.intake.decoders.call_meaning import call_details, meaning
@@ -90,7 +90,7 @@ def decode_contract_call(session: Session, data: dict[str, Any]) -> Draft:
         wallet=wallet,
         chain=chain,
         asset=what.asset,
-        amount=what.amount,
+        amount=Amount(what.amount),
         destination=what.destination,
         payload=unsigned.payload,
         digest=unsigned.digest.prefixed(),

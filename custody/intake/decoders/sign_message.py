@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
+from custody.chains import Amount
 from custody.chains.evm.eip191 import PAYLOAD_TYPE, eip191_digest
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
@@ -45,7 +46,7 @@ def decode_sign_message(session: Session, data: dict[str, Any]) -> Draft:
         wallet=wallet,
         chain=chain,
         asset=chain.native_asset,
-        amount=0,
+        amount=Amount(0),
         destination=None,
         payload=payload,
         digest=eip191_digest(body.message).prefixed(),

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
-from custody.chains import format_units
+from custody.chains import Amount, format_units
 from custody.chains.evm.typed_canonical import canonical_typed_data
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
@@ -80,7 +80,7 @@ def decode_trade(session: Session, data: dict[str, Any]) -> Draft:
         wallet=wallet,
         chain=chain,
         asset=asset,
-        amount=notional,
+        amount=Amount(notional),
         destination=None,
         payload={"type": PAYLOAD_TYPE, "typed_data": typed, "venue": venue.name},
         digest=message.digest.prefixed(),
