@@ -7,13 +7,13 @@ already pending. An approver counts once, towards one group requirement at most.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.policy.stored import StoredDecision
 from custody.store.models import Approval, Approver, ApproverGroup
 
 
@@ -41,15 +41,12 @@ class QuorumState:
         }
 
 
-def requirements(decision: dict[str, Any]) -> tuple[Requirement, ...]:
-    if decision.get("decision") != "require_approvals":
-        return ()
-    groups = decision.get("all_of") or [{"group": decision["group"], "count": decision["count"]}]
-    return tuple(Requirement(str(g["group"]), int(g["count"])) for g in groups)
+def requirements(decision: StoredDecision) -> tuple[Requirement, ...]:
+    return tuple(Requirement(q.group, q.count) for q in decision.quorums())
 
 
-def required_groups(decision_json: str) -> set[str]:
-    return {r.group for r in requirements(json.loads(decision_json))}
+def required_groups(decision: StoredDecision) -> set[str]:
+    return {q.group for q in decision.quorums()}
 
 
 def count_towards(
@@ -82,7 +79,7 @@ def current_membership(session: Session, approver_ids: list[str]) -> dict[str, s
     return membership
 
 
-def quorum_state(session: Session, request_id: str, decision: dict[str, Any]) -> QuorumState:
+def quorum_state(session: Session, request_id: str, decision: StoredDecision) -> QuorumState:
     reqs = requirements(decision)
     rows = [
         (a, n)

@@ -20,6 +20,7 @@ from custody.approvals.quorum import QuorumState, quorum_state, requirements
 from custody.approvals.statement import statement_bytes
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.policy.stored import read_decision
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
 from custody.store.base import utcnow
@@ -93,7 +94,7 @@ def record(
             "groups": list(groups),
         },
     )
-    decided = json.loads(request.policy_decision)
+    decided = read_decision(request.policy_decision)
     if decision == "reject":
         _move(
             session,
@@ -121,7 +122,7 @@ def _check_approver(session: Session, request: Request, approver: Approver) -> N
         raise ApprovalRefused(f"approver {approver.name} is disabled")
     if request.requested_by_approver == approver.id:
         raise ApprovalRefused("a requester never approves its own request")
-    required = {r.group for r in requirements(json.loads(request.policy_decision))}
+    required = {r.group for r in requirements(read_decision(request.policy_decision))}
     if not required & set(groups_of(session, approver.id)):
         raise ApprovalRefused(
             f"approver {approver.name} is not in a group this request needs "
@@ -222,11 +223,11 @@ def approvals_of(session: Session, request_id: str) -> list[dict[str, Any]]:
 
 def approvals_view(session: Session, request: Request) -> dict[str, Any]:
     """The `approvals` part of a request's API view: what is needed and who has decided."""
-    decision = json.loads(request.policy_decision)
+    decision = read_decision(request.policy_decision)
     state = quorum_state(session, request.id, decision)
     return {
         "required": sum(r.count for r in state.requirements),
-        "group": decision.get("group"),
+        "group": getattr(decision, "group", None),
         "quorum": state.as_dict(),
         "decisions": approvals_of(session, request.id),
         "expires_at": request.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,12 +9,35 @@ optional so the withdrawal callers can keep stating only the seven they know; th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import NotRequired
+
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 from custody.chains.values import Amount
 from custody.policy.calls import CallFlag
 
 _FLAGS = frozenset(CallFlag)
+
+
+class _StoredFacts(TypedDict):
+    """`Request.facts` as `to_dict` writes it; rows written before a key existed lack it."""
+
+    type: str
+    wallet: str
+    chain: str
+    asset: str
+    amount: Amount
+    destination: NotRequired[str | None]
+    client: NotRequired[str | None]
+    contract: NotRequired[str | None]
+    method_selector: NotRequired[str | None]
+    call_flags: NotRequired[list[str]]
+    venue: NotRequired[str | None]
+    primary_type: NotRequired[str | None]
+
+
+_STORED_FACTS = TypeAdapter(_StoredFacts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +90,15 @@ class RequestFacts:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RequestFacts:
+    def from_json(cls, column: str) -> RequestFacts:
+        """The one reader of `Request.facts` (the limit counter and the signer's re-check)."""
+        data = _STORED_FACTS.validate_json(column)
         return cls(
             type=data["type"],
             wallet=data["wallet"],
             chain=data["chain"],
             asset=data["asset"],
-            amount=Amount.parse(data["amount"]),
+            amount=data["amount"],
             destination=data.get("destination"),
             client=data.get("client"),
             contract=data.get("contract"),

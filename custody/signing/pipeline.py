@@ -22,6 +22,7 @@ from custody.intake.decide import decide
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.facts import RequestFacts
+from custody.policy.stored import stored_decision
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
 from custody.signing import failpoints
@@ -157,7 +158,7 @@ def _fail(session: Session, request: Request, reason: str) -> None:
 
 def stored_facts(session: Session, request: Request) -> RequestFacts:
     if request.facts is not None:
-        return RequestFacts.from_dict(json.loads(request.facts))
+        return RequestFacts.from_json(request.facts)
     # Requests stored before facts were kept: only native withdrawals existed then.
     wallet = wallets.wallet_by_id(session, request.wallet_id)
     chain = wallets.chain_by_id(session, wallet.chain_id)
@@ -179,7 +180,7 @@ def _recheck_allows(session: Session, request: Request) -> bool:
     if decision.decision == "require_approvals":
         # Approvals given so far must meet what the policy requires now, counted with the
         # approvers' current groups and standing (invariants 6 and 8).
-        allowed = quorum_state(session, request.id, decision.to_dict()).met
+        allowed = quorum_state(session, request.id, stored_decision(decision)).met
     new_status = (
         request.status
         if allowed

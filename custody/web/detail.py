@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from custody.approvals.service import approvals_view
 from custody.chains import format_units
+from custody.policy.facts import RequestFacts
+from custody.policy.stored import StoredDecision, read_decision
 from custody.policy.versions import active_policy
 from custody.store.models import Asset, Request
 from custody.web import repository
@@ -38,7 +40,7 @@ class Detail:
     listings: list[Listing]
     details: dict[str, Any]
     flags: list[str]
-    policy: dict[str, Any]
+    policy: StoredDecision
     approvals: dict[str, Any]
     can_decide: bool
     why_not: str | None
@@ -52,7 +54,7 @@ class Detail:
 
 def build(session: Session, row: Row, user: SignedIn) -> Detail:
     request = row.request
-    facts: dict[str, Any] = json.loads(request.facts or "{}")
+    facts = RequestFacts.from_json(request.facts) if request.facts is not None else None
     details = repository.intake_details(session, request)
     approvals = approvals_view(session, request)
     decided = next(
@@ -65,7 +67,7 @@ def build(session: Session, row: Row, user: SignedIn) -> Detail:
         listings=_listings(session, row),
         details=details,
         flags=_flags(session, request, facts, details),
-        policy=json.loads(request.policy_decision),
+        policy=read_decision(request.policy_decision),
         approvals=approvals,
         can_decide=why_not is None,
         why_not=why_not,
@@ -130,12 +132,12 @@ def _listings(session: Session, row: Row) -> list[Listing]:
 
 
 def _flags(
-    session: Session, request: Request, facts: dict[str, Any], details: dict[str, Any]
+    session: Session, request: Request, facts: RequestFacts | None, details: dict[str, Any]
 ) -> list[str]:
-    flags = [FLAG_TEXT.get(f, f) for f in facts.get("call_flags", [])]
+    flags = [FLAG_TEXT.get(f, f) for f in sorted(facts.call_flags)] if facts else []
     if request.destination and not repository.destination_seen(session, request):
         flags.append("New destination: no earlier signed request sent anything here")
-    venue = facts.get("venue") or details.get("venue")
+    venue = (facts.venue if facts else None) or details.get("venue")
     if request.type == "trade" and venue and not repository.venue_used(session, request, venue):
         flags.append(f"First use of venue {venue}: no earlier trade was signed for it")
     return flags

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.approvals.quorum import required_groups
+from custody.policy.stored import read_decision
 from custody.requests.states import RequestStatus
 from custody.store.models import Approval, Chain, LedgerEntry, Request, Wallet
 from custody.web.errors import RequestHidden
@@ -55,7 +56,7 @@ def queue(session: Session, user: SignedIn) -> list[Row]:
     return [
         row
         for row in _rows(query, session)
-        if required_groups(row.request.policy_decision) & mine
+        if required_groups(read_decision(row.request.policy_decision)) & mine
         or row.request.requested_by_approver == user.approver_id
     ]
 
@@ -80,7 +81,7 @@ def visible(session: Session, user: SignedIn, request_id: str) -> Row:
         raise RequestHidden(f"no request {request_id!r}")
     row = found[0]
     related = (
-        required_groups(row.request.policy_decision) & set(user.groups)
+        required_groups(read_decision(row.request.policy_decision)) & set(user.groups)
         or row.request.requested_by_approver == user.approver_id
         or session.execute(
             select(Approval.id).where(
