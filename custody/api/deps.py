@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from custody.clients.auth import AuthenticatedClient, CallContext, TokenRules, authenticate
 from custody.errors import Forbidden
@@ -28,10 +29,22 @@ def call_uri(request: Request) -> str:
     return f"{uri}?{query.decode('latin-1')}" if query else uri
 
 
+# Only declares the scheme in the OpenAPI document: `authenticate` reads the header itself and
+# answers every failure with its own 401 problem, so this one never refuses anything.
+_TOKEN_SCHEME = HTTPBearer(
+    scheme_name="clientToken",
+    bearerFormat="JWT",
+    description="EdDSA (Ed25519) JWT signed with the client's key; claims sub, uri, method, "
+    "bodyHash, nonce, iat, exp (at most 60 s later), and idempotencyKey when that header is sent",
+    auto_error=False,
+)
+
+
 def client(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
     body: Annotated[bytes, Depends(raw_body)],
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_TOKEN_SCHEME)],
 ) -> AuthenticatedClient:
     settings = rt.settings
     rules = TokenRules(settings.jwt_max_lifetime_seconds, settings.jwt_clock_skew_seconds)

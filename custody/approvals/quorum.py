@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.approvals.schemas import QuorumRequirementView, QuorumView
 from custody.policy.stored import StoredDecision
 from custody.store.models import Approval, Approver, ApproverGroup
 
@@ -32,6 +33,15 @@ class QuorumState:
     @property
     def met(self) -> bool:
         return all(len(self.approved_by.get(r.group, ())) >= r.count for r in self.requirements)
+
+    def view(self) -> QuorumView:
+        return QuorumView(
+            required=[
+                QuorumRequirementView(group=r.group, count=r.count) for r in self.requirements
+            ],
+            received={g: list(names) for g, names in sorted(self.approved_by.items())},
+            met=self.met,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

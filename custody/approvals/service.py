@@ -201,36 +201,3 @@ def expire_due(session: Session, limit: int = 500) -> int:
         .all()
     )
     return sum(1 for request in due if expire_if_due(session, request))
-
-
-def approvals_of(session: Session, request_id: str) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(Approval, Approver.name)
-        .join(Approver, Approver.id == Approval.approver_id)
-        .where(Approval.request_id == request_id)
-        .order_by(Approval.id)
-    ).all()
-    return [
-        {
-            "approver": name,
-            "decision": a.decision,
-            "method": a.method,
-            "at": a.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        for a, name in rows
-    ]
-
-
-def approvals_view(session: Session, request: Request) -> dict[str, Any]:
-    """The `approvals` part of a request's API view: what is needed and who has decided."""
-    decision = read_decision(request.policy_decision)
-    state = quorum_state(session, request.id, decision)
-    return {
-        "required": sum(r.count for r in state.requirements),
-        "group": getattr(decision, "group", None),
-        "quorum": state.as_dict(),
-        "decisions": approvals_of(session, request.id),
-        "expires_at": request.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if request.expires_at
-        else None,
-    }

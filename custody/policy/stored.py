@@ -2,8 +2,8 @@
 
 `Decision.to_dict()` writes the column; `read_decision` is its one reader, so views, quorum checks
 and webhooks use fields instead of digging in a dict. The models mirror `to_dict()` key for key:
-`limits` and `all_of`, written only when non-empty, are absent again when dumped, so the API
-shows the stored object unchanged.
+`limits` and `all_of`, written only when non-empty, are absent again when dumped, and fields are
+declared in sorted order, as the column is written, so the API shows the stored object unchanged.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ class PolicyQuorum(JsonModel):
 
 class PolicyAllow(JsonModel):
     decision: Literal["allow"]
-    rule: str
-    reason: str
     limits: tuple[str, ...] | None = absent("ids of the limits this request counts towards")
+    reason: str
+    rule: str
 
     def quorums(self) -> tuple[PolicyQuorum, ...]:
         return ()
@@ -33,23 +33,23 @@ class PolicyAllow(JsonModel):
 
 class PolicyDeny(JsonModel):
     decision: Literal["deny"]
-    rule: str | None = Field(description="null for the default deny (no rule matched)")
-    reason: str
     limits: tuple[str, ...] | None = absent()
+    reason: str
+    rule: str | None = Field(description="null for the default deny (no rule matched)")
 
     def quorums(self) -> tuple[PolicyQuorum, ...]:
         return ()
 
 
 class PolicyRequireApprovals(JsonModel):
-    decision: Literal["require_approvals"]
-    rule: str
-    reason: str
-    count: int = Field(description="approvals needed in all (distinct approvers)")
-    group: str | None = Field(description="the one group, or null when `all_of` lists several")
-    expires_after_seconds: int | None
     all_of: tuple[PolicyQuorum, ...] | None = absent("every quorum, when there are several")
+    count: int = Field(description="approvals needed in all (distinct approvers)")
+    decision: Literal["require_approvals"]
+    expires_after_seconds: int | None
+    group: str | None = Field(description="the one group, or null when `all_of` lists several")
     limits: tuple[str, ...] | None = absent()
+    reason: str
+    rule: str
 
     @model_validator(mode="after")
     def _names_its_quorums(self) -> PolicyRequireApprovals:

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.approvals.service import approvals_view
+from custody.approvals.schemas import ApprovalsView
+from custody.approvals.views import approvals_view
 from custody.chains import format_units
 from custody.policy.facts import RequestFacts
 from custody.policy.stored import StoredDecision, read_decision
@@ -41,7 +42,7 @@ class Detail:
     details: dict[str, Any]
     flags: list[str]
     policy: StoredDecision
-    approvals: dict[str, Any]
+    approvals: ApprovalsView
     can_decide: bool
     why_not: str | None
     decided: str | None
@@ -57,9 +58,7 @@ def build(session: Session, row: Row, user: SignedIn) -> Detail:
     facts = RequestFacts.from_json(request.facts) if request.facts is not None else None
     details = repository.intake_details(session, request)
     approvals = approvals_view(session, request)
-    decided = next(
-        (d["decision"] for d in approvals["decisions"] if d["approver"] == user.name), None
-    )
+    decided = next((d.decision for d in approvals.decisions if d.approver == user.name), None)
     why_not = _why_not(request, user, decided)
     return Detail(
         row=row,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
 from custody.chains import Amount, EvmAddress, InvalidPayload, build_eip1559, decode_calldata
@@ -13,7 +13,7 @@ from custody.chains.values import describe, parse_uint
 from custody.intake.decoders.call_meaning import call_details, meaning
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
-from custody.intake.schemas import EvmFieldsBody, describe_validation_error
+from custody.intake.schemas import ADDRESS, DECIMAL, EvmFieldsBody, describe_validation_error
 from custody.wallets import repository as wallets
 from custody.wallets.assets import asset_by_contract
 
@@ -21,13 +21,18 @@ _MAX_NONCE = 2**64
 
 
 class ContractCallBody(BaseModel):
+    """An EIP-1559 transaction carrying calldata, judged by what the calldata does."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal["contract_call"]
     wallet: StrictStr
-    to: StrictStr
-    data: StrictStr
-    value: StrictStr
+    to: StrictStr = Field(description="the contract", json_schema_extra=ADDRESS)
+    data: StrictStr = Field(
+        description="calldata: 0x, a 4-byte selector and its arguments",
+        json_schema_extra={"pattern": r"^0x([0-9a-fA-F]{2}){4,}$"},
+    )
+    value: StrictStr = Field(description="wei sent with the call", json_schema_extra=DECIMAL)
     evm: EvmFieldsBody
 
 

@@ -22,6 +22,8 @@ MAX_MESSAGE = 4096
 
 
 class SignMessageBody(BaseModel):
+    """An EIP-191 `personal_sign` message: printable text, denied unless a rule allows it."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal["sign_message"]

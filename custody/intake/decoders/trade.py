@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
 from custody.chains import Amount, format_units
@@ -27,12 +27,16 @@ _UINT = re.compile(r"uint([0-9]{1,3})")
 
 
 class TradeBody(BaseModel):
+    """An EIP-712 order for a registered venue; its notional is read from a declared field."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal["trade"]
     wallet: StrictStr
     venue: StrictStr
-    typed_data: dict[str, Any]
+    typed_data: dict[str, Any] = Field(
+        description="EIP-712 typed data: {types, primaryType, domain, message}"
+    )
 
 
 def decode_trade(session: Session, data: dict[str, Any]) -> Draft:
