@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 from custody.approvals.schemas import ApprovalsView
 from custody.approvals.views import approvals_view
 from custody.chains import format_units
+from custody.chains.schemas import TransactionPayload, read_payload
 from custody.policy.facts import RequestFacts
 from custody.policy.stored import StoredDecision, read_decision
 from custody.policy.versions import active_policy
@@ -46,7 +46,7 @@ class Detail:
     can_decide: bool
     why_not: str | None
     decided: str | None
-    payload: dict[str, Any] = field(default_factory=dict)
+    payload: TransactionPayload
 
     @property
     def request(self) -> Request:
@@ -71,7 +71,7 @@ def build(session: Session, row: Row, user: SignedIn) -> Detail:
         can_decide=why_not is None,
         why_not=why_not,
         decided=decided,
-        payload=json.loads(request.payload),
+        payload=read_payload(request.payload),
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.approvals.quorum import required_groups
+from custody.chains.schemas import Eip712Payload, read_payload
 from custody.policy.stored import read_decision
 from custody.requests.states import RequestStatus
 from custody.store.models import Approval, Chain, LedgerEntry, Request, Wallet
@@ -137,4 +138,7 @@ def venue_used(session: Session, request: Request, venue: str) -> bool:
             Request.created_at < request.created_at,
         )
     ).scalars()
-    return any(json.loads(p).get("venue") == venue for p in payloads)
+    return any(
+        isinstance(stored, Eip712Payload) and stored.venue == venue
+        for stored in map(read_payload, payloads)
+    )
