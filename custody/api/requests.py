@@ -38,7 +38,7 @@ MAX_PAGE = 200
 @router.post(
     "",
     status_code=201,
-    summary="Create a withdrawal request",
+    summary="Create a request: a withdrawal, contract call, trade or message to sign",
     responses=problem_responses(409, 413),
     openapi_extra=json_body(
         "RequestBody",
