@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from custody.chains import Amount
 from custody.policy import (
     EvaluationContext,
     ReferencePrices,
@@ -81,17 +82,17 @@ def policy_text(rules: int = 200) -> str:
 
 
 def requests() -> list[RequestFacts]:
-    base = RequestFacts("withdrawal", "hot-eth", "ethereum", "ETH", 3, LISTED[3], "desk-1")
+    base = RequestFacts("withdrawal", "hot-eth", "ethereum", "ETH", Amount(3), LISTED[3], "desk-1")
     return [
         base,
-        replace(base, amount=10**18),
+        replace(base, amount=Amount(10**18)),
         replace(base, destination=LISTED[5]),
         replace(base, destination="0x" + "ee" * 20),
         replace(
             base, type="contract_call", contract="0x" + "ab" * 20, method_selector="0xa9059cbb"
         ),
         replace(base, type="trade", venue="nowhere", destination=None),
-        replace(base, type="sign_message", amount=0, destination=None),
+        replace(base, type="sign_message", amount=Amount(0), destination=None),
     ]
 
 

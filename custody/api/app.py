@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from custody import __version__
 from custody.api import ledger as ledger_routes
-from custody.api import ops, problems
+from custody.api import openapi, ops, problems
 from custody.api import policy as policy_routes
 from custody.api import requests as request_routes
 from custody.api import webhooks as webhook_routes
@@ -52,6 +52,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     problems.install(app)
+    openapi.install(app)
     app.include_router(request_routes.router)
     app.include_router(policy_routes.router)
     app.include_router(ledger_routes.router)

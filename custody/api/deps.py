@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from custody.clients.auth import AuthenticatedClient, CallContext, TokenRules, authenticate
 from custody.errors import Forbidden, Unauthorized
@@ -51,10 +52,22 @@ def _authenticate(
     return authenticate(rt.db, request.headers.get("authorization"), call, rules)
 
 
+# Only declares the scheme in the OpenAPI document: `authenticate` reads the header itself and
+# answers every failure with its own 401 problem, so this one never refuses anything.
+_TOKEN_SCHEME = HTTPBearer(
+    scheme_name="clientToken",
+    bearerFormat="JWT",
+    description="EdDSA (Ed25519) JWT signed with the client's key; claims sub, uri, method, "
+    "bodyHash, nonce, iat, exp (at most 60 s later), and idempotencyKey when that header is sent",
+    auto_error=False,
+)
+
+
 def client(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
     body: Annotated[bytes, Depends(raw_body)],
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_TOKEN_SCHEME)],
 ) -> AuthenticatedClient:
     return _authenticate(request, rt, body, key_required=False)
 
@@ -63,6 +76,7 @@ def creating_client(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
     body: Annotated[bytes, Depends(raw_body)],
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_TOKEN_SCHEME)],
 ) -> AuthenticatedClient:
     """`POST /v1/requests`: the Idempotency-Key header and its signed claim are both required."""
     return trading_client(_authenticate(request, rt, body, key_required=True))

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
 from custody.api.deps import AnyClientDep, AuditorDep, RuntimeDep
+from custody.api.problems import problem_responses
 from custody.errors import NotFound
 from custody.ledger import proofs
 from custody.ledger.checkpoints import latest_checkpoint, runtime_identity
+from custody.ledger.schemas import ConsistencyProof, InclusionProof, LedgerEntries, LedgerKey
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(
+    prefix="/v1/ledger",
+    tags=["ledger"],
+    responses=problem_responses(401, 403, 422, 500, 503),
+)
 
 
 @router.get(
     "/checkpoint",
     response_class=PlainTextResponse,
     summary="The newest signed checkpoint (C2SP signed note, text/plain)",
+    responses=problem_responses(404),
 )
 def checkpoint(rt: RuntimeDep, _client: AnyClientDep) -> PlainTextResponse:
     with rt.db.read() as session:
@@ -38,9 +45,9 @@ def entries(
     _client: AuditorDep,
     start: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=proofs.MAX_ENTRIES_PAGE)] = 100,
-) -> dict[str, Any]:
+) -> LedgerEntries:
     with rt.db.read() as session:
-        return {"entries": proofs.entries(session, start, limit)}
+        return proofs.entries(session, start, limit)
 
 
 @router.get("/proofs/inclusion", summary="RFC 9162 inclusion proof of entry `index`")
@@ -49,7 +56,7 @@ def inclusion(
     _client: AnyClientDep,
     index: Annotated[int, Query(ge=0)],
     tree_size: Annotated[int, Query(ge=1)],
-) -> dict[str, Any]:
+) -> InclusionProof:
     with rt.db.read() as session:
         return proofs.inclusion(session, index, tree_size)
 
@@ -60,17 +67,17 @@ def consistency(
     _client: AnyClientDep,
     from_size: Annotated[int, Query(alias="from", ge=1)],
     to_size: Annotated[int, Query(alias="to", ge=1)],
-) -> dict[str, Any]:
+) -> ConsistencyProof:
     with rt.db.read() as session:
         return proofs.consistency(session, from_size, to_size)
 
 
 @router.get("/public-key", summary="The ledger key as a note verifier key")
-def public_key(rt: RuntimeDep, _client: AnyClientDep) -> dict[str, str]:
+def public_key(rt: RuntimeDep, _client: AnyClientDep) -> LedgerKey:
     ident = runtime_identity(rt)
-    return {
-        "verifier_key": ident.verifier_key,
-        "origin": ident.origin,
-        "algorithm": "ed25519",
-        "public_key": ident.public_key.hex(),
-    }
+    return LedgerKey(
+        verifier_key=ident.verifier_key,
+        origin=ident.origin,
+        algorithm="ed25519",
+        public_key=ident.public_key.hex(),
+    )

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from custody.api.deps import RuntimeDep
-from custody.api.problems import problem
+from custody.api.problems import problem, problem_responses
+from custody.api.schemas import Health, Readiness, ReadinessChecks
 from custody.errors import CustodyError
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="The process is alive")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def healthz() -> Health:
+    return Health(status="ok")
 
 
-@router.get("/readyz", summary="Database and HSM are reachable", response_model=None)
-def readyz(rt: RuntimeDep) -> dict[str, Any] | Response:
+@router.get(
+    "/readyz",
+    summary="Database and HSM are reachable",
+    response_model=Readiness,
+    responses=problem_responses(503),
+)
+def readyz(rt: RuntimeDep) -> Readiness | Response:
+    """Not ready: a 503 problem whose `checks` member says what failed."""
     checks: dict[str, str] = {}
     try:
         with rt.db.read() as session:
@@ -35,11 +41,11 @@ def readyz(rt: RuntimeDep) -> dict[str, Any] | Response:
     except CustodyError as exc:
         checks["hsm"] = exc.message
     if all(v == "ok" for v in checks.values()):
-        return {"status": "ready", "checks": checks}
+        return Readiness(status="ready", checks=ReadinessChecks.model_validate(checks))
     failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
     return problem(503, "Not ready", failing, "not-ready", checks=checks)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -2,40 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from custody.api.deps import BodyDep, ClientDep, RuntimeDep
+from custody.api.openapi import json_body
+from custody.api.problems import problem_responses
+from custody.api.schemas import FactsView, PayloadSummary, ProposalAnswer, Simulation
 from custody.approvals.policy_approvals import approve_proposal_with_device_key
 from custody.decisions.service import decide
 from custody.errors import ValidationFailed
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
+from custody.policy.stored import stored_decision
 
-router = APIRouter(prefix="/v1/policy", tags=["policy"])
+router = APIRouter(
+    prefix="/v1/policy",
+    tags=["policy"],
+    responses=problem_responses(400, 401, 403, 413, 422, 500, 503),
+)
 
 
-@router.post("/simulate", summary="Dry run: decode a request body and decide it, storing nothing")
-def simulate(rt: RuntimeDep, client: ClientDep, body: BodyDep) -> dict[str, Any]:
+@router.post(
+    "/simulate",
+    summary="Dry run: decode a request body and decide it, storing nothing",
+    openapi_extra=json_body("RequestBody", "A body as `POST /v1/requests` would take it."),
+)
+def simulate(rt: RuntimeDep, client: ClientDep, body: BodyDep) -> Simulation:
     with rt.db.read() as session:
         draft = decode(session, parse_object(body))
         facts = draft.facts(client.name)
         active, decision = decide(session, facts, exclude_request=None)
-        return {
-            "policy": decision.to_dict(),
-            "policy_digest": active.digest if active else None,
-            "facts": facts.to_dict(),
-            "payload": {"digest": draft.digest, "summary": draft.summary},
-            "stored": False,
-        }
+        return Simulation(
+            policy=stored_decision(decision),
+            policy_digest=active.digest if active else None,
+            facts=FactsView.model_validate(facts.to_dict()),
+            payload=PayloadSummary(digest=draft.digest, summary=draft.summary),
+            stored=False,
+        )
 
 
 @router.post(
     "/proposals/{version}/approvals",
     summary="Governance: an approver's device-key decision on a proposed policy version",
+    responses=problem_responses(404, 409),
+    openapi_extra=json_body("ApprovalBody", "The decision and its device-key signature."),
 )
-def approve_proposal(version: int, rt: RuntimeDep, body: BodyDep) -> dict[str, Any]:
+def approve_proposal(version: int, rt: RuntimeDep, body: BodyDep) -> ProposalAnswer:
     data = parse_object(body)
     unknown = set(data) - {"approver", "decision", "signature"}
     if unknown:
@@ -48,4 +60,4 @@ def approve_proposal(version: int, rt: RuntimeDep, body: BodyDep) -> dict[str, A
             decision=data.get("decision"),
             signature=data.get("signature"),
         )
-    return {"version": version, "state": state}
+    return ProposalAnswer.model_validate({"version": version, "state": state})

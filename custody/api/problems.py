@@ -8,12 +8,50 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from custody.errors import CustodyError
+from custody.jsonshape import absent
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("custody.api")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the body of every error answer."""
+
+    # Some problems carry more members (`checks` when /readyz is not ready), as RFC 9457 allows.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = Field(description="URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str = Field(description="what went wrong, for the person who caused it")
+    instance: str | None = absent("the path that was called")
+
+
+_MEANINGS = {
+    400: "Bad request",
+    401: "Missing, expired, replayed or wrongly signed token (or approval signature)",
+    403: "Not allowed for this client's role, or for this approver",
+    404: "No such resource (another client's requests are not found either)",
+    409: "Conflicts with the current state: Idempotency-Key reused with another body, nonce "
+    "taken, or the request has moved on",
+    413: "Body larger than this installation accepts",
+    422: "Invalid request: not strict JSON (floats, duplicate keys), unknown fields, bad values",
+    500: "Internal error; details only in the server log",
+    503: "Database or HSM unreachable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for error statuses, each an application/problem+json body."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {"schema": schema}}}
+        for status in statuses
+    }
 
 
 def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> JSONResponse:

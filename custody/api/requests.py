@@ -6,36 +6,61 @@ import base64
 import binascii
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep
+from custody.api.openapi import json_body, required_header
+from custody.api.problems import problem_responses
 from custody.approvals.device import record_device_approval, verify_device_approval
-from custody.approvals.service import approvals_view
+from custody.approvals.schemas import ApprovalAnswer
+from custody.approvals.views import approvals_view
 from custody.errors import Conflict, ValidationFailed
 from custody.intake.jsonbody import parse_object
-from custody.intake.pipeline import submit
+from custody.intake.pipeline import MAX_IDEMPOTENCY_KEY, submit
 from custody.requests import repository
 from custody.requests import service as request_service
 from custody.requests.states import RequestStatus
-from custody.requests.views import request_view
-from custody.store.models import Request
+from custody.views.requests import request_model
+from custody.views.schemas import RequestPage, RequestView
 
-router = APIRouter(prefix="/v1/requests", tags=["requests"])
+router = APIRouter(
+    prefix="/v1/requests",
+    tags=["requests"],
+    responses=problem_responses(400, 401, 403, 422, 500, 503),
+)
 MAX_PAGE = 200
 
 
-@router.post("", status_code=201, summary="Create a withdrawal request")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a request: a withdrawal, contract call, trade or message to sign",
+    responses=problem_responses(409, 413),
+    openapi_extra=json_body(
+        "RequestBody",
+        "One of the request types, by `type`. Amounts are decimal strings of base units; "
+        "numbers with a fraction or exponent and duplicate keys are refused. The body's exact "
+        "bytes are what the token's `bodyHash` names.",
+    )
+    | required_header(
+        "Idempotency-Key",
+        "Also the token's `idempotencyKey` claim. The same key and body answer as the first "
+        "time did; the same key with another body is a 409.",
+        MAX_IDEMPOTENCY_KEY,
+    ),
+)
 def create_request(
     response: Response,
     rt: RuntimeDep,
     client: CreatingClientDep,
     body: BodyDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> dict[str, Any]:
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", include_in_schema=False)
+    ] = None,
+) -> RequestView:
     for attempt in range(2):
         try:
             with rt.db.write() as session:
@@ -52,18 +77,19 @@ def create_request(
             # now that its row is committed; the second time the normal checks explain it.
             if attempt == 1:
                 raise Conflict("a concurrent request conflicts with this one; retry") from None
+    view = RequestView.model_validate(submission.view)
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    elif submission.view["status"] == RequestStatus.APPROVED:
+    elif view.status == RequestStatus.APPROVED:
         rt.notify_signer()
-    return submission.view
+    return view
 
 
-@router.get("/{request_id}", summary="Read one of your requests")
-def get_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> dict[str, Any]:
+@router.get("/{request_id}", summary="Read one of your requests", responses=problem_responses(404))
+def get_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> RequestView:
     with rt.db.read() as session:
         request, wallet_name = repository.for_client(session, client.id, request_id)
-        return _full_view(session, request, wallet_name)
+        return request_model(request, wallet_name, approvals_view(session, request))
 
 
 @router.get("", summary="List your requests, newest first")
@@ -73,32 +99,42 @@ def list_requests(
     status: Annotated[RequestStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> RequestPage:
     after = _decode_cursor(cursor) if cursor else None
     with rt.db.read() as session:
         rows = repository.page_for_client(
             session, client.id, status=status, after=after, limit=limit + 1
         )
-        items = [_full_view(session, r, name) for r, name in rows[:limit]]
+        items = [request_model(r, name, approvals_view(session, r)) for r, name in rows[:limit]]
         next_cursor = (
             _encode_cursor(rows[limit - 1][0].created_at, rows[limit - 1][0].id)
             if len(rows) > limit
             else None
         )
-    return {"items": items, "next_cursor": next_cursor}
+    return RequestPage(items=items, next_cursor=next_cursor)
 
 
-@router.post("/{request_id}/cancel", summary="Cancel a request that is not yet being signed")
-def cancel_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> dict[str, Any]:
+@router.post(
+    "/{request_id}/cancel",
+    summary="Cancel a request that is not yet being signed",
+    responses=problem_responses(404, 409),
+)
+def cancel_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> RequestView:
+    """The answer shows `approvals` as at intake (`decisions` empty), as it always has."""
     with rt.db.write() as session:
         request, wallet_name = request_service.cancel(
             session, client_id=client.id, request_id=request_id
         )
-        return request_view(request, wallet_name)
+        return request_model(request, wallet_name)
 
 
-@router.post("/{request_id}/approvals", summary="An approver's device-key approval or rejection")
-def add_approval(request_id: str, rt: RuntimeDep, body: BodyDep) -> dict[str, Any]:
+@router.post(
+    "/{request_id}/approvals",
+    summary="An approver's device-key approval or rejection",
+    responses=problem_responses(404, 409, 413),
+    openapi_extra=json_body("ApprovalBody", "The decision and its device-key signature."),
+)
+def add_approval(request_id: str, rt: RuntimeDep, body: BodyDep) -> ApprovalAnswer:
     """Authenticated by the Ed25519 signature over the approval statement (see DESIGN.md),
     not by a client token: approvers are people with devices, not trading systems."""
     data = parse_object(body)
@@ -116,20 +152,14 @@ def add_approval(request_id: str, rt: RuntimeDep, body: BodyDep) -> dict[str, An
     with rt.db.write() as session:
         outcome = record_device_approval(session, verified)
     outcome.raise_refusal()  # a request past its deadline expired (committed) instead
-    answer = {
-        "request": outcome.request_id,
-        "status": outcome.status,
-        "quorum": outcome.quorum.as_dict(),
-    }
-    if answer["status"] == RequestStatus.APPROVED:
+    answer = ApprovalAnswer(
+        request=outcome.request_id,
+        status=RequestStatus(outcome.status),
+        quorum=outcome.quorum.view(),
+    )
+    if answer.status == RequestStatus.APPROVED:
         rt.notify_signer()
     return answer
-
-
-def _full_view(session: Session, request: Request, wallet_name: str) -> dict[str, Any]:
-    view = request_view(request, wallet_name)
-    view["approvals"] = approvals_view(session, request)
-    return view
 
 
 def _encode_cursor(created_at: datetime, request_id: str) -> str:

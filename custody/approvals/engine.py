@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from custody.approvals.schemas import QuorumRequirementView, QuorumView
+
 
 @dataclass(frozen=True)
 class Requirement:
@@ -61,6 +63,15 @@ class QuorumState:
     @property
     def counted(self) -> int:
         return sum(len(names) for names in self.approved_by.values())
+
+    def view(self) -> QuorumView:
+        return QuorumView(
+            required=[
+                QuorumRequirementView(group=r.group, count=r.count) for r in self.requirements
+            ],
+            received={g: list(names) for g, names in sorted(self.approved_by.items())},
+            met=self.met,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

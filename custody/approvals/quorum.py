@@ -8,9 +8,7 @@ counting itself is custody.approvals.engine, shared with policy governance.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,20 +20,21 @@ from custody.approvals.engine import (
     count_quorum,
     parse_requirements,
 )
+from custody.policy.stored import StoredDecision
 from custody.store.models import Approval, Approver, ApproverGroup
 
 
-def requirements(decision: dict[str, Any]) -> tuple[Requirement, ...]:
+def requirements(decision: StoredDecision) -> tuple[Requirement, ...]:
     """What a policy decision asks for: nothing unless it is require_approvals (ValueError if a
     require_approvals decision names no quorum)."""
-    if decision.get("decision") != "require_approvals":
+    quorums = decision.quorums()
+    if decision.decision != "require_approvals":
         return ()
-    groups = decision.get("all_of") or [{"group": decision["group"], "count": decision["count"]}]
-    return parse_requirements(groups)
+    return parse_requirements({"group": q.group, "count": q.count} for q in quorums)
 
 
-def required_groups(decision_json: str) -> set[str]:
-    return {r.group for r in requirements(json.loads(decision_json))}
+def required_groups(decision: StoredDecision) -> set[str]:
+    return {q.group for q in decision.quorums()}
 
 
 def current_membership(session: Session, approver_ids: list[str]) -> dict[str, set[str]]:
@@ -60,7 +59,7 @@ def votes_now(session: Session, approvers: Iterable[tuple[str, str]]) -> tuple[V
     )
 
 
-def quorum_state(session: Session, request_id: str, decision: dict[str, Any]) -> QuorumState:
+def quorum_state(session: Session, request_id: str, decision: StoredDecision) -> QuorumState:
     rows = session.execute(
         select(Approval.approver_id, Approver.name)
         .join(Approver, Approver.id == Approval.approver_id)

@@ -22,6 +22,7 @@ from custody.approvals.quorum import quorum_state, requirements
 from custody.approvals.statement import statement_bytes
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.policy.stored import read_decision
 from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
@@ -68,7 +69,7 @@ def record(
     """
     ledger.lock(session)
     request = requests.locked(session, request_id, for_update=True)
-    decided = json.loads(request.policy_decision)
+    decided = read_decision(request.policy_decision)
     if expire_if_due(session, request):
         refusal = ApprovalRefused(f"request {request.id} expired before this approval")
         return ApprovalOutcome(
@@ -138,7 +139,7 @@ def _check_approver(session: Session, request: Request, approver: Approver) -> N
     if approver.disabled_at is not None:
         raise ApprovalRefused(f"approver {approver.name} is disabled")
     refuse_maker(request, approver.id)
-    required = {r.group for r in requirements(json.loads(request.policy_decision))}
+    required = {r.group for r in requirements(read_decision(request.policy_decision))}
     if not required & set(groups_of(session, approver.id)):
         raise ApprovalRefused(
             f"approver {approver.name} is not in a group this request needs "
@@ -184,36 +185,3 @@ def expire_due(session: Session, limit: int = 500) -> int:
         .all()
     )
     return sum(1 for request in due if expire_if_due(session, request))
-
-
-def approvals_of(session: Session, request_id: str) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(Approval, Approver.name)
-        .join(Approver, Approver.id == Approval.approver_id)
-        .where(Approval.request_id == request_id)
-        .order_by(Approval.id)
-    ).all()
-    return [
-        {
-            "approver": name,
-            "decision": a.decision,
-            "method": a.method,
-            "at": a.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        for a, name in rows
-    ]
-
-
-def approvals_view(session: Session, request: Request) -> dict[str, Any]:
-    """The `approvals` part of a request's API view: what is needed and who has decided."""
-    decision = json.loads(request.policy_decision)
-    state = quorum_state(session, request.id, decision)
-    return {
-        "required": sum(r.count for r in state.requirements),
-        "group": decision.get("group"),
-        "quorum": state.as_dict(),
-        "decisions": approvals_of(session, request.id),
-        "expires_at": request.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if request.expires_at
-        else None,
-    }

@@ -3,15 +3,25 @@
 Amounts cross the API as decimal strings of base units: JSON numbers lose precision beyond 2**53
 and floats cannot say "exactly one wei", so anything that is not a string of ASCII digits is refused
 rather than coerced.
+
+`Amount` and `EvmAddress` are the only amount and address types from intake through policy to the
+signer. They are built two ways with one rule: `parse` for API bodies and payloads (an
+`InvalidPayload` naming the field), and as pydantic field types for policy and case files (short
+lower-case messages that the policy loader prefixes with file, line and path).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 from eth_utils.crypto import keccak
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from custody.chains.errors import InvalidPayload
 
@@ -19,6 +29,8 @@ from custody.chains.errors import InvalidPayload
 # that int() would happily parse, and int() also accepts "1_000", " 1" and "+1".
 _DIGITS = re.compile(r"[0-9]+")
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)$"
+_ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 _HEX_DIGEST = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
 
 
@@ -42,27 +54,51 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
+class UintFault(Enum):
+    """Why a text is not a canonical unsigned decimal; each audience words it its own way."""
+
+    NOT_TEXT = "not_text"
+    NOT_DIGITS = "not_digits"
+    LEADING_ZERO = "leading_zero"
+    TOO_MANY_DIGITS = "too_many_digits"
+    TOO_LARGE = "too_large"
+
+
+def read_uint(text: object, *, bits: int = 256) -> int | UintFault:
+    """The one reading of a canonical decimal string (ASCII digits, no leading zeros) below
+    ``2**bits``: API bodies, payloads and policy files all accept exactly the same spellings."""
+    if not isinstance(text, str):
+        return UintFault.NOT_TEXT
+    if not _DIGITS.fullmatch(text):
+        return UintFault.NOT_DIGITS
+    # Leading zeros are refused so that one number has one spelling in payloads and the ledger.
+    if len(text) > 1 and text[0] == "0":
+        return UintFault.LEADING_ZERO
+    # Checked on length first: int() of a huge string is slow and hits Python's digit limit.
+    if len(text) > len(str(2**bits)):
+        return UintFault.TOO_MANY_DIGITS
+    number = int(text)
+    return UintFault.TOO_LARGE if number >= 2**bits else number
+
+
 def parse_uint(
     text: object, *, what: str, bits: int = 256, expected: str = "a decimal string of base units"
 ) -> int:
-    """Parse a canonical decimal string (ASCII digits, no leading zeros) below ``2**bits``."""
-    if not isinstance(text, str):
-        raise InvalidPayload(f"{what} must be {expected}, got {describe(text)}")
-    if not _DIGITS.fullmatch(text):
-        raise InvalidPayload(
-            f"{what} must be a decimal string of digits only (no sign, dot, exponent or spaces), "
-            f"got {describe(text)}"
-        )
-    # Leading zeros are refused so that one number has one spelling in payloads and the ledger.
-    if len(text) > 1 and text[0] == "0":
-        raise InvalidPayload(f"{what} must not have leading zeros, got {describe(text)}")
-    # Checked on length first: int() of a huge string is slow and hits Python's digit limit.
-    if len(text) > len(str(2**bits)):
-        raise InvalidPayload(f"{what} is too large ({len(text)} digits, must be below 2**{bits})")
-    number = int(text)
-    if number >= 2**bits:
-        raise InvalidPayload(f"{what} is too large (must be below 2**{bits})")
-    return number
+    """`read_uint`, worded for a JSON client: which field, and what was wrong with it."""
+    number = read_uint(text, bits=bits)
+    if not isinstance(number, UintFault):
+        return number
+    shown = describe(text)
+    messages = {
+        UintFault.NOT_TEXT: f"{what} must be {expected}, got {shown}",
+        UintFault.NOT_DIGITS: f"{what} must be a decimal string of digits only "
+        f"(no sign, dot, exponent or spaces), got {shown}",
+        UintFault.LEADING_ZERO: f"{what} must not have leading zeros, got {shown}",
+        UintFault.TOO_MANY_DIGITS: f"{what} is too large "
+        f"({len(str(text))} digits, must be below 2**{bits})",
+        UintFault.TOO_LARGE: f"{what} is too large (must be below 2**{bits})",
+    }
+    raise InvalidPayload(messages[number])
 
 
 def check_uint(value: object, *, what: str, bits: int = 256) -> int:
@@ -76,9 +112,33 @@ def check_uint(value: object, *, what: str, bits: int = 256) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+def _file_value_schema(build: Callable[[object], object], pattern: str) -> CoreSchema:
+    """A pydantic schema that builds a value type from its text and writes it back as text."""
+    return core_schema.no_info_plain_validator_function(
+        build,
+        json_schema_input_schema=core_schema.str_schema(pattern=pattern),
+        serialization=core_schema.plain_serializer_function_ser_schema(
+            str, return_schema=core_schema.str_schema()
+        ),
+    )
+
+
+# Config-file wording: the loader says where, so the message only says what.
+_AMOUNT_FILE_ERRORS = {
+    UintFault.NOT_TEXT: ("not_integer_string", "not an integer string"),
+    UintFault.NOT_DIGITS: ("not_integer_string", "not an integer string"),
+    UintFault.LEADING_ZERO: ("leading_zero", "an integer string must not start with 0"),
+    UintFault.TOO_MANY_DIGITS: ("amount_too_large", "larger than 2**256 - 1"),
+    UintFault.TOO_LARGE: ("amount_too_large", "larger than 2**256 - 1"),
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class Amount:
-    """A non-negative number of base units (wei for ETH), below 2**256."""
+    """A non-negative number of base units (wei for ETH), below 2**256.
+
+    Ordered, so policy bounds compare amounts directly; never ordered against a bare int.
+    """
 
     value: int
 
@@ -91,6 +151,21 @@ class Amount:
         if positive and number == 0:
             raise InvalidPayload(f"{what} must be greater than zero")
         return cls(number)
+
+    @classmethod
+    def _from_file(cls, text: object) -> Amount:
+        if isinstance(text, Amount):
+            return text
+        number = read_uint(text, bits=256)
+        if isinstance(number, UintFault):
+            raise PydanticCustomError(*_AMOUNT_FILE_ERRORS[number])
+        return cls(number)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return _file_value_schema(cls._from_file, _AMOUNT_PATTERN)
 
     def __str__(self) -> str:
         return str(self.value)
@@ -156,24 +231,62 @@ class EvmAddress:
 
     @classmethod
     def parse(cls, text: object, *, what: str = "address") -> EvmAddress:
-        if not isinstance(text, str) or not _HEX_ADDRESS.fullmatch(text):
+        read = _read_address(text)
+        if read is _AddressFault.NOT_HEX:
             raise InvalidPayload(
                 f"{what} must be 0x followed by 40 hex digits, got {describe(text)}"
             )
-        digits = text[2:]
-        # Single-case input carries no checksum to check; mixed case claims one, and a wrong one
-        # usually means a mistyped address, which must never be "corrected" into another account.
-        single_case = digits.islower() or digits.isupper() or digits.isdigit()
-        if not single_case and not is_checksum_address(text):
+        if read is _AddressFault.BAD_CHECKSUM:
             raise InvalidPayload(f"{what} {text} has a wrong EIP-55 checksum")
-        return cls(bytes.fromhex(digits))
+        return read
+
+    @classmethod
+    def _from_file(cls, text: object) -> EvmAddress:
+        if isinstance(text, EvmAddress):
+            return text
+        read = _read_address(text)
+        if read is _AddressFault.NOT_HEX:
+            raise PydanticCustomError("not_address", "not an address (0x and 40 hex digits)")
+        if read is _AddressFault.BAD_CHECKSUM:
+            raise PydanticCustomError(
+                "bad_checksum", "mixed-case address with an invalid EIP-55 checksum"
+            )
+        return read
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return _file_value_schema(cls._from_file, _ADDRESS_PATTERN)
 
     @property
     def checksummed(self) -> str:
         return str(to_checksum_address(self.value))
+
+    @property
+    def lowercase(self) -> str:
+        """The spelling to compare with addresses held as text (EVM addresses ignore case)."""
+        return "0x" + self.value.hex()
 
     def __bytes__(self) -> bytes:
         return self.value
 
     def __str__(self) -> str:
         return self.checksummed
+
+
+class _AddressFault(Enum):
+    NOT_HEX = "not_hex"
+    BAD_CHECKSUM = "bad_checksum"
+
+
+def _read_address(text: object) -> EvmAddress | _AddressFault:
+    if not isinstance(text, str) or not _HEX_ADDRESS.fullmatch(text):
+        return _AddressFault.NOT_HEX
+    digits = text[2:]
+    # Single-case input carries no checksum to check; mixed case claims one, and a wrong one
+    # usually means a mistyped address, which must never be "corrected" into another account.
+    single_case = digits.islower() or digits.isupper() or digits.isdigit()
+    if not single_case and not is_checksum_address(text):
+        return _AddressFault.BAD_CHECKSUM
+    return EvmAddress(bytes.fromhex(digits))

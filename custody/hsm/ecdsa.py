@@ -10,10 +10,8 @@ from dataclasses import dataclass
 
 import coincurve
 
+from custody import secp256k1
 from custody.hsm.errors import HsmError
-
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-SECP256K1_HALF_N = SECP256K1_N // 2
 
 
 @dataclass(frozen=True)
@@ -25,10 +23,10 @@ class EcdsaSignature:
     recovery_id: int
 
     def __post_init__(self) -> None:
-        if not 0 < self.r < SECP256K1_N:
+        if not secp256k1.in_range(self.r):
             raise HsmError("ECDSA signature has r out of range")
         # High-s signatures are malleable and rejected by Ethereum (EIP-2) and Bitcoin policy.
-        if not 0 < self.s <= SECP256K1_HALF_N:
+        if not secp256k1.is_low_s(self.s):
             raise HsmError("ECDSA signature is not in low-s form")
         if self.recovery_id not in (0, 1):
             raise HsmError("ECDSA recovery id must be 0 or 1")
@@ -50,10 +48,9 @@ def normalise(raw_rs: bytes, digest: bytes, public_key: bytes) -> EcdsaSignature
         raise HsmError(f"ECDSA digest must be 32 bytes, got {len(digest)}")
     r = int.from_bytes(raw_rs[:32], "big")
     s = int.from_bytes(raw_rs[32:], "big")
-    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+    if not (secp256k1.in_range(r) and secp256k1.in_range(s)):
         raise HsmError("token returned an ECDSA signature with r or s out of range")
-    if s > SECP256K1_HALF_N:
-        s = SECP256K1_N - s
+    s = secp256k1.low_s(s)
     compact = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     # Ids 2 and 3 arise only when R's x-coordinate exceeds n (odds about 2^-128): fail closed.
     for recovery_id in (0, 1):

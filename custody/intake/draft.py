@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from custody.chains.values import Amount
 from custody.policy import RequestFacts
 from custody.store.models import Chain, Wallet
 
@@ -15,7 +16,7 @@ class Draft:
     wallet: Wallet
     chain: Chain
     asset: str
-    amount: int
+    amount: Amount
     destination: str | None
     payload: dict[str, Any]
     """JSON-ready and canonical: what is stored, shown to approvers and rebuilt by the signer."""

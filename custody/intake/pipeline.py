@@ -28,9 +28,9 @@ from custody.policy_versions.service import ActivePolicy
 from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
-from custody.requests.views import request_view
 from custody.store.base import utcnow
 from custody.store.models import Request
+from custody.views.requests import request_view
 
 MAX_IDEMPOTENCY_KEY = 200
 

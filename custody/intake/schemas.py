@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic.config import JsonDict
 
 from custody.chains import Amount, EvmAddress
 from custody.chains.values import parse_uint
@@ -16,19 +17,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+# For the OpenAPI document only: intake checks these itself, with messages that name the field.
+DECIMAL: JsonDict = {"pattern": r"^(0|[1-9][0-9]*)$"}
+ADDRESS: JsonDict = {"pattern": r"^0x[0-9a-fA-F]{40}$"}
+_BASE_UNITS = "base units as a decimal string; numbers with a fraction or exponent are refused"
+
+
 class EvmFieldsBody(_Strict):
-    nonce: StrictInt
+    nonce: StrictInt = Field(description="the account nonce, 0 to 2^64 - 1")
     gas: StrictInt
-    max_fee_per_gas: StrictStr
-    max_priority_fee_per_gas: StrictStr
+    max_fee_per_gas: StrictStr = Field(description="wei, decimal string", json_schema_extra=DECIMAL)
+    max_priority_fee_per_gas: StrictStr = Field(
+        description="wei, decimal string", json_schema_extra=DECIMAL
+    )
 
 
 class WithdrawalBody(_Strict):
+    """A transfer of the chain's native asset (token transfers are contract calls)."""
+
     type: Literal["withdrawal"]
-    wallet: StrictStr
-    asset: StrictStr
-    amount: StrictStr
-    destination: StrictStr
+    wallet: StrictStr = Field(description="wallet name")
+    asset: StrictStr = Field(description="the native asset of the wallet's chain, e.g. ETH")
+    amount: StrictStr = Field(description=_BASE_UNITS, json_schema_extra=DECIMAL)
+    destination: StrictStr = Field(
+        description="0x and 40 hex digits; mixed case must be a valid EIP-55 checksum",
+        json_schema_extra=ADDRESS,
+    )
     evm: EvmFieldsBody
 
 

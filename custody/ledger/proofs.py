@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,13 +10,20 @@ from sqlalchemy.orm import Session
 from custody.errors import ValidationFailed
 from custody.ledger import service
 from custody.ledger.nodes import SessionNodes, nodes_for
+from custody.ledger.schemas import (
+    ConsistencyProof,
+    InclusionProof,
+    LedgerEntries,
+    LedgerEntryBody,
+    LedgerEntryView,
+)
 from custody.ledger.tree import NodeReader, consistency_proof, inclusion_proof, root
 from custody.store.models import LedgerEntry
 
 MAX_ENTRIES_PAGE = 1000
 
 
-def entries(session: Session, start: int, limit: int) -> list[dict[str, Any]]:
+def entries(session: Session, start: int, limit: int) -> LedgerEntries:
     if start < 0 or not 1 <= limit <= MAX_ENTRIES_PAGE:
         raise ValidationFailed(f"start must be >= 0 and limit between 1 and {MAX_ENTRIES_PAGE}")
     rows = session.execute(
@@ -27,10 +32,16 @@ def entries(session: Session, start: int, limit: int) -> list[dict[str, Any]]:
         .order_by(LedgerEntry.index)
         .limit(limit)
     ).scalars()
-    return [
-        {"index": row.index, "entry": json.loads(row.entry), "leaf_hash": row.leaf_hash.hex()}
-        for row in rows
-    ]
+    return LedgerEntries(
+        entries=[
+            LedgerEntryView(
+                index=row.index,
+                entry=LedgerEntryBody.model_validate_json(row.entry),
+                leaf_hash=row.leaf_hash.hex(),
+            )
+            for row in rows
+        ]
+    )
 
 
 def _prefetched(session: Session, *computations: Callable[[NodeReader], object]) -> SessionNodes:
@@ -57,7 +68,7 @@ def _check_size(session: Session, tree_size: int) -> None:
         raise ValidationFailed(f"tree_size must be between 1 and the current size {current}")
 
 
-def inclusion(session: Session, index: int, tree_size: int) -> dict[str, Any]:
+def inclusion(session: Session, index: int, tree_size: int) -> InclusionProof:
     _check_size(session, tree_size)
     if not 0 <= index < tree_size:
         raise ValidationFailed(f"index must be between 0 and tree_size - 1 ({tree_size - 1})")
@@ -67,16 +78,16 @@ def inclusion(session: Session, index: int, tree_size: int) -> dict[str, Any]:
         lambda r: root(r, tree_size),
         lambda r: inclusion_proof(r, index, tree_size),
     )
-    return {
-        "index": index,
-        "tree_size": tree_size,
-        "leaf_hash": nodes(0, index).hex(),
-        "root_hash": root(nodes, tree_size).hex(),
-        "proof": [h.hex() for h in inclusion_proof(nodes, index, tree_size)],
-    }
+    return InclusionProof(
+        index=index,
+        tree_size=tree_size,
+        leaf_hash=nodes(0, index).hex(),
+        root_hash=root(nodes, tree_size).hex(),
+        proof=[h.hex() for h in inclusion_proof(nodes, index, tree_size)],
+    )
 
 
-def consistency(session: Session, old_size: int, new_size: int) -> dict[str, Any]:
+def consistency(session: Session, old_size: int, new_size: int) -> ConsistencyProof:
     _check_size(session, new_size)
     if not 0 < old_size <= new_size:
         raise ValidationFailed("from must be between 1 and to")
@@ -86,10 +97,10 @@ def consistency(session: Session, old_size: int, new_size: int) -> dict[str, Any
         lambda r: root(r, new_size),
         lambda r: consistency_proof(r, old_size, new_size),
     )
-    return {
-        "from": old_size,
-        "to": new_size,
-        "old_root_hash": root(nodes, old_size).hex(),
-        "new_root_hash": root(nodes, new_size).hex(),
-        "proof": [h.hex() for h in consistency_proof(nodes, old_size, new_size)],
-    }
+    return ConsistencyProof(
+        from_size=old_size,
+        to_size=new_size,
+        old_root_hash=root(nodes, old_size).hex(),
+        new_root_hash=root(nodes, new_size).hex(),
+        proof=[h.hex() for h in consistency_proof(nodes, old_size, new_size)],
+    )

@@ -7,7 +7,6 @@ commits (invariant 5, on SQLite and PostgreSQL alike).
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 from sqlalchemy import and_, or_, select
@@ -64,7 +63,7 @@ def usage(
     for request_id, stored_facts, stored_amount in session.execute(query):
         if request_id == exclude_request or stored_facts is None:
             continue
-        if compiled.applies(RequestFacts.from_dict(json.loads(stored_facts))):
+        if compiled.applies(RequestFacts.from_json(stored_facts)):
             amount += int(stored_amount)
             count += 1
     return LimitUsage(amount=amount, count=count)

@@ -33,10 +33,10 @@ def entry_active(
 
 def split_entries(entries: tuple[AllowlistEntry, ...]) -> tuple[frozenset[Key], dict[Key, int]]:
     """Immediate keys, and delayed keys with their delay (an immediate listing wins)."""
-    immediate = frozenset((e.chain, e.address.lower()) for e in entries if not e.activation_delay)
+    immediate = frozenset((e.chain, e.address.lowercase) for e in entries if not e.activation_delay)
     delayed: dict[Key, int] = {}
     for entry in entries:
-        key = (entry.chain, entry.address.lower())
+        key = (entry.chain, entry.address.lowercase)
         if entry.activation_delay and key not in immediate:
             delayed[key] = min(entry.activation_delay, delayed.get(key, entry.activation_delay))
     return immediate, delayed

@@ -16,8 +16,8 @@ from eth_utils.crypto import keccak
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
 
+from custody.chains.values import EvmAddress
 from custody.policy.model import non_empty
-from custody.policy.values import Address
 
 
 class CallFlag(StrEnum):
@@ -105,5 +105,5 @@ def _only_true(value: object) -> object:
 
 Selector = Annotated[str, BeforeValidator(parse_method)]
 Methods = Annotated[tuple[Selector, ...], AfterValidator(non_empty)]
-Contracts = Annotated[tuple[Address, ...], AfterValidator(non_empty)]
+Contracts = Annotated[tuple[EvmAddress, ...], AfterValidator(non_empty)]
 AllowFlag = Annotated[bool, BeforeValidator(_only_true)]

@@ -15,12 +15,13 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from custody.chains.errors import InvalidPayload
 from custody.chains.evm.calldata import DecodedCall, decode_calldata
+from custody.chains.values import Amount, EvmAddress
 from custody.policy.calls import CallFlag, Selector
 from custody.policy.context import EvaluationContext
 from custody.policy.decision import Decision
 from custody.policy.facts import RequestFacts
 from custody.policy.prices import ReferencePrices, UsdAmount, UsdPrice
-from custody.policy.values import Address, Amount, DurationSeconds, Name, RequestType
+from custody.policy.values import DurationSeconds, Name, RequestType
 
 
 class _Strict(BaseModel):
@@ -51,15 +52,20 @@ def _literal(message: str) -> str:
     return message.replace("{", "(").replace("}", ")")
 
 
+def _text(address: EvmAddress | None) -> str | None:
+    # Facts hold destinations as text: other chains' addresses are not EVM addresses.
+    return None if address is None else str(address)
+
+
 class CaseFacts(_Strict):
     type: RequestType
     wallet: Name
     chain: Name
     asset: Name
     amount: Amount
-    destination: Address | None = None
+    destination: EvmAddress | None = None
     client: Name | None = None
-    contract: Address | None = None
+    contract: EvmAddress | None = None
     method: Selector | None = None
     flags: tuple[CallFlag, ...] = ()
     calldata: str | None = None
@@ -89,9 +95,9 @@ class CaseFacts(_Strict):
             chain=self.chain,
             asset=self.asset,
             amount=self.amount,
-            destination=self.destination,
+            destination=_text(self.destination),
             client=self.client,
-            contract=self.contract,
+            contract=_text(self.contract),
             method_selector=selector,
             call_flags=flags,
             venue=self.venue,

@@ -27,7 +27,7 @@ class UsdBound:
     def value(self, facts: RequestFacts, context: EvaluationContext) -> Fraction:
         if context.prices is None:
             raise Undecidable(f"no USD reference prices to value {facts.asset}")
-        value = context.prices.usd_value(facts.asset, facts.amount, context.now)
+        value = context.prices.usd_value(facts.asset, facts.amount.value, context.now)
         if isinstance(value, str):
             raise Undecidable(value)
         return value

@@ -100,7 +100,7 @@ def _by_id(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]], ignore: s
 def _entries(a: LoadedPolicy, b: LoadedPolicy) -> Section:
     def index(policy: LoadedPolicy) -> dict[tuple[str, str, str], dict[str, Any]]:
         return {
-            (name, e.chain, e.address.lower()): _entry_dict(name, e)
+            (name, e.chain, e.address.lowercase): _entry_dict(name, e)
             for name, entries in policy.policy.allowlists.items()
             for e in entries
         }

@@ -9,11 +9,35 @@ optional so the withdrawal callers can keep stating only the seven they know; th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import NotRequired
 
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
+
+from custody.chains.values import Amount
 from custody.policy.calls import CallFlag
 
 _FLAGS = frozenset(CallFlag)
+
+
+class _StoredFacts(TypedDict):
+    """`Request.facts` as `to_dict` writes it; rows written before a key existed lack it."""
+
+    type: str
+    wallet: str
+    chain: str
+    asset: str
+    amount: Amount
+    destination: NotRequired[str | None]
+    client: NotRequired[str | None]
+    contract: NotRequired[str | None]
+    method_selector: NotRequired[str | None]
+    call_flags: NotRequired[list[str]]
+    venue: NotRequired[str | None]
+    primary_type: NotRequired[str | None]
+
+
+_STORED_FACTS = TypeAdapter(_StoredFacts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +46,7 @@ class RequestFacts:
     wallet: str
     chain: str
     asset: str
-    amount: int
+    amount: Amount
     """Base units; 0 for requests that move nothing (e.g. sign_message); the notional for trades."""
     destination: str | None
     """Who receives the asset: the recipient of a withdrawal or ERC-20 transfer, or the spender of
@@ -38,9 +62,9 @@ class RequestFacts:
     primary_type: str | None = None
 
     def __post_init__(self) -> None:
-        # bool is an int subclass, and a negative amount would pass every `amount_lte` rule.
-        if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount < 0:
-            raise ValueError("amount must be a non-negative integer of base units")
+        if not isinstance(self.amount, Amount):
+            # A bare int would compare with no bound; Amount also refuses negative and bool.
+            raise ValueError("amount must be an Amount of base units")
         if not isinstance(self.call_flags, frozenset) or not self.call_flags <= _FLAGS:
             # An unknown flag would be a decoder's warning that no allow_* key can ever answer.
             raise ValueError(f"call_flags must be a frozenset of {sorted(_FLAGS)}")
@@ -66,13 +90,15 @@ class RequestFacts:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RequestFacts:
+    def from_json(cls, column: str) -> RequestFacts:
+        """The one reader of `Request.facts` (the limit counter and the signer's re-check)."""
+        data = _STORED_FACTS.validate_json(column)
         return cls(
             type=data["type"],
             wallet=data["wallet"],
             chain=data["chain"],
             asset=data["asset"],
-            amount=int(data["amount"]),
+            amount=data["amount"],
             destination=data.get("destination"),
             client=data.get("client"),
             contract=data.get("contract"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from custody.chains.values import Amount
 from custody.policy.actions import OnExceed
 from custody.policy.context import UNKNOWN
 from custody.policy.facts import RequestFacts
@@ -65,12 +66,11 @@ class LimitCheck:
     on_exceed: OnExceed
 
 
-def check_limit(limit: Limit, usage: LimitUsage, amount: int) -> LimitCheck:
+def check_limit(limit: Limit, usage: LimitUsage, amount: Amount) -> LimitCheck:
     """Whether one more request of `amount` base units fits; equal to the maximum still fits."""
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-        raise ValueError("amount must be a non-negative integer of base units")
     over: list[str] = []
-    if limit.max_amount is not None and usage.amount + amount > limit.max_amount:
+    # Usage is a sum of many amounts and may itself pass 2**256: it stays a plain int.
+    if limit.max_amount is not None and usage.amount + amount.value > limit.max_amount.value:
         over.append(
             f"{usage.amount} + {amount} {limit.assets[0] if limit.assets else ''} exceeds"
             f" max_amount {limit.max_amount}"

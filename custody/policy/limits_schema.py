@@ -13,9 +13,10 @@ from typing import Annotated
 from pydantic import Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
+from custody.chains.values import Amount
 from custody.policy.actions import ActionKind, OnExceed
 from custody.policy.model import Globs, Names, PolicyModel
-from custody.policy.values import Amount, DurationSeconds, Name
+from custody.policy.values import DurationSeconds, Name
 
 _MAX_WINDOW = 31 * 86_400
 _DENY = OnExceed.model_validate(ActionKind.DENY.value)

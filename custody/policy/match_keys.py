@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from custody.chains.values import Amount
 from custody.policy.allowlists import DestinationOnAllowlists, Key
 from custody.policy.calls import ALLOW_KEYS
 from custody.policy.conditions import InTimeWindow, UsdBound
@@ -72,8 +73,8 @@ def _selector(facts: RequestFacts) -> str | None:
     return facts.method_selector
 
 
-def _amount(compare: Callable[[int, int], bool], words: str) -> KeyCompiler:
-    def compile_bound(bound: int, context: CompileContext) -> Predicate:
+def _amount(compare: Callable[[Amount, Amount], bool], words: str) -> KeyCompiler:
+    def compile_bound(bound: Amount, context: CompileContext) -> Predicate:
         return AmountBound(compare, bound, words)
 
     return compile_bound
@@ -114,7 +115,7 @@ MATCH_KEYS: Mapping[str, KeyCompiler] = {
     "venues": _in(_venue, "trades on venue {}"),
     "primary_types": _in(_primary_type, "signs a {}"),
     "contracts": lambda addresses, context: FactIn(
-        _contract, frozenset(a.lower() for a in addresses), "calls contract {}"
+        _contract, frozenset(a.lowercase for a in addresses), "calls contract {}"
     ),
     "methods": _in(_selector, "calls method {}"),
     "amount_lte": _amount(operator.le, "at most"),

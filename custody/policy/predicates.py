@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from custody.chains.values import Amount
 from custody.policy.context import UNKNOWN, EvaluationContext
 from custody.policy.facts import RequestFacts
 
@@ -76,8 +77,8 @@ def _is_glob(name: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class AmountBound:
-    compare: Callable[[int, int], bool]
-    bound: int
+    compare: Callable[[Amount, Amount], bool]
+    bound: Amount
     words: str
 
     def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:

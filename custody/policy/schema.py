@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from custody.chains.values import Amount, EvmAddress
 from custody.policy.actions import Action, ActionKind, ApprovalRequirement, OnExceed, Quorum
 from custody.policy.calls import AllowFlag, Contracts, Methods
 from custody.policy.limits_schema import Limit, LimitScope
@@ -28,7 +29,7 @@ from custody.policy.model import Globs, Names, PolicyModel, non_empty
 from custody.policy.prices import UsdAmount
 from custody.policy.references import reference_problems
 from custody.policy.timewindow import TimeWindow
-from custody.policy.values import Address, Amount, DurationSeconds, Name, RequestType
+from custody.policy.values import DurationSeconds, Name, RequestType
 
 __all__ = [
     "Action",
@@ -58,7 +59,7 @@ Label = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 class AllowlistEntry(PolicyModel):
     chain: Name
-    address: Address
+    address: EvmAddress
     label: Label
     activation_delay: DurationSeconds | None = None
     """Usable only this long after the policy version listing it was applied."""

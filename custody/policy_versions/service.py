@@ -65,7 +65,7 @@ def active_policy(session: Session) -> ActivePolicy | None:
 
 def _entry_keys(policy: LoadedPolicy) -> set[ListedKey]:
     return {
-        (name, entry.chain, entry.address.lower())
+        (name, entry.chain, entry.address.lowercase)
         for name, entries in policy.policy.allowlists.items()
         for entry in entries
     }

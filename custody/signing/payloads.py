@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from eth_keys.datatypes import Signature
 
+from custody import secp256k1
 from custody.chains import (
     Digest,
     EvmAddress,
@@ -22,7 +23,6 @@ from custody.chains.errors import SignatureMismatch
 from custody.chains.evm.eip191 import PAYLOAD_TYPE as EIP191_PAYLOAD
 from custody.chains.evm.eip191 import eip191_digest
 from custody.chains.evm.eip1559 import PAYLOAD_TYPE as EIP1559
-from custody.chains.evm.signatures import SECP256K1_N
 from custody.chains.evm.typed_canonical import canonical_typed_data
 from custody.errors import CustodyError
 from custody.hsm.signer import Signer
@@ -100,7 +100,7 @@ def rsv_signature(signer: Signer, key_label: str, address: str, digest: Digest) 
 
 def verify_typed_signature(digest: Digest, r: int, s: int, v: int, expected: EvmAddress) -> None:
     """Recover with eth-keys (not the code that assembled r, s, v) and compare addresses."""
-    if not (0 < r < SECP256K1_N and 0 < s <= SECP256K1_N // 2 and v in (27, 28)):
+    if not (secp256k1.in_range(r) and secp256k1.is_low_s(s) and v in (27, 28)):
         # High s is valid ECDSA but refused by most venues' contracts (EIP-2, OpenZeppelin).
         raise SignatureMismatch("typed-data signature is out of range or not low-s")
     try:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from custody.approvals.deadlines import approval_deadline
 from custody.approvals.quorum import quorum_state
 from custody.catalog.chains import chain_by_id
-from custody.chains import Digest
+from custody.chains import Amount, Digest
 from custody.decisions.service import decide
 from custody.hsm.signer import Signer
 from custody.keys.repository import key_by_id
@@ -27,6 +27,7 @@ from custody.ledger.events import EventKind
 from custody.ledger.service import rfc3339
 from custody.policy import Decision, RequireApprovals
 from custody.policy.facts import RequestFacts
+from custody.policy.stored import stored_decision
 from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.lifecycle import Lease
@@ -150,7 +151,7 @@ def _fail(session: Session, request: Request, reason: str) -> None:
 
 def stored_facts(session: Session, request: Request) -> RequestFacts:
     if request.facts is not None:
-        return RequestFacts.from_dict(json.loads(request.facts))
+        return RequestFacts.from_json(request.facts)
     # Requests stored before facts were kept: only native withdrawals existed then.
     wallet = wallet_by_id(session, request.wallet_id)
     chain = chain_by_id(session, wallet.chain_id)
@@ -160,7 +161,7 @@ def stored_facts(session: Session, request: Request) -> RequestFacts:
         wallet=wallet.name,
         chain=chain.name,
         asset=request.asset,
-        amount=int(request.amount),
+        amount=Amount.parse(request.amount),
         destination=request.destination,
         client=client.name if client else None,
     )
@@ -172,7 +173,7 @@ def _recheck_allows(session: Session, request: Request) -> bool:
     if decision.decision == "require_approvals":
         # Approvals given so far must meet what the policy requires now, counted with the
         # approvers' current groups and standing (invariants 6 and 8).
-        allowed = quorum_state(session, request.id, decision.to_dict()).met
+        allowed = quorum_state(session, request.id, stored_decision(decision)).met
     ledger.append(
         session,
         EventKind.POLICY_RECHECKED,

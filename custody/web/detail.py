@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.approvals.duties import is_maker
-from custody.approvals.service import approvals_view
+from custody.approvals.schemas import ApprovalsView
+from custody.approvals.views import approvals_view
 from custody.chains import format_units
+from custody.chains.schemas import TransactionPayload, read_payload
+from custody.policy.facts import RequestFacts
+from custody.policy.stored import StoredDecision, read_decision
 from custody.policy_versions.service import active_policy
 from custody.store.models import Asset, Request
 from custody.web import repository
@@ -39,12 +42,12 @@ class Detail:
     listings: list[Listing]
     details: dict[str, Any]
     flags: list[str]
-    policy: dict[str, Any]
-    approvals: dict[str, Any]
+    policy: StoredDecision
+    approvals: ApprovalsView
     can_decide: bool
     why_not: str | None
     decided: str | None
-    payload: dict[str, Any] = field(default_factory=dict)
+    payload: TransactionPayload
 
     @property
     def request(self) -> Request:
@@ -53,12 +56,10 @@ class Detail:
 
 def build(session: Session, row: Row, user: SignedIn) -> Detail:
     request = row.request
-    facts: dict[str, Any] = json.loads(request.facts or "{}")
+    facts = RequestFacts.from_json(request.facts) if request.facts is not None else None
     details = repository.intake_details(session, request)
     approvals = approvals_view(session, request)
-    decided = next(
-        (d["decision"] for d in approvals["decisions"] if d["approver"] == user.name), None
-    )
+    decided = next((d.decision for d in approvals.decisions if d.approver == user.name), None)
     why_not = _why_not(request, user, decided)
     return Detail(
         row=row,
@@ -66,12 +67,12 @@ def build(session: Session, row: Row, user: SignedIn) -> Detail:
         listings=_listings(session, row),
         details=details,
         flags=_flags(session, request, facts, details),
-        policy=json.loads(request.policy_decision),
+        policy=read_decision(request.policy_decision),
         approvals=approvals,
         can_decide=why_not is None,
         why_not=why_not,
         decided=decided,
-        payload=json.loads(request.payload),
+        payload=read_payload(request.payload),
     )
 
 
@@ -126,17 +127,17 @@ def _listings(session: Session, row: Row) -> list[Listing]:
         Listing(name, entry.label)
         for name, entries in sorted(active.policy.policy.allowlists.items())
         for entry in entries
-        if entry.chain == row.chain.name and entry.address.lower() == destination.lower()
+        if entry.chain == row.chain.name and entry.address.lowercase == destination.lower()
     ]
 
 
 def _flags(
-    session: Session, request: Request, facts: dict[str, Any], details: dict[str, Any]
+    session: Session, request: Request, facts: RequestFacts | None, details: dict[str, Any]
 ) -> list[str]:
-    flags = [FLAG_TEXT.get(f, f) for f in facts.get("call_flags", [])]
+    flags = [FLAG_TEXT.get(f, f) for f in sorted(facts.call_flags)] if facts else []
     if request.destination and not repository.destination_seen(session, request):
         flags.append("New destination: no earlier signed request sent anything here")
-    venue = facts.get("venue") or details.get("venue")
+    venue = (facts.venue if facts else None) or details.get("venue")
     if request.type == "trade" and venue and not repository.venue_used(session, request, venue):
         flags.append(f"First use of venue {venue}: no earlier trade was signed for it")
     return flags

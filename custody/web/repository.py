@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from custody.approvals.duties import is_maker
 from custody.approvals.quorum import required_groups
+from custody.chains.schemas import Eip712Payload, read_payload
+from custody.policy.stored import read_decision
 from custody.requests.states import RequestStatus
 from custody.store.models import Approval, Chain, LedgerEntry, Request, Wallet
 from custody.web.errors import RequestHidden
@@ -56,7 +58,7 @@ def queue(session: Session, user: SignedIn) -> list[Row]:
     return [
         row
         for row in _rows(query, session)
-        if required_groups(row.request.policy_decision) & mine
+        if required_groups(read_decision(row.request.policy_decision)) & mine
         or is_maker(row.request, user.approver_id)
     ]
 
@@ -81,7 +83,7 @@ def visible(session: Session, user: SignedIn, request_id: str) -> Row:
         raise RequestHidden(f"no request {request_id!r}")
     row = found[0]
     related = (
-        required_groups(row.request.policy_decision) & set(user.groups)
+        required_groups(read_decision(row.request.policy_decision)) & set(user.groups)
         or is_maker(row.request, user.approver_id)
         or session.execute(
             select(Approval.id).where(
@@ -137,4 +139,7 @@ def venue_used(session: Session, request: Request, venue: str) -> bool:
             Request.created_at < request.created_at,
         )
     ).scalars()
-    return any(json.loads(p).get("venue") == venue for p in payloads)
+    return any(
+        isinstance(stored, Eip712Payload) and stored.venue == venue
+        for stored in map(read_payload, payloads)
+    )

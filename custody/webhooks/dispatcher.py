@@ -17,12 +17,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.ledger.events import EventKind
+from custody.policy.stored import StoredDecision, read_decision
 from custody.requests import lifecycle
 from custody.requests.states import RequestStatus
-from custody.requests.views import request_view
 from custody.store.base import utcnow
 from custody.store.database import Database
 from custody.store.models import LedgerEntry, Request
+from custody.views.requests import request_view
 from custody.webhooks import repository
 
 BATCH = 500
@@ -37,18 +38,9 @@ def status_after(kind: str, data: dict[str, Any]) -> str | None:
     return lifecycle.status_after(kind, data)
 
 
-def required_groups(decision: dict[str, Any]) -> list[dict[str, Any]]:
+def required_groups(decision: StoredDecision) -> list[dict[str, Any]]:
     """[{group, count}] a require_approvals decision asks for (`group`, or each of `all_of`)."""
-    if decision.get("decision") != "require_approvals":
-        return []
-    quorums = decision.get("all_of") or [
-        {"group": decision.get("group"), "count": decision.get("count")}
-    ]
-    return [
-        {"group": str(q["group"]), "count": int(q["count"])}
-        for q in quorums
-        if q.get("group") is not None and q.get("count") is not None
-    ]
+    return [{"group": q.group, "count": q.count} for q in decision.quorums()]
 
 
 def dispatch_once(db: Database, batch: int = BATCH) -> int:
@@ -106,7 +98,7 @@ def _deliveries(
 def _group_rows(
     session: Session, entry: LedgerEntry, request: Request, now: datetime
 ) -> Iterator[dict[str, Any]]:
-    quorums = required_groups(json.loads(request.policy_decision))
+    quorums = required_groups(read_decision(request.policy_decision))
     urls = repository.group_urls(session, (q["group"] for q in quorums))
     for quorum in quorums:
         url = urls.get(quorum["group"])

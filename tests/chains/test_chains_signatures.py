@@ -20,11 +20,11 @@ from custody.chains import (
     address_from_public_key,
     assemble_signed,
     build_eip1559,
-    normalize_low_s,
     recovery_id_for,
     verify_signed,
 )
-from custody.chains.evm import SECP256K1_N
+from custody.secp256k1 import N as SECP256K1_N
+from custody.secp256k1 import is_low_s, to_low_s
 
 
 @pytest.fixture
@@ -160,10 +160,13 @@ def test_recovery_id_for_an_hsm_signature_without_one(unsigned: UnsignedEvmTx) -
         recovery_id_for(unsigned.digest, r, s, address_of(OTHER_KEY))
 
 
-def test_normalize_low_s() -> None:
-    assert normalize_low_s(5, 7, 0) == (5, 7, 0)
-    assert normalize_low_s(5, SECP256K1_N - 7, 1) == (5, 7, 0)
-    assert normalize_low_s(5, SECP256K1_N // 2, 1) == (5, SECP256K1_N // 2, 1)
+def test_to_low_s() -> None:
+    assert to_low_s(5, 7, 0) == (5, 7, 0)
+    assert to_low_s(5, SECP256K1_N - 7, 1) == (5, 7, 0)
+    assert to_low_s(5, SECP256K1_N // 2, 1) == (5, SECP256K1_N // 2, 1)
+    assert is_low_s(SECP256K1_N // 2)
+    assert not is_low_s(SECP256K1_N // 2 + 1)
+    assert not is_low_s(0)
 
 
 def test_random_keys_round_trip() -> None:

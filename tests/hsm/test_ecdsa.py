@@ -7,8 +7,8 @@ import pytest
 from eth_account import Account
 from eth_hash.auto import keccak
 
+from custody import secp256k1
 from custody.hsm import EcdsaSignature, HsmError, normalise
-from custody.hsm.ecdsa import SECP256K1_HALF_N, SECP256K1_N
 
 # The eth-account documentation's example key and its published address.
 PRIVATE_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
@@ -42,12 +42,12 @@ def test_low_s_signature_keeps_its_values_and_finds_recovery_id() -> None:
 
 
 def test_high_s_signature_is_flipped_and_recovery_id_follows() -> None:
-    signature = normalise(_rs(R, SECP256K1_N - S), DIGEST, PUBLIC_KEY)
+    signature = normalise(_rs(R, secp256k1.N - S), DIGEST, PUBLIC_KEY)
     assert signature == EcdsaSignature(r=R, s=S, recovery_id=V)
 
 
 def test_ethereum_recovers_the_published_address() -> None:
-    signature = normalise(_rs(R, SECP256K1_N - S), DIGEST, PUBLIC_KEY)
+    signature = normalise(_rs(R, secp256k1.N - S), DIGEST, PUBLIC_KEY)
     vrs = (signature.recovery_id + 27, signature.r, signature.s)
     assert Account._recover_hash(DIGEST, vrs=vrs) == ADDRESS
 
@@ -70,8 +70,8 @@ def test_signature_over_another_digest_fails_closed() -> None:
         (_rs(R, S), DIGEST[:31]),
         (_rs(0, S), DIGEST),
         (_rs(R, 0), DIGEST),
-        (_rs(SECP256K1_N, S), DIGEST),
-        (_rs(R, SECP256K1_N), DIGEST),
+        (_rs(secp256k1.N, S), DIGEST),
+        (_rs(R, secp256k1.N), DIGEST),
     ],
 )
 def test_malformed_input_is_refused(raw: bytes, digest: bytes) -> None:
@@ -81,6 +81,6 @@ def test_malformed_input_is_refused(raw: bytes, digest: bytes) -> None:
 
 def test_signature_value_refuses_high_s_and_bad_recovery_id() -> None:
     with pytest.raises(HsmError, match="low-s"):
-        EcdsaSignature(r=R, s=SECP256K1_HALF_N + 1, recovery_id=0)
+        EcdsaSignature(r=R, s=secp256k1.HALF_N + 1, recovery_id=0)
     with pytest.raises(HsmError, match="recovery id"):
         EcdsaSignature(r=R, s=S, recovery_id=2)

@@ -11,8 +11,8 @@ from eth_account import Account
 from eth_keys.datatypes import PublicKey as EthPublicKey
 from eth_keys.datatypes import Signature as EthSignature
 
+from custody import secp256k1
 from custody.hsm import KeyInfo, Pkcs11Token
-from custody.hsm.ecdsa import SECP256K1_HALF_N
 
 
 def test_secp256k1_signatures_recover_to_the_key_and_its_address(
@@ -24,7 +24,7 @@ def test_secp256k1_signatures_recover_to_the_key_and_its_address(
     for _ in range(200):
         digest = secrets.token_bytes(32)
         signature = hsm_token.sign_secp256k1(hsm_secp256k1_key.label, digest)
-        assert signature.s <= SECP256K1_HALF_N
+        assert signature.s <= secp256k1.HALF_N
         recovered = coincurve.PublicKey.from_signature_and_message(
             signature.to_bytes65(), digest, hasher=None
         )

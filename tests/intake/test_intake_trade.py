@@ -234,7 +234,7 @@ def test_typed_signature_is_checked_against_the_wallet_before_release() -> None:
     from coincurve import PrivateKey
 
     from custody.chains import Digest, SignatureMismatch, address_from_public_key
-    from custody.chains.evm.signatures import SECP256K1_N
+    from custody.secp256k1 import N as SECP256K1_N
     from custody.signing.payloads import verify_typed_signature
 
     key, other = PrivateKey(b"\x01" * 32), PrivateKey(b"\x02" * 32)

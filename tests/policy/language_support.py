@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from custody.chains import Amount
 from custody.policy import (
     EvaluationContext,
     LoadedPolicy,
@@ -27,7 +28,7 @@ BASE = RequestFacts(
     wallet="hot-eth",
     chain="ethereum",
     asset="ETH",
-    amount=ONE_ETH,
+    amount=Amount(ONE_ETH),
     destination=LISTED,
     client="desk-1",
 )
@@ -37,7 +38,7 @@ CALL = RequestFacts(
     wallet="hot-eth",
     chain="ethereum",
     asset="USDT",
-    amount=10**6,
+    amount=Amount(10**6),
     destination=LISTED,
     client="desk-1",
     contract=USDT,

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from custody.chains import Amount
 from custody.policy import Allow, Deny, GroupQuorum, RequireApprovals, evaluate
 from tests.policy.language_support import BASE, ONE_ETH, policy
 
@@ -55,7 +56,7 @@ def test_decisions_list_the_limits_that_apply() -> None:
         "  - {id: ok, match: {}, action: allow}\n"
     )
     loaded = policy(rules, limits)
-    assert evaluate(loaded, replace(BASE, amount=1)) == Allow(
+    assert evaluate(loaded, replace(BASE, amount=Amount(1))) == Allow(
         "ok", "rule ok: withdrawal of 1 ETH from hot-eth matched", ("eth-day", "desk")
     )
     assert evaluate(loaded, BASE).to_dict()["limits"] == ["eth-day", "desk"]

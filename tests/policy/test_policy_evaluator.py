@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import pytest
 
+from custody.chains import Amount
 from custody.policy import (
     Allow,
     Deny,
@@ -29,7 +30,7 @@ BASE = RequestFacts(
     wallet="hot-eth",
     chain="ethereum",
     asset="ETH",
-    amount=ONE_ETH,
+    amount=Amount(ONE_ETH),
     destination=LISTED,
     client="desk-1",
 )
@@ -58,7 +59,7 @@ MATCH_TABLE: list[tuple[str, dict[str, Any], bool]] = [
     ("{type: withdrawal}", {}, True),
     ("{type: trade}", {}, False),
     ("{type: contract_call}", {"type": "contract_call"}, True),
-    ("{type: sign_message}", {"type": "sign_message", "amount": 0}, True),
+    ("{type: sign_message}", {"type": "sign_message", "amount": Amount(0)}, True),
     ("{wallets: [hot-eth]}", {}, True),
     ("{wallets: [cold-eth, hot-eth]}", {}, True),
     ("{wallets: [cold-eth]}", {}, False),
@@ -82,7 +83,7 @@ MATCH_TABLE: list[tuple[str, dict[str, Any], bool]] = [
     ("{amount_gte: '1000000000000000001'}", {}, False),
     ("{amount_gt: '1000000000000000000'}", {}, False),
     ("{amount_gt: '999999999999999999'}", {}, True),
-    ("{amount_gte: '0'}", {"amount": 0}, True),
+    ("{amount_gte: '0'}", {"amount": Amount(0)}, True),
     ("{destination_in: treasury}", {}, True),
     ("{destination_in: treasury}", {"destination": LISTED.lower()}, True),
     ("{destination_in: treasury}", {"destination": "0x" + LISTED[2:].upper()}, True),
@@ -96,7 +97,7 @@ MATCH_TABLE: list[tuple[str, dict[str, Any], bool]] = [
     ("{destination_not_in: treasury}", {"destination": None}, True),
     ("{destination_not_in: [other, treasury]}", {"destination": LISTED.lower()}, False),
     ("{type: withdrawal, wallets: [hot-eth], amount_lte: '1'}", {}, False),
-    ("{type: withdrawal, wallets: [hot-eth], amount_lte: '1'}", {"amount": 1}, True),
+    ("{type: withdrawal, wallets: [hot-eth], amount_lte: '1'}", {"amount": Amount(1)}, True),
 ]
 
 
@@ -150,10 +151,10 @@ def test_first_match_decides() -> None:
         "  - {id: allow-all, match: {}, action: allow}\n"
     )
     loaded = policy(rules)
-    assert evaluate(loaded, replace(BASE, amount=6)).to_dict()["rule"] == "deny-big"
-    assert evaluate(loaded, replace(BASE, amount=5)).to_dict()["rule"] == "allow-all"
+    assert evaluate(loaded, replace(BASE, amount=Amount(6))).to_dict()["rule"] == "deny-big"
+    assert evaluate(loaded, replace(BASE, amount=Amount(5))).to_dict()["rule"] == "allow-all"
     swapped = policy("\n".join(reversed(rules.splitlines())) + "\n")
-    assert evaluate(swapped, replace(BASE, amount=6)).to_dict()["rule"] == "allow-all"
+    assert evaluate(swapped, replace(BASE, amount=Amount(6))).to_dict()["rule"] == "allow-all"
 
 
 def test_default_deny() -> None:
@@ -168,7 +169,7 @@ def test_default_deny() -> None:
 
 def test_reason_names_rule_and_why() -> None:
     loaded = only("{type: withdrawal, wallets: [hot-eth], amount_lte: '1000000000000000000'}")
-    decision = evaluate(loaded, replace(BASE, amount=500000000000000000))
+    decision = evaluate(loaded, replace(BASE, amount=Amount(500000000000000000)))
     assert decision.to_dict() == {
         "decision": "allow",
         "rule": "r",
@@ -219,10 +220,10 @@ def test_fails_closed_on_wrong_fact_types() -> None:
     assert decision.rule_id is None
 
 
-@pytest.mark.parametrize("amount", [-1, True, 1.0, "1"])
+@pytest.mark.parametrize("amount", [5, -1, True, 1.0, "1"])
 def test_facts_refuse_bad_amounts(amount: object) -> None:
-    with pytest.raises(ValueError, match="non-negative integer"):
-        replace(BASE, amount=cast(int, amount))
+    with pytest.raises(ValueError, match="must be an Amount"):
+        replace(BASE, amount=cast(Amount, amount))
 
 
 def test_decisions_are_json_ready_without_floats() -> None:

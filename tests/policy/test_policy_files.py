@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from custody.chains import Amount
 from custody.policy import Allow, Deny, RequestFacts, RequireApprovals, evaluate, load_policy_file
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -28,7 +29,7 @@ def test_every_policy_file_validates(path: Path) -> None:
 def withdrawal(amount: int, destination: str | None, **changes: str) -> RequestFacts:
     fields = {"wallet": "hot-eth", "chain": "ethereum", "asset": "ETH", **changes}
     return RequestFacts(
-        type="withdrawal", amount=amount, destination=destination, client=None, **fields
+        type="withdrawal", amount=Amount(amount), destination=destination, client=None, **fields
     )
 
 
@@ -43,7 +44,7 @@ def withdrawal(amount: int, destination: str | None, **changes: str) -> RequestF
         (withdrawal(1, DEMO_DESTINATION, wallet="cold-eth"), Deny),
         (withdrawal(1, DEMO_DESTINATION, chain="sepolia"), Deny),
         (withdrawal(1, DEMO_DESTINATION, asset="USDC"), Deny),
-        (RequestFacts("sign_message", "hot-eth", "ethereum", "ETH", 0, None, None), Deny),
+        (RequestFacts("sign_message", "hot-eth", "ethereum", "ETH", Amount(0), None, None), Deny),
     ],
 )
 def test_demo_policy(facts: RequestFacts, expected: type) -> None:
@@ -55,7 +56,7 @@ def test_demo_policy(facts: RequestFacts, expected: type) -> None:
 
 def test_example_policy_follows_design() -> None:
     loaded = load_policy_file(POLICIES / "example.yaml")
-    listed = loaded.policy.allowlists["treasury-destinations"][0].address
+    listed = str(loaded.policy.allowlists["treasury-destinations"][0].address)
     assert evaluate(loaded, withdrawal(1, STRANGER)).to_dict()["rule"] == "deny-unlisted"
     assert evaluate(loaded, withdrawal(ONE_ETH, listed)).to_dict()["rule"] == "small-auto"
     assert evaluate(loaded, withdrawal(ONE_ETH + 1, listed)).to_dict()["rule"] == "large"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from custody.chains import Amount
 from custody.policy import Allow, Deny, EvaluationContext, evaluate
 from tests.policy.language_support import (
     BASE,
@@ -94,7 +95,7 @@ TABLE: list[tuple[str, Any, dict[str, Any], EvaluationContext | None, type]] = [
     ("{amount_usd_lt: '3000.000000000000000001'}", BASE, {}, CONTEXT, Allow),
     ("{amount_usd_gte: '3000.00'}", BASE, {}, CONTEXT, Allow),
     ("{amount_usd_gt: '3000.00'}", BASE, {}, CONTEXT, Deny),
-    ("{amount_usd_gt: '2999.99'}", BASE, {"amount": 10**18 - 1}, CONTEXT, Allow),
+    ("{amount_usd_gt: '2999.99'}", BASE, {"amount": Amount(10**18 - 1)}, CONTEXT, Allow),
     ("{amount_usd_lte: '1.00'}", CALL, {}, CONTEXT, Allow),
     ("{amount_usd_lte: '0.99'}", CALL, {}, CONTEXT, Deny),
     # destination_in with an activation delay of 24h (policy applied 2 days before NOW)

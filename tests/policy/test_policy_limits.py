@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from custody.chains import Amount, InvalidPayload
 from custody.policy import (
     Allow,
     Deny,
@@ -76,14 +77,16 @@ def test_short_form_keeps_its_meaning() -> None:
     ],
 )
 def test_check_limit(limit_id: str, used: int, count: int, amount: int, fits: bool) -> None:
-    check = check_limit(limit_by_id(LOADED, limit_id), LimitUsage(used, count), amount)
+    check = check_limit(limit_by_id(LOADED, limit_id), LimitUsage(used, count), Amount(amount))
     assert check.fits is fits
     assert check.reason.startswith(f"limit {limit_id}: ")
 
 
 def _settle(amount: int, usage: dict[str, LimitUsage]) -> object:
-    decision = evaluate(LOADED, replace(BASE, amount=amount))
-    checks = [check_limit(limit_by_id(LOADED, i), usage[i], amount) for i in decision.limits]
+    decision = evaluate(LOADED, replace(BASE, amount=Amount(amount)))
+    checks = [
+        check_limit(limit_by_id(LOADED, i), usage[i], Amount(amount)) for i in decision.limits
+    ]
     return apply_limit_checks(decision, checks)
 
 
@@ -117,7 +120,7 @@ def test_settle_merges_quorums_and_takes_the_shorter_expiry() -> None:
 
 
 def test_settle_denies_when_a_limit_was_not_checked() -> None:
-    decision = evaluate(LOADED, replace(BASE, amount=1))
+    decision = evaluate(LOADED, replace(BASE, amount=Amount(1)))
     assert isinstance(apply_limit_checks(decision, []), Deny)
 
 
@@ -144,12 +147,13 @@ def test_admitted_amounts_never_exceed_the_limit(
         if index < len(released) and released[index] and reserved:
             reserved.pop(0)
         usage = LimitUsage(sum(reserved), len(reserved))
-        if check_limit(limit, usage, amount).fits:
+        if check_limit(limit, usage, Amount(amount)).fits:
             reserved.append(amount)
         assert sum(reserved) <= maximum
 
 
 @pytest.mark.parametrize("bad", [-1, True, 1.5])
-def test_check_limit_refuses_bad_amounts(bad: object) -> None:
-    with pytest.raises(ValueError, match="non-negative"):
-        check_limit(limit_by_id(LOADED, "short"), LimitUsage(0, 0), bad)  # type: ignore[arg-type]
+def test_a_limit_check_cannot_be_given_a_bad_amount(bad: object) -> None:
+    # check_limit takes an Amount, and no Amount holds these.
+    with pytest.raises(InvalidPayload):
+        check_limit(limit_by_id(LOADED, "short"), LimitUsage(0, 0), Amount(bad))  # type: ignore[arg-type]

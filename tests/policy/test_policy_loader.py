@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import rfc8785
 
+from custody.chains import Amount
 from custody.errors import ValidationFailed
 from custody.policy import PolicyInvalid, load_policy_file, load_policy_text
 from custody.policy.yamlsource import MAX_POLICY_BYTES
@@ -53,7 +54,7 @@ def test_valid_policy_loads() -> None:
     loaded = load_policy_text(VALID, "policies/x.yaml")
     assert [rule.id for rule in loaded.policy.rules] == ["small", "big"]
     assert loaded.policy.limits[0].window == 86_400
-    assert loaded.policy.limits[0].max_amount == 100
+    assert loaded.policy.limits[0].max_amount == Amount(100)
     assert loaded.source_text == VALID
     assert len(loaded.digest) == 64
 
@@ -232,7 +233,7 @@ def test_addresses(address: str, expected: str | None) -> None:
     text = VALID.replace(ADDRESS, address)
     if expected is None:
         loaded = load_policy_text(text, "x.yaml")
-        assert loaded.policy.allowlists["treasury"][0].address == ADDRESS
+        assert str(loaded.policy.allowlists["treasury"][0].address) == ADDRESS
     else:
         [line] = problems(text)
         assert line.startswith(f"policies/x.yaml:4: allowlists.treasury[0].address: {expected}")

@@ -10,11 +10,12 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from custody.chains import Amount
 from custody.policy import Allow, Deny, PolicyInvalid, RequestFacts, evaluate, load_policy_text
 from custody.policy.predicates import FactMatchesGlob
-from custody.policy.values import MAX_AMOUNT
 
 ADDRESS = "0x0DbBACFd06dbdB317eefEFAfb9fC5A06Ea04CD2A"
+MAX_AMOUNT = 2**256 - 1
 amounts = st.integers(min_value=0, max_value=MAX_AMOUNT) | st.integers(min_value=0, max_value=10)
 OPERATORS: dict[str, Callable[[int, int], bool]] = {
     "amount_lte": operator.le,
@@ -25,7 +26,9 @@ OPERATORS: dict[str, Callable[[int, int], bool]] = {
 
 
 def facts(amount: int, destination: str | None = ADDRESS) -> RequestFacts:
-    return RequestFacts("withdrawal", "hot-eth", "ethereum", "ETH", amount, destination, None)
+    return RequestFacts(
+        "withdrawal", "hot-eth", "ethereum", "ETH", Amount(amount), destination, None
+    )
 
 
 @given(threshold=amounts, amount=amounts, key=st.sampled_from(sorted(OPERATORS)))
@@ -61,7 +64,7 @@ globs = st.text(alphabet="ab-*?[]!", min_size=1, max_size=8)
 @given(names=st.lists(globs, min_size=1, max_size=4), wallet=st.text(alphabet="ab-", max_size=8))
 def test_wallet_globs_agree_with_fnmatchcase(names: list[str], wallet: str) -> None:
     predicate = FactMatchesGlob.build(lambda f: f.wallet, names)
-    probe = RequestFacts("withdrawal", wallet, "ethereum", "ETH", 0, None, None)
+    probe = RequestFacts("withdrawal", wallet, "ethereum", "ETH", Amount(0), None, None)
     assert predicate(probe) == any(fnmatch.fnmatchcase(wallet, name) for name in names)
 
 

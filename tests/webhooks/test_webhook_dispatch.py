@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from datetime import timedelta
@@ -9,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from custody.policy.stored import read_decision
 from custody.store.base import utcnow
 from custody.store.models import WebhookCursor, WebhookDelivery
 from custody.webhooks import dispatcher, repository
@@ -60,15 +62,19 @@ def test_request_waiting_for_approval_notifies_its_group(
 def test_several_groups_are_each_notified(installation: Installation) -> None:
     decision = {
         "decision": "require_approvals",
+        "rule": "large",
+        "reason": "needs two desks",
         "count": 3,
         "group": None,
+        "expires_after_seconds": None,
         "all_of": [{"count": 2, "group": "treasury"}, {"count": 1, "group": "risk"}],
     }
-    assert dispatcher.required_groups(decision) == [
+    assert dispatcher.required_groups(read_decision(json.dumps(decision))) == [
         {"group": "treasury", "count": 2},
         {"group": "risk", "count": 1},
     ]
-    assert dispatcher.required_groups({"decision": "allow"}) == []
+    allow = {"decision": "allow", "rule": "small", "reason": "fits"}
+    assert dispatcher.required_groups(read_decision(json.dumps(allow))) == []
 
 
 def test_status_changes_are_what_get_sent() -> None:

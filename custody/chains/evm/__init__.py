@@ -12,10 +12,8 @@ from custody.chains.evm.eip1559 import (
     unsigned_from_payload,
 )
 from custody.chains.evm.signatures import (
-    SECP256K1_N,
     SignedEvmTx,
     assemble_signed,
-    normalize_low_s,
     recovery_id_for,
     verify_signed,
 )
@@ -23,7 +21,6 @@ from custody.chains.evm.summary import format_units, summary
 
 __all__ = [
     "PAYLOAD_TYPE",
-    "SECP256K1_N",
     "UNLIMITED_APPROVAL",
     "DecodedCall",
     "Eip1559Fields",
@@ -36,7 +33,6 @@ __all__ = [
     "decode_calldata",
     "fields_from_payload",
     "format_units",
-    "normalize_low_s",
     "recovery_id_for",
     "summary",
     "typed_data_digest",

@@ -15,13 +15,11 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
+from custody import secp256k1
 from custody.chains.errors import SignatureMismatch
 from custody.chains.evm.addresses import address_from_public_key
 from custody.chains.evm.eip1559 import TX_TYPE, UnsignedEvmTx
 from custody.chains.values import Digest, EvmAddress
-
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_HALF_N = SECP256K1_N // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +42,8 @@ def _check_scalars(r: int, s: int) -> None:
     for name, scalar in (("r", r), ("s", s)):
         if isinstance(scalar, bool) or not isinstance(scalar, int):
             raise SignatureMismatch(f"signature {name} must be an integer")
-        if not 0 < scalar < SECP256K1_N:
+        if not secp256k1.in_range(scalar):
             raise SignatureMismatch(f"signature {name} is out of range")
-
-
-def normalize_low_s(r: int, s: int, recovery_id: int) -> tuple[int, int, int]:
-    """Return the low-s twin: (r, n - s) with the other y-parity signs the same digest (EIP-2)."""
-    if s > _HALF_N:
-        return r, SECP256K1_N - s, recovery_id ^ 1
-    return r, s, recovery_id
 
 
 def recovery_id_for(digest: Digest, r: int, s: int, signer: EvmAddress) -> int:
@@ -81,7 +72,7 @@ def assemble_signed(unsigned: UnsignedEvmTx, r: int, s: int, recovery_id: int) -
     if recovery_id not in (0, 1) or isinstance(recovery_id, bool):
         # 2 and 3 mean r overflowed n: astronomically rare and not expressible as a y-parity.
         raise SignatureMismatch(f"recovery id must be 0 or 1, got {recovery_id!r}")
-    r, s, y_parity = normalize_low_s(r, s, recovery_id)
+    r, s, y_parity = secp256k1.to_low_s(r, s, recovery_id)
     signed_dict = unsigned.fields.as_eth_account_dict() | {"v": y_parity, "r": r, "s": s}
     raw = TypedTransaction.from_dict(signed_dict).encode()
     signed = SignedEvmTx(raw=raw, tx_hash=Digest(keccak(raw)), digest=unsigned.digest)
@@ -104,7 +95,7 @@ def _decode_and_check_digest(signed: SignedEvmTx) -> tuple[int, int, int]:
 def verify_signed(signed: SignedEvmTx, expected_from: EvmAddress) -> None:
     """Fail closed unless ``signed`` is the approved payload, low-s and from ``expected_from``."""
     _, _, s = _decode_and_check_digest(signed)
-    if s > _HALF_N:
+    if not secp256k1.is_low_s(s):
         raise SignatureMismatch("signature has a high s value (EIP-2); nodes would reject it")
     if keccak(signed.raw) != signed.tx_hash.value:
         raise SignatureMismatch("transaction hash does not match the signed bytes")

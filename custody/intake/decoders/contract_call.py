@@ -4,31 +4,36 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
 from custody.catalog.assets import asset_by_contract
 from custody.catalog.chains import chain_by_id
-from custody.chains import EvmAddress, InvalidPayload, build_eip1559, decode_calldata
+from custody.chains import Amount, EvmAddress, InvalidPayload, build_eip1559, decode_calldata
 from custody.chains.evm.eip1559 import Eip1559Fields
 from custody.chains.values import describe, parse_uint
 from custody.intake.decoders.call_meaning import call_details, meaning
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
-from custody.intake.schemas import EvmFieldsBody, describe_validation_error
+from custody.intake.schemas import ADDRESS, DECIMAL, EvmFieldsBody, describe_validation_error
 from custody.wallets.repository import wallet_by_name
 
 _MAX_NONCE = 2**64
 
 
 class ContractCallBody(BaseModel):
+    """An EIP-1559 transaction carrying calldata, judged by what the calldata does."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal["contract_call"]
     wallet: StrictStr
-    to: StrictStr
-    data: StrictStr
-    value: StrictStr
+    to: StrictStr = Field(description="the contract", json_schema_extra=ADDRESS)
+    data: StrictStr = Field(
+        description="calldata: 0x, a 4-byte selector and its arguments",
+        json_schema_extra={"pattern": r"^0x([0-9a-fA-F]{2}){4,}$"},
+    )
+    value: StrictStr = Field(description="wei sent with the call", json_schema_extra=DECIMAL)
     evm: EvmFieldsBody
 
 
@@ -91,7 +96,7 @@ def decode_contract_call(session: Session, data: dict[str, Any]) -> Draft:
         wallet=wallet,
         chain=chain,
         asset=what.asset,
-        amount=what.amount,
+        amount=Amount(what.amount),
         destination=what.destination,
         payload=unsigned.payload,
         digest=unsigned.digest.prefixed(),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
 from custody.catalog.chains import chain_by_id
+from custody.chains import Amount
 from custody.chains.evm.eip191 import PAYLOAD_TYPE, eip191_digest
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
@@ -22,6 +23,8 @@ MAX_MESSAGE = 4096
 
 
 class SignMessageBody(BaseModel):
+    """An EIP-191 `personal_sign` message: printable text, denied unless a rule allows it."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal["sign_message"]
@@ -46,7 +49,7 @@ def decode_sign_message(session: Session, data: dict[str, Any]) -> Draft:
         wallet=wallet,
         chain=chain,
         asset=chain.native_asset,
-        amount=0,
+        amount=Amount(0),
         destination=None,
         payload=payload,
         digest=eip191_digest(body.message).prefixed(),

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sqlalchemy.orm import Session
 
 from custody.catalog.assets import decimals_on_chain
 from custody.catalog.chains import chain_by_id
 from custody.catalog.venues import declared_types, find_venue
-from custody.chains import format_units
+from custody.chains import Amount, format_units
 from custody.chains.evm.typed_canonical import canonical_typed_data
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
@@ -28,12 +28,16 @@ _UINT = re.compile(r"uint([0-9]{1,3})")
 
 
 class TradeBody(BaseModel):
+    """An EIP-712 order for a registered venue; its notional is read from a declared field."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal["trade"]
     wallet: StrictStr
     venue: StrictStr
-    typed_data: dict[str, Any]
+    typed_data: dict[str, Any] = Field(
+        description="EIP-712 typed data: {types, primaryType, domain, message}"
+    )
 
 
 def decode_trade(session: Session, data: dict[str, Any]) -> Draft:
@@ -81,7 +85,7 @@ def decode_trade(session: Session, data: dict[str, Any]) -> Draft:
         wallet=wallet,
         chain=chain,
         asset=asset,
-        amount=notional,
+        amount=Amount(notional),
         destination=None,
         payload={"type": PAYLOAD_TYPE, "typed_data": typed, "venue": venue.name},
         digest=message.digest.prefixed(),

@@ -52,7 +52,7 @@ def decode_withdrawal(session: Session, data: dict[str, Any]) -> Draft:
         wallet=wallet,
         chain=chain,
         asset=intent.asset,
-        amount=intent.amount.value,
+        amount=intent.amount,
         destination=str(intent.destination),
         payload=payload,
         digest=unsigned.digest.prefixed(),

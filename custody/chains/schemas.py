@@ -1,0 +1,55 @@
+"""Stored payloads (`Request.payload`) as typed JSON: what was approved and will be signed.
+
+Read back through `read_payload`, the column's one reader. Fields are declared in sorted order
+because the column is written with sorted keys: the API shows the object as it was stored.
+A payload type without a model here fails to read, as the signer fails closed on a payload type
+it has no handler for.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter
+
+from custody.jsonshape import DecimalString, JsonModel
+
+
+class Eip1559Payload(JsonModel):
+    """An EIP-1559 (type 2) transaction; numbers as decimal strings, `data` as 0x hex."""
+
+    chain_id: DecimalString
+    data: str = Field(pattern=r"^0x([0-9a-f]{2})*$")
+    gas: DecimalString
+    max_fee_per_gas: DecimalString
+    max_priority_fee_per_gas: DecimalString
+    nonce: DecimalString
+    to: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="EIP-55 checksummed")
+    type: Literal["evm.eip1559"]
+    value: DecimalString
+
+
+class Eip712Payload(JsonModel):
+    """EIP-712 typed data (a trade order) in canonical form, for a registered venue."""
+
+    type: Literal["evm.eip712"]
+    typed_data: dict[str, Any] = Field(description="{types, primaryType, domain, message}")
+    venue: str
+
+
+class Eip191Payload(JsonModel):
+    """A `personal_sign` message (EIP-191 version 0x45)."""
+
+    message: str
+    type: Literal["evm.eip191"]
+
+
+# The tags are the PAYLOAD_TYPE of each payload's builder (eip1559, typed data, eip191).
+TransactionPayload = Annotated[
+    Eip1559Payload | Eip712Payload | Eip191Payload, Field(discriminator="type")
+]
+_PAYLOAD: TypeAdapter[TransactionPayload] = TypeAdapter(TransactionPayload)
+
+
+def read_payload(column: str) -> TransactionPayload:
+    return _PAYLOAD.validate_json(column)

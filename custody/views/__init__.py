@@ -1,0 +1,1 @@
+"""How requests look to their clients: the one view the API, intake replays and webhooks share."""

@@ -1,0 +1,54 @@
+"""A request as its client sees it over HTTP (and in webhook bodies): the response models.
+
+`result` and `reason` are absent until there is one, as they always were; every other key is
+present, null when empty. Field order is the order clients have always received.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from custody.approvals.schemas import ApprovalsView
+from custody.chains.schemas import TransactionPayload
+from custody.jsonshape import DecimalString, HexDigest, JsonModel, Rfc3339, absent
+from custody.policy.stored import StoredDecision
+from custody.policy.values import RequestType
+from custody.requests.states import RequestStatus
+
+
+class PayloadView(JsonModel):
+    digest: HexDigest = Field(description="what the HSM signs and approvals name")
+    summary: str
+    transaction: TransactionPayload
+
+
+class SignedTransaction(JsonModel):
+    raw_transaction: str = Field(pattern=r"^0x([0-9a-f]{2})*$")
+    tx_hash: HexDigest
+
+
+class MessageSignature(JsonModel):
+    signature: str = Field(
+        pattern=r"^0x[0-9a-f]{130}$", description="r || s || v (v = 27 + y-parity), low-s"
+    )
+
+
+class RequestView(JsonModel):
+    id: str
+    status: RequestStatus
+    type: RequestType
+    wallet: str
+    asset: str
+    amount: DecimalString
+    destination: str | None
+    policy: StoredDecision
+    payload: PayloadView
+    approvals: ApprovalsView
+    created_at: Rfc3339
+    result: SignedTransaction | MessageSignature | None = absent("present once signed")
+    reason: str | None = absent("why a request was rejected, failed or stopped")
+
+
+class RequestPage(JsonModel):
+    items: list[RequestView]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
