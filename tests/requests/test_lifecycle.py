@@ -108,10 +108,11 @@ def _request_row(installation: Installation, status: RequestStatus) -> str:
 
 
 def test_database_refuses_every_transition_the_table_does_not_allow(
-    installation: Installation,
+    own_installation: Installation,
 ) -> None:
     """The trigger of migration 0006 and the table in custody/requests/states.py agree: a
     change to the table without a migration fails here."""
+    installation = own_installation
     for current in RequestStatus:
         request_id = _request_row(installation, current)
         for target in RequestStatus:
