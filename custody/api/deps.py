@@ -1,4 +1,5 @@
-"""Dependencies shared by the routes: the runtime and the authenticated client."""
+"""Dependencies of the API routes: the authenticated client (and, re-exported, the runtime and
+the raw body from custody.http)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from custody.clients.auth import AuthenticatedClient, CallContext, TokenRules, authenticate
 from custody.errors import Forbidden, Unauthorized
+from custody.http.deps import BodyDep, RuntimeDep, raw_body, runtime
 from custody.runtime import Runtime
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-async def raw_body(request: Request) -> bytes:
-    return await request.body()
 
 
 def call_uri(request: Request) -> str:
@@ -94,9 +87,9 @@ def auditor_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> A
     return caller
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
 ClientDep = Annotated[AuthenticatedClient, Depends(trading_client)]
 CreatingClientDep = Annotated[AuthenticatedClient, Depends(creating_client)]
 AnyClientDep = Annotated[AuthenticatedClient, Depends(client)]
 AuditorDep = Annotated[AuthenticatedClient, Depends(auditor_client)]
-BodyDep = Annotated[bytes, Depends(raw_body)]
+
+__all__ = ["BodyDep", "RuntimeDep", "raw_body", "runtime"]

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 
 from custody.api.deps import AnyClientDep, AuditorDep, RuntimeDep
-from custody.api.problems import problem_responses
 from custody.errors import NotFound
+from custody.http.problems import problem_responses
 from custody.ledger import proofs
 from custody.ledger.checkpoints import latest_checkpoint, runtime_identity
 from custody.ledger.schemas import ConsistencyProof, InclusionProof, LedgerEntries, LedgerKey

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
-from custody.api.problems import Problem
 from custody.approvals.schemas import ApprovalBody
+from custody.http.problems import Problem
 from custody.intake.bodies import REQUEST_BODY
 
 REF = "#/components/schemas/{model}"

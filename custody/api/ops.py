@@ -8,9 +8,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from custody.api.deps import RuntimeDep
-from custody.api.problems import problem, problem_responses
 from custody.api.schemas import Health, Readiness, ReadinessChecks
 from custody.errors import CustodyError
+from custody.http.problems import problem, problem_responses
 
 router = APIRouter(tags=["operations"])
 

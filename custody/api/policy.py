@@ -6,11 +6,11 @@ from fastapi import APIRouter
 
 from custody.api.deps import BodyDep, ClientDep, RuntimeDep
 from custody.api.openapi import json_body
-from custody.api.problems import problem_responses
 from custody.api.schemas import FactsView, PayloadSummary, ProposalAnswer, Simulation
 from custody.approvals.policy_approvals import approve_proposal_with_device_key
 from custody.decisions.service import decide
 from custody.errors import ValidationFailed
+from custody.http.problems import problem_responses
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
 from custody.policy.stored import stored_decision

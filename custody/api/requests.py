@@ -13,11 +13,11 @@ from sqlalchemy.exc import IntegrityError
 
 from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep
 from custody.api.openapi import json_body, required_header
-from custody.api.problems import problem_responses
 from custody.approvals.device import record_device_approval, verify_device_approval
 from custody.approvals.schemas import ApprovalAnswer
 from custody.approvals.views import approvals_view
 from custody.errors import Conflict, ValidationFailed
+from custody.http.problems import problem_responses
 from custody.intake.jsonbody import parse_object
 from custody.intake.pipeline import MAX_IDEMPOTENCY_KEY, submit
 from custody.requests import repository

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from custody.api.deps import AnyClientDep, RuntimeDep
-from custody.api.problems import problem_responses
 from custody.api.schemas import WebhookKey
+from custody.http.problems import problem_responses
 from custody.webhooks.signing import public_key as webhook_public_key
 
 router = APIRouter(

@@ -47,7 +47,7 @@ def serve(
     """Serve the HTTP API (and an in-process signer worker)."""
     import uvicorn
 
-    from custody.api.app import create_app
+    from custody.app import create_app
     from custody.runtime import Runtime
 
     settings = context.settings()

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from custody.api.deps import BodyDep
 from custody.approvals.duties import refuse_maker
 from custody.approvals.service import ApprovalOutcome, record, statement_for
 from custody.approvals.statement import webauthn_challenge
 from custody.errors import ValidationFailed
+from custody.http.deps import BodyDep
 from custody.intake.jsonbody import parse_object
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind

@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from custody.api.problems import problem
 from custody.errors import CustodyError
+from custody.http.problems import problem
 from custody.runtime import Runtime
 from custody.web import api, pages
 from custody.web.errors import CsrfRefused, SignInRequired

@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 
+from custody.http.deps import runtime
 from custody.runtime import Runtime
 from custody.web import sessions
 from custody.web.errors import SignInRequired
@@ -14,11 +15,6 @@ from custody.web.sessions import SignedIn
 
 CSRF_HEADER = "X-CSRF-Token"
 MAX_FORM_BYTES = 16 * 1024
-
-
-def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 def optional_user(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> SignedIn | None:

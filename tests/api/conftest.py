@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient as HttpClient
 
-from custody.api.app import create_app
+from custody.app import create_app
 from custody.signing.worker import SignerWorker
 from tests.support.api import Api
 from tests.support.installation import Installation, WalletInfo

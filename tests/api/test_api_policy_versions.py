@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient as HttpClient
 
-from custody.api.app import create_app
+from custody.app import create_app
 from custody.policy_versions.service import active_policy
 from tests.conftest import SESSION_TOKEN
 from tests.support.api import Api, withdrawal

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient as HttpClient
 
-from custody.api.app import create_app
+from custody.app import create_app
 from custody.approvals.approvers import add_approver
 from custody.policy_versions.service import active_policy
 from tests.support.api import Api, withdrawal

@@ -16,7 +16,7 @@ from eth_account.typed_transactions import TypedTransaction
 from fastapi.testclient import TestClient
 from hexbytes import HexBytes
 
-from custody.api.app import create_app
+from custody.app import create_app
 from custody.store.models import Request
 from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.support.api import DESTINATION, Api, withdrawal

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from custody.api.app import create_app
+from custody.app import create_app
 from custody.approvals.approvers import add_approver, invite
 from custody.runtime import Runtime
 from custody.store.models import Approver

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient as HttpClient
 
-from custody.api.app import create_app
+from custody.app import create_app
 from custody.approvals.approvers import add_approver, hash_token
 from custody.store.models import WebSession
 from custody.web import sessions

@@ -1,4 +1,5 @@
-"""The ASGI application: API routes, problem+json errors, body limits, in-process signer."""
+"""The whole ASGI application: the trading API, the approver app mounted at /app, problem+json
+errors, body limits, and the in-process signer, checkpointer and webhook threads."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from fastapi import FastAPI
 
 from custody import __version__
 from custody.api import ledger as ledger_routes
-from custody.api import openapi, ops, problems
+from custody.api import openapi, ops
 from custody.api import policy as policy_routes
 from custody.api import requests as request_routes
 from custody.api import webhooks as webhook_routes
-from custody.api.limits import MaxBodySize
+from custody.http import problems
+from custody.http.limits import MaxBodySize
 from custody.ledger.checkpointer import start_checkpointer
 from custody.runtime import Runtime
 from custody.web.app import mount as mount_web

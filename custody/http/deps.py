@@ -1,0 +1,23 @@
+"""Dependencies both HTTP faces use: the process runtime and the exact body bytes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from custody.runtime import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def raw_body(request: Request) -> bytes:
+    """The body exactly as sent: a client's token signs its SHA-256, strict JSON parses it."""
+    return await request.body()
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+BodyDep = Annotated[bytes, Depends(raw_body)]
