@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from custody.hsm import DevToken
 from custody.ledger import service as ledger
-from custody.ledger.check import check
+from custody.ledger.check import TailRule, check
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.events import EventKind
 from custody.ledger.verify import VerifierKey, parse_checkpoint, parse_verifier_key
@@ -94,10 +94,17 @@ def key(inst: Installation) -> VerifierKey:
     return parse_verifier_key(runtime_identity(inst.runtime).verifier_key)
 
 
-def verify_db(inst: Installation, external: Sequence[str] = ()) -> str | None:
+def verify_db(
+    inst: Installation, external: Sequence[str] = (), *, allow_unsigned_tail: bool = False
+) -> str | None:
     k = key(inst)
     with inst.runtime.db.read() as session:
-        return check(session, k, external=[parse_checkpoint(n, k) for n in external]).fault
+        return check(
+            session,
+            k,
+            external=[parse_checkpoint(n, k) for n in external],
+            tail=TailRule(allow=allow_unsigned_tail),
+        ).fault
 
 
 def attacker(inst: Installation, *statements: str) -> None:
