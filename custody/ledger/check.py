@@ -184,24 +184,30 @@ def _tail_fault(session: Session, report: Report, rule: TailRule) -> str | None:
             "`custody ledger checkpoint`; pass --allow-unsigned-tail to accept an unsigned ledger)"
         )
     oldest = _entry_time(session, report.signed_size)
-    age = (rule.now or datetime.now(UTC)) - oldest
-    if age <= rule.max_age:
+    now = rule.now or datetime.now(UTC)
+    if oldest is not None and now - oldest <= rule.max_age:
         return None
+    waited = "an unknown time" if oldest is None else f"{int((now - oldest).total_seconds())} s"
     first, last = report.signed_size, report.size - 1
     span = f"entry {last}" if first == last else f"entries {first} to {last}"
     return (
-        f"{span}: not covered by a signed checkpoint for {int(age.total_seconds())} s (more "
-        f"than the {int(rule.max_age.total_seconds())} s allowed); checkpoints stopped or were "
-        "removed (sign one with `custody ledger checkpoint`, or pass --allow-unsigned-tail)"
+        f"{span}: not covered by a signed checkpoint for {waited} (more than the "
+        f"{int(rule.max_age.total_seconds())} s allowed); checkpoints stopped or were removed "
+        "(sign one with `custody ledger checkpoint`, or pass --allow-unsigned-tail)"
     )
 
 
-def _entry_time(session: Session, index: int) -> datetime:
-    """The time the entry itself states (what an auditor sees), not the column beside it."""
+def _entry_time(session: Session, index: int) -> datetime | None:
+    """The time the entry itself states (what an auditor sees), not the column beside it; None
+    when unreadable (possible with --hashes-only), which counts as too old."""
     entry = session.execute(
         select(LedgerEntry.entry).where(LedgerEntry.index == index)
     ).scalar_one()
-    return datetime.fromisoformat(json.loads(entry)["time"].replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(json.loads(entry)["time"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _nodes_fault(session: Session, report: Report) -> str | None:
