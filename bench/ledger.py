@@ -5,7 +5,9 @@
 1. appends per second with group commit (many entries per transaction) on SQLite and PostgreSQL,
    through `custody.ledger.service.append` (canonical bytes, leaf hash, subtree nodes);
 2. full verification of a 1,000,000-entry export with the standalone verifier;
-3. inclusion proof time at 1,000,000 entries from the database (cold and warm node cache).
+3. inclusion proof time at 1,000,000 entries from the database (cold and warm node cache);
+4. the proof a checkpoint needs before it is signed (custody.ledger.consistency) at 100,000
+   entries, for several distances from the last checkpoint (`--checkpoint-only` runs just this).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -29,15 +33,16 @@ from bench.report import replace_section
 from bench.run import _cpu
 from custody.ledger import proofs
 from custody.ledger import service as ledger
+from custody.ledger.consistency import provable_root
 from custody.ledger.events import EventKind
 from custody.ledger.merkle import leaf_hash
-from custody.ledger.nodes import clear_caches
+from custody.ledger.nodes import NodeCache, SessionNodes, clear_caches
 from custody.ledger.note import sign_checkpoint, verifier_key
-from custody.ledger.tree import completed_nodes
-from custody.ledger.verify import TreeBuilder, verify_export
+from custody.ledger.tree import completed_nodes, root
+from custody.ledger.verify import TreeBuilder, parse_verifier_key, verify_export
 from custody.store import Database
 from custody.store.migrate import upgrade_to_head
-from custody.store.models import LedgerEntry, LedgerHead, LedgerNode
+from custody.store.models import LedgerCheckpoint, LedgerEntry, LedgerHead, LedgerNode
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -123,6 +128,48 @@ def proof_times(url: str, entries: int, samples: int) -> tuple[float, float, flo
     return statistics.median(cold) * 1000, p99 * 1000, statistics.median(warm) * 1000
 
 
+def checkpoint_proof_times(url: str, entries: int) -> list[tuple[str, str]]:
+    """Median time of the pre-signing proof at `entries`, by entries since the last checkpoint.
+
+    Unsigned is what the tree stored before (one root from the stored subtrees, nothing proven);
+    `since 0` is the first checkpoint, which re-hashes every entry.
+    """
+    upgrade_to_head(url)
+    db = Database(url)
+    _bulk_load(db, entries)
+    origin = "bench.custody/ledger"
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes_raw()
+    verifier = parse_verifier_key(verifier_key(origin, public))
+    results = []
+    with db.read() as session:
+        unproven = _median(lambda: root(SessionNodes(session, NodeCache()), entries))
+        results.append((f"checkpoint at {entries:,} entries, root only (before)", unproven))
+        for since in (1, 100, 10_000, entries):
+            old = entries - since
+            last = None
+            if old:
+                old_root = root(SessionNodes(session, NodeCache()), old)
+                signed = sign_checkpoint(
+                    origin, old, old_root, key_name=origin, public_key=public, sign=key.sign
+                )
+                last = LedgerCheckpoint(tree_size=old, root_hash=old_root, note=signed.note)
+            took = _median(partial(provable_root, session, last, verifier, entries))
+            label = "first checkpoint, every entry" if not old else f"{since:,} entries since"
+            results.append((f"checkpoint proof at {entries:,} entries, {label}", took))
+    db.dispose()
+    return results
+
+
+def _median(run: Callable[[], object], repeat: int = 5) -> str:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return f"{statistics.median(times) * 1000:.2f} ms"
+
+
 def _bulk_load(db: Database, entries: int) -> None:
     """Rows as `append` would write them, inserted in bulk (appending 1M one by one is the
     first benchmark's job, not this one's)."""
@@ -181,10 +228,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--verify-only", action="store_true", help="only the verification run")
+    parser.add_argument("--checkpoint-entries", type=int, default=100_000)
+    parser.add_argument(
+        "--checkpoint-only", action="store_true", help="only the pre-signing proof, printed"
+    )
     args = parser.parse_args()
     results: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="custody-bench-ledger-") as tmp:
         tmpdir = Path(tmp)
+        proof = checkpoint_proof_times(f"sqlite:///{tmpdir / 'proof.db'}", args.checkpoint_entries)
+        for row in proof:
+            print(row)
+        if args.checkpoint_only:
+            return
+        results.extend(proof)
         if not args.verify_only:
             for label, given in [
                 ("SQLite", f"sqlite:///{tmpdir / 'appends.db'}"),

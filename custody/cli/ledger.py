@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,8 +19,7 @@ from custody.errors import CustodyError
 from custody.ledger.checkpoints import runtime_identity
 
 if TYPE_CHECKING:
-    from custody.ledger.verify import Checkpoint, VerifierKey
-    from custody.runtime import Runtime
+    from custody.ledger.check import LedgerReport
 
 app = typer.Typer(help="The append-only ledger.", no_args_is_help=True)
 
@@ -86,113 +87,145 @@ def verify(  # noqa: PLR0917  (Typer maps each parameter to one command-line opt
             help="Check leaves, roots and signatures, not each entry's JSON form (faster).",
         ),
     ] = False,
+    allow_unsigned_tail: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned-tail",
+            help="Accept entries that no signed checkpoint covers (reported, not verified).",
+        ),
+    ] = False,
+    max_unsigned_age: Annotated[
+        float | None,
+        typer.Option(
+            "--max-unsigned-age",
+            min=0,
+            help="Seconds an entry may wait for a checkpoint (database only; default: 10 "
+            "checkpoint intervals, at least 60).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Recompute every leaf and root, check every checkpoint; exit non-zero on any fault."""
-    from custody.ledger.verify import VerificationError, parse_checkpoint, parse_verifier_key
+    from custody.ledger.verify import VerificationError
 
-    notes = [p.read_text() for p in trusted or []]
+    checks = _Checks(
+        notes=[p.read_text() for p in trusted or []],
+        witness=witness,
+        verifier_key=verifier_key,
+        check_format=not hashes_only,
+        allow_unsigned_tail=allow_unsigned_tail,
+    )
     try:
         with _progress("verifying entries", quiet=as_json) as progress:
             if export is not None:
-                from custody.ledger.verify import parse_verifier_key as parse_key
-
-                pinned = parse_key(verifier_key.read_text()) if verifier_key else None
-                size, root, checked, fault = _verify_export(
-                    export, notes, witness, progress, check_format=not hashes_only, pinned=pinned
-                )
+                report = _verify_export(export, checks, progress)
             else:
-                with context.runtime() as rt:
-                    key_text = (
-                        verifier_key.read_text()
-                        if verifier_key
-                        else runtime_identity(rt).verifier_key
-                    )
-                    key = parse_verifier_key(key_text)
-                    external = [parse_checkpoint(n, key) for n in notes]
-                    if witness is not None:
-                        from custody.ledger.verify import read_witness
-
-                        external += read_witness(witness, key)
-                    size, root, checked, fault = _verify_db(
-                        rt, key, external, progress, check_format=not hashes_only
-                    )
+                report = _verify_db(checks, max_unsigned_age, progress)
     except VerificationError as exc:
         raise LedgerFault(f"ledger verification failed: {exc}") from None
+    _show(report, as_json=as_json)
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """What `verify` was asked to hold the log to, for the database and for an export alike."""
+
+    notes: list[str]
+    witness: Path | None
+    verifier_key: Path | None
+    check_format: bool
+    allow_unsigned_tail: bool
+
+
+def _show(report: LedgerReport, *, as_json: bool) -> None:
     data = {
-        "ok": fault is None,
-        "size": size,
-        "root": root.hex(),
-        "checkpoints": checked,
-        "fault": fault,
+        "ok": report.ok,
+        "size": report.size,
+        "root": report.root.hex(),
+        "checkpoints": report.checkpoints_checked,
+        "signed_size": report.signed_size,
+        "unsigned_tail": report.unsigned,
+        "fault": report.fault,
     }
-    if fault is not None:
+    if report.fault is not None:
+        message = f"ledger verification failed: {report.fault}"
         if as_json:  # the report is the one JSON document; the diagnosis still goes to stderr
-            message = f"ledger verification failed: {fault}"
-            emit(
-                {**data, "error": {"message": message, "status": LedgerFault.status}}, as_json=True
-            )
+            error = {"message": message, "status": LedgerFault.status}
+            emit({**data, "error": error}, as_json=True)
             err_console.print(
-                f"[bold red]error:[/bold red] ledger verification failed: {fault}",
-                highlight=False,
-                soft_wrap=True,
+                f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(1)
-        raise LedgerFault(f"ledger verification failed: {fault}")
+        raise LedgerFault(message)
+    tail = (
+        f"; {report.unsigned} newest entries not yet covered by a checkpoint (unverified)"
+        if report.unsigned
+        else ""
+    )
     emit(
         data,
         as_json=as_json,
-        human=f"ledger ok: {size} entries, root {root.hex()}, {checked} checkpoints verified",
+        human=f"ledger ok: {report.size} entries, root {report.root.hex()}, "
+        f"{report.checkpoints_checked} checkpoints verified{tail}",
     )
 
 
 def _verify_db(
-    rt: Runtime,
-    key: VerifierKey,
-    external: Sequence[Checkpoint],
-    progress: Callable[[int], None] | None,
-    *,
-    check_format: bool,
-) -> tuple[int, bytes, int, str | None]:
-    from custody.ledger.check import check
+    checks: _Checks, max_unsigned_age: float | None, progress: Callable[[int], None] | None
+) -> LedgerReport:
+    from custody.ledger.check import TailRule, check, unsigned_grace
+    from custody.ledger.verify import parse_checkpoint, parse_verifier_key, read_witness
 
-    with rt.db.read() as session:
-        report = check(
-            session,
-            key,
-            external=external,
-            progress=progress,
-            workers=os.cpu_count() or 1,
-            check_format=check_format,
+    with context.runtime() as rt:
+        key_text = (
+            checks.verifier_key.read_text()
+            if checks.verifier_key
+            else runtime_identity(rt).verifier_key
         )
-    return report.size, report.root, report.checkpoints_checked, report.fault
+        key = parse_verifier_key(key_text)
+        external = [parse_checkpoint(n, key) for n in checks.notes]
+        if checks.witness is not None:
+            external += read_witness(checks.witness, key)
+        grace = (
+            timedelta(seconds=max_unsigned_age)
+            if max_unsigned_age is not None
+            else unsigned_grace(rt.settings.checkpoint_interval_seconds)
+        )
+        with rt.db.read() as session:
+            return check(
+                session,
+                key,
+                external=external,
+                progress=progress,
+                workers=os.cpu_count() or 1,
+                check_format=checks.check_format,
+                tail=TailRule(allow=checks.allow_unsigned_tail, max_age=grace),
+            )
 
 
 def _verify_export(
-    directory: Path,
-    notes: list[str],
-    witness: Path | None,
-    progress: Callable[[int], None] | None,
-    *,
-    check_format: bool,
-    pinned: VerifierKey | None,
-) -> tuple[int, bytes, int, str | None]:
-    from custody.ledger.verify import verify_export
+    directory: Path, checks: _Checks, progress: Callable[[int], None] | None
+) -> LedgerReport:
+    from custody.ledger.check import LedgerReport
+    from custody.ledger.verify import parse_verifier_key, verify_export
 
+    pinned = parse_verifier_key(checks.verifier_key.read_text()) if checks.verifier_key else None
     report = verify_export(
         directory,
-        trusted=notes,
-        witness=witness,
+        trusted=checks.notes,
+        witness=checks.witness,
         progress=progress,
         workers=os.cpu_count() or 1,
-        check_format=check_format,
+        check_format=checks.check_format,
         pinned=pinned,
+        allow_unsigned_tail=checks.allow_unsigned_tail,
     )
-    return (
+    return LedgerReport(
         report.size,
         report.root,
         report.checkpoints_checked,
-        (report.faults[0] if report.faults else None),
+        report.faults[0] if report.faults else None,
+        report.signed_size,
     )
 
 

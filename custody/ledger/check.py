@@ -7,6 +7,10 @@ supplies), and earlier checkpoints kept outside the database (a trusted file, a 
 match: this catches edited, deleted, reordered or truncated entries, rolled-back or forked logs and
 checkpoints signed by another key. Recomputing the roots of consecutive checkpoints from one
 sequence of entries proves their consistency.
+
+Entries after the newest checkpoint are the unsigned tail: nothing proves them, and removing
+checkpoints turns signed history back into an unsigned tail. The TailRule says how much of it is
+normal (docs/ledger.md, "Unsigned entries").
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,10 +47,40 @@ class LedgerReport:
     root: bytes
     checkpoints_checked: int
     fault: str | None
+    signed_size: int = 0
+    """The largest verified checkpoint's size: entries from here on are the unsigned tail."""
 
     @property
     def ok(self) -> bool:
         return self.fault is None
+
+    @property
+    def unsigned(self) -> int:
+        return self.size - self.signed_size
+
+
+# The checkpointer signs every `checkpoint_interval_seconds` while `serve` or `worker` runs; an
+# entry still unsigned after this many intervals (and at least MIN_GRACE) was not left by it.
+GRACE_INTERVALS = 10
+MIN_GRACE = timedelta(seconds=60)
+
+
+def unsigned_grace(checkpoint_interval_seconds: float) -> timedelta:
+    return max(MIN_GRACE, timedelta(seconds=GRACE_INTERVALS * checkpoint_interval_seconds))
+
+
+@dataclass(frozen=True)
+class TailRule:
+    """How many entries past the newest verified checkpoint `verify` accepts.
+
+    Without `allow`, a ledger with entries and no checkpoint fails, and so does a tail whose
+    oldest entry is older than `max_age` at `now`: checkpoints stopped being signed, or were
+    removed so that what they covered could be rewritten.
+    """
+
+    allow: bool = False
+    max_age: timedelta = MIN_GRACE
+    now: datetime | None = None
 
 
 def check(
@@ -56,6 +91,7 @@ def check(
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
     check_format: bool = True,
+    tail: TailRule = TailRule(),
 ) -> LedgerReport:
     try:
         checkpoints = [*_stored_checkpoints(session, key), *external] if key else list(external)
@@ -71,7 +107,10 @@ def check(
     )
     fault = columns_fault[0] if columns_fault else (report.faults[0] if report.faults else None)
     fault = fault or _head_fault(session, report) or _nodes_fault(session, report)
-    return LedgerReport(report.size, report.root, report.checkpoints_checked, fault)
+    fault = fault or _tail_fault(session, report, tail)
+    return LedgerReport(
+        report.size, report.root, report.checkpoints_checked, fault, report.signed_size
+    )
 
 
 def _entries(session: Session, faults: list[str]) -> Iterator[bytes]:
@@ -134,6 +173,41 @@ def _head_fault(session: Session, report: Report) -> str | None:
             f"(entry {report.size} is missing or the tail was cut)"
         )
     return None
+
+
+def _tail_fault(session: Session, report: Report, rule: TailRule) -> str | None:
+    if rule.allow or report.unsigned <= 0:
+        return None
+    if report.signed_size == 0:
+        return (
+            f"no signed checkpoint covers any of the {report.size} entries (sign one with "
+            "`custody ledger checkpoint`; pass --allow-unsigned-tail to accept an unsigned ledger)"
+        )
+    oldest = _entry_time(session, report.signed_size)
+    now = rule.now or datetime.now(UTC)
+    if oldest is not None and now - oldest <= rule.max_age:
+        return None
+    waited = "an unknown time" if oldest is None else f"{int((now - oldest).total_seconds())} s"
+    first, last = report.signed_size, report.size - 1
+    span = f"entry {last}" if first == last else f"entries {first} to {last}"
+    return (
+        f"{span}: not covered by a signed checkpoint for {waited} (more than the "
+        f"{int(rule.max_age.total_seconds())} s allowed); checkpoints stopped or were removed "
+        "(sign one with `custody ledger checkpoint`, or pass --allow-unsigned-tail)"
+    )
+
+
+def _entry_time(session: Session, index: int) -> datetime | None:
+    """The time the entry itself states (what an auditor sees), not the column beside it; None
+    when unreadable (possible with --hashes-only), which counts as too old."""
+    entry = session.execute(
+        select(LedgerEntry.entry).where(LedgerEntry.index == index)
+    ).scalar_one()
+    try:
+        moment = datetime.fromisoformat(json.loads(entry)["time"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _nodes_fault(session: Session, report: Report) -> str | None:

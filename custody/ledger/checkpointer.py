@@ -4,23 +4,49 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from custody.errors import CustodyError
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
+from custody.ledger.forks import ForkDetected
 from custody.runtime import Runtime
 
 log = logging.getLogger("custody.ledger")
 
 
+class ForkAlarm:
+    """A fork is logged at CRITICAL when first seen and again every REPEAT seconds while it
+    lasts: loud enough to page someone, without one line per interval burying everything else."""
+
+    REPEAT = 60.0
+
+    def __init__(self) -> None:
+        self._last: tuple[str, float] | None = None
+
+    def sound(self, fork: ForkDetected) -> None:
+        now = time.monotonic()
+        if self._last and self._last[0] == fork.message and now - self._last[1] < self.REPEAT:
+            return
+        self._last = (fork.message, now)
+        log.critical(
+            "LEDGER FORK DETECTED, no checkpoint signed: %s (kept in ledger_fork_detections; "
+            "see docs/ledger.md)",
+            fork.message,
+        )
+
+
 def run_checkpointer(runtime: Runtime, stop: threading.Event) -> None:
     interval = runtime.settings.checkpoint_interval_seconds
     ident = None
+    alarm = ForkAlarm()
     while not stop.wait(interval):
         try:
             ident = ident or runtime_identity(runtime)
             made = make_checkpoint(runtime.db, runtime.token(), ident)
             if made is not None:
                 log.debug("checkpoint at size %d", made.tree_size)
+        except ForkDetected as fork:
+            alarm.sound(fork)
         except CustodyError as exc:
             log.warning("checkpoint not signed: %s", exc.message)
         except Exception:

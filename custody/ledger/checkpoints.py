@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError, NotFound
 from custody.hsm.signer import Signer
-from custody.ledger import service
-from custody.ledger.nodes import nodes_for
+from custody.ledger import forks, service
+from custody.ledger.consistency import provable_root
 from custody.ledger.note import SignedCheckpoint, checkpoint_body, sign_checkpoint, verifier_key
-from custody.ledger.tree import root
+from custody.ledger.verify import VerifierKey, parse_verifier_key
 from custody.runtime import Runtime
 from custody.store.base import utcnow
 from custody.store.database import Database
@@ -42,6 +42,10 @@ class LedgerIdentity:
     def verifier_key(self) -> str:
         return verifier_key(self.origin, self.public_key)
 
+    @property
+    def verifier(self) -> VerifierKey:
+        return parse_verifier_key(self.verifier_key)
+
 
 def identity(signer: Signer, origin: str, key_label: str) -> LedgerIdentity:
     return LedgerIdentity(origin, key_label, signer.get_key(key_label).public_key)
@@ -56,15 +60,19 @@ def runtime_identity(runtime: Runtime) -> LedgerIdentity:
 def make_checkpoint(db: Database, signer: Signer, ident: LedgerIdentity) -> LedgerCheckpoint | None:
     """Sign the committed tree if it grew since the last checkpoint; None when nothing is new.
 
-    Several processes may race here: the tree size is the primary key, and a root for a given
-    size never changes, so the loser's identical insert is simply dropped.
+    The tree must first be proven to extend the last signed checkpoint (custody.ledger.
+    consistency): a forked tree never reaches the HSM; ForkDetected is raised and recorded
+    (custody.ledger.forks). Several processes may race here: the tree size is the primary key,
+    and a root for a given size never changes, so the loser's identical insert is dropped.
     """
-    with db.read() as session:
-        size = service.size(session)
-        latest = latest_checkpoint(session)
-        if size == 0 or (latest is not None and latest.tree_size >= size):
-            return None
-        root_hash = root(nodes_for(session), size)
+    try:
+        found = _tree_to_sign(db, ident)
+    except forks.ForkDetected as fork:
+        forks.record(db, fork)
+        raise
+    if found is None:
+        return None
+    size, root_hash = found
     signed = sign_checkpoint(
         ident.origin,
         size,
@@ -86,6 +94,17 @@ def make_checkpoint(db: Database, signer: Signer, ident: LedgerIdentity) -> Ledg
         return session.execute(
             select(LedgerCheckpoint).where(LedgerCheckpoint.tree_size == size)
         ).scalar_one()
+
+
+def _tree_to_sign(db: Database, ident: LedgerIdentity) -> tuple[int, bytes] | None:
+    with db.read() as session:
+        # The checkpoint before the head: a checkpoint committed in between could otherwise
+        # look larger than the log (PostgreSQL reads each statement at its own snapshot).
+        last = latest_checkpoint(session)
+        size = service.size(session)
+        if size == 0 or (last is not None and last.tree_size == size):
+            return None
+        return size, provable_root(session, last, ident.verifier, size)
 
 
 def _check_own_signature(signed: SignedCheckpoint, ident: LedgerIdentity) -> None:

@@ -9,7 +9,7 @@ appending needs O(1) amortised writes. Nothing here trusts the stored nodes for 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from custody.ledger.merkle import EMPTY_ROOT, node_hash
 
@@ -36,6 +36,45 @@ def subtree_hash(read: NodeReader, start: int, end: int) -> bytes:
 
 def root(read: NodeReader, size: int) -> bytes:
     return subtree_hash(read, 0, size)
+
+
+def frontier(size: int) -> list[tuple[int, int]]:
+    """(level, index) of the perfect subtrees that make up a tree of `size` leaves, left to
+    right: one per set bit of `size`, largest first. RFC 9162's recursion splits MTH(D[0:size])
+    into exactly these, so they alone give its root and let the tree grow."""
+    keys: list[tuple[int, int]] = []
+    start = 0
+    for level in reversed(range(size.bit_length())):
+        if size >> level & 1:
+            keys.append((level, start >> level))
+            start += 1 << level
+    return keys
+
+
+class Frontier:
+    """A tree known only by its frontier: (level, hash) of each perfect subtree, left to right.
+
+    Appending a leaf merges the subtrees it completes; the root folds them from the right,
+    which is MTH of the whole tree because RFC 9162 splits at the largest power of two.
+    """
+
+    def __init__(self, subtrees: Iterable[tuple[int, bytes]] = ()) -> None:
+        self._subtrees = list(subtrees)
+
+    def append(self, leaf: bytes) -> None:
+        level, digest = 0, leaf
+        while self._subtrees and self._subtrees[-1][0] == level:
+            digest = node_hash(self._subtrees.pop()[1], digest)
+            level += 1
+        self._subtrees.append((level, digest))
+
+    def root(self) -> bytes:
+        if not self._subtrees:
+            return EMPTY_ROOT
+        digest = self._subtrees[-1][1]
+        for _, left in reversed(self._subtrees[:-1]):
+            digest = node_hash(left, digest)
+        return digest
 
 
 def inclusion_proof(read: NodeReader, index: int, size: int) -> list[bytes]:

@@ -2,11 +2,16 @@
 
 An auditor can copy this one file and run it without custody installed:
 
-    python verify.py EXPORT_DIR [--trusted-checkpoint FILE] [--witness FILE]
+    python verify.py EXPORT_DIR [--verifier-key KEY] [--trusted-checkpoint FILE] [--witness FILE]
+                                [--allow-unsigned-tail]
 
 EXPORT_DIR is what `custody ledger export` writes: `entries.jsonl` (one RFC 8785 canonical entry
 per line, exactly the leaf bytes), `checkpoint` (a C2SP signed note) and `verifier-key`. Optional
 `checkpoints.jsonl` holds every earlier checkpoint. The tree is RFC 9162 §2.1.
+
+Entries after the last signed checkpoint are covered by no signature: anyone who can edit the
+export could have written them. They make the verification fail unless --allow-unsigned-tail,
+and even then they are reported as unverified.
 
 This module imports nothing else from custody on purpose: it must not share code, and so bugs,
 with what it checks.
@@ -227,10 +232,29 @@ class Report:
     root: bytes = b""
     checkpoints_checked: int = 0
     faults: list[str] = field(default_factory=list)
+    signed_size: int = 0
+    """The largest checkpoint size the entries matched: entries from here on are unsigned."""
 
     @property
     def ok(self) -> bool:
         return not self.faults
+
+    @property
+    def unsigned(self) -> int:
+        return self.size - self.signed_size
+
+
+def unsigned_tail_fault(report: Report) -> str | None:
+    """Why the entries after the last signed checkpoint cannot be trusted, or None."""
+    if report.unsigned <= 0:
+        return None
+    first, last = report.signed_size, report.size - 1
+    span = f"entry {first}" if first == last else f"entries {first} to {last}"
+    return (
+        f"{span} ({report.unsigned}) come after the last signed checkpoint "
+        f"(size {report.signed_size}): no signature covers them; pass --allow-unsigned-tail "
+        "to accept them unverified"
+    )
 
 
 class _FloatFound(ValueError):
@@ -335,6 +359,7 @@ def verify_log(
             report.faults.append(checked.fault)
             break
     report.size, report.root = tree.size, tree.root()
+    report.signed_size = max((size for size in wanted if size <= tree.size), default=0)
     if not report.faults:
         for size in sorted(s for s in wanted if s > tree.size):
             report.faults.append(
@@ -467,18 +492,23 @@ def verify_export(
     workers: int = 1,
     check_format: bool = True,
     pinned: VerifierKey | None = None,
+    allow_unsigned_tail: bool = False,
 ) -> Report:
     key, checkpoints = read_export(directory, pinned)
     checkpoints += [parse_checkpoint(note, key) for note in trusted]
     if witness is not None:
         checkpoints += read_witness(witness, key)
-    return verify_log(
+    report = verify_log(
         iter_lines(directory / "entries.jsonl"),
         checkpoints,
         progress=progress,
         workers=workers,
         check_format=check_format,
     )
+    tail = None if allow_unsigned_tail or report.faults else unsigned_tail_fault(report)
+    if tail is not None:
+        report.faults.append(tail)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -508,6 +538,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="processes for the per-entry checks (default: all cores)",
     )
+    parser.add_argument(
+        "--allow-unsigned-tail",
+        action="store_true",
+        help="accept entries after the last signed checkpoint (reported as unverified)",
+    )
     args = parser.parse_args(argv)
     try:
         pinned = _pinned_key(args.verifier_key)
@@ -526,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             check_format=not args.hashes_only,
             pinned=pinned,
+            allow_unsigned_tail=args.allow_unsigned_tail,
             progress=lambda n: print(f"\r{n:,} entries", end="", file=sys.stderr),
         )
     except (OSError, VerificationError) as exc:
@@ -537,9 +573,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"ok: {report.size} entries, root {report.root.hex()}, "
-        f"{report.checkpoints_checked} checkpoints verified"
+        f"{report.checkpoints_checked} checkpoints verified{_unverified(report)}"
     )
     return 0
+
+
+def _unverified(report: Report) -> str:
+    if not report.unsigned:
+        return ""
+    return (
+        f"; {report.unsigned} entries after the last signed checkpoint are unverified "
+        f"(from index {report.signed_size})"
+    )
 
 
 def _pinned_key(value: str | None) -> VerifierKey | None:

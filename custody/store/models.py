@@ -6,7 +6,8 @@ Invariants the database enforces by itself:
 - one request per client and idempotency key;
 - one use per client nonce of an API token;
 - a request's status changes only along the lifecycle table (a trigger, from migration 0006);
-- the ledger refuses UPDATE and DELETE (triggers, created in the migration).
+- the ledger refuses UPDATE and DELETE (triggers, created in the migration), and so do its
+  checkpoints, subtrees and fork detections.
 """
 
 from __future__ import annotations
@@ -262,6 +263,23 @@ class LedgerCheckpoint(Base):
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LedgerForkDetection(Base):
+    """A checkpoint refused because the stored tree does not extend the last signed one.
+
+    Kept outside the ledger, which cannot record its own fork; append-only (triggers), so that
+    a later freeze and the people investigating see every detection (custody.ledger.forks).
+    """
+
+    __tablename__ = "ledger_fork_detections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    detected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The last signed checkpoint's size (None before the first checkpoint) and the head's.
+    checkpoint_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class LedgerPublication(Base):

@@ -83,6 +83,7 @@ def test_demo_seed_is_idempotent(cli: CliHome) -> None:
 
 
 def test_ledger_verify(cli: CliHome) -> None:
+    cli.json("ledger", "checkpoint")  # no `serve` signs one here
     result = cli.run("ledger", "verify", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

@@ -25,8 +25,14 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     second = run_custody(["init", "--json"], env)
     human = run_custody(["init"], env)
     keys = run_custody(["keys", "list", "--json"], env)
+    unsigned = run_custody(["ledger", "verify", "--json"], env)
+    signed = run_custody(["ledger", "checkpoint", "--json"], env)
     verify = run_custody(["ledger", "verify", "--json"], env)
-    return {"home": home, "env": env, "runs": [first, second, human, keys, verify]}
+    return {
+        "home": home,
+        "env": env,
+        "runs": [first, second, human, keys, unsigned, signed, verify],
+    }
 
 
 def test_first_init_creates_everything(fresh: dict[str, Any]) -> None:
@@ -66,10 +72,17 @@ def test_init_keeps_one_ledger_key_and_a_valid_ledger(fresh: dict[str, Any]) -> 
     assert len(labels) == len(set(labels))
     assert "ledger" in labels
     assert {k["algorithm"] for k in keys if k["label"] == "ledger"} == {"ed25519"}
-    report = ok_json(fresh["runs"][4])
+    # no checkpoint yet (no `serve` has run): verify refuses the unsigned ledger ...
+    unsigned = fresh["runs"][4]
+    assert unsigned.returncode != 0
+    assert "no signed checkpoint" in json.loads(unsigned.stdout)["fault"]
+    # ... until one is signed
+    assert ok_json(fresh["runs"][5])["new"] is True
+    report = ok_json(fresh["runs"][6])
     assert report["ok"] is True
     # the two chains and each key, recorded once although init ran three times
     assert report["size"] == 2 + len(keys)
+    assert report["signed_size"] == report["size"]
 
 
 def test_pins_file_is_private(fresh: dict[str, Any]) -> None:

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from custody.hsm import DevToken
+from custody.ledger import service as ledger
+from custody.ledger.check import TailRule, check
+from custody.ledger.checkpoints import make_checkpoint, runtime_identity
+from custody.ledger.events import EventKind
+from custody.ledger.verify import VerifierKey, parse_checkpoint, parse_verifier_key
+from tests.ledger import rfc9162_reference as rfc9162
 from tests.support.installation import Installation, make_installation
 
 
@@ -46,3 +52,122 @@ def drop_ledger_triggers(inst: Installation) -> None:
     with inst.runtime.db.engine.begin() as conn:
         for statement in statements:
             conn.execute(text(statement))
+
+
+# -- attacks on signed checkpoints (each test on a fresh installation of its own) ---------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh(
+    request: pytest.FixtureRequest, tmp_path: Path, hsm_dev_token: object
+) -> Iterator[Installation]:
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_server").create_database()
+    inst = make_installation(
+        tmp_path / "home",
+        hsm_dev_token,
+        database_url=url,  # type: ignore[arg-type]
+        backend=request.param,
+    )
+    try:
+        yield inst
+    finally:
+        inst.close()
+        if url:
+            request.getfixturevalue("pg_server").drop_database(url)
+
+
+def grow(inst: Installation, count: int) -> None:
+    with inst.runtime.db.write() as session:
+        for i in range(count):
+            ledger.append(session, EventKind.LEDGER_INITIALISED, "test", {"n": str(i)})
+
+
+def checkpoint(inst: Installation) -> str:
+    made = make_checkpoint(inst.runtime.db, inst.runtime.token(), runtime_identity(inst.runtime))
+    assert made is not None
+    return made.note
+
+
+def key(inst: Installation) -> VerifierKey:
+    return parse_verifier_key(runtime_identity(inst.runtime).verifier_key)
+
+
+def verify_db(
+    inst: Installation, external: Sequence[str] = (), *, allow_unsigned_tail: bool = False
+) -> str | None:
+    k = key(inst)
+    with inst.runtime.db.read() as session:
+        return check(
+            session,
+            k,
+            external=[parse_checkpoint(n, k) for n in external],
+            tail=TailRule(allow=allow_unsigned_tail),
+        ).fault
+
+
+def attacker(inst: Installation, *statements: str) -> None:
+    """Drop every append-only trigger, then run `statements` as a DBA would."""
+    with inst.runtime.db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            for table, trigger in [
+                ("ledger_entries", "ledger_entries_no_update"),
+                ("ledger_entries", "ledger_entries_no_truncate"),
+                ("ledger_nodes", "ledger_nodes_append_only"),
+                ("ledger_checkpoints", "ledger_checkpoints_append_only"),
+            ]:
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger} ON {table}"))
+        else:
+            for trigger in [
+                "ledger_entries_no_update",
+                "ledger_entries_no_delete",
+                "ledger_nodes_no_update",
+                "ledger_nodes_no_delete",
+                "ledger_checkpoints_no_update",
+                "ledger_checkpoints_no_delete",
+            ]:
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
+        for statement in statements:
+            conn.execute(text(statement))
+
+
+def rebuild_nodes(inst: Installation) -> None:
+    """The careful attacker recomputes the stored subtrees so they match the edited entries."""
+    from custody.ledger.nodes import clear_caches
+    from custody.ledger.tree import completed_nodes
+
+    with inst.runtime.db.engine.begin() as conn:
+        leaves = [
+            bytes(r[0])
+            for r in conn.execute(text('SELECT leaf_hash FROM ledger_entries ORDER BY "index"'))
+        ]
+        conn.execute(text("DELETE FROM ledger_nodes"))
+        stored: dict[tuple[int, int], bytes] = {}
+        for i, leaf in enumerate(leaves):
+            stored[(0, i)] = leaf
+            for level, index, digest in completed_nodes(lambda lv, ix: stored[(lv, ix)], i, leaf):
+                stored[(level, index)] = digest
+                conn.execute(
+                    text('INSERT INTO ledger_nodes (level, "index", hash) VALUES (:l, :i, :h)'),
+                    {"l": level, "i": index, "h": digest},
+                )
+    clear_caches()
+
+
+def rewrite_entry(inst: Installation, index: int, new_bytes: bytes) -> None:
+    leaf = rfc9162.h(b"\x00" + new_bytes)
+    with inst.runtime.db.engine.begin() as conn:
+        conn.execute(
+            text('UPDATE ledger_entries SET entry = :e, leaf_hash = :h WHERE "index" = :i'),
+            {"e": new_bytes, "h": leaf, "i": index},
+        )
+
+
+def entry_bytes(inst: Installation, index: int) -> bytes:
+    with inst.runtime.db.engine.connect() as conn:
+        return bytes(
+            conn.execute(
+                text('SELECT entry FROM ledger_entries WHERE "index" = :i'), {"i": index}
+            ).scalar_one()
+        )

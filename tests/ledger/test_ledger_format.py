@@ -88,6 +88,8 @@ def test_cli_verify_reports_the_independent_root(
     installation: Installation, stored: list[tuple[int, bytes, bytes, str, str]]
 ) -> None:
     root = mth([hashlib.sha256(b"\x00" + entry).digest() for _, entry, _, _, _ in stored])
+    signed = run_custody(["ledger", "checkpoint", "--json"], custody_env(installation.env))
+    assert ok_json(signed)["tree_size"] == len(stored)
     report = ok_json(run_custody(["ledger", "verify", "--json"], custody_env(installation.env)))
     assert report["ok"] is True
     assert report["size"] == len(stored)

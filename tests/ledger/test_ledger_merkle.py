@@ -69,3 +69,23 @@ def test_root_changes_with_any_leaf() -> None:
         assert root_from_leaf_hashes(changed) != root
     assert root_from_leaf_hashes(leaves[:-1]) != root
     assert root_from_leaf_hashes([leaves[1], leaves[0], *leaves[2:]]) != root
+
+
+def test_a_frontier_of_perfect_subtrees_gives_the_root_and_grows_to_later_roots() -> None:
+    """What a checkpoint's consistency check relies on: the subtrees `frontier(m)` names, each
+    computed here with the reference MTH, fold to MTH(D[m]); appending leaves m..n-1 to them
+    gives MTH(D[n])."""
+    from custody.ledger.tree import Frontier, frontier
+
+    leaves = _leaves(140, seed=7)
+    for old in range(0, 131, 3):
+        keys = frontier(old)
+        assert sum(1 << level for level, _ in keys) == old
+        subtrees = [
+            (level, mth(leaves[index << level : (index + 1) << level])) for level, index in keys
+        ]
+        tree = Frontier(subtrees)
+        assert tree.root() == mth(leaves[:old])
+        for new in range(old, old + 10):
+            assert tree.root() == mth(leaves[:new]), (old, new)
+            tree.append(leaves[new])

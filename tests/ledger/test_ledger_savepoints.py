@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from custody.ledger import service as ledger
 from custody.ledger.check import check
+from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.events import EventKind
 from custody.ledger.service import LedgerStateLost
 from custody.store.models import LedgerEntry
@@ -17,6 +18,17 @@ from tests.support.installation import Installation
 def count(inst: Installation) -> int:
     with inst.runtime.db.read() as session:
         return int(session.execute(select(func.count()).select_from(LedgerEntry)).scalar_one())
+
+
+def signed_and_verified(inst: Installation) -> None:
+    """A checkpoint over what committed, then verify holds the whole ledger to it."""
+    rt = inst.runtime
+    ident = runtime_identity(rt)
+    make_checkpoint(rt.db, rt.token(), ident)
+    with rt.db.read() as session:
+        report = check(session, ident.verifier)
+    assert report.fault is None
+    assert report.unsigned == 0
 
 
 def append(session: object, n: str) -> None:
@@ -34,8 +46,7 @@ def test_entries_around_committed_savepoints_all_commit(installation: Installati
             append(session, "b")
         append(session, "c")
     assert count(installation) == before + 3
-    with installation.runtime.db.read() as session:
-        assert check(session).fault is None
+    signed_and_verified(installation)
 
 
 def test_a_savepoint_rollback_without_entries_is_harmless(installation: Installation) -> None:
@@ -72,5 +83,4 @@ def test_entries_inside_a_rolled_back_savepoint_refuse_the_commit(
     with pytest.raises(LedgerStateLost):
         transaction()
     assert count(installation) == before
-    with installation.runtime.db.read() as session:
-        assert check(session).fault is None
+    signed_and_verified(installation)

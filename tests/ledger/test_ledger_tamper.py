@@ -14,7 +14,8 @@ import pytest
 import rfc8785
 from sqlalchemy import text
 
-from custody.ledger.check import check
+from custody.ledger.check import TailRule, check
+from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from tests.e2e.process import custody_env, run_custody
 from tests.ledger.conftest import drop_ledger_triggers
 from tests.support.installation import Installation
@@ -22,6 +23,9 @@ from tests.support.installation import Installation
 pytestmark = pytest.mark.slow
 
 VICTIM = 3
+# These installations sign no checkpoint: every entry is unsigned, and accepted as such, so that
+# each test fails for the tampering it does and not for the missing signatures.
+UNSIGNED = TailRule(allow=True)
 
 
 def _entry(inst: Installation, index: int) -> bytes:
@@ -45,7 +49,7 @@ def _execute(inst: Installation, statement: str, **params: Any) -> None:
 
 def _fault(inst: Installation) -> str:
     with inst.runtime.db.read() as session:
-        report = check(session)
+        report = check(session, tail=UNSIGNED)
     assert not report.ok, "the check missed the tampering"
     assert report.fault
     return report.fault
@@ -57,7 +61,7 @@ def _names(fault: str, index: int) -> bool:
 
 def _cli_refuses(inst: Installation) -> str:
     """`custody ledger verify` exits non-zero with one line on stderr; that line is returned."""
-    human = run_custody(["ledger", "verify"], custody_env(inst.env))
+    human = run_custody(["ledger", "verify", "--allow-unsigned-tail"], custody_env(inst.env))
     assert human.returncode != 0, human.stdout
     lines = human.stderr.strip().splitlines()
     assert len(lines) == 1, human.stderr
@@ -67,7 +71,7 @@ def _cli_refuses(inst: Installation) -> str:
 
 def _untampered_is_ok(inst: Installation) -> None:
     with inst.runtime.db.read() as session:
-        report = check(session)
+        report = check(session, tail=UNSIGNED)
     assert report.ok, report.fault
     assert _size(inst) > VICTIM + 1
 
@@ -76,6 +80,8 @@ def test_untouched_installation_verifies(own_installation: Installation) -> None
     _untampered_is_ok(own_installation)
     drop_ledger_triggers(own_installation)
     _untampered_is_ok(own_installation)
+    rt = own_installation.runtime
+    assert make_checkpoint(rt.db, rt.token(), runtime_identity(rt)) is not None
     verified = run_custody(["ledger", "verify", "--json"], custody_env(own_installation.env))
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
@@ -169,7 +175,9 @@ def test_verify_json_on_a_damaged_ledger_is_one_json_document(
     inst = own_installation
     drop_ledger_triggers(inst)
     _execute(inst, 'DELETE FROM ledger_entries WHERE "index" = :i', i=VICTIM)
-    machine = run_custody(["ledger", "verify", "--json"], custody_env(inst.env))
+    machine = run_custody(
+        ["ledger", "verify", "--json", "--allow-unsigned-tail"], custody_env(inst.env)
+    )
     assert machine.returncode != 0
     assert len(machine.stderr.strip().splitlines()) == 1, machine.stderr
     body = json.loads(machine.stdout)
