@@ -30,6 +30,8 @@ def init(as_json: JsonOption = False) -> None:
         lines.append("  generated the ledger signing key (Ed25519) in the HSM")
     if report.created_webhook_key:
         lines.append("  generated the webhook signing key (Ed25519) in the HSM")
+    if report.checkpoint_size is not None:
+        lines.append(f"  signed a ledger checkpoint at size {report.checkpoint_size}")
     lines.append(f"  database {report.as_dict()['database']} at head")
     emit(report.as_dict(), as_json=as_json, human="\n".join(lines))
 

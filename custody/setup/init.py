@@ -38,6 +38,7 @@ class InitReport:
     added_chains: list[str] = field(default_factory=list)
     created_ledger_key: bool = False
     created_webhook_key: bool = False
+    checkpoint_size: int | None = None
     database_url: str = ""
 
     def as_dict(self) -> dict[str, object]:
@@ -48,6 +49,7 @@ class InitReport:
             "added_chains": self.added_chains,
             "created_ledger_key": self.created_ledger_key,
             "created_webhook_key": self.created_webhook_key,
+            "checkpoint_size": self.checkpoint_size,
             "database": _redact(self.database_url),
         }
 
@@ -79,6 +81,7 @@ def initialise(settings: Settings) -> InitReport:
             report.added_chains = ensure_builtin_chains(session, "operator:init")
         report.created_ledger_key = _ensure_ledger_key(runtime)
         report.created_webhook_key = _ensure_webhook_key(runtime)
+        report.checkpoint_size = _sign_checkpoint(runtime)
     finally:
         runtime.close()
     return report
@@ -102,6 +105,15 @@ def _ensure_ledger_key(runtime: Runtime) -> bool:
             session, info=info, token=token_label(runtime), actor="operator:init"
         )
     return True
+
+
+def _sign_checkpoint(runtime: Runtime) -> int | None:
+    """Sign what init recorded, so that `ledger verify` holds from the first minute (it refuses
+    a ledger no checkpoint covers). None when nothing new was recorded."""
+    from custody.ledger.checkpoints import make_checkpoint, runtime_identity
+
+    made = make_checkpoint(runtime.db, runtime.token(), runtime_identity(runtime))
+    return None if made is None else made.tree_size
 
 
 def _ensure_webhook_key(runtime: Runtime) -> bool:
