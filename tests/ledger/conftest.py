@@ -107,6 +107,12 @@ def verify_db(
         ).fault
 
 
+def without_checkpoints(inst: Installation) -> None:
+    """A ledger no checkpoint covers, as an installation made before `custody init` signed its
+    first one would be (or one whose checkpoints are gone)."""
+    attacker(inst, "DELETE FROM ledger_checkpoints")
+
+
 def attacker(inst: Installation, *statements: str) -> None:
     """Drop every append-only trigger, then run `statements` as a DBA would."""
     with inst.runtime.db.engine.begin() as conn:

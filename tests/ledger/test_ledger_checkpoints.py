@@ -78,7 +78,7 @@ def test_export_verifies_with_the_standalone_file_alone(
     checkpoint(fresh)
     with fresh.runtime.db.read() as session:
         result = export(session, tmp_path / "export", runtime_identity(fresh.runtime).verifier_key)
-    assert result.checkpoints == 2
+    assert result.checkpoints == 3  # the one `custody init` signed, and these two
     lines = (tmp_path / "export" / "entries.jsonl").read_bytes().split(b"\n")
     assert lines[-1] == b""
     assert len(lines) - 1 == result.tree_size
@@ -202,7 +202,7 @@ def test_fork_is_caught_by_a_witness(fresh: Installation, tmp_path: Path) -> Non
     grow(fresh, ENTRIES)
     checkpoint(fresh)
     witness = tmp_path / "witness.jsonl"
-    assert publish(fresh.runtime.db, str(witness)) == 1
+    assert publish(fresh.runtime.db, str(witness)) == 2  # init's checkpoint, and this one
     assert publish(fresh.runtime.db, str(witness)) == 0  # nothing new
     # rewrite history, rebuild the tree and re-sign: only the witness still knows the old root
     attacker(fresh, "DELETE FROM ledger_checkpoints")

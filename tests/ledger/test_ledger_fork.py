@@ -32,6 +32,7 @@ from tests.ledger.conftest import (
     rebuild_nodes,
     rewrite_entry,
     verify_db,
+    without_checkpoints,
 )
 from tests.support.installation import Installation
 
@@ -201,6 +202,7 @@ def test_an_unsigned_entry_whose_bytes_no_longer_match_its_leaf_is_refused(
 
 
 def test_the_first_checkpoint_re_hashes_every_entry(fresh: Installation) -> None:
+    without_checkpoints(fresh)
     grow(fresh, ENTRIES)
     attacker(fresh)
     edited = forged(fresh, 3)

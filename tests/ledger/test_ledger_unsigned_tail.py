@@ -20,7 +20,15 @@ from custody.ledger.checkpoints import runtime_identity
 from custody.ledger.export import export
 from custody.ledger.verify import verify_export
 from tests.e2e.process import custody_env, run_custody
-from tests.ledger.conftest import attacker, checkpoint, entry_bytes, grow, key, verify_db
+from tests.ledger.conftest import (
+    attacker,
+    checkpoint,
+    entry_bytes,
+    grow,
+    key,
+    verify_db,
+    without_checkpoints,
+)
 from tests.support.installation import Installation
 
 VERIFY_PY = Path(__file__).parents[2] / "custody" / "ledger" / "verify.py"
@@ -47,6 +55,7 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_a_ledger_without_any_checkpoint_fails_verify(fresh: Installation) -> None:
+    without_checkpoints(fresh)
     grow(fresh, 5)
     size = size_of(fresh)
     line = one_error_line(verify_cli(fresh))
