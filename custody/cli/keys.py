@@ -9,7 +9,6 @@ import typer
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
 from custody.hsm.keys import Algorithm
-from custody.setup.init import token_label
 from custody.wallets import repository, service
 
 app = typer.Typer(help="Keys held in the HSM.", no_args_is_help=True)
@@ -25,6 +24,9 @@ def generate(
     as_json: JsonOption = False,
 ) -> None:
     """Generate a key pair on the token: sensitive, never extractable, recorded in the ledger."""
+    # custody.setup.init brings in Alembic, which only `custody init` needs at import.
+    from custody.setup.init import token_label
+
     service.validate_name("key", label)
     with context.runtime() as rt:
         configured = token_label(rt)
