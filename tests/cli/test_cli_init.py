@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.process import clean_env, ok_json, run_custody
+from tests.support.cli import invoke
 
 pytestmark = pytest.mark.slow
 
@@ -124,9 +125,9 @@ def test_production_refuses_to_init_without_an_hsm(tmp_path: Path) -> None:
 
 
 def test_production_refusal_as_json(tmp_path: Path) -> None:
-    result = run_custody(
-        ["init", "--json"], clean_env(tmp_path / "prod", CUSTODY_ENVIRONMENT="production")
-    )
+    # Refused before any HSM is touched, so it can run in this process.
+    env = {"CUSTODY_HOME": str(tmp_path / "prod"), "CUSTODY_ENVIRONMENT": "production"}
+    result = invoke(["init", "--json"], env)
     assert result.returncode != 0
     assert "CUSTODY_HSM_MODULE" in json.loads(result.stdout)["error"]["message"]
     assert len(result.stderr.strip().splitlines()) == 1
