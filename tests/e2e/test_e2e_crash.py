@@ -20,6 +20,7 @@ from custody.api.app import create_app
 from custody.store.models import Request
 from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.support.api import DESTINATION, Api, withdrawal
+from tests.support.cli import invoke
 from tests.support.installation import Installation, WalletInfo
 
 pytestmark = pytest.mark.slow
@@ -76,7 +77,7 @@ def _wait_for_lease_to_end(installation: Installation, request_id: str) -> None:
 def _assert_ledger_contiguous_and_verified(installation: Installation) -> None:
     indices = [e["index"] for e in installation.ledger_entries()]
     assert indices == list(range(len(indices)))
-    verified = run_custody(["ledger", "verify", "--json"], custody_env(installation.env))
+    verified = invoke(["ledger", "verify", "--json"], installation.env)
     report = ok_json(verified)
     assert report["ok"] is True
     assert report["size"] == len(indices)
