@@ -1,5 +1,10 @@
 """Crash tests: a signer process killed mid-way (CUSTODY_FAILPOINTS) leaves its request `signing`
 under a lease; once the lease runs out the next worker finishes it, exactly once.
+
+Workers that crash run as `custody worker --once` processes (a failpoint ends the process); the
+workers that finish or find nothing run the same command in this process (`invoke`). The
+production run, whose failpoints must be ignored, stays a process: were they not, it would end
+the test session.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from custody.api.app import create_app
 from custody.store.models import Request
 from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.support.api import DESTINATION, Api, withdrawal
-from tests.support.cli import invoke
+from tests.support.cli import CliResult, invoke
 from tests.support.installation import Installation, WalletInfo
 
 pytestmark = pytest.mark.slow
@@ -60,8 +65,12 @@ def _entries_for(installation: Installation, request_id: str) -> list[dict[str, 
     return [e for e in installation.ledger_entries() if e["data"].get("request") == request_id]
 
 
-def _worker(installation: Installation, **env: str) -> Any:
+def _worker_process(installation: Installation, **env: str) -> Any:
     return run_custody(["worker", "--once", "--json"], custody_env(installation.env, **env))
+
+
+def _worker(installation: Installation) -> CliResult:
+    return invoke(["worker", "--once", "--json"], installation.env)
 
 
 def _wait_for_lease_to_end(installation: Installation, request_id: str) -> None:
@@ -116,7 +125,7 @@ def _crash(
     installation: Installation, api: Api, failpoint: str, lease: str
 ) -> tuple[str, WalletInfo, str]:
     request_id, wallet = _approved(api, installation)
-    crashed = _worker(
+    crashed = _worker_process(
         installation, CUSTODY_FAILPOINTS=failpoint, CUSTODY_SIGNING_LEASE_SECONDS=lease
     )
     assert crashed.returncode == CRASH_EXIT, crashed.stderr
@@ -175,7 +184,7 @@ def test_worker_leaves_a_request_alone_while_anothers_lease_holds(
     api: Api, installation: Installation
 ) -> None:
     request_id, _ = _approved(api, installation)
-    crashed = _worker(
+    crashed = _worker_process(
         installation, CUSTODY_FAILPOINTS="after-hsm-sign", CUSTODY_SIGNING_LEASE_SECONDS="300"
     )
     assert crashed.returncode == CRASH_EXIT, crashed.stderr
@@ -222,7 +231,7 @@ def test_worker_once_signs_everything_waiting_even_after_a_recheck_stops_one(
 
 def test_failpoints_are_ignored_in_production(api: Api, installation: Installation) -> None:
     request_id, wallet = _approved(api, installation)
-    result = _worker(
+    result = _worker_process(
         installation,
         CUSTODY_ENVIRONMENT="production",
         CUSTODY_DATABASE_URL=installation.settings.resolved_database_url,
