@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,18 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Processes, not `invoke`: this installation's development token is not the session's."""
     home = tmp_path_factory.mktemp("cli-init") / "home"
     env = clean_env(home)
     first = run_custody(["init", "--json"], env)
     second = run_custody(["init", "--json"], env)
     human = run_custody(["init"], env)
-    keys = run_custody(["keys", "list", "--json"], env)
-    verify = run_custody(["ledger", "verify", "--json"], env)
-    return {"home": home, "env": env, "runs": [first, second, human, keys, verify]}
+    # Two readers after the three inits: they may run side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        keys = pool.submit(run_custody, ["keys", "list", "--json"], env)
+        verify = pool.submit(run_custody, ["ledger", "verify", "--json"], env)
+        runs = [first, second, human, keys.result(), verify.result()]
+    return {"home": home, "env": env, "runs": runs}
 
 
 def test_first_init_creates_everything(fresh: dict[str, Any]) -> None:
