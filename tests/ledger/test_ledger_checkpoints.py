@@ -11,7 +11,6 @@ import base64
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,30 +30,14 @@ from custody.ledger.verify import (
     verify_export,
 )
 from tests.ledger import rfc9162_reference as rfc9162
-from tests.support.installation import Installation, make_installation
+from tests.support.installation import Installation
 
 ENTRIES = 37
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh(
-    request: pytest.FixtureRequest, tmp_path: Path, hsm_dev_token: object
-) -> Iterator[Installation]:
-    url = None
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_server").create_database()
-    inst = make_installation(
-        tmp_path / "home",
-        hsm_dev_token,
-        database_url=url,  # type: ignore[arg-type]
-        backend=request.param,
-    )
-    try:
-        yield inst
-    finally:
-        inst.close()
-        if url:
-            request.getfixturevalue("pg_server").drop_database(url)
+@pytest.fixture
+def fresh(fresh_installation: Installation) -> Installation:
+    return fresh_installation
 
 
 def grow(inst: Installation, count: int) -> None:
