@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -153,7 +153,12 @@ def test_crashed_signers_are_finished_exactly_once_after_their_leases(
     after_sign = _crash(installation, api, "after-hsm-sign", "8")
     held = _row(installation, after_sign[0])
     before_commit = _crash(installation, api, "before-signed-commit", SHORT_LEASE)
-    assert datetime.now(UTC) < held.lease_until, "too slow to test a held lease"
+    # The second worker looked for work once, when it claimed its request (lease_until is the
+    # claim time plus its lease): the first lease must still have held then.
+    second = _row(installation, before_commit[0])
+    assert second.lease_until is not None
+    claimed_at = second.lease_until - timedelta(seconds=int(SHORT_LEASE))
+    assert claimed_at < held.lease_until, "too slow to test a held lease"
     still = _row(installation, after_sign[0])
     assert (still.claimed_by, still.lease_until, still.signing_attempts) == (
         held.claimed_by,
