@@ -121,15 +121,20 @@ def _check_finished_once(
     assert {e["data"]["digest"] for e in signing} == {seen["payload"]["digest"]}
 
 
-def _crash(
-    installation: Installation, api: Api, failpoint: str, lease: str
-) -> tuple[str, WalletInfo, str]:
-    request_id, wallet = _approved(api, installation)
+def _crash_next(installation: Installation, failpoint: str, lease: str) -> None:
+    """A worker process claims the oldest waiting request (only that one: a batch of one) and
+    dies at `failpoint`."""
     crashed = _worker_process(
-        installation, CUSTODY_FAILPOINTS=failpoint, CUSTODY_SIGNING_LEASE_SECONDS=lease
+        installation,
+        CUSTODY_FAILPOINTS=failpoint,
+        CUSTODY_SIGNING_LEASE_SECONDS=lease,
+        CUSTODY_SIGNING_BATCH_SIZE="1",
     )
     assert crashed.returncode == CRASH_EXIT, crashed.stderr
 
+
+def _left_signing(installation: Installation, api: Api, request_id: str) -> str:
+    """The request a crashed worker left: signing, no result; returns the worker's id."""
     row = _row(installation, request_id)
     assert row.status == "signing"
     assert row.result_raw is None
@@ -142,24 +147,33 @@ def _crash(
     kinds = [e["kind"] for e in _entries_for(installation, request_id)]
     assert kinds[-1] == "request.signing"
     assert "request.signed" not in kinds
-    return request_id, wallet, row.claimed_by
+    return row.claimed_by
 
 
 def test_crashed_signers_are_finished_exactly_once_after_their_leases(
     api: Api, installation: Installation
 ) -> None:
     """One request crashes after the HSM signed it, another just before the result commits; the
-    second crash happens while the first one's lease still holds, so it must leave it alone."""
-    after_sign = _crash(installation, api, "after-hsm-sign", "8")
-    held = _row(installation, after_sign[0])
-    before_commit = _crash(installation, api, "before-signed-commit", SHORT_LEASE)
+    second crash happens while the first one's lease still holds, so it must leave it alone.
+
+    Both requests are approved first, so that the second worker starts as soon as the first has
+    died: the first lease has to outlast only the second worker's start."""
+    first, first_wallet = _approved(api, installation)
+    second, second_wallet = _approved(api, installation)
+    _crash_next(installation, "after-hsm-sign", "8")
+    held = _row(installation, first)
+    assert held.status == "signing"
+    assert held.lease_until is not None
+    _crash_next(installation, "before-signed-commit", SHORT_LEASE)
+    after_sign = (first, first_wallet, _left_signing(installation, api, first))
+    before_commit = (second, second_wallet, _left_signing(installation, api, second))
     # The second worker looked for work once, when it claimed its request (lease_until is the
     # claim time plus its lease): the first lease must still have held then.
-    second = _row(installation, before_commit[0])
-    assert second.lease_until is not None
-    claimed_at = second.lease_until - timedelta(seconds=int(SHORT_LEASE))
+    claimed = _row(installation, second)
+    assert claimed.lease_until is not None
+    claimed_at = claimed.lease_until - timedelta(seconds=int(SHORT_LEASE))
     assert claimed_at < held.lease_until, "too slow to test a held lease"
-    still = _row(installation, after_sign[0])
+    still = _row(installation, first)
     assert (still.claimed_by, still.lease_until, still.signing_attempts) == (
         held.claimed_by,
         held.lease_until,
