@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.process import CUSTODY, clean_env, run_custody
+from tests.support.cli import invoke
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +46,36 @@ def test_help_lists_the_commands() -> None:
         assert command in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        pytest.param(["init"], {"CUSTODY_ENVIRONMENT": "production"}, id="refusal"),
+        pytest.param(["policy", "validate", "no-such.yaml", "--json"], {}, id="refusal-json"),
+    ],
+)
+def test_in_process_runs_see_what_the_script_prints(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    """`invoke` is faithful: same exit status, same stdout, same stderr as the installed script."""
+    home = tmp_path / "home"
+    done = run_custody(args, clean_env(home, **env))
+    here = invoke(args, {"CUSTODY_HOME": str(home), **env})
+    assert (here.returncode, here.stdout, here.stderr) == (
+        done.returncode,
+        done.stdout,
+        done.stderr,
+    )
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: ")
+
+
 def test_usage_error_exits_2_with_one_line(tmp_path: Path) -> None:
-    done = run_custody(["wallets", "create", "w", "--json"], clean_env(tmp_path))
+    args = ["wallets", "create", "w", "--json"]
+    done = run_custody(args, clean_env(tmp_path))
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("error: Missing option")
     assert json.loads(done.stdout)["error"]["status"] == 2
+    here = invoke(args, {"CUSTODY_HOME": str(tmp_path)})
+    assert (here.returncode, here.stdout, here.stderr) == (2, done.stdout, done.stderr)

@@ -118,8 +118,10 @@ def test_pins_appear_nowhere_in_the_database_or_ledger(fresh: dict[str, Any]) ->
 
 
 def test_production_refuses_to_init_without_an_hsm(tmp_path: Path) -> None:
+    # Refused before any HSM is touched, so it can run in this process (the script prints the
+    # same: tests/cli/test_cli_entry_point.py).
     home = tmp_path / "prod"
-    result = run_custody(["init"], clean_env(home, CUSTODY_ENVIRONMENT="production"))
+    result = invoke(["init"], {"CUSTODY_HOME": str(home), "CUSTODY_ENVIRONMENT": "production"})
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -130,7 +132,6 @@ def test_production_refuses_to_init_without_an_hsm(tmp_path: Path) -> None:
 
 
 def test_production_refusal_as_json(tmp_path: Path) -> None:
-    # Refused before any HSM is touched, so it can run in this process.
     env = {"CUSTODY_HOME": str(tmp_path / "prod"), "CUSTODY_ENVIRONMENT": "production"}
     result = invoke(["init", "--json"], env)
     assert result.returncode != 0
