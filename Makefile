@@ -50,8 +50,14 @@ chromium:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# One pytest-xdist worker per core, each with its own SoftHSM token, PostgreSQL databases and
+# Chromium. PYTEST_WORKERS=0 runs everything in one process (e.g. to debug with pdb).
+# Default `--dist load`: it keeps pytest's fixture-friendly order within each worker's batches.
+# (`loadgroup` would pin process-starting modules to one worker, but with pytest 9.2 it silently
+# stops grouping: pytest-xdist issue 1386.)
+PYTEST_WORKERS ?= auto
 pytest: venv softhsm chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint typecheck migrations-check pytest
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from custody.hsm import DevToken, activate_dev_token, ensure_dev_token
-from tests.support.installation import Installation, make_installation
+from tests.support.installation import Installation, InstallationFactory, make_installation
 from tests.support.postgres import PostgresServer, postgres_server
 
 _HSM_ROOT = Path(tempfile.mkdtemp(prefix="custody-test-hsm-"))
@@ -76,3 +76,32 @@ def installation(
         inst.close()
         if database_url is not None:
             request.getfixturevalue("pg_server").drop_database(database_url)
+
+
+@pytest.fixture(scope="session")
+def installations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstallationFactory]:
+    """Makes fresh installations quickly (copies of one initialised template per backend)."""
+    server = postgres_server()
+    factory = InstallationFactory(
+        tmp_path_factory.mktemp("installations"),
+        SESSION_TOKEN,
+        server if server.available else None,
+    )
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_installation(
+    request: pytest.FixtureRequest, installations: InstallationFactory
+) -> Iterator[Installation]:
+    """An installation of this test's own, per backend: free to be changed in any way."""
+    if request.param == "postgres":
+        request.getfixturevalue("pg_server")  # skips when no PostgreSQL answers
+    inst = installations.make(request.param)
+    try:
+        yield inst
+    finally:
+        installations.discard(inst)

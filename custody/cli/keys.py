@@ -11,7 +11,6 @@ from custody.cli.output import JsonOption, emit, table
 from custody.hsm.keys import Algorithm
 from custody.keys import repository, service
 from custody.names import validate_name
-from custody.setup.init import token_label
 
 app = typer.Typer(help="Keys held in the HSM.", no_args_is_help=True)
 
@@ -26,6 +25,9 @@ def generate(
     as_json: JsonOption = False,
 ) -> None:
     """Generate a key pair on the token: sensitive, never extractable, recorded in the ledger."""
+    # custody.setup.init brings in Alembic, which only `custody init` needs at import.
+    from custody.setup.init import token_label
+
     validate_name("key", label)
     with context.runtime() as rt:
         configured = token_label(rt)

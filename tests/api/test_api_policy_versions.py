@@ -6,39 +6,30 @@ process that opens more than one `CUSTODY_HOME`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.app import create_app
 from custody.policy_versions.service import active_policy
-from tests.conftest import SESSION_TOKEN
 from tests.support.api import Api, withdrawal
-from tests.support.installation import Installation, make_installation
+from tests.support.installation import Installation, InstallationFactory
 
 ALLOW_ALL = "version: 1\nrules:\n  - {id: allow-all, match: {type: withdrawal}, action: allow}\n"
 DENY_ALL = "version: 1\nrules:\n  - {id: deny-all, match: {type: withdrawal}, action: deny}\n"
 
 
 @pytest.fixture
-def two_installations(tmp_path: Path) -> Iterator[tuple[Installation, Installation]]:
-    made = [
-        make_installation(
-            tmp_path / f"h{uuid.uuid4().hex[:10]}",
-            SESSION_TOKEN,
-            database_url=None,
-            backend="sqlite",
-        )
-        for _ in range(2)
-    ]
+def two_installations(
+    installations: InstallationFactory,
+) -> Iterator[tuple[Installation, Installation]]:
+    made = [installations.make("sqlite") for _ in range(2)]
     try:
         yield made[0], made[1]
     finally:
         for inst in made:
-            inst.close()
+            installations.discard(inst)
 
 
 def test_policies_of_two_databases_are_not_mixed_up(

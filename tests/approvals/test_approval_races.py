@@ -2,14 +2,14 @@
 
 On PostgreSQL the device-key route reads the request, verifies the signature, then records under
 the ledger lock; a session would keep the object it loaded before waiting for the lock (and so a
-stale `pending_approval`) unless the locked read refreshes it. Bob's approval is held back for a
-moment after its first read while Alice rejects (or the client cancels) in another thread.
+stale `pending_approval`) unless the locked read refreshes it. Bob's approval is held after its
+first read until Alice's rejection (or the client's cancellation) has committed; events, not
+sleeps, order the two.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,13 +52,16 @@ def test_an_approval_in_flight_cannot_overturn_a_decision(
         req = api.create(withdrawal(wallet.name, nonce=0)).json()
         digest = req["payload"]["digest"]
         original = service.record
+        bob_has_read, decision_committed = threading.Event(), threading.Event()
 
-        def slow_for_bob(session: Any, **kwargs: Any) -> service.ApprovalOutcome:
+        def held_for_bob(session: Any, **kwargs: Any) -> service.ApprovalOutcome:
             if kwargs["approver"].name == bob.name:
-                time.sleep(1.0)  # between bob's first read and his locked read
+                # between bob's first read and his locked read
+                bob_has_read.set()
+                assert decision_committed.wait(timeout=30), "the decision never committed"
             return original(session, **kwargs)
 
-        monkeypatch.setattr(service, "record", slow_for_bob)
+        monkeypatch.setattr(service, "record", held_for_bob)
         answers: dict[str, httpx.Response] = {}
 
         def bob_approves() -> None:
@@ -66,12 +69,16 @@ def test_an_approval_in_flight_cannot_overturn_a_decision(
 
         thread = threading.Thread(target=bob_approves)
         thread.start()
-        time.sleep(0.3)
-        if decided_by == "rejection":
-            decided = post_approval(http, req["id"], alice.body(req["id"], digest, "reject"))
-        else:
-            decided = api.call("POST", f"/v1/requests/{req['id']}/cancel")
-        thread.join()
+        try:
+            assert bob_has_read.wait(timeout=30), "bob's approval never reached the locked read"
+            if decided_by == "rejection":
+                decided = post_approval(http, req["id"], alice.body(req["id"], digest, "reject"))
+            else:
+                decided = api.call("POST", f"/v1/requests/{req['id']}/cancel")
+        finally:
+            decision_committed.set()  # also when the decision failed: bob must not wait forever
+            thread.join(timeout=60)
+        assert not thread.is_alive()
         assert decided.status_code == 200
         assert answers["bob"].status_code == 409, answers["bob"].text
         assert signer.drain() == 0

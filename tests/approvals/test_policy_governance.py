@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import rfc8785
@@ -19,7 +17,7 @@ from custody.app import create_app
 from custody.approvals.approvers import add_approver
 from custody.policy_versions.service import active_policy
 from tests.support.api import Api, withdrawal
-from tests.support.installation import Installation, make_installation
+from tests.support.installation import Installation
 
 GOVERNED = """
 version: 1
@@ -35,28 +33,10 @@ rules:
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def governed(
-    request: pytest.FixtureRequest, tmp_path: Path, hsm_dev_token: object
-) -> Iterator[Installation]:
-    url = (
-        request.getfixturevalue("pg_server").create_database()
-        if request.param == "postgres"
-        else None
-    )
-    inst = make_installation(
-        tmp_path / "home",
-        hsm_dev_token,
-        database_url=url,  # type: ignore[arg-type]
-        backend=request.param,
-    )
-    inst.apply_policy(GOVERNED)  # the first version is applied by the operator
-    try:
-        yield inst
-    finally:
-        inst.close()
-        if url:
-            request.getfixturevalue("pg_server").drop_database(url)
+@pytest.fixture
+def governed(fresh_installation: Installation) -> Installation:
+    fresh_installation.apply_policy(GOVERNED)  # the first version is applied by the operator
+    return fresh_installation
 
 
 def admin(inst: Installation, group: str = "admins") -> tuple[str, Ed25519PrivateKey]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.cli.conftest import CliHome
+from tests.support.cli import CliResult
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ COW = "0x9008D19f58AAbD9eD0D60971565AA8510560ab41"
 ORDER = "Order:notional_field=sellAmount:asset=USDC"
 
 
-def refused(result: subprocess.CompletedProcess[str], words: str) -> None:
+def refused(result: CliResult, words: str) -> None:
     """Exit 1 and exactly one `error:` line naming the problem."""
     assert result.returncode == 1, result
     lines = result.stderr.strip().splitlines()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.cli.conftest import CliHome
+from tests.support.cli import CliResult
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +26,10 @@ rules:
 """
 
 CASES = {
-    "unknown chain": ["wallets", "create", "w1", "--chain", "nochain", "--key", "x"],
+    "unknown chain": ["wallets", "create", "w1", "--chain", "nochain", "--key", "{x}"],
     "unknown key": ["wallets", "create", "w2", "--chain", "ethereum", "--key", "nokey"],
-    "duplicate wallet": ["wallets", "create", "hot", "--chain", "ethereum", "--key", "x"],
-    "duplicate key": ["keys", "generate", "--label", "x", "--algorithm", "secp256k1"],
+    "duplicate wallet": ["wallets", "create", "hot", "--chain", "ethereum", "--key", "{x}"],
+    "duplicate key": ["keys", "generate", "--label", "{x}", "--algorithm", "secp256k1"],
     "bad key label": ["keys", "generate", "--label", "Bad Label!", "--algorithm", "secp256k1"],
     "bad algorithm": ["keys", "generate", "--label", "fine", "--algorithm", "rsa"],
     "bad chain name": ["chains", "add", "Bad_Chain", "--evm-chain-id", "777"],
@@ -39,7 +38,7 @@ CASES = {
     "missing policy file": ["policy", "validate", "{home}/no-such.yaml"],
     "P-256 client key": ["clients", "add", "desk-p256", "--public-key", "{home}/p256.pem"],
     "garbage client key": ["clients", "add", "desk-bad", "--public-key", "{home}/garbage.pem"],
-    "missing option": ["wallets", "create", "w3", "--key", "x"],
+    "missing option": ["wallets", "create", "w3", "--key", "{x}"],
     "private key as client key": [
         "clients",
         "add",
@@ -55,8 +54,8 @@ TABLES = ["ledger_entries", "keys", "wallets", "clients", "chains", "policy_vers
 @dataclass
 class Outcomes:
     home: Path
-    as_json: dict[str, subprocess.CompletedProcess[str]]
-    human: dict[str, subprocess.CompletedProcess[str]]
+    as_json: dict[str, CliResult]
+    human: dict[str, CliResult]
     before: dict[str, int]
     after: dict[str, int]
 
@@ -68,8 +67,9 @@ def _counts(cli: CliHome) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def outcomes(cli: CliHome) -> Outcomes:
-    cli.json("keys", "generate", "--label", "x", "--algorithm", "secp256k1")
-    cli.json("wallets", "create", "hot", "--chain", "ethereum", "--key", "x")
+    x = cli.key("x")
+    cli.json("keys", "generate", "--label", x, "--algorithm", "secp256k1")
+    cli.json("wallets", "create", "hot", "--chain", "ethereum", "--key", x)
     (cli.home / "broken.yaml").write_text(BROKEN_POLICY)
     p256 = ec.generate_private_key(ec.SECP256R1()).public_key()
     (cli.home / "p256.pem").write_bytes(
@@ -87,23 +87,14 @@ def outcomes(cli: CliHome) -> Outcomes:
     before = _counts(cli)
 
     def args(case: str) -> list[str]:
-        return [a.format(home=cli.home) for a in CASES[case]]
+        return [a.format(home=cli.home, x=x) for a in CASES[case]]
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        as_json = {c: pool.submit(cli.run, *args(c), "--json") for c in CASES}
-        human = {c: pool.submit(cli.run, *args(c)) for c in HUMAN_CASES}
-        done = Outcomes(
-            cli.home,
-            {c: f.result() for c, f in as_json.items()},
-            {c: f.result() for c, f in human.items()},
-            before,
-            {},
-        )
-    done.after = _counts(cli)
-    return done
+    as_json = {c: cli.run(*args(c), "--json") for c in CASES}
+    human = {c: cli.run(*args(c)) for c in HUMAN_CASES}
+    return Outcomes(cli.home, as_json, human, before, _counts(cli))
 
 
-def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+def _one_error_line(result: CliResult) -> str:
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()

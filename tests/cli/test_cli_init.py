@@ -7,31 +7,33 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.process import clean_env, ok_json, run_custody
+from tests.support.cli import invoke
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Processes, not `invoke`: this installation's development token is not the session's."""
     home = tmp_path_factory.mktemp("cli-init") / "home"
     env = clean_env(home)
     first = run_custody(["init", "--json"], env)
     second = run_custody(["init", "--json"], env)
     human = run_custody(["init"], env)
-    keys = run_custody(["keys", "list", "--json"], env)
-    verify = run_custody(["ledger", "verify", "--json"], env)
+    # Two readers after the three inits: they may run side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        keys = pool.submit(run_custody, ["keys", "list", "--json"], env)
+        verify = pool.submit(run_custody, ["ledger", "verify", "--json"], env)
+        runs = [first, second, human, keys.result(), verify.result()]
     again = run_custody(["ledger", "checkpoint", "--json"], env)
-    return {
-        "home": home,
-        "env": env,
-        "runs": [first, second, human, keys, verify, again],
-    }
+    return {"home": home, "env": env, "runs": [*runs, again]}
 
 
 def test_first_init_creates_everything(fresh: dict[str, Any]) -> None:
@@ -123,8 +125,10 @@ def test_pins_appear_nowhere_in_the_database_or_ledger(fresh: dict[str, Any]) ->
 
 
 def test_production_refuses_to_init_without_an_hsm(tmp_path: Path) -> None:
+    # Refused before any HSM is touched, so it can run in this process (the script prints the
+    # same: tests/cli/test_cli_entry_point.py).
     home = tmp_path / "prod"
-    result = run_custody(["init"], clean_env(home, CUSTODY_ENVIRONMENT="production"))
+    result = invoke(["init"], {"CUSTODY_HOME": str(home), "CUSTODY_ENVIRONMENT": "production"})
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -135,9 +139,8 @@ def test_production_refuses_to_init_without_an_hsm(tmp_path: Path) -> None:
 
 
 def test_production_refusal_as_json(tmp_path: Path) -> None:
-    result = run_custody(
-        ["init", "--json"], clean_env(tmp_path / "prod", CUSTODY_ENVIRONMENT="production")
-    )
+    env = {"CUSTODY_HOME": str(tmp_path / "prod"), "CUSTODY_ENVIRONMENT": "production"}
+    result = invoke(["init", "--json"], env)
     assert result.returncode != 0
     assert "CUSTODY_HSM_MODULE" in json.loads(result.stdout)["error"]["message"]
     assert len(result.stderr.strip().splitlines()) == 1

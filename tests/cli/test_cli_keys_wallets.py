@@ -17,11 +17,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_generate_key_and_create_wallet_prints_its_eip55_address(cli: CliHome) -> None:
-    generated = cli.json("keys", "generate", "--label", "x", "--algorithm", "secp256k1")
-    assert generated["label"] == "x"
+    x = cli.key("x")
+    generated = cli.json("keys", "generate", "--label", x, "--algorithm", "secp256k1")
+    assert generated["label"] == x
     assert generated["algorithm"] == "secp256k1"
 
-    human = cli.run("wallets", "create", "hot", "--chain", "ethereum", "--key", "x")
+    human = cli.run("wallets", "create", "hot", "--chain", "ethereum", "--key", x)
     assert human.returncode == 0, human.stderr
     printed = [w for w in human.stdout.split() if w.startswith("0x")]
     assert len(printed) == 1, human.stdout
@@ -30,7 +31,7 @@ def test_generate_key_and_create_wallet_prints_its_eip55_address(cli: CliHome) -
     assert address != address.lower()
 
     listed = {k["label"]: k for k in cli.json("keys", "list")}
-    public = bytes.fromhex(listed["x"]["public_key"])
+    public = bytes.fromhex(listed[x]["public_key"])
     assert len(public) == 65
     assert public[0] == 4
     assert public.hex() == generated["public_key"]
@@ -45,15 +46,16 @@ def test_generate_key_and_create_wallet_prints_its_eip55_address(cli: CliHome) -
         "native_asset": "ETH",
         "native_decimals": 18,
     }
-    other = cli.json("wallets", "create", "hot-holesky", "--chain", "holesky-test", "--key", "x")
+    other = cli.json("wallets", "create", "hot-holesky", "--chain", "holesky-test", "--key", x)
     assert other["address"] == address
 
 
 def test_ed25519_key_cannot_back_an_evm_wallet(cli: CliHome) -> None:
-    generated = cli.json("keys", "generate", "--label", "edkey", "--algorithm", "ed25519")
+    edkey = cli.key("edkey")
+    generated = cli.json("keys", "generate", "--label", edkey, "--algorithm", "ed25519")
     assert generated["algorithm"] == "ed25519"
     assert len(bytes.fromhex(generated["public_key"])) == 32
-    refused = cli.run("wallets", "create", "ed-wallet", "--chain", "ethereum", "--key", "edkey")
+    refused = cli.run("wallets", "create", "ed-wallet", "--chain", "ethereum", "--key", edkey)
     assert refused.returncode != 0
     assert refused.stderr.startswith("error:")
     with sqlite3.connect(cli.home / "custody.db") as db:
@@ -79,10 +81,10 @@ def test_list_commands_print_json(cli: CliHome) -> None:
     assert chains["holesky-test"] == 17000
     wallets = {w["name"]: w for w in outputs["wallets"]}
     assert wallets["hot"]["chain"] == "ethereum"
-    assert wallets["hot"]["key"] == "x"
+    assert wallets["hot"]["key"] == cli.key("x")
     assert wallets["hot-holesky"]["chain"] == "holesky-test"
     assert "ed-wallet" not in wallets
     keys = {k["label"]: k["algorithm"] for k in outputs["keys"]}
-    assert keys["x"] == "secp256k1"
-    assert keys["edkey"] == "ed25519"
+    assert keys[cli.key("x")] == "secp256k1"
+    assert keys[cli.key("edkey")] == "ed25519"
     assert outputs["clients"] == []

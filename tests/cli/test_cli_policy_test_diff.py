@@ -1,33 +1,29 @@
-"""`custody policy test` and `custody policy diff`, run as the real command, without a database."""
+"""`custody policy test` and `custody policy diff`, run as the command, without a database."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import CliResult, invoke
+
 ROOT = Path(__file__).resolve().parents[2]
-CUSTODY = ROOT / ".venv" / "bin" / "custody"
 POLICY = ROOT / "policies" / "worked-examples.yaml"
 CASES = ROOT / "policies" / "cases" / "worked-examples.yaml"
 EXAMPLE = ROOT / "policies" / "example.yaml"
 
 
-def custody(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+def custody(*args: str, home: Path) -> CliResult:
     # A home that does not exist and a database URL nobody answers: a command that tried to open
     # the database would fail or create the folder, and the tests check for both.
     env = {
-        **os.environ,
         "CUSTODY_HOME": str(home),
         "CUSTODY_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
         "COLUMNS": "200",
     }
-    return subprocess.run(
-        [str(CUSTODY), *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    return invoke(args, env)
 
 
 @pytest.fixture

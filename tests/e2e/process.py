@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-CUSTODY = str(Path(sys.prefix) / "bin" / "custody")
+from tests.support.cli import CUSTODY, ok_json
+
+__all__ = ["CUSTODY", "clean_env", "custody_env", "ok_json", "run_custody"]
 
 
 def custody_env(extra: Mapping[str, str] | None = None, **more: str) -> dict[str, str]:
@@ -40,11 +39,3 @@ def run_custody(
         check=False,
         cwd=cwd,
     )
-
-
-def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
-    """The parsed JSON output of a command that must have succeeded."""
-    assert result.returncode == 0, (
-        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    )
-    return json.loads(result.stdout)

@@ -1,5 +1,10 @@
 """Crash tests: a signer process killed mid-way (CUSTODY_FAILPOINTS) leaves its request `signing`
 under a lease; once the lease runs out the next worker finishes it, exactly once.
+
+Workers that crash run as `custody worker --once` processes (a failpoint ends the process); the
+workers that finish or find nothing run the same command in this process (`invoke`). The
+production run, whose failpoints must be ignored, stays a process: were they not, it would end
+the test session.
 """
 
 from __future__ import annotations
@@ -7,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +25,7 @@ from custody.app import create_app
 from custody.store.models import Request
 from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.support.api import DESTINATION, Api, withdrawal
+from tests.support.cli import CliResult, invoke
 from tests.support.installation import Installation, WalletInfo
 from tests.support.lifecycle import assert_histories_hold
 
@@ -60,8 +66,12 @@ def _entries_for(installation: Installation, request_id: str) -> list[dict[str, 
     return [e for e in installation.ledger_entries() if e["data"].get("request") == request_id]
 
 
-def _worker(installation: Installation, **env: str) -> Any:
+def _worker_process(installation: Installation, **env: str) -> Any:
     return run_custody(["worker", "--once", "--json"], custody_env(installation.env, **env))
+
+
+def _worker(installation: Installation) -> CliResult:
+    return invoke(["worker", "--once", "--json"], installation.env)
 
 
 def _wait_for_lease_to_end(installation: Installation, request_id: str) -> None:
@@ -78,8 +88,8 @@ def _assert_ledger_contiguous_and_verified(installation: Installation) -> None:
     indices = [e["index"] for e in installation.ledger_entries()]
     assert indices == list(range(len(indices)))
     # `worker --once` runs no checkpointer: sign the entries so that verify covers them all
-    ok_json(run_custody(["ledger", "checkpoint", "--json"], custody_env(installation.env)))
-    verified = run_custody(["ledger", "verify", "--json"], custody_env(installation.env))
+    ok_json(invoke(["ledger", "checkpoint", "--json"], installation.env))
+    verified = invoke(["ledger", "verify", "--json"], installation.env)
     report = ok_json(verified)
     assert report["ok"] is True
     assert report["size"] == len(indices)
@@ -121,15 +131,20 @@ def _check_finished_once(
     assert_histories_hold(installation, [request_id])
 
 
-def _crash(
-    installation: Installation, api: Api, failpoint: str, lease: str
-) -> tuple[str, WalletInfo, str]:
-    request_id, wallet = _approved(api, installation)
-    crashed = _worker(
-        installation, CUSTODY_FAILPOINTS=failpoint, CUSTODY_SIGNING_LEASE_SECONDS=lease
+def _crash_next(installation: Installation, failpoint: str, lease: str) -> None:
+    """A worker process claims the oldest waiting request (only that one: a batch of one) and
+    dies at `failpoint`."""
+    crashed = _worker_process(
+        installation,
+        CUSTODY_FAILPOINTS=failpoint,
+        CUSTODY_SIGNING_LEASE_SECONDS=lease,
+        CUSTODY_SIGNING_BATCH_SIZE="1",
     )
     assert crashed.returncode == CRASH_EXIT, crashed.stderr
 
+
+def _left_signing(installation: Installation, api: Api, request_id: str) -> str:
+    """The request a crashed worker left: signing, no result; returns the worker's id."""
     row = _row(installation, request_id)
     assert row.status == "signing"
     assert row.result_raw is None
@@ -142,19 +157,33 @@ def _crash(
     kinds = [e["kind"] for e in _entries_for(installation, request_id)]
     assert kinds[-1] == "request.signing"
     assert "request.signed" not in kinds
-    return request_id, wallet, row.claimed_by
+    return row.claimed_by
 
 
 def test_crashed_signers_are_finished_exactly_once_after_their_leases(
     api: Api, installation: Installation
 ) -> None:
     """One request crashes after the HSM signed it, another just before the result commits; the
-    second crash happens while the first one's lease still holds, so it must leave it alone."""
-    after_sign = _crash(installation, api, "after-hsm-sign", "8")
-    held = _row(installation, after_sign[0])
-    before_commit = _crash(installation, api, "before-signed-commit", SHORT_LEASE)
-    assert datetime.now(UTC) < held.lease_until, "too slow to test a held lease"
-    still = _row(installation, after_sign[0])
+    second crash happens while the first one's lease still holds, so it must leave it alone.
+
+    Both requests are approved first, so that the second worker starts as soon as the first has
+    died: the first lease has to outlast only the second worker's start."""
+    first, first_wallet = _approved(api, installation)
+    second, second_wallet = _approved(api, installation)
+    _crash_next(installation, "after-hsm-sign", "8")
+    held = _row(installation, first)
+    assert held.status == "signing"
+    assert held.lease_until is not None
+    _crash_next(installation, "before-signed-commit", SHORT_LEASE)
+    after_sign = (first, first_wallet, _left_signing(installation, api, first))
+    before_commit = (second, second_wallet, _left_signing(installation, api, second))
+    # The second worker looked for work once, when it claimed its request (lease_until is the
+    # claim time plus its lease): the first lease must still have held then.
+    claimed = _row(installation, second)
+    assert claimed.lease_until is not None
+    claimed_at = claimed.lease_until - timedelta(seconds=int(SHORT_LEASE))
+    assert claimed_at < held.lease_until, "too slow to test a held lease"
+    still = _row(installation, first)
     assert (still.claimed_by, still.lease_until, still.signing_attempts) == (
         held.claimed_by,
         held.lease_until,
@@ -184,7 +213,7 @@ def test_worker_leaves_a_request_alone_while_anothers_lease_holds(
     api: Api, installation: Installation
 ) -> None:
     request_id, _ = _approved(api, installation)
-    crashed = _worker(
+    crashed = _worker_process(
         installation, CUSTODY_FAILPOINTS="after-hsm-sign", CUSTODY_SIGNING_LEASE_SECONDS="300"
     )
     assert crashed.returncode == CRASH_EXIT, crashed.stderr
@@ -231,7 +260,7 @@ def test_worker_once_signs_everything_waiting_even_after_a_recheck_stops_one(
 
 def test_failpoints_are_ignored_in_production(api: Api, installation: Installation) -> None:
     request_id, wallet = _approved(api, installation)
-    result = _worker(
+    result = _worker_process(
         installation,
         CUSTODY_ENVIRONMENT="production",
         CUSTODY_DATABASE_URL=installation.settings.resolved_database_url,

@@ -19,8 +19,9 @@ from eth_account import Account
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_utils import to_checksum_address
 
-from tests.e2e.process import CUSTODY, custody_env, ok_json, run_custody
+from tests.e2e.process import CUSTODY, custody_env
 from tests.support.api import Api, withdrawal
+from tests.support.cli import invoke, ok_json
 from tests.support.installation import Installation
 
 pytestmark = pytest.mark.slow
@@ -97,17 +98,15 @@ def tester() -> Any:
 
 def _tester_chain(installation: Installation, chain_id: int) -> str:
     """The chain of this installation whose EIP-155 id is eth-tester's, added through the CLI."""
-    env = custody_env(installation.env)
-    for chain in ok_json(run_custody(["chains", "list", "--json"], env)):
+    env = installation.env
+    for chain in ok_json(invoke(["chains", "list", "--json"], env)):
         if chain["evm_chain_id"] == chain_id:
             return str(chain["name"])
     name = f"ethtester-{installation.backend}"
-    added = ok_json(
-        run_custody(["chains", "add", name, "--evm-chain-id", str(chain_id), "--json"], env)
-    )
+    added = ok_json(invoke(["chains", "add", name, "--evm-chain-id", str(chain_id), "--json"], env))
     assert added["name"] == name
     assert added["evm_chain_id"] == chain_id
-    listed = ok_json(run_custody(["chains", "list", "--json"], env))
+    listed = ok_json(invoke(["chains", "list", "--json"], env))
     assert {"name": name, "evm_chain_id": chain_id} in [
         {"name": c["name"], "evm_chain_id": c["evm_chain_id"]} for c in listed
     ]

@@ -1,43 +1,28 @@
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import text
 
-from custody.hsm import DevToken
 from custody.ledger import service as ledger
 from custody.ledger.check import TailRule, check
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.events import EventKind
 from custody.ledger.verify import VerifierKey, parse_checkpoint, parse_verifier_key
 from tests.ledger import rfc9162_reference as rfc9162
-from tests.support.installation import Installation, make_installation
+from tests.support.installation import Installation
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def own_installation(
-    request: pytest.FixtureRequest, tmp_path: Path, hsm_dev_token: DevToken
-) -> Iterator[Installation]:
+@pytest.fixture
+def own_installation(fresh_installation: Installation) -> Installation:
     """A fresh installation of this test's own, with some history: free to be tampered with."""
-    backend = request.param
-    database_url = None
-    if backend == "postgres":
-        database_url = request.getfixturevalue("pg_server").create_database()
-    home = tmp_path / f"tamper-{backend}-{secrets.token_hex(4)}"
-    inst = make_installation(home, hsm_dev_token, database_url=database_url, backend=backend)
-    try:
-        inst.wallet()
-        inst.client()
-        inst.allow_all_policy()
-        inst.wallet()
-        yield inst
-    finally:
-        inst.close()
-        if database_url is not None:
-            request.getfixturevalue("pg_server").drop_database(database_url)
+    inst = fresh_installation
+    inst.wallet()
+    inst.client()
+    inst.allow_all_policy()
+    inst.wallet()
+    return inst
 
 
 def drop_ledger_triggers(inst: Installation) -> None:
@@ -57,25 +42,9 @@ def drop_ledger_triggers(inst: Installation) -> None:
 # -- attacks on signed checkpoints (each test on a fresh installation of its own) ---------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh(
-    request: pytest.FixtureRequest, tmp_path: Path, hsm_dev_token: object
-) -> Iterator[Installation]:
-    url = None
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_server").create_database()
-    inst = make_installation(
-        tmp_path / "home",
-        hsm_dev_token,
-        database_url=url,  # type: ignore[arg-type]
-        backend=request.param,
-    )
-    try:
-        yield inst
-    finally:
-        inst.close()
-        if url:
-            request.getfixturevalue("pg_server").drop_database(url)
+@pytest.fixture
+def fresh(fresh_installation: Installation) -> Installation:
+    return fresh_installation
 
 
 def grow(inst: Installation, count: int) -> None:

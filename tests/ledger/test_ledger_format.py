@@ -15,8 +15,8 @@ import pytest
 import rfc8785
 from sqlalchemy import text
 
-from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.ledger.rfc9162 import mth_from_leaf_hashes as mth
+from tests.support.cli import invoke, ok_json
 from tests.support.installation import Installation
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
@@ -88,9 +88,9 @@ def test_cli_verify_reports_the_independent_root(
     installation: Installation, stored: list[tuple[int, bytes, bytes, str, str]]
 ) -> None:
     root = mth([hashlib.sha256(b"\x00" + entry).digest() for _, entry, _, _, _ in stored])
-    signed = run_custody(["ledger", "checkpoint", "--json"], custody_env(installation.env))
+    signed = invoke(["ledger", "checkpoint", "--json"], installation.env)
     assert ok_json(signed)["tree_size"] == len(stored)
-    report = ok_json(run_custody(["ledger", "verify", "--json"], custody_env(installation.env)))
+    report = ok_json(invoke(["ledger", "verify", "--json"], installation.env))
     assert report["ok"] is True
     assert report["size"] == len(stored)
     assert bytes.fromhex(report["root"]) == root

@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from custody.ledger.check import TailRule, check
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
-from tests.e2e.process import custody_env, run_custody
 from tests.ledger.conftest import drop_ledger_triggers
+from tests.support.cli import invoke
 from tests.support.installation import Installation
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def _names(fault: str, index: int) -> bool:
 
 def _cli_refuses(inst: Installation) -> str:
     """`custody ledger verify` exits non-zero with one line on stderr; that line is returned."""
-    human = run_custody(["ledger", "verify", "--allow-unsigned-tail"], custody_env(inst.env))
+    human = invoke(["ledger", "verify", "--allow-unsigned-tail"], inst.env)
     assert human.returncode != 0, human.stdout
     lines = human.stderr.strip().splitlines()
     assert len(lines) == 1, human.stderr
@@ -82,7 +82,7 @@ def test_untouched_installation_verifies(own_installation: Installation) -> None
     _untampered_is_ok(own_installation)
     rt = own_installation.runtime
     assert make_checkpoint(rt.db, rt.token(), runtime_identity(rt)) is not None
-    verified = run_custody(["ledger", "verify", "--json"], custody_env(own_installation.env))
+    verified = invoke(["ledger", "verify", "--json"], own_installation.env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -175,9 +175,7 @@ def test_verify_json_on_a_damaged_ledger_is_one_json_document(
     inst = own_installation
     drop_ledger_triggers(inst)
     _execute(inst, 'DELETE FROM ledger_entries WHERE "index" = :i', i=VICTIM)
-    machine = run_custody(
-        ["ledger", "verify", "--json", "--allow-unsigned-tail"], custody_env(inst.env)
-    )
+    machine = invoke(["ledger", "verify", "--json", "--allow-unsigned-tail"], inst.env)
     assert machine.returncode != 0
     assert len(machine.stderr.strip().splitlines()) == 1, machine.stderr
     body = json.loads(machine.stdout)

@@ -17,6 +17,7 @@ from custody.ledger.checkpoints import latest_checkpoint, runtime_identity
 from custody.ledger.events import EventKind
 from custody.ledger.publish import publish
 from custody.ledger.verify import parse_checkpoint, parse_verifier_key
+from custody.runtime import Runtime
 from tests.support.installation import Installation
 
 
@@ -49,35 +50,38 @@ def witness() -> Iterator[str]:
 def test_checkpointer_signs_while_entries_arrive_and_http_witness_gets_them(
     installation: Installation, witness: str
 ) -> None:
-    rt = installation.runtime
+    # A runtime of its own with a short interval: the shared installation's settings stay as they
+    # are (they are frozen, and other tests' servers read them).
+    rt = Runtime(installation.settings.model_copy(update={"checkpoint_interval_seconds": 0.05}))
     stop = threading.Event()
-    settings = rt.settings
-    object.__setattr__(settings, "checkpoint_interval_seconds", 0.05)
     try:
         thread = start_checkpointer(rt, stop)
         assert thread is not None
-        with rt.db.write() as session:
-            ledger.append(session, EventKind.LEDGER_INITIALISED, "test", {"witness": "yes"})
-            size = ledger.size(session) + 1  # this entry commits with the transaction
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with rt.db.read() as session:
-                latest = latest_checkpoint(session)
-            if latest is not None and latest.tree_size >= size:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("no checkpoint was signed for the new entry")
-    finally:
-        stop.set()
-        object.__setattr__(settings, "checkpoint_interval_seconds", 2.0)
+        try:
+            with rt.db.write() as session:
+                ledger.append(session, EventKind.LEDGER_INITIALISED, "test", {"witness": "yes"})
+                size = ledger.size(session) + 1  # this entry commits with the transaction
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                with rt.db.read() as session:
+                    latest = latest_checkpoint(session)
+                if latest is not None and latest.tree_size >= size:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("no checkpoint was signed for the new entry")
+        finally:
+            stop.set()
+            thread.join(timeout=30)
 
-    key = parse_verifier_key(runtime_identity(rt).verifier_key)
-    sent = publish(rt.db, witness)
-    assert sent >= 1
-    assert all(parse_checkpoint(note, key) for note in Witness.received)
-    assert max(parse_checkpoint(n, key).size for n in Witness.received) >= size
-    assert publish(rt.db, witness) == 0  # each checkpoint goes to a target once
+        key = parse_verifier_key(runtime_identity(rt).verifier_key)
+        sent = publish(rt.db, witness)
+        assert sent >= 1
+        assert all(parse_checkpoint(note, key) for note in Witness.received)
+        assert max(parse_checkpoint(n, key).size for n in Witness.received) >= size
+        assert publish(rt.db, witness) == 0  # each checkpoint goes to a target once
+    finally:
+        rt.close()
 
 
 def test_an_unreachable_or_refusing_witness_is_a_clear_error(

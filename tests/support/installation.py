@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from custody.settings import Settings, load_settings
 from custody.setup.init import initialise
 from custody.store.models import LedgerEntry, Request
 from custody.wallets import service as wallet_service
+from tests.support.postgres import PostgresServer
 
 
 @dataclass(frozen=True)
@@ -120,14 +122,16 @@ class Installation:
         self.runtime.close()
 
 
-def installation_env(home: Path, token: DevToken, database_url: str | None) -> dict[str, str]:
-    """Environment for a `custody` subprocess using this installation and the session token."""
+def installation_env(
+    home: Path, token: DevToken, database_url: str | None, ledger_key_label: str | None = None
+) -> dict[str, str]:
+    """Environment for a `custody` command using this installation and the session token."""
     env = {
         "CUSTODY_HOME": str(home),
         "CUSTODY_HSM_MODULE": token.module_path,
         "CUSTODY_HSM_TOKEN": token.label,
         "CUSTODY_HSM_PIN_FILE": str(token.pin_file),
-        "CUSTODY_LEDGER_KEY_LABEL": f"ledger-{home.name}",
+        "CUSTODY_LEDGER_KEY_LABEL": ledger_key_label or f"ledger-{home.name}",
         "SOFTHSM2_CONF": str(token.conf_path),
     }
     if database_url:
@@ -136,9 +140,14 @@ def installation_env(home: Path, token: DevToken, database_url: str | None) -> d
 
 
 def make_installation(
-    home: Path, token: DevToken, *, database_url: str | None, backend: str
+    home: Path,
+    token: DevToken,
+    *,
+    database_url: str | None,
+    backend: str,
+    ledger_key_label: str | None = None,
 ) -> Installation:
-    env = installation_env(home, token, database_url)
+    env = installation_env(home, token, database_url, ledger_key_label)
     settings = load_settings(
         home,
         database_url=database_url,
@@ -152,3 +161,80 @@ def make_installation(
     return Installation(
         home=home, backend=backend, settings=settings, runtime=Runtime(settings), env=env
     )
+
+
+class InstallationFactory:
+    """Fresh installations, one per call, for tests that change what they are given (tamper with
+    the ledger, drop triggers, govern policies).
+
+    `custody init` runs once per backend to make a template; each installation starts from a copy
+    of the template's database (SQLite's backup API; PostgreSQL's CREATE DATABASE ... TEMPLATE)
+    and then runs `initialise` itself, which finds everything in place. The copies share the
+    template's ledger key label, as installations on the shared session token may.
+    """
+
+    def __init__(self, root: Path, token: DevToken, postgres: PostgresServer | None) -> None:
+        self._root = root
+        self._token = token
+        self._postgres = postgres
+        self._templates: dict[str, tuple[str | None, str]] = {}
+        self._made: list[Installation] = []
+
+    def make(self, backend: str) -> Installation:
+        database_url, ledger_key_label = self._template(backend)
+        home = self._root / f"{backend}-{secrets.token_hex(4)}"
+        home.mkdir()
+        if database_url is None:
+            _copy_sqlite(self._root / f"template-{backend}" / "custody.db", home / "custody.db")
+        else:
+            database_url = self._pg().create_database(template=database_url)
+        inst = make_installation(
+            home,
+            self._token,
+            database_url=database_url,
+            backend=backend,
+            ledger_key_label=ledger_key_label,
+        )
+        self._made.append(inst)
+        return inst
+
+    def discard(self, inst: Installation) -> None:
+        """Close it and drop its PostgreSQL database."""
+        self._made.remove(inst)
+        inst.close()
+        if inst.backend == "postgres":
+            self._pg().drop_database(inst.settings.resolved_database_url)
+
+    def close(self) -> None:
+        for inst in list(self._made):
+            self.discard(inst)
+        for database_url, _ in self._templates.values():
+            if database_url is not None:
+                self._pg().drop_database(database_url)
+
+    def _template(self, backend: str) -> tuple[str | None, str]:
+        if backend not in self._templates:
+            database_url = self._pg().create_database() if backend == "postgres" else None
+            template = make_installation(
+                self._root / f"template-{backend}",
+                self._token,
+                database_url=database_url,
+                backend=backend,
+            )
+            # No connection may stay open: PostgreSQL copies only a database nobody uses.
+            template.close()
+            self._templates[backend] = (database_url, template.settings.ledger_key_label)
+        return self._templates[backend]
+
+    def _pg(self) -> PostgresServer:
+        assert self._postgres is not None, "no PostgreSQL server for this factory"
+        return self._postgres
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)  # a consistent copy, whatever the write-ahead log holds
+    finally:
+        src.close()
+        dst.close()

@@ -7,8 +7,8 @@ from datetime import timedelta
 from custody.signing.worker import SignerWorker
 from custody.store.base import utcnow
 from custody.webhooks.deliverer import DeliveryPolicy
-from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.support.api import Api, withdrawal
+from tests.support.cli import invoke, ok_json
 from tests.support.installation import Installation, WalletInfo
 from tests.webhooks.conftest import Pump, Receiver, abandon
 from tests.webhooks.helpers import deliveries, service_key, set_client_url, verified
@@ -142,8 +142,8 @@ def test_gives_up_after_max_attempts_and_retry_puts_it_back(
     assert row.attempts == 3
     assert receiver.refused == 3
 
-    env = custody_env(installation.env)
-    failed = ok_json(run_custody(["webhooks", "list", "--status", "failed", "--json"], env))
+    env = installation.env
+    failed = ok_json(invoke(["webhooks", "list", "--status", "failed", "--json"], env))
     listed = [d for d in failed if d["id"] == row.id]
     assert listed == [
         {
@@ -160,10 +160,10 @@ def test_gives_up_after_max_attempts_and_retry_puts_it_back(
             "delivered_at": None,
         }
     ]
-    human = run_custody(["webhooks", "list"], env)
+    human = invoke(["webhooks", "list"], env)
     assert human.returncode == 0, human.stderr
 
-    retried = ok_json(run_custody(["webhooks", "retry", str(row.id), "--json"], env))
+    retried = ok_json(invoke(["webhooks", "retry", str(row.id), "--json"], env))
     assert retried["status"] == "pending"
     assert retried["attempts"] == 0
     receiver.status = 200
@@ -172,8 +172,8 @@ def test_gives_up_after_max_attempts_and_retry_puts_it_back(
     assert row.status == "delivered"
     assert [verified(r, service_key(api))["status"] for r in receiver.accepted] == ["approved"]
 
-    again = run_custody(["webhooks", "retry", str(row.id)], env)
+    again = invoke(["webhooks", "retry", str(row.id)], env)
     assert again.returncode != 0
     assert "already delivered" in again.stderr
-    missing = run_custody(["webhooks", "retry", "999999999"], env)
+    missing = invoke(["webhooks", "retry", "999999999"], env)
     assert missing.returncode != 0

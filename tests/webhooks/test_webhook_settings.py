@@ -10,8 +10,8 @@ from custody.errors import NotFound
 from custody.webhooks import service
 from custody.webhooks.deliverer import backoff
 from custody.webhooks.signing import KEY_LABEL
-from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.support.api import Api
+from tests.support.cli import invoke, ok_json
 from tests.support.installation import Installation
 
 
@@ -47,12 +47,12 @@ def test_backoff_doubles_up_to_five_minutes() -> None:
 def test_cli_sets_and_clears_urls_and_ledgers_each_change(
     api: Api, installation: Installation
 ) -> None:
-    env = custody_env(installation.env)
+    env = installation.env
     name = api.client.name
     url = "https://hooks.example.com/custody"
-    data = ok_json(run_custody(["clients", "set-webhook", name, url, "--json"], env))
+    data = ok_json(invoke(["clients", "set-webhook", name, url, "--json"], env))
     assert data == {"id": api.client.id, "name": name, "webhook_url": url}
-    ok_json(run_custody(["clients", "set-webhook", name, "--clear", "--json"], env))
+    ok_json(invoke(["clients", "set-webhook", name, "--clear", "--json"], env))
     entries = [
         e["data"]
         for e in installation.ledger_entries("client.webhook_set")
@@ -64,8 +64,8 @@ def test_cli_sets_and_clears_urls_and_ledgers_each_change(
     ]
 
     group = f"wh-{secrets.token_hex(3)}"
-    ok_json(run_custody(["webhooks", "group-url", group, url, "--json"], env))
-    ok_json(run_custody(["webhooks", "group-url", group, "--clear", "--json"], env))
+    ok_json(invoke(["webhooks", "group-url", group, url, "--json"], env))
+    ok_json(invoke(["webhooks", "group-url", group, "--clear", "--json"], env))
     groups = [
         e["data"]
         for e in installation.ledger_entries("webhooks.group_url_set")
@@ -90,7 +90,7 @@ def test_cli_refuses_bad_input_with_one_line_and_changes_nothing(
 ) -> None:
     before = installation.counts()["ledger"]
     args = [api.client.name if a == "CLIENT" else a for a in args]
-    result = run_custody(args, custody_env(installation.env))
+    result = invoke(args, installation.env)
     assert result.returncode != 0
     assert result.stderr.strip().startswith("error:")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -106,7 +106,7 @@ def test_public_key_is_the_same_from_api_cli_and_hsm(api: Api, installation: Ins
     answer = api.call("GET", "/v1/webhooks/public-key")
     assert answer.status_code == 200, answer.text
     published = answer.json()
-    cli = ok_json(run_custody(["webhooks", "public-key", "--json"], custody_env(installation.env)))
+    cli = ok_json(invoke(["webhooks", "public-key", "--json"], installation.env))
     assert cli == published
     held = installation.runtime.token().get_key(KEY_LABEL).public_key
     assert published["public_key"] == held.hex()

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import rlp  # type: ignore[import-untyped]  # pyrlp ships no type information
-from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.crypto import keccak
 
 from custody.chains.errors import InvalidPayload
@@ -132,6 +131,10 @@ def _unsigned_rlp(fields: Eip1559Fields) -> bytes:
 
 def build_eip1559(fields: Eip1559Fields) -> UnsignedEvmTx:
     """The unsigned transaction and its signing digest, computed two ways that must agree."""
+    # eth-account imports eth-keyfile and py_ecc (0.5 s): loaded by the first request that needs
+    # it, so that `custody --help` and commands that build no transaction start quickly.
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+
     digest = Digest(TypedTransaction.from_dict(fields.as_eth_account_dict()).hash())
     unsigned_bytes = _unsigned_rlp(fields)
     if keccak(unsigned_bytes) != digest.value:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from eth_account.messages import defunct_hash_message
-
 from custody.chains.values import Digest
 
 PAYLOAD_TYPE = "evm.eip191"
@@ -11,4 +9,7 @@ PAYLOAD_TYPE = "evm.eip191"
 
 def eip191_digest(message: str) -> Digest:
     """keccak256("\\x19Ethereum Signed Message:\\n" + length + message), the message as UTF-8."""
+    # eth-account imports eth-keyfile and py_ecc (0.5 s); commands that never sign skip it.
+    from eth_account.messages import defunct_hash_message
+
     return Digest(bytes(defunct_hash_message(text=message)))

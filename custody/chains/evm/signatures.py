@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coincurve import PublicKey
-from eth_account import Account
-from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
@@ -20,6 +18,9 @@ from custody.chains.errors import SignatureMismatch
 from custody.chains.evm.addresses import address_from_public_key
 from custody.chains.evm.eip1559 import TX_TYPE, UnsignedEvmTx
 from custody.chains.values import Digest, EvmAddress
+
+# eth-account (with eth-keyfile and py_ecc, 0.5 s to import) is imported by the functions that
+# use it, so that importing custody.chains (every CLI command does) stays cheap.
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,8 @@ def assemble_signed(unsigned: UnsignedEvmTx, r: int, s: int, recovery_id: int) -
     if recovery_id not in (0, 1) or isinstance(recovery_id, bool):
         # 2 and 3 mean r overflowed n: astronomically rare and not expressible as a y-parity.
         raise SignatureMismatch(f"recovery id must be 0 or 1, got {recovery_id!r}")
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+
     r, s, y_parity = secp256k1.to_low_s(r, s, recovery_id)
     signed_dict = unsigned.fields.as_eth_account_dict() | {"v": y_parity, "r": r, "s": s}
     raw = TypedTransaction.from_dict(signed_dict).encode()
@@ -81,6 +84,8 @@ def assemble_signed(unsigned: UnsignedEvmTx, r: int, s: int, recovery_id: int) -
 
 
 def _decode_and_check_digest(signed: SignedEvmTx) -> tuple[int, int, int]:
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+
     if not signed.raw or signed.raw[0] != TX_TYPE:
         raise SignatureMismatch("signed transaction is not an EIP-1559 (type 2) transaction")
     try:
@@ -94,6 +99,8 @@ def _decode_and_check_digest(signed: SignedEvmTx) -> tuple[int, int, int]:
 
 def verify_signed(signed: SignedEvmTx, expected_from: EvmAddress) -> None:
     """Fail closed unless ``signed`` is the approved payload, low-s and from ``expected_from``."""
+    from eth_account import Account
+
     _, _, s = _decode_and_check_digest(signed)
     if not secp256k1.is_low_s(s):
         raise SignatureMismatch("signature has a high s value (EIP-2); nodes would reject it")
