@@ -62,7 +62,9 @@ def pg_server() -> PostgresServer:
 def installation(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Installation]:
-    """An initialised installation per backend, shared by the tests of a session."""
+    """An initialised installation per backend, shared by the tests of a session (of one xdist
+    worker), with the allow-all policy that tests which change it put back: which tests a worker
+    runs first must not decide what the others find."""
     backend = request.param
     database_url = None
     if backend == "postgres":
@@ -70,6 +72,7 @@ def installation(
         database_url = server.create_database()
     home = tmp_path_factory.mktemp(f"home-{backend}")
     inst = make_installation(home, SESSION_TOKEN, database_url=database_url, backend=backend)
+    inst.allow_all_policy()
     try:
         yield inst
     finally:

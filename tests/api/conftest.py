@@ -38,11 +38,6 @@ def signer(installation: Installation) -> SignerWorker:
     return worker
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _allow_all(installation: Installation) -> None:
-    installation.allow_all_policy()
-
-
 @pytest.fixture(scope="session")
 def live_url(installation: Installation) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 (free port) serving the app, without a worker."""

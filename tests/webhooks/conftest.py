@@ -16,7 +16,7 @@ from custody.store.models import ApproverGroupSettings, Client, WebhookDelivery
 from custody.webhooks.deliverer import DeliveryPolicy, deliver_due
 from custody.webhooks.dispatcher import dispatch_all
 from custody.webhooks.signing import BodySigner
-from tests.api.conftest import _allow_all, api, http, signer, wallet  # noqa: F401
+from tests.api.conftest import api, http, signer, wallet  # noqa: F401
 from tests.support.installation import Installation
 
 
