@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.approvals import service
+from custody.approvals import repository, service
 from custody.approvals.errors import ApprovalRefused, BadApprovalSignature, InvalidApproval
 from custody.approvals.statement import DECISIONS, verify_device_signature
 from custody.errors import NotFound
@@ -43,9 +42,7 @@ def verify_device_approval(
     request = session.get(Request, request_id)
     if request is None:
         raise NotFound(f"no request {request_id!r}")
-    approver = session.execute(
-        select(Approver).where(Approver.name == approver_name)
-    ).scalar_one_or_none()
+    approver = repository.approver_named(session, approver_name)
     if approver is None or approver.device_public_key is None:
         # The same answer whether the name is unknown or has no device key: no probing.
         raise ApprovalRefused("no approver with a device key by that name")

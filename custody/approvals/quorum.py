@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.approvals import repository
 from custody.approvals.engine import (
     QuorumState,
     Requirement,
@@ -21,7 +21,6 @@ from custody.approvals.engine import (
     parse_requirements,
 )
 from custody.policy.stored import StoredDecision
-from custody.store.models import Approval, Approver, ApproverGroup
 
 
 def requirements(decision: StoredDecision) -> tuple[Requirement, ...]:
@@ -37,22 +36,11 @@ def required_groups(decision: StoredDecision) -> set[str]:
     return {q.group for q in decision.quorums()}
 
 
-def current_membership(session: Session, approver_ids: list[str]) -> dict[str, set[str]]:
-    membership: dict[str, set[str]] = {}
-    for approver_id, group in session.execute(
-        select(ApproverGroup.approver_id, ApproverGroup.group).where(
-            ApproverGroup.approver_id.in_(approver_ids)
-        )
-    ):
-        membership.setdefault(approver_id, set()).add(group)
-    return membership
-
-
 def votes_now(session: Session, approvers: Iterable[tuple[str, str]]) -> tuple[Vote, ...]:
     """Votes for approvers given as (id, name) in approval order, with the groups they are in now
     rather than when they approved."""
     rows = list(approvers)
-    membership = current_membership(session, [approver_id for approver_id, _ in rows])
+    membership = repository.membership(session, (approver_id for approver_id, _ in rows))
     return tuple(
         Vote(approver_id, name, frozenset(membership.get(approver_id, ())))
         for approver_id, name in rows
@@ -60,14 +48,5 @@ def votes_now(session: Session, approvers: Iterable[tuple[str, str]]) -> tuple[V
 
 
 def quorum_state(session: Session, request_id: str, decision: StoredDecision) -> QuorumState:
-    rows = session.execute(
-        select(Approval.approver_id, Approver.name)
-        .join(Approver, Approver.id == Approval.approver_id)
-        .where(
-            Approval.request_id == request_id,
-            Approval.decision == "approve",
-            Approver.disabled_at.is_(None),
-        )
-        .order_by(Approval.id)
-    )
+    rows = repository.enabled_approvals(session, request_id)
     return count_quorum(requirements(decision), votes_now(session, rows))

@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -172,16 +171,5 @@ def expire_if_due(session: Session, request: Request) -> bool:
 def expire_due(session: Session, limit: int = 500) -> int:
     """The expiry sweep run by workers: every pending request whose deadline passed."""
     ledger.lock(session)
-    due = (
-        session.execute(
-            select(Request)
-            .where(
-                Request.status == RequestStatus.PENDING_APPROVAL.value,
-                Request.expires_at <= utcnow(),
-            )
-            .limit(limit)
-        )
-        .scalars()
-        .all()
-    )
+    due = requests.waiting_past_deadline(session, utcnow(), limit)
     return sum(1 for request in due if expire_if_due(session, request))

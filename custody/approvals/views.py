@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.approvals import repository
 from custody.approvals.quorum import quorum_state
 from custody.approvals.schemas import (
     ApprovalDecisionView,
@@ -19,7 +19,7 @@ from custody.approvals.schemas import (
     QuorumView,
 )
 from custody.policy.stored import PolicyRequireApprovals, StoredDecision, read_decision
-from custody.store.models import Approval, Approver, Request
+from custody.store.models import Request
 
 
 def approvals_view(session: Session, request: Request) -> ApprovalsView:
@@ -50,12 +50,7 @@ def before_any(request: Request, decision: StoredDecision) -> ApprovalsView:
 
 
 def decisions_on(session: Session, request_id: str) -> list[ApprovalDecisionView]:
-    rows = session.execute(
-        select(Approval, Approver.name)
-        .join(Approver, Approver.id == Approval.approver_id)
-        .where(Approval.request_id == request_id)
-        .order_by(Approval.id)
-    ).all()
+    rows = repository.decisions_with_names(session, request_id)
     return [
         ApprovalDecisionView(
             approver=name, decision=a.decision, method=a.method, at=_rfc3339(a.created_at)

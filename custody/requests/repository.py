@@ -86,6 +86,20 @@ def next_to_sign(session: Session, now: datetime, *, skip_locked: bool) -> Reque
     return session.execute(query).scalar_one_or_none()
 
 
+def waiting_past_deadline(session: Session, now: datetime, limit: int) -> list[Request]:
+    """Requests still waiting for approvals whose deadline has passed (the expiry sweep)."""
+    return list(
+        session.execute(
+            select(Request)
+            .where(
+                Request.status == RequestStatus.PENDING_APPROVAL.value,
+                Request.expires_at <= now,
+            )
+            .limit(limit)
+        ).scalars()
+    )
+
+
 def locked(session: Session, request_id: str, *, for_update: bool) -> Request:
     """The request as committed now. populate_existing matters: an object this session loaded
     before waiting for the row lock would otherwise keep its stale status (PostgreSQL), and a

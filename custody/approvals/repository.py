@@ -1,0 +1,52 @@
+"""Queries over approvers, their groups and approvals: the only SQL of the approvals flow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from custody.store.models import Approval, Approver, ApproverGroup
+
+
+def approver_named(session: Session, name: str) -> Approver | None:
+    return session.execute(select(Approver).where(Approver.name == name)).scalar_one_or_none()
+
+
+def membership(session: Session, approver_ids: Iterable[str]) -> dict[str, set[str]]:
+    """approver id -> the groups they are in now."""
+    found: dict[str, set[str]] = {}
+    for approver_id, group in session.execute(
+        select(ApproverGroup.approver_id, ApproverGroup.group).where(
+            ApproverGroup.approver_id.in_(list(approver_ids))
+        )
+    ):
+        found.setdefault(approver_id, set()).add(group)
+    return found
+
+
+def enabled_approvals(session: Session, request_id: str) -> list[tuple[str, str]]:
+    """(approver id, name) of each approval of this request by an approver still enabled, in the
+    order they were given."""
+    rows = session.execute(
+        select(Approval.approver_id, Approver.name)
+        .join(Approver, Approver.id == Approval.approver_id)
+        .where(
+            Approval.request_id == request_id,
+            Approval.decision == "approve",
+            Approver.disabled_at.is_(None),
+        )
+        .order_by(Approval.id)
+    )
+    return [(approver_id, name) for approver_id, name in rows]
+
+
+def decisions_with_names(session: Session, request_id: str) -> list[tuple[Approval, str]]:
+    rows = session.execute(
+        select(Approval, Approver.name)
+        .join(Approver, Approver.id == Approval.approver_id)
+        .where(Approval.request_id == request_id)
+        .order_by(Approval.id)
+    ).all()
+    return [(approval, name) for approval, name in rows]
