@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from custody.errors import Unauthorized
 from custody.store.database import Database
 from custody.store.models import Client, ClientNonce
 
+CREATE_PATH = "/v1/requests"
 REQUIRED_CLAIMS = ("sub", "uri", "method", "bodyHash", "nonce", "iat", "exp")
 IDEMPOTENCY_CLAIM = "idempotencyKey"
 MAX_NONCE_LENGTH = 128
@@ -67,6 +68,8 @@ class AuthenticatedClient:
     id: str
     name: str
     role: str = "trading"
+    # The token this call was authenticated with: intake keeps it as the request's evidence.
+    token: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,31 @@ def authenticate(
     kept_until = _check_times(claims, rules, now or datetime.now(UTC)) + NONCE_KEPT_AFTER_EXPIRY
     with db.write() as session:
         _burn_nonce(session, client_id=known.client.id, nonce=claims["nonce"], until=kept_until)
-    return known.client
+    return replace(known.client, token=token)
+
+
+def verify_stored_call(
+    pem: str, token: str, *, client_id: str, body: bytes, idempotency_key: str
+) -> None:
+    """Re-verify, long after the call, the token a request was created with: signed by this
+    key, naming this client, a POST to /v1/requests binding this body and idempotency key.
+
+    The signer's evidence (issue 9): times and the nonce are not checked again, they were when
+    intake accepted the call; what matters now is that the client signed exactly these bytes.
+    """
+    claims = _verify_signature(token, pem)
+    if claims["sub"] != client_id:
+        raise Unauthorized("the token names another client")
+    uri = claims["uri"]
+    path = uri.split("?", 1)[0] if isinstance(uri, str) else None
+    call = CallContext(
+        method="POST",
+        uri=uri if path == CREATE_PATH else CREATE_PATH,
+        body=body,
+        idempotency_key=idempotency_key,
+        idempotency_required=True,
+    )
+    _check_binding(claims, call)
 
 
 def _bearer(authorization: str | None) -> str:

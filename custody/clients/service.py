@@ -34,6 +34,11 @@ def parse_ed25519_public_pem(pem: bytes) -> Ed25519PublicKey:
 ROLES = ("trading", "auditor")
 
 
+# The approver app's own client (custody.web.maker): it holds no key anyone has, never calls
+# the API, and its requests carry no client token; their evidence is the maker's session.
+INTERNAL_ROLE = "internal"
+
+
 def add_client(
     session: Session, *, name: str, public_key_pem: bytes, actor: str, role: str = "trading"
 ) -> Client:

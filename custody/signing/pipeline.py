@@ -33,6 +33,7 @@ from custody.requests import repository as requests
 from custody.requests.lifecycle import Lease
 from custody.requests.states import RequestStatus
 from custody.signing import failpoints
+from custody.signing.evidence import EvidenceRefused, rederive
 from custody.signing.payloads import handler_for
 from custody.store.base import utcnow
 from custody.store.models import Client, Request
@@ -75,19 +76,29 @@ def _claim(
     now = utcnow()
     reclaimed_from = request.claimed_by if request.status == RequestStatus.SIGNING else None
 
-    # (2) what is approved is what is signed: rebuild the payload and compare its digest
-    payload = json.loads(request.payload)
+    # (2) what is approved is what is signed, and what the client signed: decode the client's
+    #     signed body again, rebuild the payload's digest, and compare both with the row
     try:
+        evidence = rederive(session, request)
+        payload = evidence.payload
         digest = handler_for(payload).digest(payload)
-    except Exception as exc:  # any decoding failure must fail closed
-        _fail(session, request, f"stored payload no longer decodes: {exc}")
+    except EvidenceRefused as exc:
+        _fail(session, request, f"evidence: {exc.message}")
         return None
-    if digest.prefixed() != request.digest:
-        _fail(session, request, "stored payload does not match its approved digest")
+    except Exception as exc:  # any decoding failure must fail closed
+        _fail(session, request, f"payload no longer decodes: {exc}")
+        return None
+    if digest.prefixed() != request.digest or evidence.digest != request.digest:
+        _fail(session, request, "evidence: the payload does not match its approved digest")
+        return None
+    if payload != json.loads(request.payload):
+        _fail(session, request, "evidence: the stored payload differs from the client's body")
         return None
 
-    # (3) re-check the current policy: a tightened rule stops an earlier approval
-    if not _recheck_allows(session, request):
+    # (3) re-check the current policy on the facts decoded here: a tightened rule stops an
+    #     earlier approval, and an edited `facts` column changes nothing
+    facts = evidence.facts or stored_facts(session, request)
+    if not _recheck_allows(session, request, facts):
         return None
 
     # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM
@@ -167,8 +178,8 @@ def stored_facts(session: Session, request: Request) -> RequestFacts:
     )
 
 
-def _recheck_allows(session: Session, request: Request) -> bool:
-    active, decision = decide(session, stored_facts(session, request), exclude_request=request.id)
+def _recheck_allows(session: Session, request: Request, facts: RequestFacts) -> bool:
+    active, decision = decide(session, facts, exclude_request=request.id)
     allowed = decision.decision == "allow"
     if decision.decision == "require_approvals":
         # Approvals given so far must meet what the policy requires now, counted with the

@@ -183,6 +183,12 @@ class Request(Base):
     # re-check and the limits judge the same facts again, never a re-interpretation.
     facts: Mapped[str | None] = mapped_column(Text, nullable=True)
     first_response: Mapped[str] = mapped_column(Text)
+    # The evidence the signer believes instead of this row (issue 9): the client's exact body
+    # and the token it signed the call with. The signer re-verifies the token, decodes the body
+    # again and signs only what that yields. Null for requests of the internal approver-app
+    # client and for requests stored before migration 0008 (which the signer then refuses).
+    client_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    client_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     result_signature: Mapped[str | None] = mapped_column(String(140), nullable=True)

@@ -19,13 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.clients.auth import AuthenticatedClient
-from custody.clients.service import add_client
+from custody.clients.service import INTERNAL_ROLE, add_client
 from custody.errors import ValidationFailed
 from custody.intake.pipeline import Submission, submit
 from custody.store.models import LIVE_STATUSES, Chain, Client, Request, Wallet
 
 APP_CLIENT = "approver-app"
-APP_ROLE = "internal"
 _GWEI = 10**9
 # [0-9], never \d or str.isdigit(): those accept Arabic-Indic, full-width or superscript digits,
 # which int() and Decimal() would either read as other numbers or refuse with a ValueError.
@@ -72,7 +71,7 @@ def app_client(session: Session) -> AuthenticatedClient:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         client = add_client(session, name=APP_CLIENT, public_key_pem=pem, actor="web")
-        client.role = APP_ROLE  # not a trading client: it may not use /v1 endpoints
+        client.role = INTERNAL_ROLE  # not a trading client: it may not use /v1 endpoints
     return AuthenticatedClient(id=client.id, name=client.name, role=client.role)
 
 
