@@ -17,7 +17,7 @@ from custody.ledger.verify import (
     verify_consistency,
     verify_inclusion,
 )
-from tests.ledger import rfc9162_reference as rfc9162
+from tests.ledger import rfc9162
 from tests.support.api import Api, withdrawal
 from tests.support.installation import ClientKeys, Installation, WalletInfo
 

@@ -10,7 +10,7 @@ from custody.ledger.check import TailRule, check
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.events import EventKind
 from custody.ledger.verify import VerifierKey, parse_checkpoint, parse_verifier_key
-from tests.ledger import rfc9162_reference as rfc9162
+from tests.ledger import rfc9162
 from tests.support.installation import Installation
 
 

@@ -74,3 +74,10 @@ def _subproof(m: int, entries: Sequence[bytes], whole: bool) -> list[bytes]:
     if m <= k:
         return [*_subproof(m, entries[:k], whole), mth(entries[k:])]
     return [*_subproof(m - k, entries[k:], False), mth(entries[:k])]
+
+
+def canonical(value: object) -> bytes:
+    """RFC 8785 bytes via the rfc8785 package (not custody's wrapper): an entry's leaf bytes."""
+    import rfc8785
+
+    return bytes(rfc8785.dumps(value))

@@ -21,7 +21,7 @@ from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.export import export
 from custody.ledger.publish import publish
 from custody.ledger.verify import read_witness, verify_export
-from tests.ledger import rfc9162_reference as rfc9162
+from tests.ledger import rfc9162
 from tests.ledger.conftest import (
     attacker,
     checkpoint,

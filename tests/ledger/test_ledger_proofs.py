@@ -11,7 +11,7 @@ import pytest
 from custody.ledger import verify
 from custody.ledger.merkle import leaf_hash
 from custody.ledger.tree import completed_nodes, consistency_proof, inclusion_proof, root
-from tests.ledger import rfc9162_reference as rfc9162
+from tests.ledger import rfc9162
 
 MAX = 70
 LEAVES = [f"entry {i}".encode() for i in range(300)]
