@@ -18,6 +18,7 @@ class EventKind(StrEnum):
     POLICY_APPLIED = "policy.applied"
     POLICY_EVALUATED = "policy.evaluated"
     POLICY_PROPOSAL_REJECTED = "policy.proposal_rejected"
+    POLICY_PROPOSAL_SUPERSEDED = "policy.proposal_superseded"
     POLICY_PROPOSED = "policy.proposed"
     POLICY_RECHECKED = "policy.rechecked"
     PRICE_SET = "price.set"
