@@ -23,6 +23,7 @@ from pathlib import Path
 from custody.chains import Amount
 from custody.policy import (
     EvaluationContext,
+    PriceKey,
     ReferencePrices,
     RequestFacts,
     UsdPrice,
@@ -101,7 +102,10 @@ def measure(evaluations: int) -> dict[str, float]:
     assert len(loaded.policy.rules) == 200
     assert len(loaded.policy.limits) == 5
     prices = ReferencePrices(
-        {"ETH": UsdPrice.parse("3000.00", 18, NOW), "USDT": UsdPrice.parse("1.00", 6, NOW)},
+        {
+            PriceKey("ethereum", "ETH"): UsdPrice.parse("3000.00", 18, NOW),
+            PriceKey("ethereum", "USDT"): UsdPrice.parse("1.00", 6, NOW),
+        },
         max_age=timedelta(minutes=15),
     )
     context = EvaluationContext(NOW, prices, policy_applied_at=NOW - timedelta(days=2))
