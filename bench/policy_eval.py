@@ -57,7 +57,10 @@ def policy_text(rules: int = 200) -> str:
     for i in range(rules - 3):
         kind = i % 5
         if kind == 0:
-            match = f"{{type: withdrawal, wallets: ['desk{i}-*'], amount_lte: '{10**18 + i}'}}"
+            match = (
+                f"{{type: withdrawal, wallets: ['desk{i}-*'], assets: [ETH],"
+                f" amount_lte: '{10**18 + i}'}}"
+            )
         elif kind == 1:
             match = f"{{type: contract_call, contracts: ['0x{i:040x}'], methods: ['0xa9059cbb']}}"
         elif kind == 2:
@@ -71,7 +74,7 @@ def policy_text(rules: int = 200) -> str:
             )
         body.append(f"  - {{id: r{i}, match: {match}, action: allow}}")
     body.append(
-        "  - {id: big, match: {type: withdrawal, amount_gt: '5'}, action:"
+        "  - {id: big, match: {type: withdrawal, assets: [ETH], amount_gt: '5'}, action:"
         " {require_approvals: {all_of: [{count: 2, group: t}, {count: 1, group: r}]}}}"
     )
     body.append("  - {id: small, match: {type: withdrawal}, action: allow}")

@@ -18,7 +18,7 @@ from custody.errors import CustodyError
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.context import ListedKey
-from custody.policy.loader import LoadedPolicy, load_policy_text
+from custody.policy.loader import LoadedPolicy, load_stored_policy_text
 from custody.policy_versions.governance import governance_quorums, supersede_pending
 from custody.policy_versions.states import APPLIED, PROPOSED
 from custody.store.base import utcnow
@@ -113,7 +113,7 @@ def _load_version(session: Session, version_id: int) -> LoadedPolicy:
     version = session.execute(
         select(PolicyVersion).where(PolicyVersion.id == version_id)
     ).scalar_one()
-    loaded = load_policy_text(version.source_text, version.source_name)
+    loaded = load_stored_policy_text(version.source_text, version.source_name)
     if loaded.digest != version.digest:
         # The stored text no longer gives the digest recorded when it was applied: fail closed.
         raise PolicyTampered(f"policy version {version_id} does not match its recorded digest")
