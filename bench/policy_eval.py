@@ -23,6 +23,7 @@ from pathlib import Path
 from custody.chains import Amount
 from custody.policy import (
     EvaluationContext,
+    PriceKey,
     ReferencePrices,
     RequestFacts,
     UsdPrice,
@@ -56,7 +57,10 @@ def policy_text(rules: int = 200) -> str:
     for i in range(rules - 3):
         kind = i % 5
         if kind == 0:
-            match = f"{{type: withdrawal, wallets: ['desk{i}-*'], amount_lte: '{10**18 + i}'}}"
+            match = (
+                f"{{type: withdrawal, wallets: ['desk{i}-*'], assets: [ETH],"
+                f" amount_lte: '{10**18 + i}'}}"
+            )
         elif kind == 1:
             match = f"{{type: contract_call, contracts: ['0x{i:040x}'], methods: ['0xa9059cbb']}}"
         elif kind == 2:
@@ -70,7 +74,7 @@ def policy_text(rules: int = 200) -> str:
             )
         body.append(f"  - {{id: r{i}, match: {match}, action: allow}}")
     body.append(
-        "  - {id: big, match: {type: withdrawal, amount_gt: '5'}, action:"
+        "  - {id: big, match: {type: withdrawal, assets: [ETH], amount_gt: '5'}, action:"
         " {require_approvals: {all_of: [{count: 2, group: t}, {count: 1, group: r}]}}}"
     )
     body.append("  - {id: small, match: {type: withdrawal}, action: allow}")
@@ -101,7 +105,10 @@ def measure(evaluations: int) -> dict[str, float]:
     assert len(loaded.policy.rules) == 200
     assert len(loaded.policy.limits) == 5
     prices = ReferencePrices(
-        {"ETH": UsdPrice.parse("3000.00", 18, NOW), "USDT": UsdPrice.parse("1.00", 6, NOW)},
+        {
+            PriceKey("ethereum", "ETH"): UsdPrice.parse("3000.00", 18, NOW),
+            PriceKey("ethereum", "USDT"): UsdPrice.parse("1.00", 6, NOW),
+        },
         max_age=timedelta(minutes=15),
     )
     context = EvaluationContext(NOW, prices, policy_applied_at=NOW - timedelta(days=2))

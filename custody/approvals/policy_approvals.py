@@ -4,6 +4,8 @@ The statement an approver signs is the RFC 8785 canonical JSON of {"type":
 "custody.policy_approval.v1", "version", "policy_digest", "decision", "approver"}: bound to the
 exact text (by its digest) that will take effect. Counting is the request quorum engine
 (custody.approvals.engine): an approver counts once, only while enabled and in the required group.
+The quorum is the governance of the policy active now (custody.policy_versions.governance), not
+the one recorded when the version was proposed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from custody.approvals.statement import DECISIONS, verify_device_signature
 from custody.errors import NotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
-from custody.policy_versions.service import PROPOSED, REJECTED, mark_applied
+from custody.policy_versions.governance import governance_quorums
+from custody.policy_versions.service import active_policy, mark_applied
+from custody.policy_versions.states import PROPOSED, REJECTED
 from custody.store.base import utcnow
 from custody.store.models import Approver, PolicyApproval, PolicyVersion
 
@@ -73,9 +77,9 @@ def approve_proposal_with_device_key(
     ).scalar_one_or_none()
     if approver is None or approver.device_public_key is None or approver.disabled_at:
         raise ApprovalRefused("no enabled approver with a device key by that name")
+    required = _governance_now(session, version)
     statement = policy_statement(version, approver.name, str(decision))
     _verify(approver.device_public_key, signature, statement)
-    required = parse_requirements(json.loads(version.required_approvals))
     if not {r.group for r in required} & set(groups_of(session, approver.id)):
         raise ApprovalRefused(f"approver {approver.name} is not in a group governing policy")
     try:
@@ -115,6 +119,22 @@ def approve_proposal_with_device_key(
     elif _quorum_met(session, version.id, required):
         mark_applied(session, version, "approvals", "governance quorum reached")
     return version.state
+
+
+def _governance_now(session: Session, version: PolicyVersion) -> tuple[Requirement, ...]:
+    """The quorum that decides `version`: the active policy's governance, as of now."""
+    active = active_policy(session)
+    quorums = governance_quorums(active.policy if active else None)
+    if active is None or quorums is None:
+        # Every activation supersedes pending proposals, so only a database written before
+        # that rule can get here; without a governing quorum nobody may decide (fail closed).
+        raise ApprovalConflict(f"policy version {version.id} has no governance to approve it")
+    if version.id < active.version_id:
+        # Same origin: approving it would record an activation that active_policy ignores.
+        raise ApprovalConflict(
+            f"policy version {version.id} is older than the active version {active.version_id}"
+        )
+    return parse_requirements(quorums)
 
 
 def _verify(public_key_hex: str, signature: str, statement: bytes) -> None:

@@ -1,4 +1,4 @@
-"""`custody clients`: trading systems allowed to call the API."""
+"""`custody clients`: trading systems (and auditors) allowed to call the API."""
 
 from __future__ import annotations
 
@@ -13,31 +13,71 @@ from custody.clients import service
 
 app = typer.Typer(help="API clients (Ed25519 public keys).", no_args_is_help=True)
 
+NameArgument = Annotated[str, typer.Argument(help="Client name.")]
+PublicKeyOption = Annotated[
+    Path,
+    typer.Option(
+        "--public-key",
+        help="Ed25519 public key, PEM.",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+    ),
+]
+
 
 @app.command("add")
 def add(
-    name: Annotated[str, typer.Argument(help="Client name.")],
-    public_key: Annotated[
-        Path,
+    name: NameArgument,
+    public_key: PublicKeyOption,
+    role: Annotated[
+        str,
         typer.Option(
-            "--public-key",
-            help="Ed25519 public key, PEM.",
-            exists=True,
-            dir_okay=False,
-            readable=True,
+            "--role", help="trading (default: submits requests) or auditor (reads the ledger)."
         ),
-    ],
-    role: Annotated[str, typer.Option("--role", help="trading (default) or auditor.")] = "trading",
+    ] = "trading",
     as_json: JsonOption = False,
 ) -> None:
     """Register a client; prints the client id it must put in its tokens' `sub`."""
     pem = public_key.read_bytes()
     with context.runtime() as rt, rt.db.write() as session:
         client = service.add_client(
+            session, name=name, public_key_pem=pem, actor=context.operator(), role=role
+        )
+        data = {"id": client.id, "name": client.name, "role": client.role}
+    emit(data, as_json=as_json, human=f"{role} client {name}: id [bold]{data['id']}[/bold]")
+
+
+@app.command("disable")
+def disable(name: NameArgument, as_json: JsonOption = False) -> None:
+    """Refuse every call of this client (401) until it is enabled again."""
+    with context.runtime() as rt, rt.db.write() as session:
+        client = service.disable(session, name=name, actor=context.operator())
+        data = {"id": client.id, "name": client.name, "disabled": True}
+    emit(data, as_json=as_json, human=f"client {name} disabled: its calls are refused")
+
+
+@app.command("enable")
+def enable(name: NameArgument, as_json: JsonOption = False) -> None:
+    """Accept this client's calls again."""
+    with context.runtime() as rt, rt.db.write() as session:
+        client = service.enable(session, name=name, actor=context.operator())
+        data = {"id": client.id, "name": client.name, "disabled": False}
+    emit(data, as_json=as_json, human=f"client {name} enabled")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    name: NameArgument, public_key: PublicKeyOption, as_json: JsonOption = False
+) -> None:
+    """Replace the client's public key: tokens signed with the old key are refused at once."""
+    pem = public_key.read_bytes()
+    with context.runtime() as rt, rt.db.write() as session:
+        client = service.rotate_key(
             session, name=name, public_key_pem=pem, actor=context.operator()
         )
-        data = {"id": client.id, "name": client.name}
-    emit(data, as_json=as_json, human=f"client {name}: id [bold]{data['id']}[/bold]")
+        data = {"id": client.id, "name": client.name, "public_key": client.public_key_pem}
+    emit(data, as_json=as_json, human=f"client {name}: new key in use, the old one is refused")
 
 
 @app.command("list")

@@ -1,4 +1,6 @@
-"""Registering clients. The server keeps only their Ed25519 public keys (invariant 9)."""
+"""Registering, disabling and re-keying clients. The server keeps only their Ed25519 public keys
+(invariant 9); every change is a ledger entry, so an auditor knows which key spoke for a client
+and whether it was allowed to at any time."""
 
 from __future__ import annotations
 
@@ -48,30 +50,78 @@ def add_client(
     key = parse_ed25519_public_pem(public_key_pem)
     if session.execute(select(Client).where(Client.name == name)).scalar_one_or_none():
         raise Conflict(f"client {name!r} already exists")
-    normalised = key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
     client = Client(
         id="cli_" + secrets.token_hex(12),
         name=name,
-        public_key_pem=normalised,
+        public_key_pem=_pem(key),
         role=role,
         created_at=utcnow(),
     )
     session.add(client)
     session.flush()
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     ledger.append(
         session,
         EventKind.CLIENT_ADDED,
         actor,
-        {
-            "id": client.id,
-            "name": name,
-            "public_key": raw.hex(),
-        },
+        {"id": client.id, "name": name, "public_key": _raw_hex(key), "role": role},
     )
     return client
+
+
+def disable(session: Session, *, name: str, actor: str) -> Client:
+    """From now on every call with this client's tokens is refused (401)."""
+    client = by_name(session, name)
+    if client.disabled_at is None:
+        client.disabled_at = utcnow()
+        ledger.append(session, EventKind.CLIENT_DISABLED, actor, _ids(client))
+    return client
+
+
+def enable(session: Session, *, name: str, actor: str) -> Client:
+    client = by_name(session, name)
+    if client.disabled_at is not None:
+        client.disabled_at = None
+        ledger.append(session, EventKind.CLIENT_ENABLED, actor, _ids(client))
+    return client
+
+
+def rotate_key(session: Session, *, name: str, public_key_pem: bytes, actor: str) -> Client:
+    """Replace the client's key: tokens signed by the old key are refused from now on."""
+    client = by_name(session, name)
+    new = parse_ed25519_public_pem(public_key_pem)
+    old = parse_ed25519_public_pem(client.public_key_pem.encode())
+    if _raw_hex(new) == _raw_hex(old):
+        # Nothing would change, yet the operator believes the old key is now useless.
+        raise ValidationFailed(f"that is already client {name!r}'s key")
+    client.public_key_pem = _pem(new)
+    ledger.append(
+        session,
+        EventKind.CLIENT_KEY_ROTATED,
+        actor,
+        _ids(client) | {"public_key": _raw_hex(new), "previous_public_key": _raw_hex(old)},
+    )
+    return client
+
+
+def by_name(session: Session, name: str) -> Client:
+    client = session.execute(select(Client).where(Client.name == name)).scalar_one_or_none()
+    if client is None:
+        raise NotFound(f"unknown client {name!r}")
+    return client
+
+
+def _ids(client: Client) -> dict[str, str]:
+    return {"id": client.id, "name": client.name}
+
+
+def _pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def _raw_hex(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
 
 
 def list_clients(session: Session) -> list[Client]:

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.limits import usage
 from custody.policy import Decision, Deny, RequestFacts, evaluate
 from custody.policy.context import EvaluationContext
 from custody.policy.evaluator import limit_by_id
-from custody.policy.prices import ReferencePrices, UsdPrice
+from custody.policy.prices import ReferencePrices
 from custody.policy.settle import apply_limit_checks
 from custody.policy_versions.service import ActivePolicy, active_policy, listed_since
+from custody.prices.service import reference_table
 from custody.store.base import utcnow
-from custody.store.models import ReferencePrice
 
 DEFAULT_PRICE_MAX_AGE = timedelta(hours=1)
 
@@ -49,13 +48,9 @@ def decide(
 def evaluation_context(
     session: Session, active: ActivePolicy, price_max_age: timedelta
 ) -> EvaluationContext:
-    prices = {
-        row.asset: UsdPrice.parse(row.usd_per_unit, row.decimals, row.as_of)
-        for row in session.execute(select(ReferencePrice)).scalars()
-    }
     return EvaluationContext(
         now=utcnow(),
-        prices=ReferencePrices(prices, max_age=price_max_age),
+        prices=ReferencePrices(reference_table(session), max_age=price_max_age),
         policy_applied_at=active.applied_at,
         listed_since=listed_since(session, active),
     )

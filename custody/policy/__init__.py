@@ -15,7 +15,7 @@ from custody.policy.evaluator import evaluate, limit_by_id, limits_for
 from custody.policy.facts import RequestFacts
 from custody.policy.limits import LimitCheck, LimitUsage, check_limit
 from custody.policy.loader import LoadedPolicy, load_policy_file, load_policy_text, policy_digest
-from custody.policy.prices import ReferencePrices, UsdPrice
+from custody.policy.prices import PriceKey, ReferencePrices, UsdPrice
 from custody.policy.schema import (
     Action,
     ActionKind,
@@ -50,6 +50,7 @@ __all__ = [
     "Match",
     "Policy",
     "PolicyInvalid",
+    "PriceKey",
     "Problem",
     "Quorum",
     "ReferencePrices",

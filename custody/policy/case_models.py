@@ -20,7 +20,7 @@ from custody.policy.calls import CallFlag, Selector
 from custody.policy.context import EvaluationContext
 from custody.policy.decision import Decision
 from custody.policy.facts import RequestFacts
-from custody.policy.prices import ReferencePrices, UsdAmount, UsdPrice
+from custody.policy.prices import PriceKey, ReferencePrices, UsdAmount, UsdPrice
 from custody.policy.values import DurationSeconds, Name, RequestType
 
 
@@ -109,6 +109,8 @@ class PriceRow(_Strict):
     usd: UsdAmount
     decimals: Annotated[int, Field(ge=0, le=77, strict=True)]
     as_of: AwareDatetime
+    chain: Name | None = None
+    """The chain this price is for; by default the chain of the case's request."""
 
 
 class PriceTable(_Strict):
@@ -121,12 +123,13 @@ class CaseContext(_Strict):
     policy_applied_at: AwareDatetime | None = None
     prices: PriceTable | None = None
 
-    def build(self) -> EvaluationContext:
+    def build(self, chain: str) -> EvaluationContext:
+        """The context of a case whose request is on `chain`."""
         prices = None
         if self.prices is not None:
             prices = ReferencePrices(
                 {
-                    asset: UsdPrice(row.usd, row.decimals, row.as_of)
+                    PriceKey(row.chain or chain, asset): UsdPrice(row.usd, row.decimals, row.as_of)
                     for asset, row in self.prices.assets.items()
                 },
                 max_age=timedelta(seconds=self.prices.max_age),

@@ -114,7 +114,9 @@ def _prepare(index: int, case: Case, defaults: Defaults) -> PreparedCase:
     )
     raw_context = {**defaults.context, **case.context}
     context = (
-        CaseContext.model_validate_with_loc(raw_context, ("cases", index, "context")).build()
+        CaseContext.model_validate_with_loc(raw_context, ("cases", index, "context")).build(
+            facts.chain
+        )
         if raw_context
         else None
     )

@@ -14,6 +14,7 @@ from custody.policy.limits import CompiledLimit, compile_limit
 from custody.policy.match_keys import MATCH_KEYS, CompileContext
 from custody.policy.predicates import Predicate
 from custody.policy.schema import Action, Match, Policy, Rule
+from custody.policy.units import AMOUNT_KEYS, UnnamedAssetBound, names_one_asset
 
 _NEEDS_CONTEXT = (UsdBound, InTimeWindow)
 
@@ -70,7 +71,9 @@ def compile_match(match: Match, context: CompileContext) -> tuple[Predicate, ...
         compiler = MATCH_KEYS.get(key)
         if compiler is None:
             raise LookupError(f"match key {key!r} is parsed but has no compiler")
-        predicate = compiler(value, context)
+        # Only a stored version gets here with such a bound: new files are refused at load.
+        unnamed = key in AMOUNT_KEYS and not names_one_asset(match)
+        predicate = UnnamedAssetBound(key) if unnamed else compiler(value, context)
         if predicate is not None:
             predicates.append(predicate)
     return tuple(predicates)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from custody.policy.context import UNKNOWN, EvaluationContext, Undecidable
 from custody.policy.facts import RequestFacts
-from custody.policy.prices import format_usd
+from custody.policy.prices import PriceKey, format_usd
 from custody.policy.timewindow import TimeWindow
 
 
@@ -27,7 +27,8 @@ class UsdBound:
     def value(self, facts: RequestFacts, context: EvaluationContext) -> Fraction:
         if context.prices is None:
             raise Undecidable(f"no USD reference prices to value {facts.asset}")
-        value = context.prices.usd_value(facts.asset, facts.amount.value, context.now)
+        key = PriceKey(facts.chain, facts.asset)
+        value = context.prices.usd_value(key, facts.amount.value, context.now)
         if isinstance(value, str):
             raise Undecidable(value)
         return value

@@ -14,7 +14,7 @@ from yaml.nodes import Node
 
 from custody.policy.compiled import CompiledPolicy, compile_policy
 from custody.policy.errors import PolicyInvalid, Problem
-from custody.policy.schema import Policy
+from custody.policy.schema import STORED, Policy
 from custody.policy.yamlsource import MAX_POLICY_BYTES, line_of, parse_yaml
 
 # pydantic's wording for the two commonest mistakes, said the way a YAML author thinks of them.
@@ -47,9 +47,20 @@ def policy_digest(policy: Policy) -> str:
 
 
 def load_policy_text(text: str, source: str) -> LoadedPolicy:
+    return _load(text, source, stored=False)
+
+
+def load_stored_policy_text(text: str, source: str) -> LoadedPolicy:
+    """A version applied earlier, read under the rules it was applied with: a check added to the
+    language since (amount bounds naming their asset) must not make history unreadable. What
+    such a check refuses in a new file denies when evaluated (`units.UnnamedAssetBound`)."""
+    return _load(text, source, stored=True)
+
+
+def _load(text: str, source: str, *, stored: bool) -> LoadedPolicy:
     parsed = parse_yaml(text, source)
     try:
-        policy = Policy.model_validate(parsed.data)
+        policy = Policy.model_validate(parsed.data, context={STORED: stored})
     except ValidationError as error:
         raise PolicyInvalid(validation_problems(error, parsed.root, source)) from None
     return LoadedPolicy(policy=policy, source_text=text, source=source)

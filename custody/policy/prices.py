@@ -3,6 +3,9 @@
 Prices arrive as decimal strings and are kept as `Fraction`s: a float would make "worth at most
 250000.00 USD" depend on rounding. A price older than the table's `max_age`, or one dated in the
 future (a broken feed or clock), is no price at all: rules that need it fail closed.
+
+Prices are per asset *on a chain*: USDC on two chains is two contracts, perhaps with other
+decimals or no peg at all, and a price set for one must never value the other.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BeforeValidator, PlainSerializer
 from pydantic_core import PydanticCustomError
@@ -76,27 +79,42 @@ class UsdPrice:
         return Fraction(amount * price.numerator, price.denominator * 10**self.decimals)
 
 
+class PriceKey(NamedTuple):
+    """One asset on one chain. The catalog keeps a symbol unique per chain (no token takes the
+    native symbol, no two tokens one symbol), so this names exactly one contract, or the
+    chain's native asset; the store resolves it from the contract when it builds the table."""
+
+    chain: str
+    asset: str
+
+    def __str__(self) -> str:
+        return f"{self.asset} on {self.chain}"
+
+
 @dataclass(frozen=True, slots=True)
 class ReferencePrices:
     """The price table an evaluation may use; `max_age` has no default, staleness is a choice."""
 
-    prices: Mapping[str, UsdPrice]
+    prices: Mapping[PriceKey, UsdPrice]
     max_age: timedelta
 
     def __post_init__(self) -> None:
         if self.max_age <= timedelta(0):
             raise ValueError("max_age must be positive")
+        if not all(isinstance(key, PriceKey) for key in self.prices):
+            # A bare symbol would be a price for that symbol on every chain: the bug this type ends.
+            raise ValueError("prices must be keyed by PriceKey(chain, asset)")
 
-    def usd_value(self, asset: str, amount: int, now: datetime | None) -> Fraction | str:
-        """The value, or why there is none (a sentence naming the asset)."""
-        price = self.prices.get(asset)
+    def usd_value(self, key: PriceKey, amount: int, now: datetime | None) -> Fraction | str:
+        """The value, or why there is none (a sentence naming the asset and its chain)."""
+        price = self.prices.get(key)
         if price is None:
-            return f"no USD reference price for {asset}"
+            return f"no USD reference price for {key}"
         if now is None:
-            return f"no evaluation time to judge the age of the {asset} price"
+            return f"no evaluation time to judge the age of the {key} price"
         age = now - price.as_of
         if age > self.max_age:
-            return f"USD price of {asset} is stale (as of {price.as_of.isoformat()}, {age} old)"
+            return f"USD price of {key} is stale (as of {price.as_of.isoformat()}, {age} old)"
         if age < timedelta(0):
-            return f"USD price of {asset} is dated in the future ({price.as_of.isoformat()})"
+            return f"USD price of {key} is dated in the future ({price.as_of.isoformat()})"
         return price.value_of(amount)

@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     StrictStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,7 +30,11 @@ from custody.policy.model import Globs, Names, PolicyModel, non_empty
 from custody.policy.prices import UsdAmount
 from custody.policy.references import reference_problems
 from custody.policy.timewindow import TimeWindow
+from custody.policy.units import amount_unit_problems
 from custody.policy.values import DurationSeconds, Name, RequestType
+
+STORED = "stored"
+"""Validation context key: the text is a version applied earlier (see `load_stored_policy_text`)."""
 
 __all__ = [
     "Action",
@@ -143,8 +148,11 @@ class Policy(PolicyModel):
         return value
 
     @model_validator(mode="after")
-    def _references_resolve(self) -> Policy:
+    def _references_resolve(self, info: ValidationInfo) -> Policy:
         problems = reference_problems(self)
+        if not (info.context or {}).get(STORED):
+            # Checks the language gained later than a stored version must not make it unreadable.
+            problems += amount_unit_problems(self)
         if problems:
             # One error carrying all problems with their own locations; the loader unpacks it.
             summary = "; ".join(

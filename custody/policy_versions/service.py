@@ -18,15 +18,14 @@ from custody.errors import CustodyError
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.context import ListedKey
-from custody.policy.loader import LoadedPolicy, load_policy_text
+from custody.policy.loader import LoadedPolicy, load_stored_policy_text
+from custody.policy_versions.governance import governance_quorums, supersede_pending
+from custody.policy_versions.states import APPLIED, PROPOSED
 from custody.store.base import utcnow
 from custody.store.database import database_key
 from custody.store.models import PolicyVersion
 
 _CACHE_LIMIT = 32
-APPLIED = "applied"
-PROPOSED = "proposed"
-REJECTED = "rejected"
 # Keyed by database and row id: one process may serve several databases (the tests do).
 _cache: dict[tuple[str, int], LoadedPolicy] = {}
 _cache_lock = threading.Lock()
@@ -114,7 +113,7 @@ def _load_version(session: Session, version_id: int) -> LoadedPolicy:
     version = session.execute(
         select(PolicyVersion).where(PolicyVersion.id == version_id)
     ).scalar_one()
-    loaded = load_policy_text(version.source_text, version.source_name)
+    loaded = load_stored_policy_text(version.source_text, version.source_name)
     if loaded.digest != version.digest:
         # The stored text no longer gives the digest recorded when it was applied: fail closed.
         raise PolicyTampered(f"policy version {version_id} does not match its recorded digest")
@@ -132,40 +131,35 @@ def apply(session: Session, loaded: LoadedPolicy, *, source_name: str, actor: st
     The ledger records the digest either way, so auditors can match the text to its effect.
     """
     current = active_policy(session)
-    governance = current.policy.policy.governance if current else None
+    quorums = governance_quorums(current.policy if current else None)
     version = PolicyVersion(
         digest=loaded.digest,
         source_name=source_name,
         source_text=loaded.source_text,
         applied_by=actor,
         applied_at=utcnow(),
-        state=APPLIED if governance is None else PROPOSED,
+        state=APPLIED if quorums is None else PROPOSED,
+        required_approvals=None if quorums is None else json.dumps(quorums),
     )
-    if governance is not None:
-        required = governance.require_approvals
-        quorums = (
-            [{"count": q.count, "group": q.group} for q in required.all_of]
-            if required.all_of
-            else [{"count": required.count, "group": required.group}]
-        )
-        version.required_approvals = json.dumps(quorums)
     session.add(version)
     session.flush()
-    kind = EventKind.POLICY_APPLIED if governance is None else EventKind.POLICY_PROPOSED
+    kind = EventKind.POLICY_APPLIED if quorums is None else EventKind.POLICY_PROPOSED
     data: dict[str, object] = {
         "version": version.id,
         "digest": loaded.digest,
         "source": source_name,
         "previous_digest": current.digest if current else None,
     }
-    if version.required_approvals is not None:
-        data["required_approvals"] = json.loads(version.required_approvals)
+    if quorums is not None:
+        data["required_approvals"] = quorums
     ledger.append(session, kind, actor, data)
+    if quorums is None:
+        supersede_pending(session, version, actor)
     return version
 
 
 def mark_applied(session: Session, version: PolicyVersion, actor: str, reason: str) -> None:
-    """A proposal whose quorum approved takes effect now."""
+    """A proposal whose quorum approved takes effect now; other pending proposals end."""
     current = active_policy(session)
     version.state = APPLIED
     version.applied_at = utcnow()
@@ -181,6 +175,7 @@ def mark_applied(session: Session, version: PolicyVersion, actor: str, reason: s
             "reason": reason,
         },
     )
+    supersede_pending(session, version, actor)
 
 
 def versions(session: Session) -> list[PolicyVersion]:

@@ -83,14 +83,28 @@ class Venue(Base):
 
 
 class ReferencePrice(Base):
-    """The USD reference price of an asset, as last set; amount_usd_* rules read it."""
+    """The USD reference price of one asset on one chain, as last set; amount_usd_* rules read it.
+
+    A token is named by its contract, the chain's native asset by `contract` NULL; `asset` is the
+    symbol it had when set, and a price whose symbol and contract no longer agree with the
+    catalog is ignored (custody.prices.service.reference_table).
+    """
 
     __tablename__ = "reference_prices"
 
-    asset: Mapped[str] = mapped_column(String(16), primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    asset: Mapped[str] = mapped_column(String(16))
+    contract: Mapped[str | None] = mapped_column(String(42), nullable=True)
     usd_per_unit: Mapped[str] = mapped_column(String(64))
     decimals: Mapped[int] = mapped_column(Integer)
     as_of: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    # (chain, asset) also holds one price per chain for the native asset, whose contract is NULL.
+    __table_args__ = (
+        UniqueConstraint("chain_id", "asset"),
+        UniqueConstraint("chain_id", "contract"),
+    )
 
 
 class Key(Base):

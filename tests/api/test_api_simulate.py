@@ -15,7 +15,7 @@ def test_simulate_decides_without_storing(
 version: 1
 rules:
   - id: small
-    match: {{type: withdrawal, wallets: [{wallet.name}], amount_lte: "100"}}
+    match: {{type: withdrawal, wallets: [{wallet.name}], assets: [ETH], amount_lte: "100"}}
     action: allow
   - id: big
     match: {{type: withdrawal}}

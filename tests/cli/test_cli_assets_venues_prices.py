@@ -62,13 +62,16 @@ def test_assets_prices_and_venues_are_added_listed_and_ledgered(
     assert {"USDC", "WETH"} <= set(symbols)
     assert symbols == sorted(symbols)
 
+    # USDC names one asset here (a token on ethereum): no --chain needed.
     price = cli.json("prices", "set", "USDC", "1", "--decimals", "6")
     assert (price["asset"], price["usd_per_unit"], price["decimals"]) == ("USDC", "1.00", 6)
-    cli.json("prices", "set", "ETH", "3000.25", "--decimals", "18")
-    again = cli.json("prices", "set", "ETH", "3100", "--decimals", "18")
+    assert (price["chain"], price["contract"]) == ("ethereum", USDC)
+    cli.json("prices", "set", "ETH", "3000.25", "--decimals", "18", "--chain", "ethereum")
+    again = cli.json("prices", "set", "ETH", "3100", "--decimals", "18", "--chain", "ethereum")
     assert again["usd_per_unit"] == "3100.00"
-    listed = {p["asset"]: p["usd_per_unit"] for p in cli.json("prices", "list")}
-    assert listed == {"ETH": "3100.00", "USDC": "1.00"}
+    assert again["contract"] is None
+    listed = {(p["chain"], p["asset"]): p["usd_per_unit"] for p in cli.json("prices", "list")}
+    assert listed == {("ethereum", "ETH"): "3100.00", ("ethereum", "USDC"): "1.00"}
 
     venue = cli.json(
         "venues",
@@ -174,8 +177,19 @@ def test_duplicate_asset_and_contract_are_refused(cli: CliHome) -> None:
         pytest.param(["ETH", "abc", "--decimals", "18"], "USD amount", id="not-a-price"),
         pytest.param(["ETH", "1e3", "--decimals", "18"], "USD amount", id="exponent"),
         pytest.param(["NOPE", "1.00", "--decimals", "18"], "unknown asset", id="unknown-asset"),
-        pytest.param(["ETH", "1.00", "--decimals", "6"], "not 6", id="wrong-decimals"),
+        pytest.param(
+            ["ETH", "1.00", "--decimals", "6", "--chain", "ethereum"], "not 6", id="wrong-decimals"
+        ),
         pytest.param(["eth", "1.00", "--decimals", "18"], "upper-case", id="bad-symbol"),
+        pytest.param(
+            ["ETH", "3000", "--decimals", "18"],
+            "ETH names 2 assets (ethereum: native, 18 decimals; sepolia: native, 18 decimals): "
+            "choose one with --chain",
+            id="ambiguous-symbol",
+        ),
+        pytest.param(
+            ["ETH", "3000", "--decimals", "18", "--chain", "nochain"], "unknown chain", id="chain"
+        ),
     ],
 )
 def test_bad_price_is_refused_with_one_line(cli: CliHome, args: list[str], words: str) -> None:

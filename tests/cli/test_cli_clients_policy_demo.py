@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 POLICY = """\
 version: 1
 rules:
-  - {id: small, match: {type: withdrawal, amount_lte: "1000"}, action: allow}
+  - {id: small, match: {type: withdrawal, assets: [ETH], amount_lte: "1000"}, action: allow}
 """
 
 

@@ -34,7 +34,7 @@ def home(tmp_path: Path) -> Path:
 def test_worked_examples_pass(home: Path) -> None:
     done = custody("policy", "test", str(POLICY), "--cases", str(CASES), home=home)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "20 of 20 passed" in done.stdout
+    assert "21 of 21 passed" in done.stdout
     assert "FAIL" not in done.stdout
     assert not home.exists()
 
@@ -152,3 +152,16 @@ def test_diff_of_an_invalid_file_is_one_line(tmp_path: Path, home: Path) -> None
     done = custody("policy", "diff", str(POLICY), str(bad), home=home)
     assert done.returncode == 1
     assert done.stderr.strip() == f"error: {bad}:1: version: unsupported version (expected 1)"
+
+
+def test_validate_refuses_an_amount_bound_without_its_asset(tmp_path: Path, home: Path) -> None:
+    # The example rule as it was before issue 9: 1 ETH, or 10**18 base units of any token.
+    old = EXAMPLE.read_text().replace("wallets: [hot-eth], assets: [ETH], ", "wallets: [hot-eth], ")
+    path = tmp_path / "old-example.yaml"
+    path.write_text(old)
+    done = custody("policy", "validate", str(path), home=home)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: {path}:24: rules[1].match.amount_lte: counts base units of one asset: name it "
+        "with assets: [SYMBOL] (or bound the USD value with amount_usd_lte)"
+    )

@@ -92,7 +92,7 @@ def test_order_is_allowed_by_venue_signed_and_recovers_to_the_wallet(
     policy(
         "version: 1\nrules:\n"
         f"  - {{id: venue-orders, match: {{type: trade, venues: [{name}], primary_types: [Order],"
-        " amount_lte: '1000000000'}, action: allow}\n"
+        " assets: [USDC], amount_lte: '1000000000'}, action: allow}\n"
     )
     typed = order(wallet.address, contract)
     response = api.create(trade(wallet.name, name, typed))
@@ -133,7 +133,8 @@ def test_notional_cap_is_enforced(
     name, contract = venue(installation)
     policy(
         "version: 1\nrules:\n"
-        f"  - {{id: capped, match: {{type: trade, venues: [{name}], amount_lte: '1000000000'}},"
+        f"  - {{id: capped, match: {{type: trade, venues: [{name}], assets: [USDC],"
+        " amount_lte: '1000000000'},"
         " action: allow}\n"
     )
     at_cap = api.create(

@@ -38,7 +38,7 @@ limits:
   - {{id: cap, window: 24h, scope: {{wallets: [{wallet}], assets: [ETH]}}, max_amount: "{cap}"}}
 rules:
   - id: big
-    match: {{type: withdrawal, amount_gt: "5"}}
+    match: {{type: withdrawal, assets: [ETH], amount_gt: "5"}}
     action: {{require_approvals: {{count: 2, group: treasury}}}}
   - {{id: small, match: {{type: withdrawal}}, action: allow}}
 """

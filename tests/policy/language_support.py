@@ -8,6 +8,7 @@ from custody.chains import Amount
 from custody.policy import (
     EvaluationContext,
     LoadedPolicy,
+    PriceKey,
     ReferencePrices,
     RequestFacts,
     UsdPrice,
@@ -49,8 +50,8 @@ CALL = RequestFacts(
 def prices(eth: str = "3000.00", age: timedelta = timedelta(minutes=1)) -> ReferencePrices:
     return ReferencePrices(
         {
-            "ETH": UsdPrice.parse(eth, 18, NOW - age),
-            "USDT": UsdPrice.parse("1.00", 6, NOW - age),
+            PriceKey("ethereum", "ETH"): UsdPrice.parse(eth, 18, NOW - age),
+            PriceKey("ethereum", "USDT"): UsdPrice.parse("1.00", 6, NOW - age),
         },
         max_age=timedelta(minutes=15),
     )

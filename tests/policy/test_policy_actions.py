@@ -52,7 +52,8 @@ def test_decisions_list_the_limits_that_apply() -> None:
     )
     rules = (
         "  - {id: cold, match: {wallets: [cold]}, action: deny}\n"
-        "  - {id: q, match: {amount_gt: '5'}, action: {require_approvals: {count: 1, group: g}}}\n"
+        "  - {id: q, match: {assets: [ETH], amount_gt: '5'},"
+        " action: {require_approvals: {count: 1, group: g}}}\n"
         "  - {id: ok, match: {}, action: allow}\n"
     )
     loaded = policy(rules, limits)

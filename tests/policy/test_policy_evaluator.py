@@ -75,15 +75,15 @@ MATCH_TABLE: list[tuple[str, dict[str, Any], bool]] = [
     ("{chains: [sepolia]}", {}, False),
     ("{assets: [ETH, USDC]}", {"asset": "USDC"}, True),
     ("{assets: [USDC]}", {}, False),
-    ("{amount_lte: '1000000000000000000'}", {}, True),
-    ("{amount_lte: '999999999999999999'}", {}, False),
-    ("{amount_lt: '1000000000000000000'}", {}, False),
-    ("{amount_lt: '1000000000000000001'}", {}, True),
-    ("{amount_gte: '1000000000000000000'}", {}, True),
-    ("{amount_gte: '1000000000000000001'}", {}, False),
-    ("{amount_gt: '1000000000000000000'}", {}, False),
-    ("{amount_gt: '999999999999999999'}", {}, True),
-    ("{amount_gte: '0'}", {"amount": Amount(0)}, True),
+    ("{assets: [ETH], amount_lte: '1000000000000000000'}", {}, True),
+    ("{assets: [ETH], amount_lte: '999999999999999999'}", {}, False),
+    ("{assets: [ETH], amount_lt: '1000000000000000000'}", {}, False),
+    ("{assets: [ETH], amount_lt: '1000000000000000001'}", {}, True),
+    ("{assets: [ETH], amount_gte: '1000000000000000000'}", {}, True),
+    ("{assets: [ETH], amount_gte: '1000000000000000001'}", {}, False),
+    ("{assets: [ETH], amount_gt: '1000000000000000000'}", {}, False),
+    ("{assets: [ETH], amount_gt: '999999999999999999'}", {}, True),
+    ("{assets: [ETH], amount_gte: '0'}", {"amount": Amount(0)}, True),
     ("{destination_in: treasury}", {}, True),
     ("{destination_in: treasury}", {"destination": LISTED.lower()}, True),
     ("{destination_in: treasury}", {"destination": "0x" + LISTED[2:].upper()}, True),
@@ -96,8 +96,12 @@ MATCH_TABLE: list[tuple[str, dict[str, Any], bool]] = [
     ("{destination_not_in: treasury}", {"destination": UNLISTED}, True),
     ("{destination_not_in: treasury}", {"destination": None}, True),
     ("{destination_not_in: [other, treasury]}", {"destination": LISTED.lower()}, False),
-    ("{type: withdrawal, wallets: [hot-eth], amount_lte: '1'}", {}, False),
-    ("{type: withdrawal, wallets: [hot-eth], amount_lte: '1'}", {"amount": Amount(1)}, True),
+    ("{type: withdrawal, wallets: [hot-eth], assets: [ETH], amount_lte: '1'}", {}, False),
+    (
+        "{type: withdrawal, wallets: [hot-eth], assets: [ETH], amount_lte: '1'}",
+        {"amount": Amount(1)},
+        True,
+    ),
 ]
 
 
@@ -147,7 +151,7 @@ def test_actions() -> None:
 
 def test_first_match_decides() -> None:
     rules = (
-        "  - {id: deny-big, match: {amount_gt: '5'}, action: deny}\n"
+        "  - {id: deny-big, match: {assets: [ETH], amount_gt: '5'}, action: deny}\n"
         "  - {id: allow-all, match: {}, action: allow}\n"
     )
     loaded = policy(rules)
@@ -168,7 +172,9 @@ def test_default_deny() -> None:
 
 
 def test_reason_names_rule_and_why() -> None:
-    loaded = only("{type: withdrawal, wallets: [hot-eth], amount_lte: '1000000000000000000'}")
+    loaded = only(
+        "{type: withdrawal, wallets: [hot-eth], assets: [ETH], amount_lte: '1000000000000000000'}"
+    )
     decision = evaluate(loaded, replace(BASE, amount=Amount(500000000000000000)))
     assert decision.to_dict() == {
         "decision": "allow",
@@ -198,8 +204,8 @@ class _BrokenFacts:
 @pytest.mark.parametrize(
     "rules",
     [
-        "  - {id: allow-small, match: {amount_lte: '5'}, action: allow}\n",
-        "  - {id: deny-big, match: {amount_gt: '5'}, action: deny}\n"
+        "  - {id: allow-small, match: {assets: [ETH], amount_lte: '5'}, action: allow}\n",
+        "  - {id: deny-big, match: {assets: [ETH], amount_gt: '5'}, action: deny}\n"
         "  - {id: allow-rest, match: {}, action: allow}\n",
     ],
 )
@@ -215,7 +221,7 @@ def test_fails_closed_on_a_broken_policy_object() -> None:
 
 def test_fails_closed_on_wrong_fact_types() -> None:
     facts = cast(RequestFacts, type("Facts", (), {**vars(_BrokenFacts), "amount": "5"})())
-    decision = evaluate(only("{amount_lte: '5'}"), facts)
+    decision = evaluate(only("{assets: [ETH], amount_lte: '5'}"), facts)
     assert isinstance(decision, Deny)
     assert decision.rule_id is None
 

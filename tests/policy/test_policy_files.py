@@ -60,3 +60,12 @@ def test_example_policy_follows_design() -> None:
     assert evaluate(loaded, withdrawal(1, STRANGER)).to_dict()["rule"] == "deny-unlisted"
     assert evaluate(loaded, withdrawal(ONE_ETH, listed)).to_dict()["rule"] == "small-auto"
     assert evaluate(loaded, withdrawal(ONE_ETH + 1, listed)).to_dict()["rule"] == "large"
+
+
+def test_the_example_bounds_ether_not_the_base_units_of_any_token() -> None:
+    # Issue 9: 10**12 base units of USDC (a million dollars) are fewer than 10**18 (1 ETH), so
+    # `small-auto` let such a transfer through without approvals.
+    loaded = load_policy_file(POLICIES / "example.yaml")
+    listed = str(loaded.policy.allowlists["treasury-destinations"][0].address)
+    usdc = evaluate(loaded, withdrawal(10**12, listed, asset="USDC"))
+    assert usdc.to_dict()["rule"] == "large"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from custody.chains import Amount
-from custody.policy import Allow, Deny, EvaluationContext, evaluate
+from custody.policy import Allow, Deny, EvaluationContext, ReferencePrices, UsdPrice, evaluate
 from tests.policy.language_support import (
     BASE,
     CALL,
@@ -143,11 +143,11 @@ def test_match_keys(
 
 FAIL_CLOSED: list[tuple[str, EvaluationContext | None, str]] = [
     ("{amount_usd_lte: '1.00'}", None, "no USD reference prices to value ETH"),
-    ("{amount_usd_gt: '1.00'}", STALE, "USD price of ETH is stale"),
+    ("{amount_usd_gt: '1.00'}", STALE, "USD price of ETH on ethereum is stale"),
     (
         "{amount_usd_gt: '1.00'}",
         replace(CONTEXT, prices=prices(age=-timedelta(minutes=1))),
-        "USD price of ETH is dated in the future",
+        "USD price of ETH on ethereum is dated in the future",
     ),
     ("{time_window: {days: [mon], tz: UTC}}", None, "no evaluation time to judge the time window"),
 ]
@@ -172,7 +172,24 @@ def test_undecidable_keys_deny_in_the_rules_name(
 
 def test_missing_price_names_the_asset() -> None:
     decision = evaluate(only("{amount_usd_lte: '1.00'}"), replace(BASE, asset="WBTC"), CONTEXT)
-    assert decision == Deny("r", "rule r: no USD reference price for WBTC: denied (fail closed)")
+    assert decision == Deny(
+        "r", "rule r: no USD reference price for WBTC on ethereum: denied (fail closed)"
+    )
+
+
+def test_a_price_values_its_asset_on_its_chain_only() -> None:
+    # The same symbol on another chain is another contract (perhaps other decimals, or no peg):
+    # ETH priced on ethereum says nothing about ETH on sepolia.
+    decision = evaluate(only("{amount_usd_lte: '1.00'}"), replace(BASE, chain="sepolia"), CONTEXT)
+    assert decision == Deny(
+        "r", "rule r: no USD reference price for ETH on sepolia: denied (fail closed)"
+    )
+
+
+def test_a_price_table_keyed_by_symbol_alone_is_refused() -> None:
+    by_symbol: Any = {"ETH": UsdPrice.parse("1.00", 18, NOW)}
+    with pytest.raises(ValueError, match="PriceKey"):
+        ReferencePrices(by_symbol, max_age=timedelta(minutes=1))
 
 
 def test_a_rule_that_cannot_apply_never_consults_prices() -> None:

@@ -35,8 +35,8 @@ LIMITS = """\
   - {id: other-chain, window: 7d, scope: {chains: [sepolia]}, max_count: 1}
 """
 RULES = (
-    "  - {id: q, match: {amount_gt: '40'}, action: {require_approvals: {count: 1, group: ops,"
-    " expires_after: 2h}}}\n"
+    "  - {id: q, match: {assets: [ETH], amount_gt: '40'},"
+    " action: {require_approvals: {count: 1, group: ops, expires_after: 2h}}}\n"
     "  - {id: ok, match: {}, action: allow}\n"
 )
 LOADED = policy(RULES, LIMITS)

@@ -25,7 +25,7 @@ limits:
   - {{id: daily, wallets: [hot-eth], asset: ETH, window: 24h, max_amount: "100"}}
 rules:
   - id: small
-    match: {{type: withdrawal, amount_lte: "10"}}
+    match: {{type: withdrawal, assets: [ETH], amount_lte: "10"}}
     action: allow
   - id: big
     match: {{type: withdrawal}}
@@ -89,8 +89,30 @@ def test_amounts_must_be_integer_strings(key: str, value: str, message: str) -> 
     ]
 
 
+@pytest.mark.parametrize("key", ["amount_lte", "amount_lt", "amount_gte", "amount_gt"])
+def test_an_amount_bound_without_an_asset_is_refused(key: str) -> None:
+    # Base units of which asset? 10**18 is 1 ETH, but 10**12 USDC (issue 9).
+    usd = key.replace("amount_", "amount_usd_")
+    assert problems(with_rule_match(f"{key}: '5'")) == [
+        f"policies/x.yaml:16: rules[2].match.{key}: counts base units of one asset: name it "
+        f"with assets: [SYMBOL] (or bound the USD value with {usd})"
+    ]
+
+
+def test_an_amount_bound_over_several_assets_is_refused() -> None:
+    assert problems(with_rule_match("amount_gt: '5'\n      assets: [ETH, USDC]")) == [
+        "policies/x.yaml:16: rules[2].match.amount_gt: counts base units of one asset, but "
+        "assets lists 2 (ETH, USDC): write one rule per asset (or bound the USD value with "
+        "amount_usd_gt)"
+    ]
+
+
+def test_a_usd_bound_needs_no_asset() -> None:
+    load_policy_text(with_rule_match("amount_usd_gt: '5.00'"), "x.yaml")
+
+
 def test_largest_amount_is_accepted() -> None:
-    load_policy_text(with_rule_match(f"amount_lte: '{2**256 - 1}'"), "x.yaml")
+    load_policy_text(with_rule_match(f"amount_lte: '{2**256 - 1}'\n      assets: [ETH]"), "x.yaml")
 
 
 @pytest.mark.parametrize(
@@ -307,8 +329,8 @@ def test_files(tmp_path: Path) -> None:
 SAME_MEANING = [
     VALID.replace("rules:\n", "# the rules\nrules:   \n\n"),
     VALID.replace(
-        '    match: {type: withdrawal, amount_lte: "10"}',
-        "    match:\n      amount_lte: '10'\n      type: withdrawal",
+        '    match: {type: withdrawal, assets: [ETH], amount_lte: "10"}',
+        "    match:\n      amount_lte: '10'\n      assets: [ETH]\n      type: withdrawal",
     ),
     VALID.replace("window: 24h", "window: 1d"),
     VALID.replace(ADDRESS, ADDRESS.lower()),
@@ -325,9 +347,12 @@ OTHER_MEANING = [
     VALID.replace("amount_lte", "amount_lt"),
     # Rule order is meaning: the first match decides.
     VALID.replace(
-        '  - id: small\n    match: {type: withdrawal, amount_lte: "10"}\n    action: allow\n', ""
+        '  - id: small\n    match: {type: withdrawal, assets: [ETH], amount_lte: "10"}\n'
+        "    action: allow\n",
+        "",
     )
-    + '  - id: small\n    match: {type: withdrawal, amount_lte: "10"}\n    action: allow\n',
+    + '  - id: small\n    match: {type: withdrawal, assets: [ETH], amount_lte: "10"}\n'
+    "    action: allow\n",
 ]
 
 

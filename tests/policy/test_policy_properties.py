@@ -36,7 +36,8 @@ def facts(amount: int, destination: str | None = ADDRESS) -> RequestFacts:
 @example(threshold=10**18, amount=10**18 + 1, key="amount_lte")
 def test_allowed_iff_amount_within_threshold(threshold: int, amount: int, key: str) -> None:
     loaded = load_policy_text(
-        f"version: 1\nrules:\n  - {{id: r, match: {{{key}: '{threshold}'}}, action: allow}}\n",
+        "version: 1\nrules:\n"
+        f"  - {{id: r, match: {{assets: [ETH], {key}: '{threshold}'}}, action: allow}}\n",
         "p.yaml",
     )
     decision = evaluate(loaded, facts(amount))
@@ -93,7 +94,8 @@ def test_digest_survives_a_yaml_round_trip(
         "version: 1\n"
         f"allowlists: {{t: [{{chain: ethereum, address: '{ADDRESS.lower()}', label: x}}]}}\n"
         "rules:\n"
-        f"  - {{id: a, match: {{wallets: {wallets}, amount_lte: '{bound}'}}, action: allow}}\n"
+        f"  - {{id: a, match: {{wallets: {wallets}, assets: [ETH], amount_lte: '{bound}'}},"
+        " action: allow}\n"
         "  - {id: b, match: {destination_not_in: t}, action: deny}\n"
         f"  - {{id: c, match: {{}}, action: {{require_approvals: {{count: {count}, group: g}}}}}}\n"
     )
