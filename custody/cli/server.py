@@ -47,9 +47,8 @@ def serve(
     as_json: JsonOption = False,
 ) -> None:
     """Serve the HTTP API (and an in-process signer worker)."""
-    import uvicorn
-
     from custody.app import create_app
+    from custody.http.serving import ServerConfig, run
     from custody.runtime import Runtime
 
     settings = context.settings()
@@ -66,8 +65,10 @@ def serve(
     # was installed before it started; a quiet one here makes a clean stop exit 0, as systemd
     # and orchestrators expect of a service that stopped as asked.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+    started = run(ServerConfig(app, settings, host=bind_host, port=bind_port))
     runtime.close()
+    if not started:
+        raise typer.Exit(3)  # uvicorn's own exit status for a server that could not start
 
 
 def worker(

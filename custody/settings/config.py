@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # `custody serve`: a client must send each whole request (head and body) within this many
+    # seconds of the server starting to wait for it, else it is disconnected (slowloris).
+    http_request_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)  # idle between requests
+    http_max_connections: int = Field(default=1000, ge=1)  # more are answered 503
     jwt_max_lifetime_seconds: int = Field(default=60, ge=1, le=60)
     jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
