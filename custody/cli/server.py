@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from custody.cli import context
-from custody.cli.output import JsonOption, emit
+from custody.cli.output import JsonOption, emit, warn_line
 
 
 def init(as_json: JsonOption = False) -> None:
@@ -33,7 +33,10 @@ def init(as_json: JsonOption = False) -> None:
     if report.checkpoint_size is not None:
         lines.append(f"  signed a ledger checkpoint at size {report.checkpoint_size}")
     lines.append(f"  database {report.as_dict()['database']} at head")
+    lines.extend(f"  made {name} readable by its owner only" for name in report.tightened)
     emit(report.as_dict(), as_json=as_json, human="\n".join(lines))
+    for warning in report.warnings:
+        warn_line(warning)
 
 
 def serve(
