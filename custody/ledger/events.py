@@ -13,6 +13,8 @@ class EventKind(StrEnum):
     CHAIN_ADDED = "chain.added"
     CLIENT_ADDED = "client.added"
     CLIENT_WEBHOOK_SET = "client.webhook_set"
+    GROUP_PERMISSION_GRANTED = "group.permission_granted"
+    GROUP_PERMISSION_REVOKED = "group.permission_revoked"
     KEY_GENERATED = "key.generated"
     LEDGER_INITIALISED = "ledger.initialised"
     POLICY_APPLIED = "policy.applied"
