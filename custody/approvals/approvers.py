@@ -7,10 +7,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from custody.errors import Conflict, NotFound, ValidationFailed
@@ -18,10 +19,16 @@ from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.names import validate_name
 from custody.store.base import utcnow
-from custody.store.models import Approver, ApproverGroup, EnrolmentInvite
+from custody.store.models import Approver, ApproverGroup, ApproverGroupSettings, EnrolmentInvite
 
 GROUP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 INVITE_LIFETIME = timedelta(hours=24)
+
+
+class Permission(StrEnum):
+    """What an operator may grant a group beyond approving."""
+
+    MAKER = "maker"  # start withdrawals in the approver app (never approving them: duties.py)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class ApproverInfo:
     device_public_key: str | None
     disabled: bool
     passkeys: int = 0
+    maker: bool = False
 
 
 def parse_device_key(pem: bytes) -> bytes:
@@ -52,10 +60,7 @@ def add_approver(
     if not groups:
         raise ValidationFailed("an approver needs at least one --group")
     for group in groups:
-        if not GROUP_PATTERN.fullmatch(group):
-            raise ValidationFailed(
-                f"group name {group!r} must be lower-case letters, digits, . _ -"
-            )
+        check_group(group)
     if session.execute(select(Approver).where(Approver.name == name)).scalar_one_or_none():
         raise Conflict(f"approver {name!r} already exists")
     device = parse_device_key(device_key_pem).hex() if device_key_pem else None
@@ -78,6 +83,43 @@ def add_approver(
         },
     )
     return approver
+
+
+def check_group(group: str) -> None:
+    if not GROUP_PATTERN.fullmatch(group):
+        raise ValidationFailed(f"group name {group!r} must be lower-case letters, digits, . _ -")
+
+
+def set_permission(
+    session: Session, *, group: str, permission: Permission, granted: bool, actor: str
+) -> bool:
+    """Grant or revoke a group's permission; False when it already was so (nothing recorded)."""
+    check_group(group)
+    row = session.get(ApproverGroupSettings, group, with_for_update=True)
+    if row is None:
+        row = ApproverGroupSettings(group=group, maker=False)
+        session.add(row)
+    if row.maker == granted:
+        return False
+    row.maker = granted
+    session.flush()
+    kind = EventKind.GROUP_PERMISSION_GRANTED if granted else EventKind.GROUP_PERMISSION_REVOKED
+    ledger.append(session, kind, actor, {"group": group, "permission": permission.value})
+    return True
+
+
+def may_make(session: Session, approver_id: str) -> bool:
+    """Whether an enabled approver is in a group granted `maker` (read now, never cached: a
+    revocation or a disabling takes effect on the next request)."""
+    in_maker_group = exists().where(
+        ApproverGroup.approver_id == approver_id,
+        ApproverGroupSettings.group == ApproverGroup.group,
+        ApproverGroupSettings.maker.is_(True),
+    )
+    query = select(Approver.id).where(
+        Approver.id == approver_id, Approver.disabled_at.is_(None), in_maker_group
+    )
+    return session.execute(query).first() is not None
 
 
 def by_name(session: Session, name: str) -> Approver:
@@ -125,6 +167,7 @@ def list_approvers(session: Session) -> list[ApproverInfo]:
                 approver.device_public_key,
                 approver.disabled_at is not None,
                 passkeys,
+                may_make(session, approver.id),
             )
         )
     return result

@@ -5,6 +5,13 @@ class ApprovalRefused(Forbidden):
     slug = "approval-refused"
 
 
+class MakerRefused(Forbidden):
+    """An approver without the maker permission tried to start a request."""
+
+    title = "Not allowed to start withdrawals"
+    slug = "maker-refused"
+
+
 class ApprovalConflict(Conflict):
     slug = "approval-conflict"
 

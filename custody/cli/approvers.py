@@ -1,4 +1,5 @@
-"""`custody approvers`: the people who approve requests, their groups, devices and passkeys."""
+"""`custody approvers`: the people who approve requests, their groups (and what a group may do
+besides approving), devices and passkeys."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def add(
 
 @app.command("list")
 def list_approvers(as_json: JsonOption = False) -> None:
-    """All approvers with their groups, device keys and passkeys."""
+    """All approvers with their groups, device keys, passkeys and whether they may start
+    withdrawals in the approver app (maker)."""
     with context.runtime() as rt, rt.db.read() as session:
         rows = [
             {
@@ -57,16 +59,53 @@ def list_approvers(as_json: JsonOption = False) -> None:
                 "groups": ",".join(a.groups),
                 "device_key": a.device_public_key is not None,
                 "passkeys": a.passkeys,
+                "maker": a.maker,
                 "disabled": a.disabled,
             }
             for a in service.list_approvers(session)
         ]
     table(
         rows,
-        ["name", "groups", "device_key", "passkeys", "disabled", "id"],
+        ["name", "groups", "device_key", "passkeys", "maker", "disabled", "id"],
         as_json=as_json,
         empty="no approvers yet: custody approvers add NAME --group treasury",
     )
+
+
+GroupArgument = Annotated[str, typer.Argument(help="Approver group.")]
+PermissionArgument = Annotated[
+    service.Permission,
+    typer.Argument(help="maker: its members may start withdrawals in the approver app."),
+]
+
+
+@app.command("grant")
+def grant(
+    group: GroupArgument, permission: PermissionArgument, as_json: JsonOption = False
+) -> None:
+    """Grant a group a permission (maker: start withdrawals, never approving one's own)."""
+    _set_permission(group, permission, granted=True, as_json=as_json)
+
+
+@app.command("revoke")
+def revoke(
+    group: GroupArgument, permission: PermissionArgument, as_json: JsonOption = False
+) -> None:
+    """Revoke a group's permission; it holds from the members' next click."""
+    _set_permission(group, permission, granted=False, as_json=as_json)
+
+
+def _set_permission(
+    group: str, permission: service.Permission, *, granted: bool, as_json: bool
+) -> None:
+    with context.runtime() as rt, rt.db.write() as session:
+        changed = service.set_permission(
+            session, group=group, permission=permission, granted=granted, actor=context.operator()
+        )
+    state = "granted" if granted else "revoked"
+    data = {"group": group, "permission": permission.value, "granted": granted, "changed": changed}
+    human = f"group {group}: {permission.value} {state}" + ("" if changed else " (already so)")
+    emit(data, as_json=as_json, human=human)
 
 
 @app.command("disable")

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -52,3 +53,9 @@ def fail_line(message: str, *, as_json: bool, status: int | None = None) -> None
     if as_json:
         sys.stdout.write(json.dumps({"error": {"message": message, "status": status}}) + "\n")
     err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+
+
+def warn_line(message: str) -> None:
+    """Something the operator should know that did not stop the command: one line on stderr."""
+    line = f"[bold yellow]warning:[/bold yellow] {escape(message)}"  # a path may hold [ ]
+    err_console.print(line, highlight=False, soft_wrap=True)

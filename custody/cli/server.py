@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from custody.cli import context
-from custody.cli.output import JsonOption, emit
+from custody.cli.output import JsonOption, emit, warn_line
 
 
 def init(as_json: JsonOption = False) -> None:
@@ -33,7 +33,10 @@ def init(as_json: JsonOption = False) -> None:
     if report.checkpoint_size is not None:
         lines.append(f"  signed a ledger checkpoint at size {report.checkpoint_size}")
     lines.append(f"  database {report.as_dict()['database']} at head")
+    lines.extend(f"  made {name} readable by its owner only" for name in report.tightened)
     emit(report.as_dict(), as_json=as_json, human="\n".join(lines))
+    for warning in report.warnings:
+        warn_line(warning)
 
 
 def serve(
@@ -47,9 +50,8 @@ def serve(
     as_json: JsonOption = False,
 ) -> None:
     """Serve the HTTP API (and an in-process signer worker)."""
-    import uvicorn
-
     from custody.app import create_app
+    from custody.http.serving import ServerConfig, run
     from custody.runtime import Runtime
 
     settings = context.settings()
@@ -66,8 +68,10 @@ def serve(
     # was installed before it started; a quiet one here makes a clean stop exit 0, as systemd
     # and orchestrators expect of a service that stopped as asked.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+    started = run(ServerConfig(app, settings, host=bind_host, port=bind_port))
     runtime.close()
+    if not started:
+        raise typer.Exit(3)  # uvicorn's own exit status for a server that could not start
 
 
 def worker(

@@ -4,24 +4,43 @@ entries.jsonl      one RFC 8785 entry per line, exactly the leaf bytes, up to th
 checkpoint         the newest signed note (C2SP tlog-checkpoint in a signed-note envelope)
 checkpoints.jsonl  every checkpoint up to it, as {"tree_size", "note"} lines
 verifier-key       the note verifier key of the ledger key, one line
+
+The folder may be shared, or prepared by someone else (an auditor's drop folder): a symbolic
+link planted at one of these names would make the export overwrite whatever it points at. So
+the folder is opened once without following a link, a link at any name is refused before
+anything is written, and each file is written to a fresh random name (created exclusively,
+never through a link) and renamed into place, which replaces a name and never follows it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+import secrets
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.errors import NotFound
+from custody.errors import CustodyError, NotFound
 from custody.ledger.checkpoints import latest_checkpoint
 from custody.store.models import LedgerCheckpoint, LedgerEntry
 
 BATCH = 10_000
+FILES = ("entries.jsonl", "checkpoints.jsonl", "checkpoint", "verifier-key")
+# An export is for auditors to read; the folder's own mode decides who may.
+FILE_MODE = 0o644
+
+
+class ExportRefused(CustodyError):
+    status = 409
+    title = "Export refused"
+    slug = "export-refused"
 
 
 @dataclass(frozen=True)
@@ -40,8 +59,6 @@ def export(
     latest = latest_checkpoint(session)
     if latest is None:
         raise NotFound("no checkpoint yet: run `custody ledger checkpoint` first")
-    directory.mkdir(parents=True, exist_ok=True)
-    written = _write_entries(session, directory / "entries.jsonl", latest.tree_size, progress)
     history = (
         session.execute(
             select(LedgerCheckpoint)
@@ -51,49 +68,103 @@ def export(
         .scalars()
         .all()
     )
-    _atomic_write(
-        directory / "checkpoints.jsonl",
-        "".join(
-            json.dumps({"tree_size": cp.tree_size, "note": cp.note}) + "\n" for cp in history
-        ).encode(),
-    )
-    _atomic_write(directory / "checkpoint", latest.note.encode())
-    _atomic_write(directory / "verifier-key", (verifier_key + "\n").encode())
+    with _Folder.open(directory) as folder:
+        folder.refuse_links(FILES)
+        with folder.replacing("entries.jsonl") as handle:
+            written = _write_entries(session, handle, latest.tree_size, progress)
+        lines = "".join(
+            json.dumps({"tree_size": c.tree_size, "note": c.note}) + "\n" for c in history
+        )
+        folder.write("checkpoints.jsonl", lines.encode())
+        folder.write("checkpoint", latest.note.encode())
+        folder.write("verifier-key", (verifier_key + "\n").encode())
+        folder.sync()
     return ExportResult(directory, written, len(history))
 
 
 def _write_entries(
-    session: Session, path: Path, size: int, progress: Callable[[int], None] | None
+    session: Session, handle: BinaryIO, size: int, progress: Callable[[int], None] | None
 ) -> int:
-    temporary = path.with_suffix(".tmp")
     written = 0
-    with temporary.open("wb") as handle:
-        while written < size:
-            rows = (
-                session.execute(
-                    select(LedgerEntry.entry)
-                    .where(LedgerEntry.index >= written)
-                    .where(LedgerEntry.index < size)
-                    .order_by(LedgerEntry.index)
-                    .limit(BATCH)
-                )
-                .scalars()
-                .all()
+    while written < size:
+        rows = (
+            session.execute(
+                select(LedgerEntry.entry)
+                .where(LedgerEntry.index >= written)
+                .where(LedgerEntry.index < size)
+                .order_by(LedgerEntry.index)
+                .limit(BATCH)
             )
-            if not rows:
-                break
-            for entry in rows:
-                handle.write(entry + b"\n")
-            written += len(rows)
-            if progress is not None:
-                progress(written)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+            .scalars()
+            .all()
+        )
+        if not rows:
+            break
+        for entry in rows:
+            handle.write(entry + b"\n")
+        written += len(rows)
+        if progress is not None:
+            progress(written)
     return written
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)
+class _Folder:
+    """The export folder, held open by descriptor: every name is resolved inside it, so the
+    folder cannot be swapped for a link between the checks and the writes."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, path: Path) -> Iterator[_Folder]:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            kind = "a symbolic link" if path.is_symlink() else "not a folder"
+            raise ExportRefused(f"export folder {path} is {kind}; choose a real folder") from None
+        try:
+            yield cls(path, fd)
+        finally:
+            os.close(fd)
+
+    def refuse_links(self, names: tuple[str, ...]) -> None:
+        for name in names:
+            try:
+                mode = os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mode
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(mode):
+                raise ExportRefused(
+                    f"{self.path / name} is a symbolic link; refusing to write through it "
+                    "(remove it, or export to a new folder)"
+                )
+            if not stat.S_ISREG(mode):
+                raise ExportRefused(f"{self.path / name} exists and is not a regular file")
+
+    @contextlib.contextmanager
+    def replacing(self, name: str) -> Iterator[BinaryIO]:
+        """A new file under a random name, renamed to `name` once complete and on disk."""
+        temporary = f".{name}.{secrets.token_hex(8)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temporary, flags, FILE_MODE, dir_fd=self.fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=self.fd)
+            raise
+
+    def write(self, name: str, data: bytes) -> None:
+        with self.replacing(name) as handle:
+            handle.write(data)
+
+    def sync(self) -> None:
+        """The renames themselves reach the disk."""
+        os.fsync(self.fd)

@@ -1,11 +1,15 @@
 """Settings come, in order of precedence, from `CUSTODY_*` environment variables, then
 `CUSTODY_HOME/custody.toml`, then defaults. Keys in the TOML file are the same names as the
 environment variables without the prefix, lower-case, so one table documents both.
+
+PINs never come from the file (invariant 9): a PIN-like key in it is refused, not ignored, so an
+operator who put one there learns at once that it must move to CUSTODY_HSM_PIN(_FILE).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +26,9 @@ from custody.errors import CustodyError
 
 CONFIG_FILE_NAME = "custody.toml"
 DEV_TOKEN_LABEL = "custody-dev"  # noqa: S105  (a token label, not a secret)
+# Words of a key name that say it holds a PIN or password (invariant 9). The config file is read
+# by every process, copied into backups and tickets, and no tool treats it as secret.
+_SECRET_WORDS = re.compile(r"[a-z0-9]*pins?|pass(word|wd|phrase)|secret")
 
 
 class Environment(StrEnum):
@@ -58,6 +65,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # `custody serve`: a client must send each whole request (head and body) within this many
+    # seconds of the server starting to wait for it, else it is disconnected (slowloris).
+    http_request_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)  # idle between requests
+    http_max_connections: int = Field(default=1000, ge=1)  # more are answered 503
     jwt_max_lifetime_seconds: int = Field(default=60, ge=1, le=60)
     jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
@@ -111,7 +123,7 @@ class Settings(BaseSettings):
         # The TOML file lives in the home folder, so the home must be known first.
         init_kwargs: dict[str, object] = getattr(init_settings, "init_kwargs", {})
         home = resolve_home(init_kwargs.get("home"))  # type: ignore[arg-type]
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / CONFIG_FILE_NAME)
+        toml = _SecretFreeToml(settings_cls, toml_file=home / CONFIG_FILE_NAME)
         return (init_settings, env_settings, toml)
 
     # -- derived locations -------------------------------------------------------------------
@@ -144,6 +156,35 @@ class Settings(BaseSettings):
     @property
     def config_path(self) -> Path:
         return self.home / CONFIG_FILE_NAME
+
+
+class _SecretFreeToml(TomlConfigSettingsSource):
+    """`custody.toml`, refused whole when it holds a PIN-like key, before any value is used."""
+
+    def __init__(self, settings_cls: type[BaseSettings], toml_file: Path) -> None:
+        super().__init__(settings_cls, toml_file=toml_file)
+        secret = next(iter(secret_keys(self.toml_data)), None)
+        if secret is not None:
+            raise SettingsInvalid(
+                f"{toml_file}: `{secret}` looks like a PIN or password, and those never go in "
+                "a config file: remove it and set CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE"
+            )
+
+
+def secret_keys(table: dict[str, object], prefix: str = "") -> list[str]:
+    """Dotted names of the keys in a TOML table (and its sub-tables) that would hold a secret.
+
+    A key ending in `_file` names a file, not a secret (`hsm_pin_file` is how a PIN is given).
+    """
+    found = []
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        words = re.split(r"[^a-z0-9]+", key.lower())
+        if words[-1] != "file" and any(_SECRET_WORDS.fullmatch(word) for word in words):
+            found.append(name)
+        if isinstance(value, dict):
+            found.extend(secret_keys(value, f"{name}."))
+    return found
 
 
 def load_settings(home: Path | str | None = None, **overrides: object) -> Settings:

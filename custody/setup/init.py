@@ -7,6 +7,7 @@ chains, and the ledger and webhook signing keys generated inside the HSM.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from custody.keys import repository as key_repo
 from custody.keys import service as key_service
 from custody.runtime import Runtime
 from custody.settings import Settings
+from custody.store.database import tighten_private
 from custody.store.migrate import upgrade_to_head
 
 DEFAULT_CONFIG = """\
@@ -40,6 +42,8 @@ class InitReport:
     created_webhook_key: bool = False
     checkpoint_size: int | None = None
     database_url: str = ""
+    tightened: list[str] = field(default_factory=list)  # "<file> (was 0644)"
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -51,6 +55,8 @@ class InitReport:
             "created_webhook_key": self.created_webhook_key,
             "checkpoint_size": self.checkpoint_size,
             "database": _redact(self.database_url),
+            "tightened": self.tightened,
+            "warnings": self.warnings,
         }
 
 
@@ -65,15 +71,33 @@ def ensure_home(home: Path, environment: str = "development") -> bool:
     return True
 
 
+def home_warnings(home: Path) -> list[str]:
+    """init never changes the mode of a folder the operator made (it may be shared on purpose),
+    but says when others can look into it: the database, config and exports live there."""
+    mode = stat.S_IMODE(home.stat().st_mode)
+    if not mode & 0o077:
+        return []
+    return [
+        f"CUSTODY_HOME {home} is open to group or others (mode {mode:04o}); "
+        f"run `chmod 700 {home}` unless that is intended"
+    ]
+
+
 def initialise(settings: Settings) -> InitReport:
     report = InitReport(home=settings.home, database_url=settings.resolved_database_url)
     report.created_config = ensure_home(settings.home, settings.environment.value)
+    report.warnings.extend(home_warnings(settings.home))
     if settings.uses_dev_token:
         from custody.hsm.devtoken import ensure_dev_token
 
         existed = (settings.hsm_dir / "pins.json").exists()
         ensure_dev_token(settings.hsm_dir, settings.hsm_token or "custody-dev")
         report.created_dev_token = not existed
+    # Before any connection: SQLite gives the -wal and -shm files it creates the database's mode.
+    report.tightened = [
+        f"{path.name} (was {mode:04o})"
+        for path, mode in tighten_private(settings.resolved_database_url)
+    ]
     upgrade_to_head(settings.resolved_database_url)
     runtime = Runtime(settings)
     try:

@@ -4,15 +4,22 @@ transaction, so a state change and its ledger entry commit together or not at al
 SQLite runs in WAL mode and every write transaction starts with `BEGIN IMMEDIATE`: taking the
 write lock up front avoids the deadlock of two readers that both try to upgrade, and serialises
 writers the way PostgreSQL's row locks do.
+
+A SQLite database holds everything but the keys (requests, approvers, the ledger) and is made
+readable by its owner only: SQLite would create it 0644, whatever the folder around it allows,
+and gives its -wal and -shm files the database file's mode.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -47,6 +54,53 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+PRIVATE_MODE = 0o600
+# The files SQLite keeps next to a database, all as readable as the database itself.
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for other databases and in-memory ones."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_private(url: str) -> None:
+    """Create a SQLite database file (empty is a valid database) for its owner only, before
+    SQLite would create it with its default mode. An existing file is left as it is."""
+    path = sqlite_file(url)
+    if path is None:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_MODE)
+    except (FileExistsError, FileNotFoundError):
+        return  # there already, or no folder for it: SQLite reports that in its own words
+    os.close(fd)
+
+
+def tighten_private(url: str) -> list[tuple[Path, int]]:
+    """Make an existing SQLite database and its companion files owner-only; returns each file
+    changed with its former mode. Links are left alone: they are not ours to change."""
+    path = sqlite_file(url)
+    if path is None:
+        return []
+    changed = []
+    for suffix in SQLITE_COMPANIONS:
+        candidate = path.with_name(path.name + suffix)
+        try:
+            mode = candidate.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(mode) and stat.S_IMODE(mode) & ~PRIVATE_MODE:
+            candidate.chmod(PRIVATE_MODE)
+            changed.append((candidate, stat.S_IMODE(mode)))
+    return changed
+
+
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -72,6 +126,7 @@ class Database:
         self.sqlite = is_sqlite(self.url)
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.sqlite:
+            create_private(self.url)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from custody.errors import Unavailable
-from custody.store.database import normalise_url
+from custody.store.database import create_private, normalise_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -24,4 +24,5 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade_to_head(url: str) -> None:
+    create_private(url)  # the migration's own engine would create the file world-readable
     command.upgrade(alembic_config(url), "head")

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -333,12 +335,15 @@ class ApproverGroup(Base):
 
 
 class ApproverGroupSettings(Base):
-    """Per-group settings, e.g. where to tell the group that work is waiting."""
+    """Per-group settings: where to tell the group that work is waiting, and what its members
+    may do besides approving."""
 
     __tablename__ = "approver_group_settings"
 
     group: Mapped[str] = mapped_column(String(64), primary_key=True)
     notify_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Members may start withdrawals in the approver app (custody approvers grant GROUP maker).
+    maker: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class WebauthnCredential(Base):

@@ -1,5 +1,8 @@
 """The maker side: a person starts a withdrawal in the app, which never lets them approve it.
 
+Only approvers in a group granted `maker` may (`custody.approvals.duties`): the check runs in the
+transaction that stores the request, so a permission revoked a moment ago already holds.
+
 Requests made here go through the same intake pipeline as the API's, as an internal client
 (`approver-app`) created on first use with a key nobody holds: it exists so every request has a
 client, and it cannot call the API. The person is recorded in `requested_by_approver`, which the
@@ -18,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from custody.approvals.duties import refuse_unless_maker
 from custody.clients.auth import AuthenticatedClient
 from custody.clients.service import INTERNAL_ROLE, add_client
 from custody.errors import ValidationFailed
@@ -120,6 +124,7 @@ def start_withdrawal(
     idempotency_key: str,
     max_fee_wei: int,
 ) -> Submission:
+    refuse_unless_maker(session, approver_id)
     by_name = {w.name: w for w in wallets(session)}
     choice = by_name.get(form.get("wallet", ""))
     if choice is None:

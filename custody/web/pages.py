@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.exc import IntegrityError
 
+from custody.approvals.duties import NOT_A_MAKER
+from custody.approvals.errors import MakerRefused
 from custody.errors import Conflict
 from custody.web import detail, maker, repository, sessions
 from custody.web.deps import FormDep, MaybeUser, RuntimeDep, UserDep
@@ -41,6 +43,8 @@ def history(request: Request, rt: RuntimeDep, user: UserDep) -> Response:
 
 @router.get("/new", response_class=HTMLResponse)
 def new_withdrawal(request: Request, rt: RuntimeDep, user: UserDep) -> Response:
+    if not user.maker:
+        raise MakerRefused(NOT_A_MAKER)
     with rt.db.read() as session:
         choices = maker.wallets(session)
     context = {"wallets": choices, "form_key": secrets.token_urlsafe(16), "tab": "new"}

@@ -3,16 +3,21 @@
 Three purposes: `enrol` (register a passkey from an invite), `login`, and `approval`, whose
 challenge is SHA-256 of the approval statement rather than random bytes. Every challenge is
 stored, expires after a few minutes and is consumed by its first use.
+
+Anyone who reaches the server can ask for sign-in prompts, and anyone with an invite link for
+enrolment prompts, so the table is kept small by whoever adds to it: each new prompt first
+deletes the expired and used ones, then the oldest open ones beyond a bound for its kind. An
+evicted prompt only fails as "unknown; try again", like an expired one.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.orm import Session
 from webauthn import (
     generate_authentication_options,
@@ -38,6 +43,11 @@ from custody.web.errors import PasskeyRefused
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 TIMEOUT_MS = 120_000
 RP_NAME = "custody approvals"
+# Open prompts kept: sign-in ones belong to nobody yet, so they share one bound, far above the
+# people of one installation signing in within a prompt's five minutes; the others count per
+# approver and purpose (an approver with a few tabs open needs a few).
+MAX_OPEN_LOGIN = 256
+MAX_OPEN_PER_APPROVER = 10
 
 
 def new_challenge(
@@ -48,6 +58,8 @@ def new_challenge(
     approver_id: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> str:
+    now = utcnow()
+    _purge_spent(session, now)
     challenge_id = secrets.token_urlsafe(24)
     session.add(
         WebauthnChallenge(
@@ -56,10 +68,43 @@ def new_challenge(
             approver_id=approver_id,
             challenge=challenge,
             data=json.dumps(data or {}, sort_keys=True),
-            expires_at=utcnow() + CHALLENGE_LIFETIME,
+            expires_at=now + CHALLENGE_LIFETIME,
         )
     )
+    session.flush()
+    _evict_oldest(session, challenge_id, purpose, approver_id)
     return challenge_id
+
+
+def _purge_spent(session: Session, now: datetime) -> None:
+    """Expired and used prompts can never be taken again: nothing needs them any more."""
+    session.execute(
+        delete(WebauthnChallenge)
+        .where(or_(WebauthnChallenge.expires_at <= now, WebauthnChallenge.used_at.is_not(None)))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _evict_oldest(session: Session, keep: str, purpose: str, approver_id: str | None) -> None:
+    """Keep `keep` and the newest others of its kind, up to the bound; delete the rest."""
+    limit = MAX_OPEN_LOGIN if approver_id is None else MAX_OPEN_PER_APPROVER
+    owner: ColumnElement[bool] = (
+        WebauthnChallenge.approver_id.is_(None)
+        if approver_id is None
+        else WebauthnChallenge.approver_id == approver_id
+    )
+    scope = (WebauthnChallenge.purpose == purpose, owner, WebauthnChallenge.id != keep)
+    newest = (
+        select(WebauthnChallenge.id)
+        .where(*scope)
+        .order_by(WebauthnChallenge.expires_at.desc(), WebauthnChallenge.id.desc())
+        .limit(limit - 1)
+    )
+    session.execute(
+        delete(WebauthnChallenge)
+        .where(*scope, WebauthnChallenge.id.not_in(newest.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def take_challenge(session: Session, challenge_id: object, purpose: str) -> WebauthnChallenge:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from custody.approvals.approvers import groups_of, hash_token
+from custody.approvals.approvers import groups_of, hash_token, may_make
 from custody.store.base import utcnow
 from custody.store.models import Approver, WebSession
 from custody.web.errors import CsrfRefused
@@ -28,6 +28,7 @@ class SignedIn:
     name: str
     groups: tuple[str, ...]
     csrf_token: str
+    maker: bool = False  # may start withdrawals (a group of theirs was granted `maker`)
 
 
 def start(session: Session, *, approver_id: str, minutes: int) -> str:
@@ -60,7 +61,13 @@ def lookup(session: Session, token: str | None) -> SignedIn | None:
     approver = session.get(Approver, row.approver_id)
     if approver is None or approver.disabled_at is not None:
         return None
-    return SignedIn(approver.id, approver.name, groups_of(session, approver.id), row.csrf_token)
+    return SignedIn(
+        approver.id,
+        approver.name,
+        groups_of(session, approver.id),
+        row.csrf_token,
+        maker=may_make(session, approver.id),
+    )
 
 
 def end(session: Session, token: str | None) -> None:

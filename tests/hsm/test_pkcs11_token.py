@@ -123,6 +123,8 @@ def test_private_key_is_sensitive_and_not_extractable(
             "CKA_EXTRACTABLE": False,
             "CKA_ALWAYS_SENSITIVE": True,
             "CKA_NEVER_EXTRACTABLE": True,
+            "CKA_MODIFIABLE": False,
+            "CKA_COPYABLE": False,
         }
         assert hsm_token.private_key_value_readable(key.label) is False
 

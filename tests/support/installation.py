@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
+from custody.approvals.approvers import Permission, set_permission
 from custody.clients.service import add_client
 from custody.hsm import Algorithm, DevToken
 from custody.hsm.devtoken import find_softhsm_module
@@ -92,6 +93,14 @@ class Installation:
         with self.runtime.db.write() as session:
             apply(session, loaded, source_name=name, actor="test")
         return loaded.digest
+
+    def grant_maker(self, group: str = "makers") -> str:
+        """Let the members of `group` start withdrawals in the approver app."""
+        with self.runtime.db.write() as session:
+            set_permission(
+                session, group=group, permission=Permission.MAKER, granted=True, actor="test"
+            )
+        return group
 
     def allow_all_policy(self) -> str:
         return self.apply_policy(

@@ -59,11 +59,12 @@ def maker_wallet(installation: Installation) -> WalletInfo:
 @pytest.fixture(scope="module")
 def signed_in(installation: Installation, origin: dict[str, str]) -> tuple[dict[str, str], str]:
     """Headers of a signed-in maker's browser, and its CSRF token."""
+    makers = installation.grant_maker()
     with installation.runtime.db.write() as session:
         approver = add_approver(
             session,
             name=f"maker-{secrets.token_hex(4)}",
-            groups=["treasury"],
+            groups=["treasury", makers],
             device_key_pem=None,
             actor="test",
         )

@@ -146,7 +146,7 @@ def test_the_maker_starts_a_withdrawal_and_cannot_approve_it(
     quorum_wallet: WalletInfo,
     installation: Installation,
 ) -> None:
-    maker, token = phones()
+    maker, token = phones("treasury", installation.grant_maker())
     maker.enrol(token)
     maker.login()
     page = maker.go("/app/new")

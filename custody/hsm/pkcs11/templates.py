@@ -21,12 +21,20 @@ _CURVES = {
 KEY_TYPES = {key_type: algorithm for algorithm, (key_type, _, _) in _CURVES.items()}
 
 # Invariant 7 of the design: generated on the token, never readable, never exportable in clear.
+# Neither half may be changed or copied once made (PKCS#11 v2.40 CKA_MODIFIABLE, CKA_COPYABLE):
+# otherwise anyone holding the PIN could relabel a key to pass it off as another, give it uses it
+# was not made for, or copy it under a new label outside custody's records. SoftHSM 2.6.1
+# honours and reports both for EC and EdDSA key pairs (tests/hsm/test_key_attributes.py).
+# CKA_DESTROYABLE stays true: retiring a key is an operator's decision, made on the token.
 REQUIRED_PRIVATE_ATTRIBUTES = {
     "CKA_SENSITIVE": True,
     "CKA_EXTRACTABLE": False,
     "CKA_ALWAYS_SENSITIVE": True,
     "CKA_NEVER_EXTRACTABLE": True,
+    "CKA_MODIFIABLE": False,
+    "CKA_COPYABLE": False,
 }
+_FROZEN: Template = [(PyKCS11.CKA_MODIFIABLE, False), (PyKCS11.CKA_COPYABLE, False)]
 
 
 def key_pair_templates(
@@ -43,6 +51,7 @@ def key_pair_templates(
         (PyKCS11.CKA_EC_PARAMS, ec_params),
         (PyKCS11.CKA_LABEL, label),
         (PyKCS11.CKA_ID, key_id),
+        *_FROZEN,
     ]
     private: Template = [
         (PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY),
@@ -58,6 +67,7 @@ def key_pair_templates(
         (PyKCS11.CKA_DERIVE, False),
         (PyKCS11.CKA_LABEL, label),
         (PyKCS11.CKA_ID, key_id),
+        *_FROZEN,
     ]
     return public, private, PyKCS11.Mechanism(mechanism, None)
 

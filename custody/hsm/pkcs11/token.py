@@ -245,7 +245,10 @@ class Pkcs11Token:
         if values != list(templates.REQUIRED_PRIVATE_ATTRIBUTES.values()):
             for handle in handles:
                 self._session.destroyObject(handle)
-            raise HsmError(f"token did not mark new key {label!r} sensitive and non-extractable")
+            raise HsmError(
+                f"token did not make new key {label!r} sensitive, non-extractable, "
+                "unmodifiable and non-copyable"
+            )
 
     def _find_slot(self) -> int:
         matches = []

@@ -1,0 +1,101 @@
+"""How `custody serve` runs uvicorn: timeouts and limits that a slow or idle client cannot outlast.
+
+uvicorn (h11) times out only an idle keep-alive connection once a response was sent. A client
+that opens a connection and sends nothing, or sends its request head or body a byte at a time
+(slowloris), holds the connection forever, and enough of them exhaust the server's file
+descriptors or its connection limit. `RequestDeadlineProtocol` gives every request a deadline
+that starts when the server waits for it and ends when the client has sent all of it; a client
+that misses it is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from custody.settings import Settings
+
+# A request head (request line and headers) larger than this is refused with 400.
+MAX_HEAD_BYTES = 16 * 1024
+# What the client still owes while the server waits: a request, or the rest of its body.
+_OWED = (h11.IDLE, h11.SEND_BODY)
+
+
+class ServerConfig(uvicorn.Config):
+    """uvicorn's configuration from the settings, with the request deadline the protocol needs."""
+
+    def __init__(self, app: Any, settings: Settings, *, host: str, port: int) -> None:
+        super().__init__(
+            app,
+            host=host,
+            port=port,
+            http=RequestDeadlineProtocol,
+            ws="none",  # nothing here speaks WebSocket: no upgrade to a protocol without a deadline
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=settings.http_keep_alive_seconds,
+            limit_concurrency=settings.http_max_connections,
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        )
+        self.request_timeout = settings.http_request_timeout_seconds
+
+
+class RequestDeadlineProtocol(H11Protocol):
+    """h11 with a deadline per request: from waiting for it to having received all of it."""
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        if not isinstance(config, ServerConfig):
+            raise TypeError("RequestDeadlineProtocol needs a ServerConfig (its request timeout)")
+        self.request_timeout = config.request_timeout
+        self.request_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._follow_request()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        self._follow_request()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _follow_request(self) -> None:
+        """Start the clock when a request is owed; stop it once the client has sent it all.
+
+        Arriving bytes never restart it: that is what lets a slow client live forever.
+        """
+        owed = self.conn.their_state in _OWED and not self.transport.is_closing()
+        if not owed:
+            self._cancel_deadline()
+        elif self.request_deadline is None:
+            self.request_deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+
+    def _cancel_deadline(self) -> None:
+        if self.request_deadline is not None:
+            self.request_deadline.cancel()
+            self.request_deadline = None
+
+    def _too_slow(self) -> None:
+        self.request_deadline = None
+        if self.conn.their_state in _OWED and not self.transport.is_closing():
+            self.transport.close()
+
+
+def run(config: ServerConfig) -> bool:
+    """Serve until stopped (SIGTERM, SIGINT); False when the server never started."""
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a person stops it
+        server.run()
+    return server.started
