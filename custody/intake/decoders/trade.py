@@ -17,7 +17,7 @@ from custody.catalog.assets import decimals_on_chain
 from custody.catalog.chains import chain_by_id
 from custody.catalog.venues import declared_types, find_venue
 from custody.chains import Amount, format_units
-from custody.chains.evm.typed_canonical import canonical_typed_data
+from custody.chains.evm.eip712 import canonical_typed_data
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
 from custody.intake.schemas import describe_validation_error
