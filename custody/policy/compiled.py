@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from custody.policy.actions import ActionKind
 from custody.policy.allowlists import split_entries
@@ -12,7 +12,8 @@ from custody.policy.context import UNKNOWN, EvaluationContext
 from custody.policy.facts import RequestFacts
 from custody.policy.limits import CompiledLimit, compile_limit
 from custody.policy.match_keys import MATCH_KEYS, CompileContext
-from custody.policy.predicates import Predicate
+from custody.policy.predicates import AmountBound, Predicate
+from custody.policy.receivers import PaysWallet
 from custody.policy.schema import Action, Match, Policy, Rule
 
 _NEEDS_CONTEXT = (UsdBound, InTimeWindow)
@@ -54,10 +55,14 @@ def _compile_rule(rule: Rule, context: CompileContext) -> CompiledRule:
     predicates = compile_match(rule.match, context)
     if rule.action.kind is not ActionKind.DENY:
         allowed = frozenset(flag for key, flag in ALLOW_KEYS.items() if getattr(rule.match, key))
+        gates: list[Predicate] = [FlagsPermitted(allowed)]
+        if rule.match.receiver_in is None:
+            # With receiver_in the rule names who may be paid; without, only the wallet itself.
+            gates.append(PaysWallet())
         # Before prices and the clock: a rule that may not permit this call need not consult them.
         cut = next((i for i, p in enumerate(predicates) if isinstance(p, _NEEDS_CONTEXT)), None)
         cut = len(predicates) if cut is None else cut
-        predicates = (*predicates[:cut], FlagsPermitted(allowed), *predicates[cut:])
+        predicates = (*predicates[:cut], *gates, *predicates[cut:])
     return CompiledRule(rule.id, predicates, rule.action)
 
 
@@ -71,6 +76,8 @@ def compile_match(match: Match, context: CompileContext) -> tuple[Predicate, ...
         if compiler is None:
             raise LookupError(f"match key {key!r} is parsed but has no compiler")
         predicate = compiler(value, context)
+        if isinstance(predicate, AmountBound) and match.assets is None:
+            predicate = replace(predicate, any_asset=True)
         if predicate is not None:
             predicates.append(predicate)
     return tuple(predicates)

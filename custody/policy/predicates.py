@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from custody.chains.values import Amount
-from custody.policy.context import UNKNOWN, EvaluationContext
+from custody.policy.context import UNKNOWN, EvaluationContext, Undecidable
 from custody.policy.facts import RequestFacts
 
 
@@ -80,8 +80,16 @@ class AmountBound:
     compare: Callable[[Amount, Amount], bool]
     bound: Amount
     words: str
+    any_asset: bool = False
+    """The rule names no `assets`. A trade's amount is in whichever asset it sells (it was a
+    venue's fixed notional asset before): a bare bound would compare wei with USDC units."""
 
     def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
+        if self.any_asset and facts.type == "trade":
+            raise Undecidable(
+                f"a trade's amount is in the asset it sells ({facts.asset}); an amount bound on"
+                " trades needs `assets` (or use amount_usd_*)"
+            )
         return self.compare(facts.amount, self.bound)
 
     def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
