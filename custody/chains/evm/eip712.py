@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain, hash_struct
-
 from custody.chains.errors import InvalidPayload
 from custody.chains.evm.typed_atoms import atomic_value
 from custody.chains.evm.typed_canonical import CanonicalWalk
@@ -96,6 +94,13 @@ def _types_with_domain(raw_types: object, domain: object) -> dict[str, Fields]:
 
 
 def _message(canonical: dict[str, Any]) -> TypedMessage:
+    # Imported here: eth-account pulls in half a second of imports that CLI commands which never
+    # hash typed data should not pay (tests/cli/test_cli_entry_point.py).
+    from eth_account._utils.encode_typed_data.encoding_and_hashing import (
+        hash_domain,
+        hash_struct,
+    )
+
     domain, primary = canonical["domain"], canonical["primaryType"]
     try:
         separator = bytes(hash_domain(domain))
