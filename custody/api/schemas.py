@@ -29,6 +29,12 @@ class FactsView(JsonModel):
     call_flags: list[str]
     venue: str | None
     primary_type: str | None
+    wallet_address: str | None = Field(description="the signing wallet's own address")
+    receiver: str | None = Field(description="a trade: who the venue pays what it buys")
+    receives_asset: str | None = Field(description="a trade: the asset it buys")
+    receives_amount: DecimalString | None = Field(
+        description="a trade: base units of receives_asset it buys"
+    )
 
 
 class PayloadSummary(JsonModel):

@@ -1,32 +1,29 @@
-"""Trading venues: whose EIP-712 orders custody may sign, and how to read an order's notional.
+"""Trading venues: whose EIP-712 orders custody may sign, and how to read what an order trades.
 
 A venue is a name, a chain, the verifying contract its orders name in their domain, and the
-primary types it accepts, each with the message field that holds the order's notional and the
-asset that field is denominated in. Anything a venue does not declare is refused at intake, so
-a trade policy can cap notionals that the decoder actually read.
+primary types it accepts, each with the message fields that say what the order sells, what it
+buys and whom it pays (`venue_terms.py`). Anything a venue does not declare is refused at
+intake, so trade policies judge what the decoder actually read from the order.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from custody.catalog.assets import checked_address, decimals_on_chain, validate_symbol
+from custody.catalog.assets import checked_address
 from custody.catalog.chains import chain_by_name
-from custody.errors import AlreadyExists
+from custody.catalog.venue_terms import SPEC_HELP, OrderTerms, parse_primary_type
+from custody.errors import AlreadyExists, NotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.names import InvalidName, validate_name
 from custody.store.base import utcnow
 from custody.store.models import Chain, Venue
-
-_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_SPEC_HELP = "like Order:notional_field=makerAmount:asset=USDC"
 
 
 @dataclass(frozen=True)
@@ -45,23 +42,17 @@ class VenueRow:
         }
 
 
-def parse_primary_type(spec: str) -> tuple[str, dict[str, str]]:
-    """`Order:notional_field=makerAmount:asset=USDC` -> ("Order", {notional_field, asset})."""
-    name, *parts = spec.split(":")
-    if not _IDENTIFIER.fullmatch(name):
-        raise InvalidName(f"primary type {spec!r}: {name!r} is not an EIP-712 type name")
-    options: dict[str, str] = {}
-    for part in parts:
-        key, sep, value = part.partition("=")
-        if not sep or key not in ("notional_field", "asset") or key in options:
-            raise InvalidName(f"primary type {spec!r} must read {_SPEC_HELP}")
-        options[key] = value
-    if set(options) != {"notional_field", "asset"}:
-        raise InvalidName(f"primary type {spec!r} must name notional_field and asset, {_SPEC_HELP}")
-    if not _IDENTIFIER.fullmatch(options["notional_field"]):
-        raise InvalidName(f"primary type {spec!r}: notional_field is not a field name")
-    validate_symbol(options["asset"])
-    return name, {"notional_field": options["notional_field"], "asset": options["asset"]}
+def parse_declarations(primary_types: list[str]) -> dict[str, dict[str, str]]:
+    """`--primary-type` specs as stored: {"Order": {"sell_token": "sellToken", ...}}."""
+    if not primary_types:
+        raise InvalidName(f"a venue needs at least one --primary-type {SPEC_HELP}")
+    declared: dict[str, dict[str, str]] = {}
+    for spec in primary_types:
+        type_name, terms = parse_primary_type(spec)
+        if type_name in declared:
+            raise InvalidName(f"primary type {type_name} is declared twice")
+        declared[type_name] = terms.as_dict()
+    return declared
 
 
 def add_venue(
@@ -76,21 +67,8 @@ def add_venue(
     validate_name("venue", name)
     contract = checked_address(verifying_contract, "verifying contract")
     chain = chain_by_name(session, chain_name)
-    if not primary_types:
-        raise InvalidName(f"a venue needs at least one --primary-type {_SPEC_HELP}")
-    declared: dict[str, dict[str, str]] = {}
-    for spec in primary_types:
-        type_name, options = parse_primary_type(spec)
-        if type_name in declared:
-            raise InvalidName(f"primary type {type_name} is declared twice")
-        if decimals_on_chain(session, chain, options["asset"]) is None:
-            # A notional in an unknown asset could not be capped by any amount rule.
-            raise InvalidName(
-                f"asset {options['asset']} is not known on chain {chain.name} "
-                "(see `custody assets add`)"
-            )
-        declared[type_name] = options
-    if session.execute(select(Venue).where(Venue.name == name)).scalar_one_or_none() is not None:
+    declared = parse_declarations(primary_types)
+    if find_venue(session, name) is not None:
         raise AlreadyExists(f"venue {name!r} already exists")
     venue = Venue(
         name=name,
@@ -103,6 +81,22 @@ def add_venue(
     session.flush()
     row = VenueRow(name, chain.name, contract, declared)
     ledger.append(session, EventKind.VENUE_ADDED, actor, row.as_dict())
+    return row
+
+
+def set_primary_types(
+    session: Session, *, name: str, primary_types: list[str], actor: str
+) -> VenueRow:
+    """Declare a venue's order types anew (all of them), e.g. a first-version declaration."""
+    declared = parse_declarations(primary_types)
+    venue = find_venue(session, name)
+    if venue is None:
+        raise NotFound(f"unknown venue {name!r} (see `custody venues list`)")
+    venue.primary_types = json.dumps(declared, sort_keys=True)
+    session.flush()
+    chain = session.get_one(Chain, venue.chain_id)
+    row = VenueRow(name, chain.name, venue.verifying_contract, declared)
+    ledger.append(session, EventKind.VENUE_TYPES_SET, actor, row.as_dict())
     return row
 
 
@@ -119,6 +113,7 @@ def find_venue(session: Session, name: str) -> Venue | None:
     return session.execute(select(Venue).where(Venue.name == name)).scalar_one_or_none()
 
 
-def declared_types(venue: Venue) -> dict[str, dict[str, str]]:
+def declared_types(venue: Venue) -> dict[str, OrderTerms | None]:
+    """Each declared primary type's terms; None for a first-version (notional) declaration."""
     loaded: dict[str, dict[str, str]] = json.loads(venue.primary_types)
-    return loaded
+    return {name: OrderTerms.from_stored(stored) for name, stored in loaded.items()}

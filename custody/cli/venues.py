@@ -13,6 +13,10 @@ from custody.cli.output import JsonOption, emit, table
 app = typer.Typer(
     help="Trading venues: chain, verifying contract, order types.", no_args_is_help=True
 )
+PRIMARY_TYPE_HELP = (
+    "TYPE:sell_token=F:sell_amount=F[+F]:buy_token=F:buy_amount=F:receiver=F"
+    "[:zero_receiver=wallet] (repeatable; F names a field of the order)."
+)
 
 
 @app.command("add")
@@ -24,10 +28,7 @@ def add(
     ],
     primary_type: Annotated[
         list[str],
-        typer.Option(
-            "--primary-type",
-            help="TYPE:notional_field=FIELD:asset=SYMBOL (repeatable).",
-        ),
+        typer.Option("--primary-type", help=PRIMARY_TYPE_HELP),
     ],
     as_json: JsonOption = False,
 ) -> None:
@@ -46,6 +47,27 @@ def add(
         as_json=as_json,
         human=f"added venue {row.name} on {row.chain}: {row.verifying_contract} "
         f"({', '.join(sorted(row.primary_types))})",
+    )
+
+
+@app.command("set")
+def set_types(
+    name: Annotated[str, typer.Argument(help="Venue name.")],
+    primary_type: Annotated[
+        list[str],
+        typer.Option("--primary-type", help=PRIMARY_TYPE_HELP),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Declare a venue's order types anew, replacing all earlier declarations."""
+    with context.runtime() as rt, rt.db.write() as session:
+        row = venues.set_primary_types(
+            session, name=name, primary_types=primary_type, actor=context.operator()
+        )
+    emit(
+        row.as_dict(),
+        as_json=as_json,
+        human=f"venue {row.name} now accepts {', '.join(sorted(row.primary_types))}",
     )
 
 

@@ -32,6 +32,10 @@ class Draft:
     call_flags: frozenset[str] = field(default_factory=frozenset)
     venue: str | None = None
     primary_type: str | None = None
+    receiver: str | None = None
+    """Who a trade pays what it buys (EIP-55)."""
+    receives_asset: str | None = None
+    receives_amount: Amount | None = None
     details: dict[str, Any] = field(default_factory=dict)
     """Decoded particulars for people and the ledger (method, arguments, typed-data fields)."""
 
@@ -49,6 +53,10 @@ class Draft:
             call_flags=self.call_flags,
             venue=self.venue,
             primary_type=self.primary_type,
+            wallet_address=self.wallet.address,
+            receiver=self.receiver,
+            receives_asset=self.receives_asset,
+            receives_amount=self.receives_amount,
         )
 
     @property

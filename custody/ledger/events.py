@@ -37,5 +37,6 @@ class EventKind(StrEnum):
     REQUEST_SIGNED = "request.signed"
     REQUEST_SIGNING = "request.signing"
     VENUE_ADDED = "venue.added"
+    VENUE_TYPES_SET = "venue.types_set"
     WALLET_CREATED = "wallet.created"
     WEBHOOKS_GROUP_URL_SET = "webhooks.group_url_set"

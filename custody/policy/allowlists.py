@@ -43,25 +43,15 @@ def split_entries(entries: tuple[AllowlistEntry, ...]) -> tuple[frozenset[Key], 
 
 
 @dataclass(frozen=True, slots=True)
-class DestinationOnAllowlists:
-    """The destination is (or, negated, is not) on any of the named allowlists for its chain.
-
-    A request without a destination is on no allowlist: it never passes `destination_in`, and it
-    does match `destination_not_in`, so a deny rule written that way also catches it.
-    """
+class Listing:
+    """The entries of the allowlists a rule names, as compiled once per policy."""
 
     names: tuple[str, ...]
     entries: frozenset[Key]
     delayed: tuple[tuple[str, Mapping[Key, int]], ...]
-    negate: bool
 
-    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
-        return self._listed(facts, context) != self.negate
-
-    def _listed(self, facts: RequestFacts, context: EvaluationContext) -> bool:
-        if facts.destination is None:
-            return False
-        key = (facts.chain, facts.destination.lower())
+    def contains(self, chain: str, address: str, context: EvaluationContext) -> bool:
+        key = (chain, address.lower())
         if key in self.entries:
             return True
         return any(
@@ -74,19 +64,44 @@ class DestinationOnAllowlists:
             if key in delayed
         )
 
-    def _pending(self, facts: RequestFacts) -> bool:
-        key = (facts.chain, (facts.destination or "").lower())
+    def pending(self, chain: str, address: str) -> bool:
+        key = (chain, address.lower())
         return any(key in delayed for _, delayed in self.delayed)
 
-    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
+    def words(self, listed: bool) -> str:
+        """`is on allowlist a` / `is on none of allowlists a, b`."""
         names = ", ".join(self.names)
+        if len(self.names) == 1:
+            return f"{'is on' if listed else 'is not on'} allowlist {names}"
+        return f"{'is on one of' if listed else 'is on none of'} allowlists {names}"
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationOnAllowlists:
+    """The destination is (or, negated, is not) on any of the named allowlists for its chain.
+
+    A request without a destination is on no allowlist: it never passes `destination_in`, and it
+    does match `destination_not_in`, so a deny rule written that way also catches it.
+    """
+
+    listing: Listing
+    negate: bool
+
+    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
+        return self._listed(facts, context) != self.negate
+
+    def _listed(self, facts: RequestFacts, context: EvaluationContext) -> bool:
+        if facts.destination is None:
+            return False
+        return self.listing.contains(facts.chain, facts.destination, context)
+
+    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
+        names = ", ".join(self.listing.names)
         if facts.destination is None:
             return f"has no destination, so is on no allowlist ({names})"
-        plural = "" if len(self.names) == 1 else "s"
-        if self.negate and self._pending(facts):
+        if self.negate and self.listing.pending(facts.chain, facts.destination):
+            plural = "" if len(self.listing.names) == 1 else "s"
             where = f"is on allowlist{plural} {names} but not active yet (activation delay)"
-        elif len(self.names) == 1:
-            where = f"{'is not on' if self.negate else 'is on'} allowlist {names}"
         else:
-            where = f"{'is on none of' if self.negate else 'is on one of'} allowlists {names}"
+            where = self.listing.words(listed=not self.negate)
         return f"goes to {facts.destination}, which {where}"

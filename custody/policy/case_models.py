@@ -71,6 +71,10 @@ class CaseFacts(_Strict):
     calldata: str | None = None
     venue: Name | None = None
     primary_type: Name | None = None
+    wallet_address: EvmAddress | None = None
+    receiver: EvmAddress | None = None
+    receives_asset: Name | None = None
+    receives_amount: Amount | None = None
 
     @model_validator(mode="after")
     def _calldata_decodes(self) -> CaseFacts:
@@ -102,6 +106,10 @@ class CaseFacts(_Strict):
             call_flags=flags,
             venue=self.venue,
             primary_type=self.primary_type,
+            wallet_address=_text(self.wallet_address),
+            receiver=_text(self.receiver),
+            receives_asset=self.receives_asset,
+            receives_amount=self.receives_amount,
         )
 
 

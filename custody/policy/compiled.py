@@ -13,6 +13,7 @@ from custody.policy.facts import RequestFacts
 from custody.policy.limits import CompiledLimit, compile_limit
 from custody.policy.match_keys import MATCH_KEYS, CompileContext
 from custody.policy.predicates import Predicate
+from custody.policy.receivers import PaysWallet
 from custody.policy.schema import Action, Match, Policy, Rule
 from custody.policy.units import AMOUNT_KEYS, UnnamedAssetBound, names_one_asset
 
@@ -55,10 +56,14 @@ def _compile_rule(rule: Rule, context: CompileContext) -> CompiledRule:
     predicates = compile_match(rule.match, context)
     if rule.action.kind is not ActionKind.DENY:
         allowed = frozenset(flag for key, flag in ALLOW_KEYS.items() if getattr(rule.match, key))
+        gates: list[Predicate] = [FlagsPermitted(allowed)]
+        if rule.match.receiver_in is None:
+            # With receiver_in the rule names who may be paid; without, only the wallet itself.
+            gates.append(PaysWallet())
         # Before prices and the clock: a rule that may not permit this call need not consult them.
         cut = next((i for i, p in enumerate(predicates) if isinstance(p, _NEEDS_CONTEXT)), None)
         cut = len(predicates) if cut is None else cut
-        predicates = (*predicates[:cut], FlagsPermitted(allowed), *predicates[cut:])
+        predicates = (*predicates[:cut], *gates, *predicates[cut:])
     return CompiledRule(rule.id, predicates, rule.action)
 
 

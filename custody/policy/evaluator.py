@@ -17,6 +17,7 @@ from custody.policy.decision import Allow, Decision, Deny, GroupQuorum, RequireA
 from custody.policy.facts import RequestFacts
 from custody.policy.limits_schema import Limit
 from custody.policy.loader import LoadedPolicy
+from custody.policy.receivers import foreign_receiver
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ def evaluate(
 
 
 def _default_deny_reason(facts: RequestFacts) -> str:
-    """Name what a flagged call needs: allow and approval rules skip it unless they say so."""
+    """Name what a flagged call or a trade paying someone else needs: permitting rules skip it
+    unless they say so."""
+    receiver = foreign_receiver(facts)
+    if receiver is not None:
+        return f"{DEFAULT_DENY_REASON} ({receiver})"
     if not facts.call_flags:
         return DEFAULT_DENY_REASON
     needs = ", ".join(f"allow_{flag}: true" for flag in sorted(facts.call_flags))

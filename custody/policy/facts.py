@@ -4,6 +4,10 @@ The intake code decodes a payload and states its facts here; rules never see raw
 so a rule cannot depend on a field the decoder did not vouch for. The fields after `client` are
 optional so the withdrawal callers can keep stating only the seven they know; their defaults are
 "nothing known", which no contract, method, venue or allow_* rule matches.
+
+A trade states both sides: `asset` and `amount` are what leaves the wallet (so amount, USD and
+limit rules judge that), `receives_asset` and `receives_amount` what comes back, and `receiver`
+who the venue pays. A trade with no known receiver is permitted by no rule (compiled.py).
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ class _StoredFacts(TypedDict):
     call_flags: NotRequired[list[str]]
     venue: NotRequired[str | None]
     primary_type: NotRequired[str | None]
+    wallet_address: NotRequired[str | None]
+    receiver: NotRequired[str | None]
+    receives_asset: NotRequired[str | None]
+    receives_amount: NotRequired[Amount | None]
 
 
 _STORED_FACTS = TypeAdapter(_StoredFacts)
@@ -47,7 +55,7 @@ class RequestFacts:
     chain: str
     asset: str
     amount: Amount
-    """Base units; 0 for requests that move nothing (e.g. sign_message); the notional for trades."""
+    """Base units; 0 for requests that move nothing (e.g. sign_message); what a trade sells."""
     destination: str | None
     """Who receives the asset: the recipient of a withdrawal or ERC-20 transfer, or the spender of
     an approval."""
@@ -60,11 +68,20 @@ class RequestFacts:
     """Values of `CallFlag` the decoder raised."""
     venue: str | None = None
     primary_type: str | None = None
+    wallet_address: str | None = None
+    """The signing wallet's own address, which a trade's receiver is compared with."""
+    receiver: str | None = None
+    """Who a trade pays what it buys (the venue's declared receiver field)."""
+    receives_asset: str | None = None
+    receives_amount: Amount | None = None
+    """Base units of `receives_asset` that a trade buys (at least, for a limit order)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Amount):
             # A bare int would compare with no bound; Amount also refuses negative and bool.
             raise ValueError("amount must be an Amount of base units")
+        if self.receives_amount is not None and not isinstance(self.receives_amount, Amount):
+            raise ValueError("receives_amount must be an Amount of base units")
         if not isinstance(self.call_flags, frozenset) or not self.call_flags <= _FLAGS:
             # An unknown flag would be a decoder's warning that no allow_* key can ever answer.
             raise ValueError(f"call_flags must be a frozenset of {sorted(_FLAGS)}")
@@ -87,6 +104,10 @@ class RequestFacts:
             "call_flags": sorted(self.call_flags),
             "venue": self.venue,
             "primary_type": self.primary_type,
+            "wallet_address": self.wallet_address,
+            "receiver": self.receiver,
+            "receives_asset": self.receives_asset,
+            "receives_amount": None if self.receives_amount is None else str(self.receives_amount),
         }
 
     @classmethod
@@ -106,8 +127,24 @@ class RequestFacts:
             call_flags=frozenset(data.get("call_flags", ())),
             venue=data.get("venue"),
             primary_type=data.get("primary_type"),
+            wallet_address=data.get("wallet_address"),
+            receiver=data.get("receiver"),
+            receives_asset=data.get("receives_asset"),
+            receives_amount=data.get("receives_amount"),
         )
 
     def summary(self) -> str:
         """The request in words, as the subject of a decision's reason."""
-        return f"{self.type} of {self.amount} {self.asset} from {self.wallet}"
+        text = f"{self.type} of {self.amount} {self.asset} from {self.wallet}"
+        if self.receives_asset is not None:
+            text += f" for {self.receives_amount} {self.receives_asset}"
+        return text
+
+    @property
+    def pays_wallet(self) -> bool:
+        """Whether a trade pays the wallet that signs it (addresses compare case-insensitively)."""
+        return (
+            self.receiver is not None
+            and self.wallet_address is not None
+            and self.receiver.lower() == self.wallet_address.lower()
+        )

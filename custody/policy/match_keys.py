@@ -16,11 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from custody.chains.values import Amount
-from custody.policy.allowlists import DestinationOnAllowlists, Key
+from custody.policy.allowlists import DestinationOnAllowlists, Key, Listing
 from custody.policy.calls import ALLOW_KEYS
 from custody.policy.conditions import InTimeWindow, UsdBound
 from custody.policy.facts import RequestFacts
 from custody.policy.predicates import AmountBound, FactIn, FactMatchesGlob, Predicate
+from custody.policy.receivers import ReceiverIn
 from custody.policy.timewindow import TimeWindow
 
 
@@ -51,6 +52,10 @@ def _chain(facts: RequestFacts) -> str:
 
 def _asset(facts: RequestFacts) -> str:
     return facts.asset
+
+
+def _receives_asset(facts: RequestFacts) -> str | None:
+    return facts.receives_asset
 
 
 def _client(facts: RequestFacts) -> str | None:
@@ -87,15 +92,21 @@ def _usd(compare: Callable[[Fraction, Fraction], bool], words: str) -> KeyCompil
     return compile_bound
 
 
+def listing(names: tuple[str, ...], context: CompileContext) -> Listing:
+    entries = frozenset().union(*(context.allowlists[name] for name in names))
+    delayed = tuple((name, context.delayed[name]) for name in names if context.delayed.get(name))
+    return Listing(names, entries, delayed)
+
+
 def _destination(negate: bool) -> KeyCompiler:
     def compile_lists(names: tuple[str, ...], context: CompileContext) -> Predicate:
-        entries = frozenset().union(*(context.allowlists[name] for name in names))
-        delayed = tuple(
-            (name, context.delayed[name]) for name in names if context.delayed.get(name)
-        )
-        return DestinationOnAllowlists(names, entries, delayed, negate)
+        return DestinationOnAllowlists(listing(names, context), negate)
 
     return compile_lists
+
+
+def _receiver_in(names: tuple[str, ...], context: CompileContext) -> Predicate:
+    return ReceiverIn(listing(names, context))
 
 
 def _time_window(window: TimeWindow, context: CompileContext) -> Predicate:
@@ -111,6 +122,7 @@ MATCH_KEYS: Mapping[str, KeyCompiler] = {
     "wallets": lambda globs, context: FactMatchesGlob.build(_wallet, globs),
     "chains": _in(_chain, "is on chain {}"),
     "assets": _in(_asset, None),
+    "receives_assets": _in(_receives_asset, "buys {}"),
     "clients": _in(_client, "was asked for by client {}"),
     "venues": _in(_venue, "trades on venue {}"),
     "primary_types": _in(_primary_type, "signs a {}"),
@@ -124,6 +136,7 @@ MATCH_KEYS: Mapping[str, KeyCompiler] = {
     "amount_gt": _amount(operator.gt, "above"),
     "destination_in": _destination(negate=False),
     "destination_not_in": _destination(negate=True),
+    "receiver_in": _receiver_in,
     **{key: (lambda value, context: None) for key in ALLOW_KEYS},
     "amount_usd_lte": _usd(operator.le, "at most"),
     "amount_usd_lt": _usd(operator.lt, "below"),

@@ -80,6 +80,8 @@ class AmountBound:
     compare: Callable[[Amount, Amount], bool]
     bound: Amount
     words: str
+    # A rule with this bound names exactly one asset (custody.policy.units refuses others at
+    # load; stored versions get UnnamedAssetBound instead), so base units compare like for like.
 
     def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
         return self.compare(facts.amount, self.bound)

@@ -37,7 +37,7 @@ class _Policy(Protocol):
 Loc = tuple[str | int, ...]
 LocatedProblem = tuple[Loc, str]
 
-ALLOWLIST_KEYS = ("destination_in", "destination_not_in")
+ALLOWLIST_KEYS = ("destination_in", "destination_not_in", "receiver_in")
 
 
 def reference_problems(policy: _Policy) -> list[LocatedProblem]:

@@ -82,6 +82,7 @@ class Match(PolicyModel):
     wallets: Globs | None = None
     chains: Names | None = None
     assets: Names | None = None
+    receives_assets: Names | None = None
     clients: Names | None = None
     venues: Names | None = None
     primary_types: Names | None = None
@@ -93,6 +94,7 @@ class Match(PolicyModel):
     amount_gt: Amount | None = None
     destination_in: AllowlistRefs | None = None
     destination_not_in: AllowlistRefs | None = None
+    receiver_in: AllowlistRefs | None = None
     allow_delegatecall: AllowFlag | None = None
     allow_unknown_method: AllowFlag | None = None
     allow_unlimited_approval: AllowFlag | None = None

@@ -22,8 +22,8 @@ from custody.chains import (
 from custody.chains.errors import SignatureMismatch
 from custody.chains.evm.eip191 import PAYLOAD_TYPE as EIP191_PAYLOAD
 from custody.chains.evm.eip191 import eip191_digest
+from custody.chains.evm.eip712 import canonical_typed_data
 from custody.chains.evm.eip1559 import PAYLOAD_TYPE as EIP1559
-from custody.chains.evm.typed_canonical import canonical_typed_data
 from custody.errors import CustodyError
 from custody.hsm.signer import Signer
 from custody.signing import failpoints

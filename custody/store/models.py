@@ -79,7 +79,9 @@ class Venue(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
     verifying_contract: Mapped[str] = mapped_column(String(42))
-    # JSON: {"PrimaryType": {"notional_field": "...", "asset": "SYMBOL"}}
+    # JSON: {"PrimaryType": {"sell_token": "field", "sell_amount": "field[+field]", "buy_token",
+    # "buy_amount", "receiver", optional "zero_receiver": "wallet"}} (custody.catalog.venue_terms);
+    # first-version rows hold {"notional_field", "asset"}, refused at intake until declared anew.
     primary_types: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

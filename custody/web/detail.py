@@ -53,6 +53,25 @@ class Detail:
     def request(self) -> Request:
         return self.row.request
 
+    @property
+    def trade_lines(self) -> list[tuple[str, str]]:
+        return trade_lines(self.details)
+
+
+def trade_lines(details: dict[str, Any]) -> list[tuple[str, str]]:
+    """A trade's two sides and its receiver, as the decoder read them from the order."""
+    lines: list[tuple[str, str]] = []
+    for label, key in (("Sells", "gives"), ("Buys", "receives")):
+        side = details.get(key)
+        if isinstance(side, dict):
+            units = format_units(int(side["amount"]), int(side["decimals"]))
+            lines.append((label, f"{units} {side['asset']} ({side['contract']})"))
+    receiver = details.get("receiver")
+    if isinstance(receiver, dict):
+        whose = "this wallet" if receiver.get("is_wallet") else "NOT this wallet"
+        lines.append(("Pays to", f"{receiver['address']} ({whose})"))
+    return lines
+
 
 def build(session: Session, row: Row, user: SignedIn) -> Detail:
     request = row.request
@@ -137,6 +156,9 @@ def _flags(
     flags = [FLAG_TEXT.get(f, f) for f in sorted(facts.call_flags)] if facts else []
     if request.destination and not repository.destination_seen(session, request):
         flags.append("New destination: no earlier signed request sent anything here")
+    receiver = details.get("receiver")
+    if isinstance(receiver, dict) and receiver.get("is_wallet") is False:
+        flags.append(f"Pays someone else: what the order buys goes to {receiver['address']}")
     venue = (facts.venue if facts else None) or details.get("venue")
     if request.type == "trade" and venue and not repository.venue_used(session, request, venue):
         flags.append(f"First use of venue {venue}: no earlier trade was signed for it")

@@ -14,7 +14,11 @@ pytestmark = pytest.mark.slow
 
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
 COW = "0x9008D19f58AAbD9eD0D60971565AA8510560ab41"
-ORDER = "Order:notional_field=sellAmount:asset=USDC"
+ORDER = (
+    "Order:sell_token=sellToken:sell_amount=sellAmount+feeAmount:buy_token=buyToken"
+    ":buy_amount=buyAmount:receiver=receiver:zero_receiver=wallet"
+)
+FILL = "Fill:sell_token=give:sell_amount=gives:buy_token=get:buy_amount=gets:receiver=to"
 
 
 def refused(result: CliResult, words: str) -> None:
@@ -84,11 +88,24 @@ def test_assets_prices_and_venues_are_added_listed_and_ledgered(
         "--primary-type",
         ORDER,
         "--primary-type",
-        "Fill:notional_field=amount:asset=ETH",
+        FILL,
     )
     assert venue["primary_types"] == {
-        "Order": {"notional_field": "sellAmount", "asset": "USDC"},
-        "Fill": {"notional_field": "amount", "asset": "ETH"},
+        "Order": {
+            "sell_token": "sellToken",
+            "sell_amount": "sellAmount+feeAmount",
+            "buy_token": "buyToken",
+            "buy_amount": "buyAmount",
+            "receiver": "receiver",
+            "zero_receiver": "wallet",
+        },
+        "Fill": {
+            "sell_token": "give",
+            "sell_amount": "gives",
+            "buy_token": "get",
+            "buy_amount": "gets",
+            "receiver": "to",
+        },
     }
     assert venue in cli.json("venues", "list")
     human = cli.run("venues", "list")
@@ -101,6 +118,26 @@ def test_assets_prices_and_venues_are_added_listed_and_ledgered(
     ] == ["asset.added", "asset.added", "price.set", "price.set", "price.set", "venue.added"]
     added = next(e for e in entries if e["kind"] == "venue.added")
     assert added["data"]["verifying_contract"] == COW
+
+
+def test_venue_types_are_declared_anew_with_set(cli: CliHome, tmp_path: Path) -> None:
+    cli.json(
+        "venues",
+        "add",
+        "redeclared",
+        "--chain",
+        "ethereum",
+        "--verifying-contract",
+        COW,
+        "--primary-type",
+        FILL,
+    )
+    changed = cli.json("venues", "set", "redeclared", "--primary-type", ORDER)
+    assert list(changed["primary_types"]) == ["Order"]
+    assert changed in cli.json("venues", "list")
+    entry = next(e for e in kinds(cli, tmp_path) if e["kind"] == "venue.types_set")
+    assert entry["data"] == changed
+    refused(cli.run("venues", "set", "nowhere", "--primary-type", ORDER), "unknown venue")
 
 
 @pytest.mark.parametrize(
@@ -200,17 +237,16 @@ def test_bad_price_is_refused_with_one_line(cli: CliHome, args: list[str], words
     ("spec", "words"),
     [
         pytest.param(
-            "Order:notional_field=sellAmount", "must name notional_field and asset", id="no-asset"
+            "Order:notional_field=sellAmount:asset=USDC",
+            "notional_field is no longer accepted",
+            id="first-version-form",
         ),
-        pytest.param("Order:asset=USDC:notional_field=x:extra=1", "must read", id="extra-option"),
-        pytest.param(
-            "Order:notional_field=sellAmount:asset=NOPE", "not known on chain", id="unknown-asset"
-        ),
-        pytest.param(
-            "1Order:notional_field=sellAmount:asset=ETH",
-            "not an EIP-712 type name",
-            id="bad-type-name",
-        ),
+        pytest.param(FILL.removesuffix(":receiver=to"), "lacks receiver", id="no-receiver"),
+        pytest.param(FILL + ":extra=1", "must read", id="extra-option"),
+        pytest.param(FILL + ":zero_receiver=anyone", "can only be wallet", id="bad-zero-receiver"),
+        pytest.param(FILL.replace("get:", "give:"), "one field for two terms", id="same-field"),
+        pytest.param(FILL.replace("=to", "=1to"), "is not a field name", id="bad-field-name"),
+        pytest.param("1" + FILL, "not an EIP-712 type name", id="bad-type-name"),
     ],
 )
 def test_bad_venue_is_refused_with_one_line(cli: CliHome, spec: str, words: str) -> None:
@@ -238,7 +274,7 @@ def test_duplicate_venue_is_refused(cli: CliHome) -> None:
         "--verifying-contract",
         COW,
         "--primary-type",
-        "Fill:notional_field=amount:asset=ETH",
+        FILL,
     ]
     cli.json("venues", "add", "twice", *args)
     refused(cli.run("venues", "add", "twice", *args), "already exists")

@@ -19,6 +19,8 @@ LISTED = "0x0DbBACFd06dbdB317eefEFAfb9fC5A06Ea04CD2A"
 DELAYED = "0xB401148F5a99D0d2cE73768da4203485770d56EB"
 UNLISTED = "0x539Ed2eC14EA976b7fC5dFccD3094479BF2B4C3a"
 USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
+COW = "0x9008D19f58AAbD9eD0D60971565AA8510560ab41"
+HOT_ETH = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
 SAFE = "0x5aFE3855358E112B5647B952709E6165e1c1eEEe"
 ONE_ETH = 10**18
 # Monday 2026-01-05 10:00 in Zurich (UTC+1 in winter).
@@ -44,6 +46,24 @@ CALL = RequestFacts(
     client="desk-1",
     contract=USDT,
     method_selector="0xa9059cbb",
+)
+
+# Sells 1 USDT for 1/3000 ETH on cowswap, paid to the wallet itself.
+TRADE = RequestFacts(
+    type="trade",
+    wallet="hot-eth",
+    chain="ethereum",
+    asset="USDT",
+    amount=Amount(10**6),
+    destination=None,
+    client="desk-1",
+    contract=COW,
+    venue="cowswap",
+    primary_type="Order",
+    wallet_address=HOT_ETH,
+    receiver=HOT_ETH,
+    receives_asset="ETH",
+    receives_amount=Amount(ONE_ETH // 3000),
 )
 
 
