@@ -34,7 +34,7 @@ def home(tmp_path: Path) -> Path:
 def test_worked_examples_pass(home: Path) -> None:
     done = custody("policy", "test", str(POLICY), "--cases", str(CASES), home=home)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "23 of 23 passed" in done.stdout
+    assert "24 of 24 passed" in done.stdout
     assert "FAIL" not in done.stdout
     assert not home.exists()
 

@@ -63,8 +63,7 @@ TABLE: list[tuple[str, Any, dict[str, Any], EvaluationContext | None, type]] = [
     # a trade's amount is in the asset it sells: a bound needs assets, USD needs no asset
     ("{assets: [USDT], amount_lte: '1000000'}", TRADE, {}, None, Allow),
     ("{assets: [USDT], amount_lt: '1000000'}", TRADE, {}, None, Deny),
-    ("{amount_lte: '1000000'}", TRADE, {}, None, Deny),
-    ("{amount_lte: '1000000000000000000'}", BASE, {}, None, Allow),
+    ("{assets: [ETH], amount_lte: '1000000000000000000'}", BASE, {}, None, Allow),
     ("{amount_usd_lte: '1.00'}", TRADE, {}, CONTEXT, Allow),
     ("{amount_usd_lt: '1.00'}", TRADE, {}, CONTEXT, Deny),
     (f"{{contracts: ['{USDT}']}}", CALL, {}, None, Allow),
