@@ -120,10 +120,11 @@ def verify_stored_call(
     if claims["sub"] != client_id:
         raise Unauthorized("the token names another client")
     uri = claims["uri"]
-    path = uri.split("?", 1)[0] if isinstance(uri, str) else None
+    if not isinstance(uri, str) or uri.split("?", 1)[0] != CREATE_PATH:
+        raise Unauthorized(f"the token was not for POST {CREATE_PATH}")
     call = CallContext(
         method="POST",
-        uri=uri if path == CREATE_PATH else CREATE_PATH,
+        uri=uri,
         body=body,
         idempotency_key=idempotency_key,
         idempotency_required=True,

@@ -37,6 +37,8 @@ class EvidenceRefused(CustodyError):
 class Evidence:
     payload: dict[str, Any]
     digest: str
+    wallet_id: int
+    """The wallet whose key signs: the one the client named, not the row's `wallet_id`."""
     facts: RequestFacts | None
     """None for requests without a client token (internal client): facts come from the row."""
 
@@ -49,7 +51,7 @@ def rederive(session: Session, request: Request) -> Evidence:
         raise EvidenceRefused("the request names a client that does not exist")
     if client.role == INTERNAL_ROLE:
         # The approver app's maker requests: no client token exists to check (a known gap).
-        return Evidence(json.loads(request.payload), request.digest, None)
+        return Evidence(json.loads(request.payload), request.digest, request.wallet_id, None)
     if request.client_body is None or request.client_token is None:
         raise EvidenceRefused(
             "no client evidence is stored (the signed token and exact body): the client must "
@@ -66,4 +68,4 @@ def rederive(session: Session, request: Request) -> Evidence:
         draft = decode(session, parse_object(request.client_body))
     except CustodyError as exc:
         raise EvidenceRefused(f"the client's signed body does not hold: {exc.message}") from None
-    return Evidence(draft.payload, draft.digest, draft.facts(client.name))
+    return Evidence(draft.payload, draft.digest, draft.wallet.id, draft.facts(client.name))

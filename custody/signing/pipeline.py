@@ -33,7 +33,7 @@ from custody.requests import repository as requests
 from custody.requests.lifecycle import Lease
 from custody.requests.states import RequestStatus
 from custody.signing import failpoints
-from custody.signing.evidence import EvidenceRefused, rederive
+from custody.signing.evidence import Evidence, EvidenceRefused, rederive
 from custody.signing.payloads import handler_for
 from custody.store.base import utcnow
 from custody.store.models import Client, Request
@@ -78,22 +78,11 @@ def _claim(
 
     # (2) what is approved is what is signed, and what the client signed: decode the client's
     #     signed body again, rebuild the payload's digest, and compare both with the row
-    try:
-        evidence = rederive(session, request)
-        payload = evidence.payload
-        digest = handler_for(payload).digest(payload)
-    except EvidenceRefused as exc:
-        _fail(session, request, f"evidence: {exc.message}")
+    checked = _checked_evidence(session, request)
+    if checked is None:
         return None
-    except Exception as exc:  # any decoding failure must fail closed
-        _fail(session, request, f"payload no longer decodes: {exc}")
-        return None
-    if digest.prefixed() != request.digest or evidence.digest != request.digest:
-        _fail(session, request, "evidence: the payload does not match its approved digest")
-        return None
-    if payload != json.loads(request.payload):
-        _fail(session, request, "evidence: the stored payload differs from the client's body")
-        return None
+    evidence, digest = checked
+    payload = evidence.payload
 
     # (3) re-check the current policy on the facts decoded here: a tightened rule stops an
     #     earlier approval, and an edited `facts` column changes nothing
@@ -102,7 +91,7 @@ def _claim(
         return None
 
     # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM
-    wallet = wallet_by_id(session, request.wallet_id)
+    wallet = wallet_by_id(session, evidence.wallet_id)
     key = key_by_id(session, wallet.key_id)
     lifecycle.move(
         session,
@@ -117,6 +106,34 @@ def _claim(
         reclaimed_from=reclaimed_from,
     )
     return Claim(request.id, digest, payload, key.label, wallet.address, request.signing_attempts)
+
+
+def _checked_evidence(session: Session, request: Request) -> tuple[Evidence, Digest] | None:
+    """The client's evidence and its payload's digest, or None once the request is failed."""
+    try:
+        evidence = rederive(session, request)
+        digest = handler_for(evidence.payload).digest(evidence.payload)
+    except EvidenceRefused as exc:
+        problem: str | None = f"evidence: {exc.message}"
+    except Exception as exc:  # any decoding failure must fail closed
+        problem = f"payload no longer decodes: {exc}"
+    else:
+        problem = _disagreement(request, evidence, digest)
+    if problem is not None:
+        _fail(session, request, problem)
+        return None
+    return evidence, digest
+
+
+def _disagreement(request: Request, evidence: Evidence, digest: Digest) -> str | None:
+    """What the row says that the client's evidence does not, if anything."""
+    if digest.prefixed() != request.digest or evidence.digest != request.digest:
+        return "evidence: the payload does not match its approved digest"
+    if evidence.payload != json.loads(request.payload):
+        return "evidence: the stored payload differs from the client's body"
+    if evidence.wallet_id != request.wallet_id:
+        return "evidence: the stored wallet is not the one the client named"
+    return None
 
 
 def sign(signer: Signer, claim: Claim) -> dict[str, str]:

@@ -146,6 +146,25 @@ def test_a_rewritten_client_body_does_not_verify(
     assert "bodyHash" in view["reason"]
 
 
+def test_another_wallet_in_the_row_does_not_sign_from_it(
+    api: Api, guarded: WalletInfo, installation: Installation, signer: SignerWorker
+) -> None:
+    """The payload names no sender: signing it with another wallet's key would move that
+    wallet's funds. The key comes from the wallet the client named."""
+    victim = installation.wallet()
+    created = api.create(withdrawal(guarded.name, amount="1000", nonce=5)).json()
+    assert created["status"] == "approved"
+    with installation.runtime.db.engine.connect() as conn:
+        victim_id = conn.execute(
+            text("SELECT id FROM wallets WHERE name = :n"), {"n": victim.name}
+        ).scalar_one()
+    _insider(installation, created["id"], wallet_id=victim_id)
+    assert signer.drain() == 0
+    view = _assert_not_signed(installation, api, created["id"])
+    assert view["status"] == "failed"
+    assert "wallet" in view["reason"]
+
+
 def test_a_request_without_its_evidence_is_refused(
     api: Api, guarded: WalletInfo, installation: Installation, signer: SignerWorker
 ) -> None:
