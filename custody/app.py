@@ -19,12 +19,15 @@ from custody.http import problems
 from custody.http.limits import MaxBodySize
 from custody.ledger.checkpointer import start_checkpointer
 from custody.runtime import Runtime
+from custody.seals.hooks import install as install_seal_hooks
 from custody.web.app import mount as mount_web
 from custody.webhooks.runner import start_webhooks
 
 
 def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     start_worker = runtime.settings.worker_in_process if run_worker is None else run_worker
+    # Passkey enrolment, governance activations and operator calls change configuration here.
+    install_seal_hooks(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

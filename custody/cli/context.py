@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from custody.runtime import Runtime
+from custody.seals.hooks import install as install_seal_hooks
 from custody.settings import Settings, load_settings
 
 
@@ -16,6 +17,7 @@ def settings() -> Settings:
 @contextmanager
 def runtime() -> Iterator[Runtime]:
     rt = Runtime(settings())
+    install_seal_hooks(rt)  # configuration changed from the CLI is sealed as it commits
     try:
         yield rt
     finally:

@@ -13,6 +13,7 @@ from custody.cli import (
     assets,
     chains,
     clients,
+    configuration,
     demo,
     keys,
     ledger,
@@ -45,6 +46,7 @@ app.add_typer(clients.app, name="clients")
 app.add_typer(approvers.app, name="approvers")
 app.add_typer(policy.app, name="policy")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(configuration.app, name="config")
 app.add_typer(demo.app, name="demo")
 app.add_typer(webhooks.app, name="webhooks")
 

@@ -24,6 +24,10 @@ def init(as_json: JsonOption = False) -> None:
         lines.append("  wrote custody.toml")
     if report.created_dev_token:
         lines.append("  created the DEVELOPMENT SoftHSM2 token (PINs in hsm/pins.json, mode 0600)")
+    if report.created_root_key:
+        lines.append("  generated the installation root key (Ed25519) in the HSM")
+    if report.sealed_epoch is not None:
+        lines.append(f"  configuration sealed by the root key (seal {report.sealed_epoch})")
     if report.added_chains:
         lines.append(f"  added chains: {', '.join(report.added_chains)}")
     if report.created_ledger_key:

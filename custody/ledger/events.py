@@ -16,6 +16,8 @@ class EventKind(StrEnum):
     CLIENT_ENABLED = "client.enabled"
     CLIENT_KEY_ROTATED = "client.key_rotated"
     CLIENT_WEBHOOK_SET = "client.webhook_set"
+    CONFIGURATION_REFUSED = "configuration.refused"
+    CONFIGURATION_SEALED = "configuration.sealed"
     GROUP_PERMISSION_GRANTED = "group.permission_granted"
     GROUP_PERMISSION_REVOKED = "group.permission_revoked"
     KEY_GENERATED = "key.generated"

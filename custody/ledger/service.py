@@ -87,6 +87,14 @@ def append(session: Session, kind: EventKind, actor: str, data: dict[str, Any]) 
     return Appended(index, str(kind), entry_bytes, leaf)
 
 
+def pending_entries(session: Session) -> list[tuple[str, str]]:
+    """(kind, actor) of the entries this transaction appended so far, oldest first."""
+    state = session.info.get(_STATE_KEY)
+    if not isinstance(state, _Pending):
+        return []
+    return [(entry["kind"], entry["actor"]) for entry in state.entries]
+
+
 def lock(session: Session) -> None:
     """Take the ledger head lock now (it is held until commit); appends later reuse it."""
     _pending(session)

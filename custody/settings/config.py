@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     hsm_pin: SecretStr | None = None
     hsm_pin_file: Path | None = None
     ledger_key_label: str = "ledger"
+    # Signs every state of the configuration the signer trusts (custody.seals).
+    root_key_label: str = "installation-root"
     ledger_origin: str = "custody.local/ledger"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -16,6 +16,7 @@ from custody.hsm.keys import Algorithm
 from custody.keys import repository as key_repo
 from custody.keys import service as key_service
 from custody.runtime import Runtime
+from custody.seals.hooks import install as install_seal_hooks
 from custody.settings import Settings
 from custody.store.database import tighten_private
 from custody.store.migrate import upgrade_to_head
@@ -38,6 +39,8 @@ class InitReport:
     created_config: bool = False
     created_dev_token: bool = False
     added_chains: list[str] = field(default_factory=list)
+    created_root_key: bool = False
+    sealed_epoch: int | None = None
     created_ledger_key: bool = False
     created_webhook_key: bool = False
     checkpoint_size: int | None = None
@@ -51,6 +54,8 @@ class InitReport:
             "created_config": self.created_config,
             "created_dev_token": self.created_dev_token,
             "added_chains": self.added_chains,
+            "created_root_key": self.created_root_key,
+            "configuration_seal": self.sealed_epoch,
             "created_ledger_key": self.created_ledger_key,
             "created_webhook_key": self.created_webhook_key,
             "checkpoint_size": self.checkpoint_size,
@@ -100,19 +105,25 @@ def initialise(settings: Settings) -> InitReport:
     ]
     upgrade_to_head(settings.resolved_database_url)
     runtime = Runtime(settings)
+    install_seal_hooks(runtime)
     try:
+        # The root key first: every configuration change after it is sealed with it.
+        report.created_root_key = _ensure_key(runtime, runtime.settings.root_key_label)
+        warning = _first_seal(runtime)
+        report.warnings.extend([warning] if warning else [])
         with runtime.db.write() as session:
             report.added_chains = ensure_builtin_chains(session, "operator:init")
-        report.created_ledger_key = _ensure_ledger_key(runtime)
+        report.created_ledger_key = _ensure_key(runtime, runtime.settings.ledger_key_label)
         report.created_webhook_key = _ensure_webhook_key(runtime)
+        report.sealed_epoch = _newest_seal(runtime)
         report.checkpoint_size = _sign_checkpoint(runtime)
     finally:
         runtime.close()
     return report
 
 
-def _ensure_ledger_key(runtime: Runtime) -> bool:
-    label = runtime.settings.ledger_key_label
+def _ensure_key(runtime: Runtime, label: str) -> bool:
+    """Generate an Ed25519 service key on the token (or adopt the one there) and record it."""
     with runtime.db.read() as session:
         known = label in {k.label for k in key_repo.keys(session)}
     if known:
@@ -129,6 +140,41 @@ def _ensure_ledger_key(runtime: Runtime) -> bool:
             session, info=info, token=token_label(runtime), actor="operator:init"
         )
     return True
+
+
+def _first_seal(runtime: Runtime) -> str | None:
+    """Seal the configuration of an installation never sealed before (or upgraded from before
+    seals existed): whoever runs init with the HSM vouches for it, as for everything init sets
+    up. Returns a warning when the ledger knows seals the table lacks."""
+    from custody.seals import repository as seals
+    from custody.seals.service import seal
+
+    with runtime.db.write() as session:
+        newest = seals.newest_seal(session)
+        recorded = seals.newest_sealed_entry(session)
+        if newest is None and recorded is not None:
+            return (
+                f"the ledger records configuration seal {recorded.get('epoch')} but no seal is "
+                "stored: nothing will be signed until this is investigated and the configuration "
+                "sealed again (`custody config seal --force --reason ...`)"
+            )
+        if newest is None:
+            seal(
+                session,
+                runtime.token(),
+                key_label=runtime.settings.root_key_label,
+                actor="operator:init",
+                reason="first seal, by custody init",
+            )
+        return None
+
+
+def _newest_seal(runtime: Runtime) -> int | None:
+    from custody.seals import repository as seals
+
+    with runtime.db.read() as session:
+        newest = seals.newest_seal(session)
+        return None if newest is None else newest.epoch
 
 
 def _sign_checkpoint(runtime: Runtime) -> int | None:

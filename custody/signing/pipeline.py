@@ -32,6 +32,7 @@ from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.lifecycle import Lease
 from custody.requests.states import RequestStatus
+from custody.seals.gate import ConfigurationGate
 from custody.signing import failpoints
 from custody.signing.evidence import Evidence, EvidenceRefused, rederive
 from custody.signing.payloads import handler_for
@@ -51,9 +52,14 @@ class Claim:
 
 
 def claim_next(
-    session: Session, *, worker_id: str, lease_seconds: int, skip_locked: bool
+    session: Session,
+    *,
+    worker_id: str,
+    lease_seconds: int,
+    skip_locked: bool,
+    configuration: ConfigurationGate,
 ) -> Claim | None:
-    """The next request to sign, or None when nothing is waiting.
+    """The next request to sign, or None when nothing is waiting or may be signed.
 
     Requests that the checks below stop leave the queue (failed, rejected or back to approval),
     so the loop ends; a stopped request never hides the ones behind it.
@@ -63,6 +69,10 @@ def claim_next(
     while True:
         request = requests.next_to_sign(session, utcnow(), skip_locked=skip_locked)
         if request is None:
+            return None
+        # (0) every configuration row used below (client keys, wallets, approvers, policy) is
+        #     the sealed one; otherwise nothing is signed and requests wait
+        if not configuration.holds(session):
             return None
         claim = _claim(session, request, worker_id=worker_id, lease_seconds=lease_seconds)
         if claim is not None:

@@ -14,6 +14,8 @@ import time
 
 from custody.errors import CustodyError
 from custody.runtime import Runtime
+from custody.seals.gate import ConfigurationGate
+from custody.seals.service import RootKey
 from custody.signing import pipeline
 from custody.store.base import utcnow
 
@@ -31,6 +33,11 @@ class SignerWorker:
         self.worker_id = worker_id or default_worker_id()
         self.wake = threading.Event()
         self.signed = 0
+        self.configuration = ConfigurationGate(self._root_key)
+
+    def _root_key(self) -> RootKey:
+        label = self.runtime.settings.root_key_label
+        return RootKey(label, self.runtime.token().get_key(label).public_key)
 
     def run_once(self) -> bool:
         """Sign one batch of requests; True when there was something to do.
@@ -47,6 +54,7 @@ class SignerWorker:
                     worker_id=self.worker_id,
                     lease_seconds=settings.signing_lease_seconds,
                     skip_locked=not db.sqlite,
+                    configuration=self.configuration,
                 )
                 if claim is None:
                     break

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -141,12 +141,23 @@ class Database:
             _configure_sqlite(self._read_engine, immediate=False)
         self._writes = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._reads = sessionmaker(self._read_engine, expire_on_commit=False, autoflush=False)
+        self.commit_hooks: list[Callable[[Session], None]] = []
+        """Run at the end of every write block, inside its transaction, before it commits (the
+        configuration seal, custody.seals.hooks): what they write commits with the block or not
+        at all."""
+
+    @property
+    def write_sessions(self) -> sessionmaker[Session]:
+        """The factory of write sessions, for session event listeners."""
+        return self._writes
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends and rolls back on any exception."""
         with self._wrap_operational(), self._writes() as session, session.begin():
             yield session
+            for hook in self.commit_hooks:
+                hook(session)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -464,3 +464,24 @@ class PolicyApproval(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (UniqueConstraint("version_id", "approver_id"),)
+
+
+class ConfigurationSeal(Base):
+    """One sealed state of the configuration the signer trusts (custody.seals).
+
+    `statement` is the RFC 8785 JSON the installation root key signed in the HSM: the epoch, the
+    SHA-256 of `document` and the previous seal's digest. The signer takes no configuration row
+    on trust: it rebuilds the document from the rows and signs only while it equals the newest
+    seal.
+    """
+
+    __tablename__ = "configuration_seals"
+
+    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    digest: Mapped[str] = mapped_column(String(64))
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    statement: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    key_label: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(100))
+    sealed_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -60,6 +60,8 @@ def test_second_init_creates_nothing(fresh: dict[str, Any]) -> None:
     assert report["created_dev_token"] is False
     assert report["created_ledger_key"] is False
     assert report["created_webhook_key"] is False
+    assert report["created_root_key"] is False
+    assert report["configuration_seal"] == ok_json(fresh["runs"][0])["configuration_seal"]
     assert report["added_chains"] == []
     human = fresh["runs"][2]
     assert human.returncode == 0, human.stderr
@@ -76,8 +78,11 @@ def test_init_keeps_one_ledger_key_and_a_valid_ledger(fresh: dict[str, Any]) -> 
     # init signed what it recorded, so the ledger verifies before any `serve` has run ...
     report = ok_json(fresh["runs"][4])
     assert report["ok"] is True
-    # the two chains and each key, recorded once although init ran three times
-    assert report["size"] == 2 + len(keys)
+    # the two chains and each key, recorded once although init ran three times, and one
+    # configuration seal for each of the four steps that changed the configuration (root key,
+    # chains, ledger key, webhook key)
+    assert {"installation-root", "ledger", "webhooks"} <= set(labels)
+    assert report["size"] == 2 + len(keys) + 4
     assert report["signed_size"] == report["size"]
     assert ok_json(fresh["runs"][0])["checkpoint_size"] == report["size"]
     assert ok_json(fresh["runs"][1])["checkpoint_size"] is None  # nothing new to sign

@@ -20,6 +20,7 @@ from custody.keys import service as key_service
 from custody.policy import load_policy_text
 from custody.policy_versions.service import apply
 from custody.runtime import Runtime
+from custody.seals.hooks import install as install_seal_hooks
 from custody.settings import Settings, load_settings
 from custody.setup.init import initialise
 from custody.store.models import LedgerEntry, Request
@@ -167,9 +168,9 @@ def make_installation(
         worker_poll_seconds=0.05,
     )
     initialise(settings)
-    return Installation(
-        home=home, backend=backend, settings=settings, runtime=Runtime(settings), env=env
-    )
+    runtime = Runtime(settings)
+    install_seal_hooks(runtime)  # as every custody process that changes configuration does
+    return Installation(home=home, backend=backend, settings=settings, runtime=runtime, env=env)
 
 
 class InstallationFactory:

@@ -1,0 +1,179 @@
+"""The configuration document: every row that decides what gets signed, as canonical JSON.
+
+Each section maps a stable name to what the signer relies on. Columns that do not decide a
+signature stay out (webhook and notify URLs, passkey sign counts, timestamps of creation), so
+that changing them needs no new seal. Relations are spelled by name and by id: the signer looks
+rows up by id, and a swapped id must show as a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from custody.ledger.canonical import canonical_bytes
+from custody.ledger.service import rfc3339
+from custody.seals import repository
+
+DOCUMENT_TYPE = "custody.configuration.v1"
+Sections = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Document:
+    sections: Sections
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return {"type": DOCUMENT_TYPE, **self.sections}
+
+    @property
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.body)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical).hexdigest()
+
+
+def current(session: Session) -> Document:
+    """The configuration as the rows say it is now."""
+    session.flush()
+    chain_names = {c.id: c.name for c in repository.chains(session)}
+    key_labels = {k.id: k.label for k in repository.keys(session)}
+    groups: dict[str, list[str]] = {}
+    for membership in repository.memberships(session):
+        groups.setdefault(membership.approver_id, []).append(membership.group)
+    sections: Sections = {
+        "chains": {
+            c.name: {
+                "id": c.id,
+                "kind": c.kind,
+                "evm_chain_id": c.evm_chain_id,
+                "native_asset": c.native_asset,
+                "native_decimals": c.native_decimals,
+            }
+            for c in repository.chains(session)
+        },
+        "assets": {
+            f"{_name(chain_names, a.chain_id)}/{a.symbol}": {
+                "id": a.id,
+                "chain_id": a.chain_id,
+                "contract": a.contract,
+                "decimals": a.decimals,
+                "standard": a.standard,
+            }
+            for a in repository.assets(session)
+        },
+        "venues": {
+            v.name: {
+                "id": v.id,
+                "chain_id": v.chain_id,
+                "verifying_contract": v.verifying_contract,
+                "primary_types": v.primary_types,
+            }
+            for v in repository.venues(session)
+        },
+        "prices": {
+            f"{_name(chain_names, p.chain_id)}/{p.asset}": {
+                "chain_id": p.chain_id,
+                "contract": p.contract,
+                "usd_per_unit": p.usd_per_unit,
+                "decimals": p.decimals,
+                "as_of": rfc3339(p.as_of),
+            }
+            for p in repository.prices(session)
+        },
+        "keys": {
+            k.label: {
+                "id": k.id,
+                "algorithm": k.algorithm,
+                "token": k.token,
+                "key_id": k.key_id,
+                "public_key": k.public_key,
+            }
+            for k in repository.keys(session)
+        },
+        "wallets": {
+            w.name: {
+                "id": w.id,
+                "chain_id": w.chain_id,
+                "key_id": w.key_id,
+                "key": _name(key_labels, w.key_id),
+                "address": w.address,
+            }
+            for w in repository.wallets(session)
+        },
+        "clients": {
+            c.id: {
+                "name": c.name,
+                "public_key_pem": c.public_key_pem,
+                "role": c.role,
+                "disabled_at": _moment(c.disabled_at),
+            }
+            for c in repository.clients(session)
+        },
+        "approvers": {
+            a.id: {
+                "name": a.name,
+                "device_public_key": a.device_public_key,
+                "disabled_at": _moment(a.disabled_at),
+                "groups": sorted(groups.get(a.id, [])),
+            }
+            for a in repository.approvers(session)
+        },
+        "groups": {g.group: {"maker": bool(g.maker)} for g in repository.group_settings(session)},
+        "passkeys": {
+            p.id: {
+                "approver_id": p.approver_id,
+                "public_key_sha256": hashlib.sha256(p.public_key).hexdigest(),
+            }
+            for p in repository.passkeys(session)
+        },
+        "policies": {
+            str(v.id): {"digest": v.digest, "applied_at": rfc3339(v.applied_at)}
+            for v in repository.applied_policies(session)
+        },
+    }
+    return Document(sections)
+
+
+def parse(canonical: bytes) -> Document:
+    body = json.loads(canonical)
+    if not isinstance(body, dict) or body.pop("type", None) != DOCUMENT_TYPE:
+        raise ValueError("not a custody configuration document")
+    return Document({name: dict(section) for name, section in body.items()})
+
+
+def changes(before: Document | None, after: Document) -> list[str]:
+    """What differs, one `section/name: added|changed|removed` per item, for people to read."""
+    found = []
+    old = before.sections if before is not None else {}
+    for section in sorted(set(old) | set(after.sections)):
+        was, now = old.get(section, {}), after.sections.get(section, {})
+        for name in sorted(set(was) | set(now)):
+            if name not in was:
+                found.append(f"{section}/{name}: added")
+            elif name not in now:
+                found.append(f"{section}/{name}: removed")
+            elif was[name] != now[name]:
+                fields = sorted(
+                    f
+                    for f in set(was[name]) | set(now[name])
+                    if was[name].get(f) != now[name].get(f)
+                )
+                found.append(f"{section}/{name}: changed ({', '.join(fields)})")
+    return found
+
+
+def _name(names: dict[int, str], row_id: int) -> str:
+    return names.get(row_id, f"#{row_id}")
+
+
+def _moment(moment: datetime | None) -> str | None:
+    return None if moment is None else rfc3339(moment)

@@ -1,0 +1,181 @@
+"""Sealing the configuration in the HSM, and checking a seal where signing happens.
+
+A seal is the installation root key's Ed25519 signature over a short statement: the epoch (one
+more than the previous seal's), the document's SHA-256 and the previous digest. Every seal is
+also a `configuration.sealed` ledger entry, so rolling the seal table back to an older, looser
+configuration shows against the ledger (which the HSM-signed checkpoints protect in turn).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.orm import Session
+
+from custody.errors import CustodyError
+from custody.hsm.signer import Signer
+from custody.ledger import service as ledger
+from custody.ledger.canonical import canonical_bytes
+from custody.ledger.events import EventKind
+from custody.ledger.service import rfc3339
+from custody.seals import repository
+from custody.seals.document import Document, changes, current, parse
+from custody.store.base import utcnow
+from custody.store.models import ConfigurationSeal
+
+STATEMENT_TYPE = "custody.configuration.seal.v1"
+MAX_LISTED_CHANGES = 50
+
+
+class ConfigurationRefused(CustodyError):
+    """The configuration the signer is about to use is not the sealed one."""
+
+    status = 503
+    title = "Configuration not sealed"
+    slug = "configuration-refused"
+
+
+@dataclass(frozen=True)
+class Sealed:
+    epoch: int
+    digest: str
+    changes: list[str]
+
+
+@dataclass(frozen=True)
+class RootKey:
+    label: str
+    public_key: bytes
+
+
+def seal(
+    session: Session,
+    signer: Signer,
+    *,
+    key_label: str,
+    actor: str,
+    reason: str,
+    force: bool = False,
+) -> Sealed | None:
+    """Seal the configuration as the rows say it is now; None when the newest seal already
+    says exactly this (nothing to sign, nothing to record).
+
+    Refuses (unless `force`, after people looked) when the seal table is behind the ledger:
+    sealing then would bless whatever an insider changed after deleting the newer seals.
+    """
+    ledger.lock(session)  # one sealer at a time: epochs are consecutive
+    document = current(session)
+    previous = repository.newest_seal(session)
+    recorded = repository.newest_sealed_entry(session)
+    recorded_epoch = None if recorded is None else recorded.get("epoch")
+    if not force and recorded_epoch != (None if previous is None else previous.epoch):
+        raise ConfigurationRefused(
+            f"the ledger records configuration seal {recorded_epoch} but the newest stored seal "
+            f"is {None if previous is None else previous.epoch}: seals were removed; find out "
+            "why, then `custody config seal --force --reason ...`"
+        )
+    if previous is not None and previous.digest == document.digest:
+        return None
+    epoch = 1 if previous is None else previous.epoch + 1
+    now = utcnow()
+    statement = canonical_bytes(
+        {
+            "type": STATEMENT_TYPE,
+            "epoch": epoch,
+            "digest": document.digest,
+            "previous": None if previous is None else previous.digest,
+            "sealed_at": rfc3339(now),
+        }
+    )
+    signature = signer.sign_ed25519(key_label, statement)
+    session.add(
+        ConfigurationSeal(
+            epoch=epoch,
+            digest=document.digest,
+            document=document.canonical,
+            statement=statement,
+            signature=signature,
+            key_label=key_label,
+            actor=actor,
+            sealed_at=now,
+        )
+    )
+    listed = changes(_document_of(previous), document)
+    ledger.append(
+        session,
+        EventKind.CONFIGURATION_SEALED,
+        actor,
+        {
+            "epoch": epoch,
+            "digest": document.digest,
+            "previous": None if previous is None else previous.digest,
+            "key": key_label,
+            "reason": reason,
+            "changes": listed[:MAX_LISTED_CHANGES],
+            "changes_total": len(listed),
+        },
+    )
+    return Sealed(epoch, document.digest, listed)
+
+
+def verify(session: Session, root: RootKey) -> Document:
+    """The configuration, once the rows are shown to be the newest sealed state; raises
+    ConfigurationRefused saying what does not hold."""
+    newest = repository.newest_seal(session)
+    if newest is None:
+        raise ConfigurationRefused(
+            "the configuration has never been sealed: run `custody init` (or `custody config "
+            "seal`) with access to the HSM"
+        )
+    _check_signature(newest, root)
+    recorded = repository.newest_sealed_entry(session)
+    if recorded is None or recorded.get("epoch") != newest.epoch:
+        raise ConfigurationRefused(
+            f"seal {newest.epoch} is not the newest one the ledger records "
+            f"(the ledger's is {None if recorded is None else recorded.get('epoch')}): "
+            "the seal table was rolled back or written around the ledger"
+        )
+    if recorded.get("digest") != newest.digest:
+        raise ConfigurationRefused(f"seal {newest.epoch} differs from its ledger entry")
+    document = current(session)
+    if document.digest != newest.digest:
+        found = changes(_document_of(newest), document)
+        shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ConfigurationRefused(
+            f"the configuration differs from seal {newest.epoch}: {shown or 'unknown change'}"
+        )
+    return document
+
+
+def _check_signature(seal_row: ConfigurationSeal, root: RootKey) -> None:
+    try:
+        Ed25519PublicKey.from_public_bytes(root.public_key).verify(
+            seal_row.signature, seal_row.statement
+        )
+    except (InvalidSignature, ValueError):
+        raise ConfigurationRefused(
+            f"seal {seal_row.epoch} does not verify with the installation root key "
+            f"{root.label!r} held in the HSM"
+        ) from None
+    statement = json.loads(seal_row.statement)
+    if (
+        not isinstance(statement, dict)
+        or statement.get("type") != STATEMENT_TYPE
+        or statement.get("epoch") != seal_row.epoch
+        or statement.get("digest") != seal_row.digest
+        or hashlib.sha256(seal_row.document).hexdigest() != seal_row.digest
+    ):
+        raise ConfigurationRefused(f"seal {seal_row.epoch} does not match what its key signed")
+
+
+def _document_of(seal_row: ConfigurationSeal | None) -> Document | None:
+    if seal_row is None:
+        return None
+    try:
+        return parse(seal_row.document)
+    except ValueError:
+        return None
