@@ -126,13 +126,17 @@ def verify(session: Session, root: RootKey) -> Document:
     """The configuration, once the rows are shown to be the newest sealed state; raises
     ConfigurationRefused saying what does not hold."""
     newest = repository.newest_seal(session)
+    recorded = repository.newest_sealed_entry(session)
+    if newest is None and recorded is None:
+        raise ConfigurationRefused(
+            "the configuration has never been sealed: run `custody init` with access to the HSM"
+        )
     if newest is None:
         raise ConfigurationRefused(
-            "the configuration has never been sealed: run `custody init` (or `custody config "
-            "seal`) with access to the HSM"
+            f"the ledger records configuration seal {recorded.get('epoch') if recorded else None} "
+            "but no seal is stored: the seal table was emptied"
         )
     _check_signature(newest, root)
-    recorded = repository.newest_sealed_entry(session)
     if recorded is None or recorded.get("epoch") != newest.epoch:
         raise ConfigurationRefused(
             f"seal {newest.epoch} is not the newest one the ledger records "

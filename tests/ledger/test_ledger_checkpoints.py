@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
+from custody.ledger import service as ledger
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.export import export
 from custody.ledger.publish import publish
@@ -129,14 +130,19 @@ def test_edited_entry_with_rebuilt_tree_is_caught_by_the_checkpoint(fresh: Insta
 
 
 def test_edited_entry_without_leaf_fix_is_named(fresh: Installation) -> None:
+    with fresh.runtime.db.read() as session:
+        victim = ledger.size(session) + 3  # one of the entries grown here, whatever init wrote
     grow(fresh, ENTRIES)
     checkpoint(fresh)
-    edited = entry_bytes(fresh, 7).replace(b'"n":"', b'"n":"9')
-    assert edited != entry_bytes(fresh, 7)
+    edited = entry_bytes(fresh, victim).replace(b'"n":"', b'"n":"9')
+    assert edited != entry_bytes(fresh, victim)
     attacker(fresh)
     with fresh.runtime.db.engine.begin() as conn:
-        conn.execute(text('UPDATE ledger_entries SET entry = :e WHERE "index" = 7'), {"e": edited})
-    assert verify_db(fresh) == "index 7: stored leaf hash does not match the entry"
+        conn.execute(
+            text('UPDATE ledger_entries SET entry = :e WHERE "index" = :i'),
+            {"e": edited, "i": victim},
+        )
+    assert verify_db(fresh) == f"index {victim}: stored leaf hash does not match the entry"
 
 
 def test_deleted_entry_is_named(fresh: Installation) -> None:

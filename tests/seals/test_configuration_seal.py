@@ -32,7 +32,8 @@ ATTACKER = "0x000000000000000000000000000000000000dEaD"
 GUARDED = """
 version: 1
 allowlists:
-  treasury: [{{chain: ethereum, address: "0x00000000000000000000000000000000000000AA", label: desk}}]
+  treasury:
+    - {{chain: ethereum, address: "0x00000000000000000000000000000000000000AA", label: desk}}
 rules:
   - {{id: unlisted, match: {{type: withdrawal, destination_not_in: treasury}}, action: deny}}
   - {{id: listed, match: {{type: withdrawal, wallets: [{wallet}]}}, action: allow}}
@@ -263,3 +264,17 @@ def test_sealing_refuses_to_bless_a_table_behind_the_ledger(
     )
     with rt.db.read() as session:
         verify(session, root)
+
+
+def test_an_emptied_seal_table_signs_nothing_and_init_does_not_bless_it(
+    setup: tuple[Installation, Api, WalletInfo],
+) -> None:
+    inst, api, wallet = setup
+    created = api.create(withdrawal(wallet.name, amount="1000", destination=LISTED)).json()
+    _raw(inst, "DELETE FROM configuration_seals")
+    _waits_unsigned(api, created["id"], SignerWorker(inst.runtime))
+    assert "the seal table was emptied" in _refusals(inst)[0]
+    again = invoke(["init"], inst.env)
+    assert again.returncode == 0, again.stderr
+    assert "no seal is stored" in again.stderr  # a warning; nothing sealed behind people's backs
+    assert _raw(inst, "SELECT COUNT(*) FROM configuration_seals").scalar_one() == 0
