@@ -109,7 +109,7 @@ def authenticate(
 
 def verify_stored_call(
     pem: str, token: str, *, client_id: str, body: bytes, idempotency_key: str
-) -> None:
+) -> dict[str, Any]:
     """Re-verify, long after the call, the token a request was created with: signed by this
     key, naming this client, a POST to /v1/requests binding this body and idempotency key.
 
@@ -130,6 +130,7 @@ def verify_stored_call(
         idempotency_required=True,
     )
     _check_binding(claims, call)
+    return claims
 
 
 def _bearer(authorization: str | None) -> str:

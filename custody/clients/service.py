@@ -36,9 +36,10 @@ def parse_ed25519_public_pem(pem: bytes) -> Ed25519PublicKey:
 ROLES = ("trading", "auditor")
 
 
-# The approver app's own client (custody.web.maker): it holds no key anyone has, never calls
-# the API, and its requests carry no client token; their evidence is the maker's session.
+# The approver app's own client (custody.web.maker): its key is in the HSM, it never calls the
+# API, and it signs each maker request's call there (custody.clients.tokens).
 INTERNAL_ROLE = "internal"
+INTERNAL_CLIENT = "approver-app"
 
 
 def add_client(
@@ -132,4 +133,19 @@ def get_client(session: Session, client_id: str) -> Client:
     client = session.get(Client, client_id)
     if client is None:
         raise NotFound(f"unknown client {client_id!r}")
+    return client
+
+
+def ensure_internal_client(session: Session, *, public_key: bytes, actor: str) -> Client:
+    """The approver app's client, holding the HSM key whose raw Ed25519 public key is given:
+    created on first use, re-keyed when an older installation made it with a throwaway key."""
+    pem = _pem(Ed25519PublicKey.from_public_bytes(public_key)).encode()
+    client = session.execute(
+        select(Client).where(Client.name == INTERNAL_CLIENT)
+    ).scalar_one_or_none()
+    if client is None:
+        client = add_client(session, name=INTERNAL_CLIENT, public_key_pem=pem, actor=actor)
+        client.role = INTERNAL_ROLE  # not a trading client: it may not use /v1 endpoints
+    elif client.public_key_pem.encode() != pem:
+        client = rotate_key(session, name=INTERNAL_CLIENT, public_key_pem=pem, actor=actor)
     return client

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     ledger_key_label: str = "ledger"
     # Signs every state of the configuration the signer trusts (custody.seals).
     root_key_label: str = "installation-root"
+    # Signs the calls of withdrawals people start in the approver app (custody.clients.tokens).
+    app_key_label: str = "approver-app"
     ledger_origin: str = "custody.local/ledger"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -114,6 +114,7 @@ def initialise(settings: Settings) -> InitReport:
         with runtime.db.write() as session:
             report.added_chains = ensure_builtin_chains(session, "operator:init")
         report.created_ledger_key = _ensure_key(runtime, runtime.settings.ledger_key_label)
+        _ensure_app_client(runtime)
         report.created_webhook_key = _ensure_webhook_key(runtime)
         report.sealed_epoch = _newest_seal(runtime)
         report.checkpoint_size = _sign_checkpoint(runtime)
@@ -140,6 +141,18 @@ def _ensure_key(runtime: Runtime, label: str) -> bool:
             session, info=info, token=token_label(runtime), actor="operator:init"
         )
     return True
+
+
+def _ensure_app_client(runtime: Runtime) -> None:
+    """The approver app's client and its key in the HSM (makers' requests are signed with it)."""
+    from custody.clients.service import ensure_internal_client
+
+    label = runtime.settings.app_key_label
+    _ensure_key(runtime, label)
+    with runtime.db.write() as session:
+        ensure_internal_client(
+            session, public_key=runtime.token().get_key(label).public_key, actor="operator:init"
+        )
 
 
 def _first_seal(runtime: Runtime) -> str | None:

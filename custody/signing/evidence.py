@@ -6,13 +6,12 @@ stored, decodes that body again with the intake decoders, and hands on the paylo
 facts this yields; the row only has to agree with them.
 
 The client's public key comes from a row the configuration seal vouches for (custody.seals,
-checked before any claim). Not yet covered (see docs/security.md): the approver app's internal
-client has no token of its own.
+checked before any claim). Requests people start in the approver app carry a token the app
+signed with its own HSM key, naming the maker (custody.clients.tokens).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from custody.clients.auth import verify_stored_call
 from custody.clients.service import INTERNAL_ROLE
+from custody.clients.tokens import MAKER_CLAIM
 from custody.errors import CustodyError
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
@@ -39,8 +39,7 @@ class Evidence:
     digest: str
     wallet_id: int
     """The wallet whose key signs: the one the client named, not the row's `wallet_id`."""
-    facts: RequestFacts | None
-    """None for requests without a client token (internal client): facts come from the row."""
+    facts: RequestFacts
 
 
 def rederive(session: Session, request: Request) -> Evidence:
@@ -49,16 +48,13 @@ def rederive(session: Session, request: Request) -> Evidence:
     client = session.get(Client, request.client_id)
     if client is None:
         raise EvidenceRefused("the request names a client that does not exist")
-    if client.role == INTERNAL_ROLE:
-        # The approver app's maker requests: no client token exists to check (a known gap).
-        return Evidence(json.loads(request.payload), request.digest, request.wallet_id, None)
     if request.client_body is None or request.client_token is None:
         raise EvidenceRefused(
             "no client evidence is stored (the signed token and exact body): the client must "
             "submit the request again"
         )
     try:
-        verify_stored_call(
+        claims = verify_stored_call(
             client.public_key_pem,
             request.client_token,
             client_id=client.id,
@@ -68,4 +64,16 @@ def rederive(session: Session, request: Request) -> Evidence:
         draft = decode(session, parse_object(request.client_body))
     except CustodyError as exc:
         raise EvidenceRefused(f"the client's signed body does not hold: {exc.message}") from None
+    _check_maker(client, request, claims)
     return Evidence(draft.payload, draft.digest, draft.wallet.id, draft.facts(client.name))
+
+
+def _check_maker(client: Client, request: Request, claims: dict[str, Any]) -> None:
+    """Who started a request in the approver app is signed into its token: a row naming someone
+    else would let the maker check their own request (invariant 6)."""
+    maker = claims.get(MAKER_CLAIM)
+    if client.role == INTERNAL_ROLE:
+        if not isinstance(maker, str) or maker != request.requested_by_approver:
+            raise EvidenceRefused("the request's maker is not the one the approver app signed")
+    elif maker is not None or request.requested_by_approver is not None:
+        raise EvidenceRefused("only the approver app's requests name a maker")

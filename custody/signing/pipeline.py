@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
 from custody.approvals.quorum import quorum_state
-from custody.catalog.chains import chain_by_id
-from custody.chains import Amount, Digest
+from custody.chains import Digest
 from custody.decisions.service import decide
 from custody.hsm.signer import Signer
 from custody.keys.repository import key_by_id
@@ -37,7 +36,7 @@ from custody.signing import failpoints
 from custody.signing.evidence import Evidence, EvidenceRefused, rederive
 from custody.signing.payloads import handler_for
 from custody.store.base import utcnow
-from custody.store.models import Client, Request
+from custody.store.models import Request
 from custody.wallets.repository import wallet_by_id
 
 
@@ -96,7 +95,7 @@ def _claim(
 
     # (3) re-check the current policy on the facts decoded here: a tightened rule stops an
     #     earlier approval, and an edited `facts` column changes nothing
-    facts = evidence.facts or stored_facts(session, request)
+    facts = evidence.facts
     if not _recheck_allows(session, request, facts):
         return None
 
@@ -185,24 +184,6 @@ def fail(session: Session, request_id: str, reason: str, *, worker_id: str) -> N
 
 def _fail(session: Session, request: Request, reason: str) -> None:
     lifecycle.move(session, request, RequestStatus.FAILED, actor="signer", reason=reason)
-
-
-def stored_facts(session: Session, request: Request) -> RequestFacts:
-    if request.facts is not None:
-        return RequestFacts.from_json(request.facts)
-    # Requests stored before facts were kept: only native withdrawals existed then.
-    wallet = wallet_by_id(session, request.wallet_id)
-    chain = chain_by_id(session, wallet.chain_id)
-    client = session.get(Client, request.client_id)
-    return RequestFacts(
-        type=request.type,
-        wallet=wallet.name,
-        chain=chain.name,
-        asset=request.asset,
-        amount=Amount.parse(request.amount),
-        destination=request.destination,
-        client=client.name if client else None,
-    )
 
 
 def _recheck_allows(session: Session, request: Request, facts: RequestFacts) -> bool:

@@ -4,31 +4,32 @@ Only approvers in a group granted `maker` may (`custody.approvals.duties`): the 
 transaction that stores the request, so a permission revoked a moment ago already holds.
 
 Requests made here go through the same intake pipeline as the API's, as an internal client
-(`approver-app`) created on first use with a key nobody holds: it exists so every request has a
-client, and it cannot call the API. The person is recorded in `requested_by_approver`, which the
-approval service refuses as a checker of that request (invariant 6).
+(`approver-app`) whose key is in the HSM: the app signs each request's call with it, naming the
+maker (custody.clients.tokens), and the signer checks that token like any client's. The client
+cannot call the API. The person is recorded in `requested_by_approver`, which the approval
+service refuses as a checker of that request (invariant 6).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.approvals.duties import refuse_unless_maker
 from custody.clients.auth import AuthenticatedClient
-from custody.clients.service import INTERNAL_ROLE, add_client
+from custody.clients.service import INTERNAL_CLIENT, ensure_internal_client
+from custody.clients.tokens import maker_token
 from custody.errors import ValidationFailed
 from custody.intake.pipeline import Submission, submit
 from custody.store.models import LIVE_STATUSES, Chain, Client, Request, Wallet
 
-APP_CLIENT = "approver-app"
+APP_CLIENT = INTERNAL_CLIENT
 _GWEI = 10**9
 # [0-9], never \d or str.isdigit(): those accept Arabic-Indic, full-width or superscript digits,
 # which int() and Decimal() would either read as other numbers or refuse with a ValueError.
@@ -67,16 +68,16 @@ def next_nonce(session: Session, wallet_id: int) -> int:
     return 0 if highest is None else int(highest) + 1
 
 
-def app_client(session: Session) -> AuthenticatedClient:
-    client = session.execute(select(Client).where(Client.name == APP_CLIENT)).scalar_one_or_none()
-    if client is None:
-        key = Ed25519PrivateKey.generate().public_key()  # the private half is never kept
-        pem = key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        client = add_client(session, name=APP_CLIENT, public_key_pem=pem, actor="web")
-        client.role = INTERNAL_ROLE  # not a trading client: it may not use /v1 endpoints
-    return AuthenticatedClient(id=client.id, name=client.name, role=client.role)
+@dataclass(frozen=True)
+class AppKey:
+    """The approver app's key in the HSM: its public half, and a way to sign with it."""
+
+    public_key: bytes
+    sign: Callable[[bytes], bytes]
+
+
+def app_client(session: Session, key: AppKey) -> Client:
+    return ensure_internal_client(session, public_key=key.public_key, actor="web")
 
 
 def base_units(units: str, decimals: int) -> int:
@@ -123,18 +124,28 @@ def start_withdrawal(
     form: dict[str, str],
     idempotency_key: str,
     max_fee_wei: int,
+    key: AppKey,
 ) -> Submission:
     refuse_unless_maker(session, approver_id)
     by_name = {w.name: w for w in wallets(session)}
     choice = by_name.get(form.get("wallet", ""))
     if choice is None:
         raise ValidationFailed("choose a wallet")
-    client = app_client(session)
+    client = app_client(session, key)
+    body, request_key = withdrawal_body(form, choice), f"{approver_id}:{idempotency_key}"
+    # Signed as a client signs its call: the signer checks this token, the body and the maker.
+    token = maker_token(
+        client_id=client.id,
+        body=body,
+        idempotency_key=request_key,
+        maker=approver_id,
+        sign=key.sign,
+    )
     submission = submit(
         session,
-        client=client,
-        idempotency_key=f"{approver_id}:{idempotency_key}",
-        body=withdrawal_body(form, choice),
+        client=AuthenticatedClient(id=client.id, name=client.name, role=client.role, token=token),
+        idempotency_key=request_key,
+        body=body,
         max_fee_wei=max_fee_wei,
         requested_by_approver=approver_id,
     )

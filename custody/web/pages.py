@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from custody.approvals.duties import NOT_A_MAKER
 from custody.approvals.errors import MakerRefused
 from custody.errors import Conflict
+from custody.runtime import Runtime
 from custody.web import detail, maker, repository, sessions
 from custody.web.deps import FormDep, MaybeUser, RuntimeDep, UserDep
 from custody.web.enrolment import valid_invite
@@ -65,12 +66,21 @@ def start_withdrawal(rt: RuntimeDep, user: UserDep, form: FormDep) -> Response:
                 form=form,
                 idempotency_key=key,
                 max_fee_wei=rt.settings.max_tx_fee_wei,
+                key=app_key(rt),
             )
     except IntegrityError:
         raise Conflict("another request took this nonce at the same moment; try again") from None
     if submission.view["status"] == "approved":
         rt.notify_signer()
     return RedirectResponse(f"/app/requests/{submission.view['id']}", status_code=303)
+
+
+def app_key(rt: Runtime) -> maker.AppKey:
+    label = rt.settings.app_key_label
+    token = rt.token()
+    return maker.AppKey(
+        token.get_key(label).public_key, lambda message: token.sign_ed25519(label, message)
+    )
 
 
 @router.get("/login", response_class=HTMLResponse)

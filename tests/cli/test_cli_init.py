@@ -78,11 +78,11 @@ def test_init_keeps_one_ledger_key_and_a_valid_ledger(fresh: dict[str, Any]) -> 
     # init signed what it recorded, so the ledger verifies before any `serve` has run ...
     report = ok_json(fresh["runs"][4])
     assert report["ok"] is True
-    # the two chains and each key, recorded once although init ran three times, and one
-    # configuration seal for each of the four steps that changed the configuration (root key,
-    # chains, ledger key, webhook key)
-    assert {"installation-root", "ledger", "webhooks"} <= set(labels)
-    assert report["size"] == 2 + len(keys) + 4
+    # the two chains, each key and the approver app's client, recorded once although init ran
+    # three times, and one configuration seal for each of the six steps that changed the
+    # configuration (root key, chains, ledger key, app key, app client, webhook key)
+    assert {"installation-root", "ledger", "approver-app", "webhooks"} <= set(labels)
+    assert report["size"] == 2 + len(keys) + 1 + 6
     assert report["signed_size"] == report["size"]
     assert ok_json(fresh["runs"][0])["checkpoint_size"] == report["size"]
     assert ok_json(fresh["runs"][1])["checkpoint_size"] is None  # nothing new to sign
