@@ -10,6 +10,7 @@ import typer
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
 from custody.clients import service
+from custody.requests.service import cancel_after_key_rotation
 
 app = typer.Typer(help="API clients (Ed25519 public keys).", no_args_is_help=True)
 
@@ -70,14 +71,26 @@ def enable(name: NameArgument, as_json: JsonOption = False) -> None:
 def rotate_key(
     name: NameArgument, public_key: PublicKeyOption, as_json: JsonOption = False
 ) -> None:
-    """Replace the client's public key: tokens signed with the old key are refused at once."""
+    """Replace the client's public key: tokens signed with the old key are refused at once, and
+    its requests nobody signed yet are cancelled (the client submits them again)."""
     pem = public_key.read_bytes()
     with context.runtime() as rt, rt.db.write() as session:
         client = service.rotate_key(
             session, name=name, public_key_pem=pem, actor=context.operator()
         )
-        data = {"id": client.id, "name": client.name, "public_key": client.public_key_pem}
-    emit(data, as_json=as_json, human=f"client {name}: new key in use, the old one is refused")
+        cancelled = cancel_after_key_rotation(
+            session, client_id=client.id, actor=context.operator()
+        )
+        data = {
+            "id": client.id,
+            "name": client.name,
+            "public_key": client.public_key_pem,
+            "cancelled_requests": cancelled,
+        }
+    human = f"client {name}: new key in use, the old one is refused"
+    if cancelled:
+        human += f"; cancelled {len(cancelled)} waiting request(s) it had signed"
+    emit(data, as_json=as_json, human=human)
 
 
 @app.command("list")

@@ -110,3 +110,16 @@ def locked(session: Session, request_id: str, *, for_update: bool) -> Request:
     if for_update:
         query = query.with_for_update()
     return session.execute(query).scalar_one()
+
+
+def waiting_for_client(session: Session, client_id: str) -> list[Request]:
+    """The client's requests not yet claimed by a signer (pending approval or approved)."""
+    waiting = (RequestStatus.PENDING_APPROVAL.value, RequestStatus.APPROVED.value)
+    return list(
+        session.execute(
+            select(Request)
+            .where(Request.client_id == client_id, Request.status.in_(waiting))
+            .order_by(Request.created_at)
+            .with_for_update()
+        ).scalars()
+    )

@@ -23,3 +23,24 @@ def cancel(session: Session, *, client_id: str, request_id: str) -> tuple[Reques
         reason="cancelled by the client",
     )
     return request, wallet_name
+
+
+def cancel_after_key_rotation(session: Session, *, client_id: str, actor: str) -> list[str]:
+    """Cancel what the client's old key asked for and nobody signed yet.
+
+    Their evidence is a token signed by the old key, which the signer no longer accepts (the
+    client's key is sealed configuration): rather than fail later, at signing, after people
+    approved them, they end now with a reason the client can act on.
+    """
+    ledger.lock(session)
+    cancelled = []
+    for request in repository.waiting_for_client(session, client_id):
+        lifecycle.move(
+            session,
+            request,
+            RequestStatus.CANCELLED,
+            actor=actor,
+            reason="the client's key was rotated: submit it again, signed with the new key",
+        )
+        cancelled.append(request.id)
+    return cancelled

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.clients.auth import BAD_SIGNATURE
+from custody.signing.worker import SignerWorker
 from tests.support.api import Api, withdrawal
 from tests.support.cli import CliResult, invoke, ok_json
 from tests.support.installation import ClientKeys, Installation, WalletInfo
@@ -185,3 +186,37 @@ def test_disable_and_enable_name_an_existing_client(
     refused = _custody(installation, "clients", command, "no-such-client")
     assert refused.returncode != 0
     assert "unknown client 'no-such-client'" in refused.stderr
+
+
+def test_rotating_a_key_cancels_what_the_old_key_asked_for_and_nobody_signed(
+    installation: Installation,
+    http: HttpClient,
+    wallet: WalletInfo,
+    signer: SignerWorker,
+    tmp_path: Path,
+) -> None:
+    """Their evidence is a token of the old key, which the signer no longer accepts: they end now,
+    with a reason the client can act on, rather than fail at signing after people approved them."""
+    keys, _ = _added(installation, tmp_path)
+    old = Api(http.request, keys)
+    signed = old.create(withdrawal(wallet.name, nonce=secrets.randbelow(10**9))).json()
+    assert signer.drain() == 1
+    waiting = old.create(withdrawal(wallet.name, nonce=secrets.randbelow(10**9))).json()
+    assert waiting["status"] == "approved"
+    rotated = ok_json(
+        _custody(
+            installation,
+            "clients",
+            "rotate-key",
+            keys.name,
+            "--public-key",
+            str(_pem_file(tmp_path, Ed25519PrivateKey.generate())),
+            "--json",
+        )
+    )
+    assert rotated["cancelled_requests"] == [waiting["id"]]
+    assert signer.drain() == 0
+    entries = [e["data"] for e in installation.ledger_entries("request.cancelled")]
+    [cancelled] = [e for e in entries if e["request"] == waiting["id"]]
+    assert "key was rotated" in cancelled["reason"]
+    assert signed["id"] not in rotated["cancelled_requests"]
