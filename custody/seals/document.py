@@ -19,6 +19,19 @@ from sqlalchemy.orm import Session
 from custody.ledger.canonical import canonical_bytes
 from custody.ledger.service import rfc3339
 from custody.seals import repository
+from custody.store.models import (
+    Approver,
+    ApproverGroup,
+    ApproverGroupSettings,
+    Asset,
+    Chain,
+    Client,
+    Key,
+    ReferencePrice,
+    Venue,
+    Wallet,
+    WebauthnCredential,
+)
 
 DOCUMENT_TYPE = "custody.configuration.v1"
 Sections = dict[str, dict[str, Any]]
@@ -44,10 +57,12 @@ class Document:
 def current(session: Session) -> Document:
     """The configuration as the rows say it is now."""
     session.flush()
-    chain_names = {c.id: c.name for c in repository.chains(session)}
-    key_labels = {k.id: k.label for k in repository.keys(session)}
+    chains = repository.rows(session, Chain)
+    keys = repository.rows(session, Key)
+    chain_names = {c.id: c.name for c in chains}
+    key_labels = {k.id: k.label for k in keys}
     groups: dict[str, list[str]] = {}
-    for membership in repository.memberships(session):
+    for membership in repository.rows(session, ApproverGroup):
         groups.setdefault(membership.approver_id, []).append(membership.group)
     sections: Sections = {
         "chains": {
@@ -58,7 +73,7 @@ def current(session: Session) -> Document:
                 "native_asset": c.native_asset,
                 "native_decimals": c.native_decimals,
             }
-            for c in repository.chains(session)
+            for c in chains
         },
         "assets": {
             f"{_name(chain_names, a.chain_id)}/{a.symbol}": {
@@ -68,7 +83,7 @@ def current(session: Session) -> Document:
                 "decimals": a.decimals,
                 "standard": a.standard,
             }
-            for a in repository.assets(session)
+            for a in repository.rows(session, Asset)
         },
         "venues": {
             v.name: {
@@ -77,7 +92,7 @@ def current(session: Session) -> Document:
                 "verifying_contract": v.verifying_contract,
                 "primary_types": v.primary_types,
             }
-            for v in repository.venues(session)
+            for v in repository.rows(session, Venue)
         },
         "prices": {
             f"{_name(chain_names, p.chain_id)}/{p.asset}": {
@@ -87,7 +102,7 @@ def current(session: Session) -> Document:
                 "decimals": p.decimals,
                 "as_of": rfc3339(p.as_of),
             }
-            for p in repository.prices(session)
+            for p in repository.rows(session, ReferencePrice)
         },
         "keys": {
             k.label: {
@@ -97,7 +112,7 @@ def current(session: Session) -> Document:
                 "key_id": k.key_id,
                 "public_key": k.public_key,
             }
-            for k in repository.keys(session)
+            for k in keys
         },
         "wallets": {
             w.name: {
@@ -107,7 +122,7 @@ def current(session: Session) -> Document:
                 "key": _name(key_labels, w.key_id),
                 "address": w.address,
             }
-            for w in repository.wallets(session)
+            for w in repository.rows(session, Wallet)
         },
         "clients": {
             c.id: {
@@ -116,7 +131,7 @@ def current(session: Session) -> Document:
                 "role": c.role,
                 "disabled_at": _moment(c.disabled_at),
             }
-            for c in repository.clients(session)
+            for c in repository.rows(session, Client)
         },
         "approvers": {
             a.id: {
@@ -125,15 +140,18 @@ def current(session: Session) -> Document:
                 "disabled_at": _moment(a.disabled_at),
                 "groups": sorted(groups.get(a.id, [])),
             }
-            for a in repository.approvers(session)
+            for a in repository.rows(session, Approver)
         },
-        "groups": {g.group: {"maker": bool(g.maker)} for g in repository.group_settings(session)},
+        "groups": {
+            g.group: {"maker": bool(g.maker)}
+            for g in repository.rows(session, ApproverGroupSettings)
+        },
         "passkeys": {
             p.id: {
                 "approver_id": p.approver_id,
                 "public_key_sha256": hashlib.sha256(p.public_key).hexdigest(),
             }
-            for p in repository.passkeys(session)
+            for p in repository.rows(session, WebauthnCredential)
         },
         "policies": {
             str(v.id): {"digest": v.digest, "applied_at": rfc3339(v.applied_at)}

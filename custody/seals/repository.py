@@ -6,81 +6,39 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Table, select
 from sqlalchemy.orm import Session
 
 from custody.ledger.events import EventKind
 from custody.policy_versions.states import APPLIED
+from custody.store.base import Base
 from custody.store.models import (
-    Approver,
-    ApproverGroup,
-    ApproverGroupSettings,
-    Asset,
-    Chain,
-    Client,
     ConfigurationSeal,
-    Key,
     LedgerEntry,
     PolicyVersion,
-    ReferencePrice,
-    Venue,
-    Wallet,
-    WebauthnCredential,
 )
 
 
-def chains(session: Session) -> Sequence[Chain]:
-    return session.execute(select(Chain).order_by(Chain.id)).scalars().all()
+def rows(session: Session, model: type[Base]) -> Sequence[Row[Any]]:
+    """Every row of a configuration table, as plain rows: the signer reads them all on each
+    claim, and Core rows cost a fraction of ORM objects."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    query = select(table)
+    if "id" in table.c:
+        query = query.order_by(table.c.id)
+    return session.connection().execute(query).all()
 
 
-def assets(session: Session) -> Sequence[Asset]:
-    return session.execute(select(Asset).order_by(Asset.id)).scalars().all()
-
-
-def venues(session: Session) -> Sequence[Venue]:
-    return session.execute(select(Venue).order_by(Venue.id)).scalars().all()
-
-
-def prices(session: Session) -> Sequence[ReferencePrice]:
-    return session.execute(select(ReferencePrice).order_by(ReferencePrice.id)).scalars().all()
-
-
-def keys(session: Session) -> Sequence[Key]:
-    return session.execute(select(Key).order_by(Key.id)).scalars().all()
-
-
-def wallets(session: Session) -> Sequence[Wallet]:
-    return session.execute(select(Wallet).order_by(Wallet.id)).scalars().all()
-
-
-def clients(session: Session) -> Sequence[Client]:
-    return session.execute(select(Client).order_by(Client.id)).scalars().all()
-
-
-def approvers(session: Session) -> Sequence[Approver]:
-    return session.execute(select(Approver).order_by(Approver.id)).scalars().all()
-
-
-def memberships(session: Session) -> Sequence[ApproverGroup]:
-    return session.execute(select(ApproverGroup)).scalars().all()
-
-
-def group_settings(session: Session) -> Sequence[ApproverGroupSettings]:
-    return session.execute(select(ApproverGroupSettings)).scalars().all()
-
-
-def passkeys(session: Session) -> Sequence[WebauthnCredential]:
-    return session.execute(select(WebauthnCredential)).scalars().all()
-
-
-def applied_policies(session: Session) -> Sequence[PolicyVersion]:
-    return (
-        session.execute(
-            select(PolicyVersion).where(PolicyVersion.state == APPLIED).order_by(PolicyVersion.id)
-        )
-        .scalars()
-        .all()
+def applied_policies(session: Session) -> Sequence[Row[Any]]:
+    table = PolicyVersion.__table__
+    assert isinstance(table, Table)
+    query = (
+        select(table.c.id, table.c.digest, table.c.applied_at)
+        .where(table.c.state == APPLIED)
+        .order_by(table.c.id)
     )
+    return session.connection().execute(query).all()
 
 
 def newest_seal(session: Session) -> ConfigurationSeal | None:
