@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.duties import refuse_unless_maker
@@ -26,6 +27,7 @@ from custody.clients.auth import AuthenticatedClient
 from custody.clients.service import INTERNAL_ROLE, add_client
 from custody.errors import ValidationFailed
 from custody.intake.pipeline import Submission, submit
+from custody.store.database import Database
 from custody.store.models import LIVE_STATUSES, Chain, Client, Request, Wallet
 
 APP_CLIENT = "approver-app"
@@ -67,15 +69,37 @@ def next_nonce(session: Session, wallet_id: int) -> int:
     return 0 if highest is None else int(highest) + 1
 
 
-def app_client(session: Session) -> AuthenticatedClient:
+def app_client(db: Database) -> AuthenticatedClient:
+    """The approver app's internal client, created (in a transaction of its own) on first use."""
+    with db.read() as session:
+        client = _find_app_client(session)
+    if client is not None:
+        return client
+    try:
+        with db.write() as session:
+            client = _find_app_client(session)  # another call may have made it meanwhile
+            if client is not None:
+                return client
+            key = Ed25519PrivateKey.generate().public_key()  # the private half is never kept
+            pem = key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            row = add_client(session, name=APP_CLIENT, public_key_pem=pem, actor="web")
+            row.role = INTERNAL_ROLE  # not a trading client: it may not use /v1 endpoints
+            return AuthenticatedClient(id=row.id, name=row.name, role=row.role)
+    except IntegrityError:
+        # A concurrent first use won the unique name (PostgreSQL): theirs is the one.
+        with db.read() as session:
+            client = _find_app_client(session)
+        if client is None:
+            raise
+        return client
+
+
+def _find_app_client(session: Session) -> AuthenticatedClient | None:
     client = session.execute(select(Client).where(Client.name == APP_CLIENT)).scalar_one_or_none()
     if client is None:
-        key = Ed25519PrivateKey.generate().public_key()  # the private half is never kept
-        pem = key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        client = add_client(session, name=APP_CLIENT, public_key_pem=pem, actor="web")
-        client.role = INTERNAL_ROLE  # not a trading client: it may not use /v1 endpoints
+        return None
     return AuthenticatedClient(id=client.id, name=client.name, role=client.role)
 
 
@@ -117,29 +141,36 @@ def withdrawal_body(form: dict[str, str], choice: WalletChoice) -> bytes:
 
 
 def start_withdrawal(
-    session: Session,
+    db: Database,
     *,
     approver_id: str,
     form: dict[str, str],
     idempotency_key: str,
     max_fee_wei: int,
 ) -> Submission:
-    refuse_unless_maker(session, approver_id)
-    by_name = {w.name: w for w in wallets(session)}
+    """Through the intake pipeline, which decodes before its write transaction; the maker
+    permission is checked first here and again in the transaction that stores the request."""
+    with db.read() as session:
+        refuse_unless_maker(session, approver_id)
+        by_name = {w.name: w for w in wallets(session)}
     choice = by_name.get(form.get("wallet", ""))
     if choice is None:
         raise ValidationFailed("choose a wallet")
-    client = app_client(session)
+    body = withdrawal_body(form, choice)
     submission = submit(
-        session,
-        client=client,
+        db,
+        client=app_client(db),
         idempotency_key=f"{approver_id}:{idempotency_key}",
-        body=withdrawal_body(form, choice),
+        body=body,
         max_fee_wei=max_fee_wei,
         requested_by_approver=approver_id,
+        authorise=lambda session: refuse_unless_maker(session, approver_id),
     )
-    request = session.get(Request, submission.view["id"])
-    assert request is not None
-    if request.requested_by_approver != approver_id:
-        raise ValidationFailed("this form was already used by someone else")
+    if submission.replayed:
+        # Only a replay can be someone else's request: a new one was made by this approver.
+        with db.read() as session:
+            request = session.get(Request, submission.view["id"])
+            made_by = request.requested_by_approver if request is not None else None
+        if made_by != approver_id:
+            raise ValidationFailed("this form was already used by someone else")
     return submission
