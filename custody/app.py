@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from custody import __version__
 from custody.api import ledger as ledger_routes
@@ -17,14 +17,18 @@ from custody.api import requests as request_routes
 from custody.api import webhooks as webhook_routes
 from custody.http import problems
 from custody.http.limits import MaxBodySize
+from custody.http.ratelimit import RateLimit, RateLimited, RateLimits, problem_refusal
 from custody.ledger.checkpointer import start_checkpointer
 from custody.runtime import Runtime
 from custody.seals.hooks import install as install_seal_hooks
-from custody.web.app import mount as mount_web
+from custody.web import app as web
 from custody.webhooks.runner import start_webhooks
 
 
-def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
+def create_app(
+    runtime: Runtime, *, run_worker: bool | None = None, limits: RateLimits | None = None
+) -> FastAPI:
+    """`limits`: the rate limit buckets; by default this process's own, from the settings."""
     start_worker = runtime.settings.worker_in_process if run_worker is None else run_worker
     # Passkey enrolment, governance activations and operator calls change configuration here.
     install_seal_hooks(runtime)
@@ -56,6 +60,8 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    limits = limits or RateLimits.from_settings(runtime.settings)
+    app.state.rate_limits = limits
     problems.install(app)
     openapi.install(app)
     app.include_router(request_routes.router)
@@ -63,6 +69,20 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(ledger_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(ops.router)
-    mount_web(app, runtime)
+    web.mount(app, runtime, limits)
     app.add_middleware(MaxBodySize, max_bytes=runtime.settings.max_body_bytes)
+    # Outermost: a call over its source address's limit is refused before any other work.
+    app.add_middleware(
+        RateLimit,
+        limits=limits,
+        sign_in_paths=web.SIGN_IN_PATHS,
+        static_paths=web.STATIC_PATHS,
+        render=_refusal,
+    )
     return app
+
+
+def _refusal(request: Request, exc: RateLimited) -> Response:
+    if web.serves(request.url.path):
+        return web.refusal(request, exc)
+    return problem_refusal(request, exc)

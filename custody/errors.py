@@ -24,6 +24,10 @@ class CustodyError(Exception):
     def type_uri(self) -> str:
         return f"https://custody.dev/problems/{self.slug}"
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides its problem body (`Retry-After` on a 429)."""
+        return {}
+
 
 class ValidationFailed(CustodyError):
     status = 422

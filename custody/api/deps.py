@@ -1,5 +1,5 @@
-"""Dependencies of the API routes: the authenticated client (and, re-exported, the runtime and
-the raw body from custody.http)."""
+"""Dependencies of the API routes: the authenticated client, charged to its rate limit (and,
+re-exported, the runtime and the raw body from custody.http)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from custody.clients.auth import AuthenticatedClient, CallContext, TokenRules, authenticate
 from custody.errors import Forbidden, Unauthorized
 from custody.http.deps import BodyDep, RuntimeDep, raw_body, runtime
+from custody.http.ratelimit import RateLimits, RateLimitsDep
 from custody.runtime import Runtime
 
 
@@ -31,7 +32,7 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def _authenticate(
-    request: Request, rt: Runtime, body: bytes, *, key_required: bool
+    request: Request, rt: Runtime, limits: RateLimits, body: bytes, *, key_required: bool
 ) -> AuthenticatedClient:
     settings = rt.settings
     rules = TokenRules(settings.jwt_max_lifetime_seconds, settings.jwt_clock_skew_seconds)
@@ -42,7 +43,13 @@ def _authenticate(
         idempotency_key=idempotency_key(request),
         idempotency_required=key_required,
     )
-    return authenticate(rt.db, request.headers.get("authorization"), call, rules)
+    return authenticate(
+        rt.db,
+        request.headers.get("authorization"),
+        call,
+        rules,
+        admit=lambda caller: limits.admit_client(caller.id),
+    )
 
 
 # Only declares the scheme in the OpenAPI document: `authenticate` reads the header itself and
@@ -59,20 +66,22 @@ _TOKEN_SCHEME = HTTPBearer(
 def client(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
+    limits: RateLimitsDep,
     body: Annotated[bytes, Depends(raw_body)],
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_TOKEN_SCHEME)],
 ) -> AuthenticatedClient:
-    return _authenticate(request, rt, body, key_required=False)
+    return _authenticate(request, rt, limits, body, key_required=False)
 
 
 def creating_client(
     request: Request,
     rt: Annotated[Runtime, Depends(runtime)],
+    limits: RateLimitsDep,
     body: Annotated[bytes, Depends(raw_body)],
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_TOKEN_SCHEME)],
 ) -> AuthenticatedClient:
     """`POST /v1/requests`: the Idempotency-Key header and its signed claim are both required."""
-    return trading_client(_authenticate(request, rt, body, key_required=True))
+    return trading_client(_authenticate(request, rt, limits, body, key_required=True))
 
 
 def trading_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:

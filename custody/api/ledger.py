@@ -17,7 +17,7 @@ from custody.ledger.schemas import ConsistencyProof, InclusionProof, LedgerEntri
 router = APIRouter(
     prefix="/v1/ledger",
     tags=["ledger"],
-    responses=problem_responses(401, 403, 422, 500, 503),
+    responses=problem_responses(401, 403, 422, 429, 500, 503),
 )
 
 

@@ -18,7 +18,7 @@ from custody.policy.stored import stored_decision
 router = APIRouter(
     prefix="/v1/policy",
     tags=["policy"],
-    responses=problem_responses(400, 401, 403, 413, 422, 500, 503),
+    responses=problem_responses(400, 401, 403, 413, 422, 429, 500, 503),
 )
 
 

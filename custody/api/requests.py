@@ -9,15 +9,15 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from sqlalchemy.exc import IntegrityError
 
 from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep
 from custody.api.openapi import json_body, required_header
 from custody.approvals.device import record_device_approval, verify_device_approval
 from custody.approvals.schemas import ApprovalAnswer
 from custody.approvals.views import approvals_view
-from custody.errors import Conflict, ValidationFailed
+from custody.errors import ValidationFailed
 from custody.http.problems import problem_responses
+from custody.http.ratelimit import RateLimitsDep
 from custody.intake.jsonbody import parse_object
 from custody.intake.pipeline import MAX_IDEMPOTENCY_KEY, submit
 from custody.requests import repository
@@ -29,7 +29,7 @@ from custody.views.schemas import RequestPage, RequestView
 router = APIRouter(
     prefix="/v1/requests",
     tags=["requests"],
-    responses=problem_responses(400, 401, 403, 422, 500, 503),
+    responses=problem_responses(400, 401, 403, 422, 429, 500, 503),
 )
 MAX_PAGE = 200
 
@@ -61,22 +61,15 @@ def create_request(
         str | None, Header(alias="Idempotency-Key", include_in_schema=False)
     ] = None,
 ) -> RequestView:
-    for attempt in range(2):
-        try:
-            with rt.db.write() as session:
-                submission = submit(
-                    session,
-                    client=client,
-                    idempotency_key=idempotency_key,
-                    body=body,
-                    max_fee_wei=rt.settings.max_tx_fee_wei,
-                )
-            break
-        except IntegrityError:
-            # A concurrent call won a unique constraint (same key, or same nonce): look again,
-            # now that its row is committed; the second time the normal checks explain it.
-            if attempt == 1:
-                raise Conflict("a concurrent request conflicts with this one; retry") from None
+    # Intake owns its transactions: it decodes in a read transaction, then decides and stores in
+    # a write transaction (and looks again when a concurrent call won its key or nonce).
+    submission = submit(
+        rt.db,
+        client=client,
+        idempotency_key=idempotency_key,
+        body=body,
+        max_fee_wei=rt.settings.max_tx_fee_wei,
+    )
     view = RequestView.model_validate(submission.view)
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -134,9 +127,12 @@ def cancel_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> Reques
     responses=problem_responses(404, 409, 413),
     openapi_extra=json_body("ApprovalBody", "The decision and its device-key signature."),
 )
-def add_approval(request_id: str, rt: RuntimeDep, body: BodyDep) -> ApprovalAnswer:
+def add_approval(
+    request_id: str, rt: RuntimeDep, limits: RateLimitsDep, body: BodyDep
+) -> ApprovalAnswer:
     """Authenticated by the Ed25519 signature over the approval statement (see DESIGN.md),
-    not by a client token: approvers are people with devices, not trading systems."""
+    not by a client token: approvers are people with devices, not trading systems. A verified
+    approval spends its approver's rate limit (the one the web app charges too)."""
     data = parse_object(body)
     unknown = set(data) - {"approver", "decision", "signature"}
     if unknown:
@@ -149,6 +145,7 @@ def add_approval(request_id: str, rt: RuntimeDep, body: BodyDep) -> ApprovalAnsw
             decision=data.get("decision"),
             signature=data.get("signature"),
         )
+    limits.admit_approver(verified.approver_id)
     with rt.db.write() as session:
         outcome = record_device_approval(session, verified)
     outcome.raise_refusal()  # a request past its deadline expired (committed) instead

@@ -10,7 +10,7 @@ from custody.http.problems import problem_responses
 from custody.webhooks.signing import public_key as webhook_public_key
 
 router = APIRouter(
-    prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401, 500, 503)
+    prefix="/v1/webhooks", tags=["webhooks"], responses=problem_responses(401, 429, 500, 503)
 )
 
 

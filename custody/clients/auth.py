@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,7 +92,14 @@ def authenticate(
     call: CallContext,
     rules: TokenRules,
     now: datetime | None = None,
+    *,
+    admit: Callable[[AuthenticatedClient], None] | None = None,
 ) -> AuthenticatedClient:
+    """The client that signed this call, else Unauthorized.
+
+    `admit` sees the client once everything but the nonce checked out, and may refuse it (the
+    client's rate limit): a refusal burns no nonce and writes nothing.
+    """
     token = _bearer(authorization)
     known = _key_for(db, _peek(token)["sub"])
     claims = _verify_signature(token, known.pem)
@@ -102,6 +110,8 @@ def authenticate(
         raise Unauthorized("client is disabled")
     _check_binding(claims, call)
     kept_until = _check_times(claims, rules, now or datetime.now(UTC)) + NONCE_KEPT_AFTER_EXPIRY
+    if admit is not None:
+        admit(known.client)
     with db.write() as session:
         _burn_nonce(session, client_id=known.client.id, nonce=claims["nonce"], until=kept_until)
     return replace(known.client, token=token)

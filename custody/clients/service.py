@@ -139,7 +139,7 @@ def get_client(session: Session, client_id: str) -> Client:
 def ensure_internal_client(session: Session, *, public_key: bytes, actor: str) -> Client:
     """The approver app's client, holding the HSM key whose raw Ed25519 public key is given:
     created on first use, re-keyed when an older installation made it with a throwaway key."""
-    pem = _pem(Ed25519PublicKey.from_public_bytes(public_key)).encode()
+    pem = internal_client_pem(public_key)
     client = session.execute(
         select(Client).where(Client.name == INTERNAL_CLIENT)
     ).scalar_one_or_none()
@@ -149,3 +149,8 @@ def ensure_internal_client(session: Session, *, public_key: bytes, actor: str) -
     elif client.public_key_pem.encode() != pem:
         client = rotate_key(session, name=INTERNAL_CLIENT, public_key_pem=pem, actor=actor)
     return client
+
+
+def internal_client_pem(public_key: bytes) -> bytes:
+    """The PEM the internal client holds for the app's raw Ed25519 public key."""
+    return _pem(Ed25519PublicKey.from_public_bytes(public_key)).encode()

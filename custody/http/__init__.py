@@ -1,2 +1,2 @@
 """What the trading API and the approver app share: the runtime, raw bodies, problem+json,
-body limits. Neither imports the other; `custody.app` puts them together."""
+body limits, rate limits. Neither imports the other; `custody.app` puts them together."""

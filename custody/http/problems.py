@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -40,21 +41,38 @@ _MEANINGS = {
     "taken, or the request has moved on",
     413: "Body larger than this installation accepts",
     422: "Invalid request: not strict JSON (floats, duplicate keys), unknown fields, bad values",
+    429: "Too many requests from this source address, client or approver; `Retry-After` says "
+    "when to retry",
     500: "Internal error; details only in the server log",
     503: "Database or HSM unreachable",
+}
+_RETRY_AFTER = {
+    "description": "whole seconds to wait before the limit admits another call",
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for error statuses, each an application/problem+json body."""
     schema = {"$ref": "#/components/schemas/Problem"}
-    return {
-        status: {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {"schema": schema}}}
-        for status in statuses
-    }
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response = {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {"schema": schema}}}
+        if status == 429:
+            response["headers"] = {"Retry-After": _RETRY_AFTER}
+        responses[status] = response
+    return responses
 
 
-def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "type": f"https://custody.dev/problems/{slug}",
         "title": title,
@@ -62,8 +80,10 @@ def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> JS
         "detail": detail,
         **extra,
     }
-    headers = {"WWW-Authenticate": 'Bearer realm="custody"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    sent = dict(headers or {})
+    if status == 401:
+        sent.setdefault("WWW-Authenticate", 'Bearer realm="custody"')
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=sent or None)
 
 
 def install(app: FastAPI) -> None:
@@ -71,7 +91,14 @@ def install(app: FastAPI) -> None:
     async def _custody(request: Request, exc: CustodyError) -> JSONResponse:
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc.message)
-        return problem(exc.status, exc.title, exc.message, exc.slug, instance=request.url.path)
+        return problem(
+            exc.status,
+            exc.title,
+            exc.message,
+            exc.slug,
+            instance=request.url.path,
+            headers=exc.headers(),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -41,6 +41,10 @@ class ServerConfig(uvicorn.Config):
             timeout_keep_alive=settings.http_keep_alive_seconds,
             limit_concurrency=settings.http_max_connections,
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            # uvicorn would otherwise take X-Forwarded-For from any peer on 127.0.0.1 (or its
+            # FORWARDED_ALLOW_IPS) as the client address, which rate limits key on: only the
+            # configured CUSTODY_TRUSTED_PROXIES are believed (custody.http.ratelimit).
+            proxy_headers=False,
         )
         self.request_timeout = settings.http_request_timeout_seconds
 

@@ -1,7 +1,13 @@
 """Intake, top to bottom: from a client's body to a stored request with its policy decision.
 
-Runs inside the caller's write transaction. Nothing is signed here: allowed requests become
-`approved` and the signer worker takes them (so the HTTP handler never holds the HSM).
+Intake owns its transactions, because where the line between them falls is the point: the
+CPU-heavy decoding (strict JSON, calldata, EIP-712 hashing) runs in a read transaction, so no
+write lock is held while it works (on SQLite the write transaction holds the database's only
+write lock, and every other writer would wait for the decode). The write transaction then
+checks again, cheaply, what the decode relied on, and decides and stores the request.
+
+Nothing is signed here: allowed requests become `approved` and the signer worker takes them (so
+the HTTP handler never holds the HSM).
 """
 
 from __future__ import annotations
@@ -9,18 +15,22 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
-from custody.intake.decoders import decode
+from custody.errors import Conflict
+from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
 from custody.intake.jsonbody import parse_object
+from custody.intake.lookups import Lookups, Read, still_holds
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy import Decision, RequireApprovals
@@ -29,10 +39,15 @@ from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
 from custody.store.base import utcnow
+from custody.store.database import Database
 from custody.store.models import Request
 from custody.views.requests import request_view
 
 MAX_IDEMPOTENCY_KEY = 200
+# Decodes of one call at most: the catalog changed under each one (an operator's change, never a
+# client's), or a concurrent call won a unique constraint (its key or nonce) and the next round
+# explains it (a replay, or the nonce's holder).
+MAX_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -41,41 +56,95 @@ class Submission:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class _Call:
+    """What every step knows about the call: who sent what, under which key."""
+
+    client: AuthenticatedClient
+    key: str
+    body: bytes
+    body_hash: str
+    requested_by_approver: str | None
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    draft: Draft
+    reads: list[Read]
+    """The catalog rows the decode read, each with its answer (custody.intake.lookups)."""
+
+
+class _CatalogMoved(Exception):
+    """A wallet, chain, asset or venue the decode read changed before the write: decode again."""
+
+
 def submit(
-    session: Session,
+    db: Database,
     *,
     client: AuthenticatedClient,
     idempotency_key: str | None,
     body: bytes,
     max_fee_wei: int,
     requested_by_approver: str | None = None,
+    authorise: Callable[[Session], None] | None = None,
 ) -> Submission:
-    """`requested_by_approver`: the person who started it in the approver app (the maker)."""
+    """`requested_by_approver`: the person who started it in the approver app (the maker);
+    `authorise`: the caller's check that must hold in the transaction that stores the request
+    (the maker's permission), run first in it."""
     key = _check_idempotency_key(idempotency_key)
-    body_hash = hashlib.sha256(body).hexdigest()
+    call = _Call(client, key, body, hashlib.sha256(body).hexdigest(), requested_by_approver)
+    for _ in range(MAX_ROUNDS):
+        with db.read() as session:
+            # (1) idempotency: the same key and body answer exactly as the first time
+            earlier = requests.by_idempotency_key(session, client.id, key)
+            if earlier is not None:
+                return _replay(earlier, key, call.body_hash)
+            # (2) decode, holding no write lock: strict JSON into a draft whose payload and
+            #     digest can no longer change, and the catalog rows it was decoded against
+            decoded = _decode(session, body, max_fee_wei)
+        try:
+            with db.write() as session:
+                if authorise is not None:
+                    authorise(session)
+                return _decide_and_store(session, call, decoded)
+        except (_CatalogMoved, IntegrityError):
+            continue
+    raise Conflict("concurrent changes kept conflicting with this request; retry")
 
-    # (1) idempotency: the same key and body answer exactly as the first time
-    earlier = requests.by_idempotency_key(session, client.id, key)
-    if earlier is not None:
-        return _replay(earlier, key, body_hash)
 
-    # (2) decode: strict JSON into a draft whose payload and digest can no longer change
-    draft = decode(session, parse_object(body))
+def _decode(session: Session, body: bytes, max_fee_wei: int) -> _Decoded:
+    lookups = Lookups(session)
+    draft = decode_with(lookups, parse_object(body))
     if draft.max_fee is not None and draft.max_fee > max_fee_wei:
         raise InvalidBody(
             f"the transaction may pay up to {draft.max_fee} wei in fees (gas x max_fee_per_gas), "
             f"above this installation's cap of {max_fee_wei} (CUSTODY_MAX_TX_FEE_WEI)"
         )
+    return _Decoded(draft, lookups.reads)
 
-    # (3) from here on, requests are decided one at a time: the ledger head lock serialises
+
+def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submission:
+    """Steps (3) to (7), in the one write transaction."""
+    client, key, draft = call.client, call.key, decoded.draft
+
+    # (3) re-check cheaply what (1) and (2) relied on: a concurrent call with this key may have
+    #     committed since, and the catalog rows the decode read must be unchanged (a few
+    #     indexed reads; the draft's wallet and chain are equal to the rows read now)
+    earlier = requests.by_idempotency_key(session, client.id, key)
+    if earlier is not None:
+        return _replay(earlier, key, call.body_hash)
+    if not still_holds(session, decoded.reads):
+        raise _CatalogMoved
+
+    # (4) from here on, requests are decided one at a time: the ledger head lock serialises
     #     this transaction with every other writer, so limits see all committed requests
     ledger.lock(session)
 
-    # (4) one live request per wallet and nonce (the database enforces it too)
+    # (5) one live request per wallet and nonce (the database enforces it too)
     if draft.nonce is not None:
         holder = requests.live_for_nonce(session, draft.wallet.id, draft.nonce)
         if holder is not None and holder.client_id == client.id and holder.idempotency_key == key:
-            return _replay(holder, key, body_hash)  # a concurrent call with this key won
+            return _replay(holder, key, call.body_hash)  # a concurrent call with this key won
         if holder is not None:
             shown = holder.id if holder.client_id == client.id else "(another client's)"
             raise NonceInUse(
@@ -83,21 +152,21 @@ def submit(
                 f"{shown} ({holder.status})"
             )
 
-    # (5) evaluate the active policy and its limits; no policy means deny
+    # (6) evaluate the active policy and its limits; no policy means deny
     facts = draft.facts(client.name)
     active, decision = decide(session, facts, exclude_request=None)
 
-    # (6) store the request and its ledger entries in this one transaction
+    # (7) store the request and its ledger entries in this one transaction
     request = _store(
         session,
         client,
         draft,
         key=key,
-        body=body,
-        body_hash=body_hash,
+        body=call.body,
+        body_hash=call.body_hash,
         decision=decision,
         active=active,
-        requested_by_approver=requested_by_approver,
+        requested_by_approver=call.requested_by_approver,
     )
     request.facts = json.dumps(facts.to_dict(), sort_keys=True)
     if isinstance(decision, RequireApprovals):

@@ -8,15 +8,18 @@ operator who put one there learns at once that it must move to CUSTODY_HSM_PIN(_
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -92,6 +95,37 @@ class Settings(BaseSettings):
     rp_id: str | None = None  # WebAuthn relying party id; default: public_url's host
     session_minutes: int = Field(default=30, ge=1, le=24 * 60)
     cookie_secure: bool | None = None  # default: on, except in development over plain http
+    # Rate limits (custody/http/ratelimit.py): token buckets of `…_per_second` tokens a second
+    # and `…_burst` tokens at most, held in each server process's memory. `address` counts every
+    # call to the API and the approver app per source address; `sign_in` the approver app's
+    # sign-in and enrolment calls per source address; `client` each API client once its token
+    # verified; `approver` each signed-in approver. Health endpoints are never limited.
+    rate_limits: bool = True
+    rate_limit_address_per_second: float = Field(default=100.0, gt=0)
+    rate_limit_address_burst: int = Field(default=400, ge=1)
+    rate_limit_sign_in_per_second: float = Field(default=1.0, gt=0)
+    rate_limit_sign_in_burst: int = Field(default=60, ge=1)
+    rate_limit_client_per_second: float = Field(default=50.0, gt=0)
+    rate_limit_client_burst: int = Field(default=200, ge=1)
+    rate_limit_approver_per_second: float = Field(default=10.0, gt=0)
+    rate_limit_approver_burst: int = Field(default=100, ge=1)
+    # Buckets tracked per kind at most (the least recently used goes beyond), and the prefix
+    # length IPv6 sources are grouped by (one host commonly holds a whole /64).
+    rate_limit_max_keys: int = Field(default=50_000, ge=100)
+    rate_limit_ipv6_prefix: int = Field(default=64, ge=32, le=128)
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated in the
+    # environment). Empty by default: the source address is the TCP peer.
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """`10.0.0.2, 10.1.0.0/16` or a JSON list in the environment; a list in the TOML file."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @model_validator(mode="after")
     def _production_needs_a_real_hsm(self) -> Settings:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from custody.errors import CustodyError
 from custody.http.problems import problem
+from custody.http.ratelimit import RateLimited, RateLimits
 from custody.runtime import Runtime
 from custody.web import api, pages
 from custody.web.errors import CsrfRefused, SignInRequired
@@ -25,13 +26,18 @@ from custody.web.render import render
 from custody.web.security import Next, harden, origin_allowed
 
 PREFIX = "/app"
+# Unauthenticated calls that start or finish a sign-in or an enrolment: besides the per-address
+# limit of every call, they spend the stricter `sign_in` bucket of their source address.
+SIGN_IN_PATHS = (f"{PREFIX}/api/login/", f"{PREFIX}/api/enrol/", f"{PREFIX}/enrol/")
+STATIC_PATHS = (f"{PREFIX}/static/",)
 STATIC_DIR = Path(__file__).parent / "static"
 log = logging.getLogger("custody.web")
 
 
-def create_web_app(runtime: Runtime) -> FastAPI:
+def create_web_app(runtime: Runtime, limits: RateLimits) -> FastAPI:
     web = FastAPI(title="custody approvals", docs_url=None, redoc_url=None, openapi_url=None)
     web.state.runtime = runtime
+    web.state.rate_limits = limits
     web.include_router(pages.router)
     web.include_router(api.router)
     web.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -39,7 +45,7 @@ def create_web_app(runtime: Runtime) -> FastAPI:
 
     @web.middleware("http")
     async def _guard(request: Request, call_next: Next) -> Response:
-        static = request.url.path.startswith(f"{PREFIX}/static/")
+        static = request.url.path.startswith(STATIC_PATHS)
         if not origin_allowed(request, runtime.settings.public_url):
             error = CsrfRefused("this request did not come from the approver app")
             return harden(_error_response(request, error.status, error.title, error), static=False)
@@ -48,14 +54,25 @@ def create_web_app(runtime: Runtime) -> FastAPI:
     return web
 
 
-def mount(app: FastAPI, runtime: Runtime) -> None:
+def mount(app: FastAPI, runtime: Runtime, limits: RateLimits) -> None:
     """Serve the web app under `/app` of the main application."""
 
     @app.get(PREFIX, include_in_schema=False)
     def _app_root() -> RedirectResponse:
         return RedirectResponse(f"{PREFIX}/", status_code=307)
 
-    app.mount(PREFIX, create_web_app(runtime))
+    app.mount(PREFIX, create_web_app(runtime, limits))
+
+
+def serves(path: str) -> bool:
+    """Whether a path of the main application belongs to the web app."""
+    return path == PREFIX or path.startswith(f"{PREFIX}/")
+
+
+def refusal(request: Request, exc: RateLimited) -> Response:
+    """A 429 before the web app ran (the per-address middleware): a page a person can read, or
+    problem+json for the JSON endpoints, with the app's usual headers."""
+    return harden(_error_response(request, exc.status, exc.title, exc), static=False)
 
 
 def _is_json(request: Request) -> bool:
@@ -64,12 +81,15 @@ def _is_json(request: Request) -> bool:
 
 def _error_response(request: Request, status: int, title: str, exc: Exception) -> Response:
     message = exc.message if isinstance(exc, CustodyError) else title
+    headers = exc.headers() if isinstance(exc, CustodyError) else {}
     if _is_json(request):
         slug = exc.slug if isinstance(exc, CustodyError) else "http-error"
-        return problem(status, title, message, slug, instance=request.url.path)
-    return render(
+        return problem(status, title, message, slug, instance=request.url.path, headers=headers)
+    page = render(
         request, "error.html", {"title": title, "message": message}, status_code=status, user=None
     )
+    page.headers.update(headers)
+    return page
 
 
 def _install_errors(web: FastAPI) -> None:

@@ -1,4 +1,5 @@
-"""Dependencies of the web routes: the runtime, the signed-in approver, CSRF for JSON posts."""
+"""Dependencies of the web routes: the runtime, the signed-in approver (and their rate limit),
+CSRF for JSON posts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Request
 
 from custody.http.deps import runtime
+from custody.http.ratelimit import RateLimitsDep
 from custody.runtime import Runtime
 from custody.web import sessions
 from custody.web.errors import SignInRequired
@@ -17,12 +19,19 @@ CSRF_HEADER = "X-CSRF-Token"
 MAX_FORM_BYTES = 16 * 1024
 
 
-def optional_user(request: Request, rt: Annotated[Runtime, Depends(runtime)]) -> SignedIn | None:
+def optional_user(
+    request: Request, rt: Annotated[Runtime, Depends(runtime)], limits: RateLimitsDep
+) -> SignedIn | None:
+    """The approver whose session cookie came with the call, charged to their rate limit (before
+    the route opens any write transaction)."""
     token = request.cookies.get(sessions.COOKIE_NAME)
     if not token:
         return None
     with rt.db.read() as session:
-        return sessions.lookup(session, token)
+        user = sessions.lookup(session, token)
+    if user is not None:
+        limits.admit_approver(user.approver_id)
+    return user
 
 
 def signed_in(user: Annotated[SignedIn | None, Depends(optional_user)]) -> SignedIn:

@@ -12,6 +12,7 @@ service refuses as a checker of that request (invariant 6).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -19,14 +20,20 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.duties import refuse_unless_maker
 from custody.clients.auth import AuthenticatedClient
-from custody.clients.service import INTERNAL_CLIENT, ensure_internal_client
+from custody.clients.service import (
+    INTERNAL_CLIENT,
+    ensure_internal_client,
+    internal_client_pem,
+)
 from custody.clients.tokens import maker_token
 from custody.errors import ValidationFailed
 from custody.intake.pipeline import Submission, submit
+from custody.store.database import Database
 from custody.store.models import LIVE_STATUSES, Chain, Client, Request, Wallet
 
 APP_CLIENT = INTERNAL_CLIENT
@@ -76,8 +83,28 @@ class AppKey:
     sign: Callable[[bytes], bytes]
 
 
-def app_client(session: Session, key: AppKey) -> Client:
-    return ensure_internal_client(session, public_key=key.public_key, actor="web")
+def app_client(db: Database, key: AppKey) -> AuthenticatedClient:
+    """The approver app's internal client, holding the app's HSM key: made (or re-keyed, for an
+    installation that made it with a throwaway key) in a transaction of its own."""
+    with db.read() as session:
+        client = _find_app_client(session)
+    if client is not None and client.public_key_pem.encode() == internal_client_pem(key.public_key):
+        return AuthenticatedClient(id=client.id, name=client.name, role=client.role)
+    try:
+        with db.write() as session:
+            row = ensure_internal_client(session, public_key=key.public_key, actor="web")
+            return AuthenticatedClient(id=row.id, name=row.name, role=row.role)
+    except IntegrityError:
+        # A concurrent first use won the unique name (PostgreSQL): theirs is the one.
+        with db.read() as session:
+            client = _find_app_client(session)
+        if client is None:
+            raise
+        return AuthenticatedClient(id=client.id, name=client.name, role=client.role)
+
+
+def _find_app_client(session: Session) -> Client | None:
+    return session.execute(select(Client).where(Client.name == APP_CLIENT)).scalar_one_or_none()
 
 
 def base_units(units: str, decimals: int) -> int:
@@ -118,7 +145,7 @@ def withdrawal_body(form: dict[str, str], choice: WalletChoice) -> bytes:
 
 
 def start_withdrawal(
-    session: Session,
+    db: Database,
     *,
     approver_id: str,
     form: dict[str, str],
@@ -126,14 +153,18 @@ def start_withdrawal(
     max_fee_wei: int,
     key: AppKey,
 ) -> Submission:
-    refuse_unless_maker(session, approver_id)
-    by_name = {w.name: w for w in wallets(session)}
+    """Through the intake pipeline, which decodes before its write transaction; the maker
+    permission is checked first here and again in the transaction that stores the request."""
+    with db.read() as session:
+        refuse_unless_maker(session, approver_id)
+        by_name = {w.name: w for w in wallets(session)}
     choice = by_name.get(form.get("wallet", ""))
     if choice is None:
         raise ValidationFailed("choose a wallet")
-    client = app_client(session, key)
     body, request_key = withdrawal_body(form, choice), f"{approver_id}:{idempotency_key}"
-    # Signed as a client signs its call: the signer checks this token, the body and the maker.
+    client = app_client(db, key)
+    # Signed as a client signs its call, before any transaction: the signer checks this token,
+    # the body and the maker.
     token = maker_token(
         client_id=client.id,
         body=body,
@@ -142,15 +173,19 @@ def start_withdrawal(
         sign=key.sign,
     )
     submission = submit(
-        session,
-        client=AuthenticatedClient(id=client.id, name=client.name, role=client.role, token=token),
+        db,
+        client=dataclasses.replace(client, token=token),
         idempotency_key=request_key,
         body=body,
         max_fee_wei=max_fee_wei,
         requested_by_approver=approver_id,
+        authorise=lambda session: refuse_unless_maker(session, approver_id),
     )
-    request = session.get(Request, submission.view["id"])
-    assert request is not None
-    if request.requested_by_approver != approver_id:
-        raise ValidationFailed("this form was already used by someone else")
+    if submission.replayed:
+        # Only a replay can be someone else's request: a new one was made by this approver.
+        with db.read() as session:
+            request = session.get(Request, submission.view["id"])
+            made_by = request.requested_by_approver if request is not None else None
+        if made_by != approver_id:
+            raise ValidationFailed("this form was already used by someone else")
     return submission

@@ -6,11 +6,9 @@ import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.exc import IntegrityError
 
 from custody.approvals.duties import NOT_A_MAKER
 from custody.approvals.errors import MakerRefused
-from custody.errors import Conflict
 from custody.runtime import Runtime
 from custody.web import detail, maker, repository, sessions
 from custody.web.deps import FormDep, MaybeUser, RuntimeDep, UserDep
@@ -58,18 +56,14 @@ def start_withdrawal(rt: RuntimeDep, user: UserDep, form: FormDep) -> Response:
     key = form.get("form_key", "")
     if not key or len(key) > 64:
         key = secrets.token_urlsafe(16)
-    try:
-        with rt.db.write() as session:
-            submission = maker.start_withdrawal(
-                session,
-                approver_id=user.approver_id,
-                form=form,
-                idempotency_key=key,
-                max_fee_wei=rt.settings.max_tx_fee_wei,
-                key=app_key(rt),
-            )
-    except IntegrityError:
-        raise Conflict("another request took this nonce at the same moment; try again") from None
+    submission = maker.start_withdrawal(
+        rt.db,
+        approver_id=user.approver_id,
+        form=form,
+        idempotency_key=key,
+        max_fee_wei=rt.settings.max_tx_fee_wei,
+        key=app_key(rt),
+    )
     if submission.view["status"] == "approved":
         rt.notify_signer()
     return RedirectResponse(f"/app/requests/{submission.view['id']}", status_code=303)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient as HttpClient
 from sqlalchemy import func, select, update
 
 from custody.approvals.approvers import add_approver, invite
+from custody.http.ratelimit import RateLimits
 from custody.store.base import utcnow
 from custody.store.models import WebauthnChallenge
 from custody.web.passkeys import MAX_OPEN_LOGIN, MAX_OPEN_PER_APPROVER
@@ -24,7 +25,12 @@ from tests.support.installation import Installation
 def app(installation: Installation) -> Iterator[HttpClient]:
     from custody.app import create_app
 
-    with HttpClient(create_app(installation.runtime, run_worker=False)) as client:
+    # The bounds must hold whatever the rate limits let through (they are per source address,
+    # and an attacker may have many): these tests ask for hundreds of prompts from one.
+    unlimited = RateLimits.from_settings(
+        installation.settings.model_copy(update={"rate_limits": False})
+    )
+    with HttpClient(create_app(installation.runtime, run_worker=False, limits=unlimited)) as client:
         client.headers["Origin"] = installation.settings.public_url
         yield client
 

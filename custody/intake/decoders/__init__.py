@@ -1,4 +1,8 @@
-"""One decoder per request type: strict body -> Draft. Unknown types are refused (fail closed)."""
+"""One decoder per request type: strict body -> Draft. Unknown types are refused (fail closed).
+
+Decoders read the database only through `Lookups` (custody.intake.lookups), which records what
+they read so that intake can check it again in its write transaction.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ from custody.intake.decoders.trade import decode_trade
 from custody.intake.decoders.withdrawal import decode_withdrawal
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
+from custody.intake.lookups import Lookups
 
 KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message")
 
-Decoder = Callable[[Session, dict[str, Any]], Draft]
+Decoder = Callable[[Lookups, dict[str, Any]], Draft]
 
 DECODERS: dict[str, Decoder] = {
     "withdrawal": decode_withdrawal,
@@ -27,10 +32,15 @@ DECODERS: dict[str, Decoder] = {
 
 
 def decode(session: Session, data: dict[str, Any]) -> Draft:
+    """Decode with the catalog as `session` sees it (the signer, the policy dry run)."""
+    return decode_with(Lookups(session), data)
+
+
+def decode_with(lookups: Lookups, data: dict[str, Any]) -> Draft:
     request_type = data.get("type")
     if request_type not in KNOWN_TYPES:
         raise InvalidBody(f"type must be one of {', '.join(KNOWN_TYPES)}, got {request_type!r}")
     decoder = DECODERS.get(str(request_type))
     if decoder is None:
         raise InvalidBody(f"request type {request_type!r} is not supported by this server yet")
-    return decoder(session, data)
+    return decoder(lookups, data)

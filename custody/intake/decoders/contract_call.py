@@ -5,18 +5,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
-from sqlalchemy.orm import Session
 
-from custody.catalog.assets import asset_by_contract
-from custody.catalog.chains import chain_by_id
 from custody.chains import Amount, EvmAddress, InvalidPayload, build_eip1559, decode_calldata
 from custody.chains.evm.eip1559 import Eip1559Fields
 from custody.chains.values import describe, parse_uint
 from custody.intake.decoders.call_meaning import call_details, meaning
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
+from custody.intake.lookups import Lookups
 from custody.intake.schemas import ADDRESS, DECIMAL, EvmFieldsBody, describe_validation_error
-from custody.wallets.repository import wallet_by_name
 
 _MAX_NONCE = 2**64
 
@@ -47,7 +44,7 @@ def _calldata(text: str) -> bytes:
         raise InvalidBody(f"data is not hex: {describe(text)}") from None
 
 
-def decode_contract_call(session: Session, data: dict[str, Any]) -> Draft:
+def decode_contract_call(lookups: Lookups, data: dict[str, Any]) -> Draft:
     # Amounts get our own message first: pydantic would say "string" where a person needs
     # "decimal string of base units" (and a float is refused here, never rounded).
     parse_uint(data.get("value"), what="value")
@@ -66,9 +63,9 @@ def decode_contract_call(session: Session, data: dict[str, Any]) -> Draft:
     value = parse_uint(body.value, what="value")
     call = decode_calldata(calldata)
 
-    wallet = wallet_by_name(session, body.wallet)
-    chain = chain_by_id(session, wallet.chain_id)
-    token = asset_by_contract(session, chain.id, str(to))
+    wallet = lookups.wallet(body.wallet)
+    chain = lookups.chain(wallet.chain_id)
+    token = lookups.asset_by_contract(chain.id, str(to))
     what = meaning(call, token=token, chain=chain, to=str(to), value=value)
 
     evm = body.evm

@@ -9,15 +9,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
-from sqlalchemy.orm import Session
 
-from custody.catalog.chains import chain_by_id
 from custody.chains import Amount
 from custody.chains.evm.eip191 import PAYLOAD_TYPE, eip191_digest
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
+from custody.intake.lookups import Lookups
 from custody.intake.schemas import describe_validation_error
-from custody.wallets.repository import wallet_by_name
 
 MAX_MESSAGE = 4096
 
@@ -32,7 +30,7 @@ class SignMessageBody(BaseModel):
     message: StrictStr = Field(min_length=1, max_length=MAX_MESSAGE)
 
 
-def decode_sign_message(session: Session, data: dict[str, Any]) -> Draft:
+def decode_sign_message(lookups: Lookups, data: dict[str, Any]) -> Draft:
     try:
         body = SignMessageBody.model_validate(data)
     except ValidationError as exc:
@@ -40,8 +38,8 @@ def decode_sign_message(session: Session, data: dict[str, Any]) -> Draft:
     if not all(c.isprintable() or c in "\n\t" for c in body.message):
         # Control characters can hide what a person is asked to approve.
         raise InvalidBody("sign_message request: message may contain only printable text")
-    wallet = wallet_by_name(session, body.wallet)
-    chain = chain_by_id(session, wallet.chain_id)
+    wallet = lookups.wallet(body.wallet)
+    chain = lookups.chain(wallet.chain_id)
     payload = {"type": PAYLOAD_TYPE, "message": body.message}
     shown = body.message if len(body.message) <= 80 else body.message[:77] + "..."
     return Draft(

@@ -16,20 +16,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
-from sqlalchemy.orm import Session
 
-from custody.catalog.assets import asset_by_contract
-from custody.catalog.chains import chain_by_id
 from custody.catalog.venue_terms import OrderTerms
-from custody.catalog.venues import declared_types, find_venue
+from custody.catalog.venues import declared_types
 from custody.chains import Amount, EvmAddress, TypedMessage, format_units
 from custody.chains.evm.eip712 import canonical_typed_data
 from custody.intake.decoders.order_terms import ZERO_ADDRESS, OrderSides, read_order
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
+from custody.intake.lookups import Lookups
 from custody.intake.schemas import describe_validation_error
 from custody.store.models import Asset, Chain, Venue, Wallet
-from custody.wallets.repository import wallet_by_name
 
 PAYLOAD_TYPE = "evm.eip712"
 
@@ -47,20 +44,20 @@ class TradeBody(BaseModel):
     )
 
 
-def decode_trade(session: Session, data: dict[str, Any]) -> Draft:
+def decode_trade(lookups: Lookups, data: dict[str, Any]) -> Draft:
     try:
         body = TradeBody.model_validate(data)
     except ValidationError as exc:
         raise InvalidBody(f"trade request: {describe_validation_error(exc)}") from None
-    wallet = wallet_by_name(session, body.wallet)
-    chain = chain_by_id(session, wallet.chain_id)
-    venue = _venue(session, body.venue, chain, wallet)
+    wallet = lookups.wallet(body.wallet)
+    chain = lookups.chain(wallet.chain_id)
+    venue = _venue(lookups, body.venue, chain, wallet)
     typed, message = canonical_typed_data(body.typed_data)
     _check_domain(message, venue, chain, wallet)
     terms = _terms(venue, message.primary_type)
     order = read_order(typed, message.primary_type, terms)
-    sells = _registered(session, chain, order.sell_token, "sells")
-    buys = _registered(session, chain, order.buy_token, "buys")
+    sells = _registered(lookups, chain, order.sell_token, "sells")
+    buys = _registered(lookups, chain, order.buy_token, "buys")
     receiver = _receiver(order, terms, wallet)
     trade = f"{_units(order.sell_amount, sells)} for {_units(order.buy_amount, buys)}"
     return Draft(
@@ -99,8 +96,8 @@ def decode_trade(session: Session, data: dict[str, Any]) -> Draft:
     )
 
 
-def _venue(session: Session, name: str, chain: Chain, wallet: Wallet) -> Venue:
-    venue = find_venue(session, name)
+def _venue(lookups: Lookups, name: str, chain: Chain, wallet: Wallet) -> Venue:
+    venue = lookups.venue(name)
     if venue is None:
         raise InvalidBody(f"unknown venue {name!r} (see `custody venues list`)")
     if venue.chain_id != chain.id:
@@ -141,8 +138,8 @@ def _terms(venue: Venue, primary: str) -> OrderTerms:
     return terms
 
 
-def _registered(session: Session, chain: Chain, token: EvmAddress, side: str) -> Asset:
-    asset = asset_by_contract(session, chain.id, str(token))
+def _registered(lookups: Lookups, chain: Chain, token: EvmAddress, side: str) -> Asset:
+    asset = lookups.asset_by_contract(chain.id, str(token))
     if asset is None:
         # Without a registered asset no limit, allowlist or USD price can speak for the token.
         raise InvalidBody(

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from custody.catalog.chains import chain_by_id
 from custody.chains import Chain as ChainInfo
 from custody.chains import Eip1559Fields, build_eip1559, summary
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
+from custody.intake.lookups import Lookups
 from custody.intake.schemas import parse_withdrawal
 from custody.store.models import Chain
-from custody.wallets.repository import wallet_by_name
 
 
 def chain_info(chain: Chain) -> ChainInfo:
@@ -26,10 +23,10 @@ def chain_info(chain: Chain) -> ChainInfo:
     )
 
 
-def decode_withdrawal(session: Session, data: dict[str, Any]) -> Draft:
+def decode_withdrawal(lookups: Lookups, data: dict[str, Any]) -> Draft:
     intent = parse_withdrawal(data)
-    wallet = wallet_by_name(session, intent.wallet)
-    chain = chain_by_id(session, wallet.chain_id)
+    wallet = lookups.wallet(intent.wallet)
+    chain = lookups.chain(wallet.chain_id)
     if intent.asset != chain.native_asset:
         raise InvalidBody(
             f"asset {intent.asset!r} is not the native asset of chain {chain.name} "
