@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.orm import Session
+
 from custody.errors import Unavailable
-from custody.settings import Settings
+from custody.settings import RelyingParty, Settings
 from custody.settings.config import DEV_TOKEN_LABEL
 from custody.store import Database
 
 if TYPE_CHECKING:
     from custody.hsm.pkcs11 import Pkcs11Token
+
+_RELYING_PARTY = "custody.relying_party"
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,10 @@ def _production_pin(settings: Settings) -> str:
 class Runtime:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
-        self.db = db or Database(settings.resolved_database_url)
+        self.db = db or Database(
+            settings.resolved_database_url,
+            session_info={_RELYING_PARTY: settings.relying_party},
+        )
         self._token: Pkcs11Token | None = None
         self._token_pid: int | None = None
         self._lock = threading.Lock()
@@ -93,3 +100,11 @@ class Runtime:
                 self._token.close()
             self._token = None
         self.db.dispose()
+
+
+def relying_party(session: Session) -> RelyingParty | None:
+    """The installation's passkey relying party, for code that holds only a session (the signer
+    re-verifying passkey approvals inside a claim): every session a Runtime opens carries it.
+    None for a session opened otherwise, which then cannot verify a passkey."""
+    found = session.info.get(_RELYING_PARTY)
+    return found if isinstance(found, RelyingParty) else None

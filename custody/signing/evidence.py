@@ -5,9 +5,10 @@ signer takes none of them on trust. It re-verifies the client's token over the e
 stored, decodes that body again with the intake decoders, and hands on the payload, digest and
 facts this yields; the row only has to agree with them.
 
-Not yet covered (see docs/security.md): client public keys are read from the database (sealing
-configuration under an installation key or the governance quorum comes next), approvals are
-counted from rows, and the approver app's internal client has no token of its own.
+Approvals are verified in the same spirit, against the digest derived here
+(custody.approvals.evidence). Not yet covered (see docs/security.md): client public keys are read
+from the database (sealing configuration under an installation key or the governance quorum comes
+next), and the approver app's internal client has no token of its own.
 """
 
 from __future__ import annotations

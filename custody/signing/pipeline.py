@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
-from custody.approvals.quorum import quorum_state
+from custody.approvals.evidence import Discounted, verified_quorum
 from custody.catalog.chains import chain_by_id
 from custody.chains import Amount, Digest
 from custody.decisions.service import decide
@@ -32,6 +32,7 @@ from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.lifecycle import Lease
 from custody.requests.states import RequestStatus
+from custody.runtime import relying_party
 from custody.signing import failpoints
 from custody.signing.evidence import Evidence, EvidenceRefused, rederive
 from custody.signing.payloads import handler_for
@@ -85,9 +86,10 @@ def _claim(
     payload = evidence.payload
 
     # (3) re-check the current policy on the facts decoded here: a tightened rule stops an
-    #     earlier approval, and an edited `facts` column changes nothing
+    #     earlier approval, and an edited `facts` column changes nothing; an approval counts
+    #     only if its signature verifies over the statement for the digest derived here
     facts = evidence.facts or stored_facts(session, request)
-    if not _recheck_allows(session, request, facts):
+    if not _recheck_allows(session, request, facts, digest):
         return None
 
     # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM
@@ -195,13 +197,26 @@ def stored_facts(session: Session, request: Request) -> RequestFacts:
     )
 
 
-def _recheck_allows(session: Session, request: Request, facts: RequestFacts) -> bool:
+def _recheck_allows(
+    session: Session, request: Request, facts: RequestFacts, digest: Digest
+) -> bool:
     active, decision = decide(session, facts, exclude_request=request.id)
     allowed = decision.decision == "allow"
+    discounted: tuple[Discounted, ...] = ()
     if decision.decision == "require_approvals":
         # Approvals given so far must meet what the policy requires now, counted with the
-        # approvers' current groups and standing (invariants 6 and 8).
-        allowed = quorum_state(session, request.id, stored_decision(decision)).met
+        # approvers' current groups and standing (invariants 6 and 8), and only those whose
+        # signature verifies over the statement for this digest (issue 9 §1): a row is not
+        # an approval.
+        quorum = verified_quorum(
+            session,
+            request_id=request.id,
+            payload_digest=digest.prefixed(),
+            decision=stored_decision(decision),
+            relying_party=relying_party(session),
+        )
+        allowed = quorum.state.met
+        discounted = quorum.discounted
     ledger.append(
         session,
         EventKind.POLICY_RECHECKED,
@@ -214,13 +229,18 @@ def _recheck_allows(session: Session, request: Request, facts: RequestFacts) -> 
         },
     )
     if not allowed:
-        _stop(session, request, decision)
+        _stop(session, request, decision, discounted)
     return allowed
 
 
-def _stop(session: Session, request: Request, decision: Decision) -> None:
+def _stop(
+    session: Session, request: Request, decision: Decision, discounted: tuple[Discounted, ...]
+) -> None:
     """Back to approvals under what the policy asks for now, or rejected."""
     reason = f"policy re-check before signing: {decision.reason}"
+    if discounted:
+        names = ", ".join(item.approver for item in discounted)
+        reason += f"; approvals that did not verify were not counted ({names})"
     if not isinstance(decision, RequireApprovals):
         lifecycle.move(session, request, RequestStatus.REJECTED, actor="signer", reason=reason)
         return

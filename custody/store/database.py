@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,12 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
 class Database:
     """One installation's database: a write engine and a read engine over the same URL."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, session_info: Mapping[str, object] | None = None
+    ) -> None:
+        """`session_info`: what every session opened here carries in `Session.info` (the
+        runtime puts there what code handed only a session must know, such as the relying
+        party the signer checks passkey approvals against)."""
         self.url = normalise_url(url)
         self.sqlite = is_sqlite(self.url)
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -139,8 +144,11 @@ class Database:
         if self.sqlite:
             _configure_sqlite(self.engine, immediate=True)
             _configure_sqlite(self._read_engine, immediate=False)
-        self._writes = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
-        self._reads = sessionmaker(self._read_engine, expire_on_commit=False, autoflush=False)
+        info = dict(session_info or {})
+        self._writes = sessionmaker(self.engine, expire_on_commit=False, autoflush=True, info=info)
+        self._reads = sessionmaker(
+            self._read_engine, expire_on_commit=False, autoflush=False, info=info
+        )
 
     @contextmanager
     def write(self) -> Iterator[Session]:
