@@ -84,9 +84,7 @@ def verified_quorum(
         if reason is None:
             counted.append((approver.id, approver.name))
         else:
-            discounted.append(Discounted(approver.name, approval.method, reason))
-    for item in discounted:
-        _record(session, request_id, item)
+            discounted.append(_record(session, request_id, approver, approval.method, reason))
     state = count_quorum(requirements(decision), votes_now(session, counted))
     return VerifiedQuorum(state, tuple(discounted))
 
@@ -170,22 +168,21 @@ def _evidence(stored: str) -> dict[str, str] | None:
     return data
 
 
-def _record(session: Session, request_id: str, item: Discounted) -> None:
+def _record(
+    session: Session, request_id: str, approver: Approver, method: str, reason: str
+) -> Discounted:
+    """Ledger and log an approval that is not counted."""
     log.warning(
         "request %s: the approval by %s (%s) is not counted: %s",
         request_id,
-        item.approver,
-        item.method,
-        item.reason,
+        approver.name,
+        method,
+        reason,
     )
     ledger.append(
         session,
         EventKind.APPROVAL_DISCOUNTED,
         "signer",
-        {
-            "request": request_id,
-            "approver": item.approver,
-            "method": item.method,
-            "reason": item.reason,
-        },
+        {"request": request_id, "approver": approver.name, "method": method, "reason": reason},
     )
+    return Discounted(approver.name, method, reason)
