@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webauthn import verify_authentication_response
-from webauthn.helpers.exceptions import WebAuthnException
-
 from custody.settings import RelyingParty
 
 EVIDENCE_FIELDS = ("credential_id", "authenticator_data", "client_data_json", "signature")
@@ -34,6 +31,11 @@ def verify_assertion(
     """Check an assertion (the browser's JSON) by the passkey whose COSE key is `public_key`,
     made for `challenge` on this relying party with the user verified, and with a sign count
     above `sign_count` unless both are 0. Returns the new sign count; raises AssertionRefused."""
+    # Imported here: every signer worker loads this module at start (about 0.1 s more for
+    # py_webauthn), and needs it only once a passkey approval is to be counted.
+    from webauthn import verify_authentication_response
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         verified = verify_authentication_response(
             credential=dict(credential),
