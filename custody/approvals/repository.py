@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from custody.store.models import Approval, Approver, ApproverGroup
+from custody.store.models import Approval, Approver, ApproverGroup, WebauthnCredential
 
 
 def approver_named(session: Session, name: str) -> Approver | None:
@@ -26,20 +26,43 @@ def membership(session: Session, approver_ids: Iterable[str]) -> dict[str, set[s
     return found
 
 
+def _enabled_approvals(request_id: str) -> tuple[ColumnElement[bool], ...]:
+    """Approvals (not rejections) of this request by approvers still enabled."""
+    return (
+        Approval.request_id == request_id,
+        Approval.decision == "approve",
+        Approver.disabled_at.is_(None),
+    )
+
+
 def enabled_approvals(session: Session, request_id: str) -> list[tuple[str, str]]:
     """(approver id, name) of each approval of this request by an approver still enabled, in the
     order they were given."""
     rows = session.execute(
         select(Approval.approver_id, Approver.name)
         .join(Approver, Approver.id == Approval.approver_id)
-        .where(
-            Approval.request_id == request_id,
-            Approval.decision == "approve",
-            Approver.disabled_at.is_(None),
-        )
+        .where(*_enabled_approvals(request_id))
         .order_by(Approval.id)
     )
     return [(approver_id, name) for approver_id, name in rows]
+
+
+def enabled_approvals_with_approvers(
+    session: Session, request_id: str
+) -> list[tuple[Approval, Approver]]:
+    """The same approvals as whole rows, with their approvers: statement, method and evidence,
+    for the signer to verify."""
+    rows = session.execute(
+        select(Approval, Approver)
+        .join(Approver, Approver.id == Approval.approver_id)
+        .where(*_enabled_approvals(request_id))
+        .order_by(Approval.id)
+    ).all()
+    return [(approval, approver) for approval, approver in rows]
+
+
+def passkey(session: Session, credential_id: str) -> WebauthnCredential | None:
+    return session.get(WebauthnCredential, credential_id)
 
 
 def decisions_with_names(session: Session, request_id: str) -> list[tuple[Approval, str]]:

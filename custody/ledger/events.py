@@ -5,6 +5,7 @@ from enum import StrEnum
 
 class EventKind(StrEnum):
     APPROVAL_ADDED = "approval.added"
+    APPROVAL_DISCOUNTED = "approval.discounted"
     APPROVER_ADDED = "approver.added"
     APPROVER_DISABLED = "approver.disabled"
     APPROVER_INVITED = "approver.invited"

@@ -1,5 +1,11 @@
 """Configuration of one installation: the `CUSTODY_HOME` folder, `custody.toml`, environment."""
 
-from custody.settings.config import Environment, Settings, load_settings, resolve_home
+from custody.settings.config import (
+    Environment,
+    RelyingParty,
+    Settings,
+    load_settings,
+    resolve_home,
+)
 
-__all__ = ["Environment", "Settings", "load_settings", "resolve_home"]
+__all__ = ["Environment", "RelyingParty", "Settings", "load_settings", "resolve_home"]

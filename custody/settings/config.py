@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +38,15 @@ _SECRET_WORDS = re.compile(r"[a-z0-9]*pins?|pass(word|wd|phrase)|secret")
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    """Whom a passkey answers: the WebAuthn relying party id (a host) and the exact origin people
+    use. An assertion made for any other site or origin does not verify."""
+
+    id: str
+    origin: str
 
 
 class SettingsInvalid(CustodyError):
@@ -173,6 +183,10 @@ class Settings(BaseSettings):
     @property
     def web_rp_id(self) -> str:
         return self.rp_id or (urlsplit(self.public_url).hostname or "localhost")
+
+    @property
+    def relying_party(self) -> RelyingParty:
+        return RelyingParty(self.web_rp_id, self.public_url)
 
     @property
     def web_cookie_secure(self) -> bool:

@@ -8,6 +8,8 @@ facts this yields; the row only has to agree with them.
 The client's public key comes from a row the configuration seal vouches for (custody.seals,
 checked before any claim). Requests people start in the approver app carry a token the app
 signed with its own HSM key, naming the maker (custody.clients.tokens).
+Approvals are verified in the same spirit, against the digest derived here
+(custody.approvals.evidence).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
-from custody.approvals.quorum import quorum_state
+from custody.approvals.evidence import Discounted, verified_quorum
 from custody.chains import Digest
 from custody.decisions.service import decide
 from custody.hsm.signer import Signer
@@ -32,6 +32,7 @@ from custody.requests import repository as requests
 from custody.requests.lifecycle import Lease
 from custody.requests.states import RequestStatus
 from custody.seals.gate import ConfigurationGate
+from custody.settings import RelyingParty
 from custody.signing import failpoints
 from custody.signing.evidence import Evidence, EvidenceRefused, rederive
 from custody.signing.payloads import handler_for
@@ -57,8 +58,11 @@ def claim_next(
     lease_seconds: int,
     skip_locked: bool,
     configuration: ConfigurationGate,
+    relying_party: RelyingParty,
 ) -> Claim | None:
     """The next request to sign, or None when nothing is waiting or may be signed.
+
+    `relying_party`: whom passkey approvals must answer when they are verified again.
 
     Requests that the checks below stop leave the queue (failed, rejected or back to approval),
     so the loop ends; a stopped request never hides the ones behind it.
@@ -73,13 +77,24 @@ def claim_next(
         #     the sealed one; otherwise nothing is signed and requests wait
         if not configuration.holds(session):
             return None
-        claim = _claim(session, request, worker_id=worker_id, lease_seconds=lease_seconds)
+        claim = _claim(
+            session,
+            request,
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            relying_party=relying_party,
+        )
         if claim is not None:
             return claim
 
 
 def _claim(
-    session: Session, request: Request, *, worker_id: str, lease_seconds: int
+    session: Session,
+    request: Request,
+    *,
+    worker_id: str,
+    lease_seconds: int,
+    relying_party: RelyingParty,
 ) -> Claim | None:
     # (1) the request is the oldest approved one, or one whose worker's lease ran out
     now = utcnow()
@@ -94,9 +109,9 @@ def _claim(
     payload = evidence.payload
 
     # (3) re-check the current policy on the facts decoded here: a tightened rule stops an
-    #     earlier approval, and an edited `facts` column changes nothing
-    facts = evidence.facts
-    if not _recheck_allows(session, request, facts):
+    #     earlier approval, and an edited `facts` column changes nothing; an approval counts
+    #     only if its signature verifies over the statement for the digest derived here
+    if not _recheck_allows(session, request, evidence.facts, digest, relying_party):
         return None
 
     # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM
@@ -186,13 +201,30 @@ def _fail(session: Session, request: Request, reason: str) -> None:
     lifecycle.move(session, request, RequestStatus.FAILED, actor="signer", reason=reason)
 
 
-def _recheck_allows(session: Session, request: Request, facts: RequestFacts) -> bool:
+def _recheck_allows(
+    session: Session,
+    request: Request,
+    facts: RequestFacts,
+    digest: Digest,
+    relying_party: RelyingParty,
+) -> bool:
     active, decision = decide(session, facts, exclude_request=request.id)
     allowed = decision.decision == "allow"
+    discounted: tuple[Discounted, ...] = ()
     if decision.decision == "require_approvals":
         # Approvals given so far must meet what the policy requires now, counted with the
-        # approvers' current groups and standing (invariants 6 and 8).
-        allowed = quorum_state(session, request.id, stored_decision(decision)).met
+        # approvers' current groups and standing (invariants 6 and 8), and only those whose
+        # signature verifies over the statement for this digest (issue 9 §1): a row is not
+        # an approval.
+        quorum = verified_quorum(
+            session,
+            request_id=request.id,
+            payload_digest=digest.prefixed(),
+            decision=stored_decision(decision),
+            relying_party=relying_party,
+        )
+        allowed = quorum.state.met
+        discounted = quorum.discounted
     ledger.append(
         session,
         EventKind.POLICY_RECHECKED,
@@ -205,13 +237,18 @@ def _recheck_allows(session: Session, request: Request, facts: RequestFacts) -> 
         },
     )
     if not allowed:
-        _stop(session, request, decision)
+        _stop(session, request, decision, discounted)
     return allowed
 
 
-def _stop(session: Session, request: Request, decision: Decision) -> None:
+def _stop(
+    session: Session, request: Request, decision: Decision, discounted: tuple[Discounted, ...]
+) -> None:
     """Back to approvals under what the policy asks for now, or rejected."""
     reason = f"policy re-check before signing: {decision.reason}"
+    if discounted:
+        names = ", ".join(item.approver for item in discounted)
+        reason += f"; approvals that did not verify were not counted ({names})"
     if not isinstance(decision, RequireApprovals):
         lifecycle.move(session, request, RequestStatus.REJECTED, actor="signer", reason=reason)
         return

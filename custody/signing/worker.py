@@ -55,6 +55,7 @@ class SignerWorker:
                     lease_seconds=settings.signing_lease_seconds,
                     skip_locked=not db.sqlite,
                     configuration=self.configuration,
+                    relying_party=settings.relying_party,
                 )
                 if claim is None:
                     break

@@ -23,7 +23,6 @@ from webauthn import (
     generate_authentication_options,
     generate_registration_options,
     options_to_json,
-    verify_authentication_response,
     verify_registration_response,
 )
 from webauthn.helpers import bytes_to_base64url
@@ -35,6 +34,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from custody.approvals import assertions
 from custody.settings import Settings
 from custody.store.base import utcnow
 from custody.store.models import Approver, WebauthnChallenge, WebauthnCredential
@@ -230,32 +230,22 @@ def verify_assertion(
 ) -> None:
     """Check an assertion by `row`'s key over `challenge`; the sign count must grow."""
     try:
-        verified = verify_authentication_response(
-            credential=_as_dict(credential),
-            expected_challenge=challenge,
-            expected_rp_id=settings.web_rp_id,
-            expected_origin=settings.public_url,
-            credential_public_key=row.public_key,
-            credential_current_sign_count=row.sign_count,
-            require_user_verification=True,
+        row.sign_count = assertions.verify_assertion(
+            settings.relying_party,
+            _as_dict(credential),
+            public_key=row.public_key,
+            challenge=challenge,
+            sign_count=row.sign_count,
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError):
+    except assertions.AssertionRefused:
         raise PasskeyRefused(
             "the passkey's signature does not verify for this exact request and decision"
         ) from None
-    row.sign_count = verified.new_sign_count
 
 
 def evidence(credential: object) -> dict[str, str]:
     """The assertion parts an auditor needs to re-verify an approval offline (base64url)."""
-    data = _as_dict(credential)
-    response = data.get("response", {})
-    return {
-        "credential_id": str(data.get("id")),
-        "authenticator_data": str(response.get("authenticatorData")),
-        "client_data_json": str(response.get("clientDataJSON")),
-        "signature": str(response.get("signature")),
-    }
+    return assertions.evidence(_as_dict(credential))
 
 
 def _as_dict(credential: object) -> dict[str, Any]:

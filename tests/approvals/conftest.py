@@ -5,6 +5,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient as HttpClient
 
 from custody.approvals.approvers import add_approver
 from tests.api.conftest import api, http, signer, wallet  # noqa: F401  (shared fixtures)
+from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
 
 
@@ -95,3 +97,10 @@ def post_approval(client: HttpClient, request_id: str, body: bytes) -> httpx.Res
         content=body,
         headers={"Content-Type": "application/json"},
     )
+
+
+def pending(trading: Api, source: WalletInfo, nonce: int = 0) -> dict[str, Any]:
+    """A withdrawal from `source` that waits for approvals."""
+    created: dict[str, Any] = trading.create(withdrawal(source.name, nonce=nonce)).json()
+    assert created["status"] == "pending_approval", created
+    return created

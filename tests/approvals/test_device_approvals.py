@@ -15,7 +15,7 @@ from sqlalchemy import update
 from custody.signing.worker import SignerWorker
 from custody.store.base import utcnow
 from custody.store.models import Request
-from tests.approvals.conftest import QUORUM_POLICY, Device, post_approval
+from tests.approvals.conftest import QUORUM_POLICY, Device, pending, post_approval
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
 from tests.support.lifecycle import assert_histories_hold
@@ -38,12 +38,6 @@ def all_of_wallet(installation: Installation, wallet: WalletInfo) -> Iterator[Wa
         yield wallet
     finally:
         installation.allow_all_policy()
-
-
-def pending(api: Api, wallet: WalletInfo, nonce: int = 0) -> dict:  # type: ignore[type-arg]
-    created = api.create(withdrawal(wallet.name, nonce=nonce)).json()
-    assert created["status"] == "pending_approval", created
-    return created
 
 
 def test_two_of_two_quorum_approves_and_the_request_is_signed(

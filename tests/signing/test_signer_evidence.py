@@ -18,6 +18,7 @@ from sqlalchemy import text
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
 from custody.signing.worker import SignerWorker
+from tests.signing.conftest import assert_not_signed
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
 
@@ -75,18 +76,6 @@ def _refusals(installation: Installation, request_id: str) -> list[dict[str, Any
     ]
 
 
-def _assert_not_signed(installation: Installation, api: Api, request_id: str) -> dict[str, Any]:
-    view = api.get(request_id).json()
-    assert view["status"] != "signed", view
-    assert "result" not in view
-    kinds = [
-        e["kind"] for e in installation.ledger_entries() if e["data"].get("request") == request_id
-    ]
-    assert "request.signing" not in kinds
-    assert "request.signed" not in kinds
-    return view
-
-
 def test_harmless_looking_facts_do_not_get_a_large_withdrawal_signed(
     api: Api, guarded: WalletInfo, installation: Installation, signer: SignerWorker
 ) -> None:
@@ -95,7 +84,7 @@ def test_harmless_looking_facts_do_not_get_a_large_withdrawal_signed(
     harmless = _forged(installation, guarded, amount="1000").facts(api.client.name)
     _insider(installation, created["id"], status="approved", facts=json.dumps(harmless.to_dict()))
     assert signer.drain() == 0
-    view = _assert_not_signed(installation, api, created["id"])
+    view = assert_not_signed(installation, api, created["id"])
     # The signer judged the 50 ETH the client signed: approvals are needed, none were given.
     assert view["status"] == "pending_approval"
     last = _refusals(installation, created["id"])[-1]
@@ -119,7 +108,7 @@ def test_a_swapped_payload_and_digest_are_not_signed(
         facts=json.dumps(theft.facts(api.client.name).to_dict()),
     )
     assert signer.drain() == 0
-    view = _assert_not_signed(installation, api, created["id"])
+    view = assert_not_signed(installation, api, created["id"])
     assert view["status"] == "failed"
     assert view["reason"].startswith("evidence:")
     assert "digest" in view["reason"]
@@ -141,7 +130,7 @@ def test_a_rewritten_client_body_does_not_verify(
         facts=json.dumps(theft.facts(api.client.name).to_dict()),
     )
     assert signer.drain() == 0
-    view = _assert_not_signed(installation, api, created["id"])
+    view = assert_not_signed(installation, api, created["id"])
     assert view["status"] == "failed"
     assert "bodyHash" in view["reason"]
 
@@ -160,7 +149,7 @@ def test_another_wallet_in_the_row_does_not_sign_from_it(
         ).scalar_one()
     _insider(installation, created["id"], wallet_id=victim_id)
     assert signer.drain() == 0
-    view = _assert_not_signed(installation, api, created["id"])
+    view = assert_not_signed(installation, api, created["id"])
     assert view["status"] == "failed"
     assert "wallet" in view["reason"]
 
@@ -172,7 +161,7 @@ def test_a_request_without_its_evidence_is_refused(
     assert created["status"] == "approved"
     _insider(installation, created["id"], client_token=None)
     assert signer.drain() == 0
-    view = _assert_not_signed(installation, api, created["id"])
+    view = assert_not_signed(installation, api, created["id"])
     assert view["status"] == "failed"
     assert "no client evidence" in view["reason"]
 
