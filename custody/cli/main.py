@@ -14,6 +14,7 @@ from custody.cli import (
     chains,
     clients,
     demo,
+    freezes,
     keys,
     ledger,
     policy,
@@ -45,6 +46,9 @@ app.add_typer(clients.app, name="clients")
 app.add_typer(approvers.app, name="approvers")
 app.add_typer(policy.app, name="policy")
 app.add_typer(ledger.app, name="ledger")
+app.command("freeze")(freezes.freeze)
+app.command("unfreeze")(freezes.unfreeze)
+app.command("freezes")(freezes.list_freezes)
 app.add_typer(demo.app, name="demo")
 app.add_typer(webhooks.app, name="webhooks")
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from custody.approvals.deadlines import approval_deadline
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
+from custody.freezes import breakers
 from custody.intake.decoders import decode
 from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
@@ -105,6 +106,16 @@ def submit(
     view = request_view(request, draft.wallet.name)
     request.first_response = json.dumps(view, sort_keys=True)
     session.flush()
+
+    # (7) circuit breakers: a denial or a spike may freeze signing, committed with the request
+    breakers.after_intake(
+        session,
+        request=request,
+        client=client.name,
+        wallet=draft.wallet.name,
+        decision=decision,
+        active=active,
+    )
     return Submission(view=view, replayed=False)
 
 
