@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from custody import __version__
+from custody.api import freezes as freeze_routes
 from custody.api import ledger as ledger_routes
 from custody.api import openapi, ops
 from custody.api import policy as policy_routes
 from custody.api import requests as request_routes
 from custody.api import webhooks as webhook_routes
+from custody.freezes.breakers import freeze_on_fork
 from custody.http import problems
 from custody.http.limits import MaxBodySize
 from custody.http.ratelimit import RateLimit, RateLimited, RateLimits, problem_refusal
@@ -37,7 +39,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         thread = None
-        checkpointer = start_checkpointer(runtime, stop) if start_worker else None
+        checkpointer = (
+            start_checkpointer(runtime, stop, on_fork=freeze_on_fork) if start_worker else None
+        )
         webhooks = start_webhooks(runtime, stop) if start_worker else None
         if start_worker:
             from custody.signing.worker import SignerWorker
@@ -66,6 +70,7 @@ def create_app(
     openapi.install(app)
     app.include_router(request_routes.router)
     app.include_router(policy_routes.router)
+    app.include_router(freeze_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(ops.router)

@@ -96,9 +96,16 @@ def auditor_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> A
     return caller
 
 
+def operator_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:
+    if caller.role != "operator":
+        raise Forbidden("only operator clients may freeze signing or list freezes")
+    return caller
+
+
 ClientDep = Annotated[AuthenticatedClient, Depends(trading_client)]
 CreatingClientDep = Annotated[AuthenticatedClient, Depends(creating_client)]
 AnyClientDep = Annotated[AuthenticatedClient, Depends(client)]
 AuditorDep = Annotated[AuthenticatedClient, Depends(auditor_client)]
+OperatorDep = Annotated[AuthenticatedClient, Depends(operator_client)]
 
 __all__ = ["BodyDep", "RuntimeDep", "raw_body", "runtime"]

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from custody.approvals.schemas import ApprovalBody
+from custody.freezes.schemas import FreezeBody
 from custody.http.problems import Problem
 from custody.intake.bodies import REQUEST_BODY
 
@@ -22,6 +23,7 @@ REF = "#/components/schemas/{model}"
 _COMPONENTS: dict[str, tuple[TypeAdapter[Any], JsonSchemaMode]] = {
     "RequestBody": (REQUEST_BODY, "validation"),
     "ApprovalBody": (TypeAdapter(ApprovalBody), "validation"),
+    "FreezeBody": (TypeAdapter(FreezeBody), "validation"),
     "Problem": (TypeAdapter(Problem), "serialization"),
 }
 

@@ -16,6 +16,7 @@ from custody.approvals.device import record_device_approval, verify_device_appro
 from custody.approvals.schemas import ApprovalAnswer
 from custody.approvals.views import approvals_view
 from custody.errors import ValidationFailed
+from custody.freezes.views import Waiting, waiting_for
 from custody.http.problems import problem_responses
 from custody.http.ratelimit import RateLimitsDep
 from custody.intake.jsonbody import parse_object
@@ -82,7 +83,8 @@ def create_request(
 def get_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> RequestView:
     with rt.db.read() as session:
         request, wallet_name = repository.for_client(session, client.id, request_id)
-        return request_model(request, wallet_name, approvals_view(session, request))
+        waiting = waiting_for(session, request)
+        return request_model(request, wallet_name, approvals_view(session, request), waiting)
 
 
 @router.get("", summary="List your requests, newest first")
@@ -98,7 +100,11 @@ def list_requests(
         rows = repository.page_for_client(
             session, client.id, status=status, after=after, limit=limit + 1
         )
-        items = [request_model(r, name, approvals_view(session, r)) for r, name in rows[:limit]]
+        waiting = Waiting(session)
+        items = [
+            request_model(r, name, approvals_view(session, r), waiting.of(r))
+            for r, name in rows[:limit]
+        ]
         next_cursor = (
             _encode_cursor(rows[limit - 1][0].created_at, rows[limit - 1][0].id)
             if len(rows) > limit

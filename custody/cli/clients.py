@@ -34,7 +34,9 @@ def add(
     role: Annotated[
         str,
         typer.Option(
-            "--role", help="trading (default: submits requests) or auditor (reads the ledger)."
+            "--role",
+            help="trading (default: submits requests), auditor (reads the ledger) or "
+            "operator (freezes signing over the API).",
         ),
     ] = "trading",
     as_json: JsonOption = False,

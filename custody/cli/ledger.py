@@ -232,10 +232,11 @@ def _verify_export(
 @app.command("checkpoint")
 def checkpoint(as_json: JsonOption = False) -> None:
     """Sign a checkpoint of the current tree now (one is also signed every few seconds)."""
+    from custody.freezes.breakers import freeze_on_fork
     from custody.ledger.checkpoints import latest_checkpoint, make_checkpoint
 
     with context.runtime() as rt:
-        made = make_checkpoint(rt.db, rt.token(), runtime_identity(rt))
+        made = make_checkpoint(rt.db, rt.token(), runtime_identity(rt), on_fork=freeze_on_fork)
         with rt.db.read() as session:
             latest = latest_checkpoint(session)
     if latest is None:
@@ -254,12 +255,13 @@ def export(
     directory: Annotated[Path, typer.Argument(file_okay=False)], as_json: JsonOption = False
 ) -> None:
     """Write entries.jsonl, checkpoint, checkpoints.jsonl and verifier-key to DIRECTORY."""
+    from custody.freezes.breakers import freeze_on_fork
     from custody.ledger.checkpoints import make_checkpoint
     from custody.ledger.export import export as export_ledger
 
     with context.runtime() as rt:
         ident = runtime_identity(rt)
-        make_checkpoint(rt.db, rt.token(), ident)
+        make_checkpoint(rt.db, rt.token(), ident, on_fork=freeze_on_fork)
         with _progress("exporting entries", quiet=as_json) as progress, rt.db.read() as session:
             result = export_ledger(session, directory, ident.verifier_key, progress)
     data = {

@@ -15,6 +15,7 @@ from custody.cli import (
     clients,
     configuration,
     demo,
+    freezes,
     keys,
     ledger,
     policy,
@@ -47,6 +48,9 @@ app.add_typer(approvers.app, name="approvers")
 app.add_typer(policy.app, name="policy")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(configuration.app, name="config")
+app.command("freeze")(freezes.freeze)
+app.command("unfreeze")(freezes.unfreeze)
+app.command("freezes")(freezes.list_freezes)
 app.add_typer(demo.app, name="demo")
 app.add_typer(webhooks.app, name="webhooks")
 

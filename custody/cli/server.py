@@ -117,9 +117,10 @@ def _run_worker(once: bool) -> int:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        from custody.freezes.breakers import freeze_on_fork
         from custody.ledger.checkpointer import start_checkpointer
 
-        start_checkpointer(runtime, stop)
+        start_checkpointer(runtime, stop, on_fork=freeze_on_fork)
         from custody.webhooks.runner import start_webhooks
 
         start_webhooks(runtime, stop)

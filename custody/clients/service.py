@@ -33,7 +33,9 @@ def parse_ed25519_public_pem(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-ROLES = ("trading", "auditor")
+# `trading` submits requests; `auditor` reads the ledger; `operator` freezes signing (and lists
+# freezes) over the API, and nothing else.
+ROLES = ("trading", "auditor", "operator")
 
 
 # The approver app's own client (custody.web.maker): its key is in the HSM, it never calls the

@@ -26,6 +26,7 @@ from custody.approvals.deadlines import approval_deadline
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
 from custody.errors import Conflict
+from custody.freezes import breakers
 from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
@@ -174,6 +175,16 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
     view = request_view(request, draft.wallet.name)
     request.first_response = json.dumps(view, sort_keys=True)
     session.flush()
+
+    # (8) circuit breakers: a denial or a spike may freeze signing, committed with the request
+    breakers.after_intake(
+        session,
+        request=request,
+        client=client.name,
+        wallet=draft.wallet.name,
+        decision=decision,
+        active=active,
+    )
     return Submission(view=view, replayed=False)
 
 

@@ -8,7 +8,7 @@ import time
 
 from custody.errors import CustodyError
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
-from custody.ledger.forks import ForkDetected
+from custody.ledger.forks import ForkDetected, ForkHook
 from custody.runtime import Runtime
 
 log = logging.getLogger("custody.ledger")
@@ -35,14 +35,14 @@ class ForkAlarm:
         )
 
 
-def run_checkpointer(runtime: Runtime, stop: threading.Event) -> None:
+def run_checkpointer(runtime: Runtime, stop: threading.Event, on_fork: ForkHook | None) -> None:
     interval = runtime.settings.checkpoint_interval_seconds
     ident = None
     alarm = ForkAlarm()
     while not stop.wait(interval):
         try:
             ident = ident or runtime_identity(runtime)
-            made = make_checkpoint(runtime.db, runtime.token(), ident)
+            made = make_checkpoint(runtime.db, runtime.token(), ident, on_fork=on_fork)
             if made is not None:
                 log.debug("checkpoint at size %d", made.tree_size)
         except ForkDetected as fork:
@@ -53,11 +53,15 @@ def run_checkpointer(runtime: Runtime, stop: threading.Event) -> None:
             log.exception("checkpointer error")
 
 
-def start_checkpointer(runtime: Runtime, stop: threading.Event) -> threading.Thread | None:
+def start_checkpointer(
+    runtime: Runtime, stop: threading.Event, *, on_fork: ForkHook | None
+) -> threading.Thread | None:
+    """`on_fork`: what a new fork detection does besides being recorded (the processes pass the
+    freeze of custody.freezes.breakers; the ledger cannot import it)."""
     if runtime.settings.checkpoint_interval_seconds <= 0:
         return None
     thread = threading.Thread(
-        target=run_checkpointer, args=(runtime, stop), name="checkpointer", daemon=True
+        target=run_checkpointer, args=(runtime, stop, on_fork), name="checkpointer", daemon=True
     )
     thread.start()
     return thread

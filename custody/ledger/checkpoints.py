@@ -57,18 +57,21 @@ def runtime_identity(runtime: Runtime) -> LedgerIdentity:
     return identity(runtime.token(), settings.ledger_origin, settings.ledger_key_label)
 
 
-def make_checkpoint(db: Database, signer: Signer, ident: LedgerIdentity) -> LedgerCheckpoint | None:
+def make_checkpoint(
+    db: Database, signer: Signer, ident: LedgerIdentity, *, on_fork: forks.ForkHook | None
+) -> LedgerCheckpoint | None:
     """Sign the committed tree if it grew since the last checkpoint; None when nothing is new.
 
     The tree must first be proven to extend the last signed checkpoint (custody.ledger.
     consistency): a forked tree never reaches the HSM; ForkDetected is raised and recorded
-    (custody.ledger.forks). Several processes may race here: the tree size is the primary key,
-    and a root for a given size never changes, so the loser's identical insert is dropped.
+    (custody.ledger.forks), with `on_fork` (the freeze, custody.freezes.breakers) in the same
+    transaction. Several processes may race here: the tree size is the primary key, and a root
+    for a given size never changes, so the loser's identical insert is dropped.
     """
     try:
         found = _tree_to_sign(db, ident)
     except forks.ForkDetected as fork:
-        forks.record(db, fork)
+        forks.record(db, fork, on_fork)
         raise
     if found is None:
         return None

@@ -2,14 +2,18 @@
 
 A `ledger.fork_detected` entry cannot go into a ledger that is itself forked, and a log line
 scrolls away: each refusal is kept in `ledger_fork_detections` (append-only, like the ledger),
-where people and a later freeze read it. Any row there means the stored ledger stopped being
-the one that was signed; nothing clears it but a person who has looked.
+where people read it. Any row there means the stored ledger stopped being the one that was
+signed; nothing clears it but a person who has looked.
+
+A new detection also runs the caller's `on_fork` hook in the same transaction: the built-in
+`ledger-consistency` breaker (custody.freezes.breakers), which freezes all signing. The ledger
+sits below the freezes, so it is handed the hook rather than importing it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,10 +39,15 @@ class ForkDetected(CustodyError):
         self.tree_size = tree_size
 
 
-def record(db: Database, fork: ForkDetected) -> None:
+ForkHook = Callable[[Session, ForkDetected], None]
+"""Runs in the transaction that records a new detection (and rolls back with it)."""
+
+
+def record(db: Database, fork: ForkDetected, on_fork: ForkHook | None) -> None:
     """Keep the detection once per reason and checkpoint: the checkpointer retries every few
     seconds and would otherwise bury the first row under copies. Never raises: the refusal
-    itself must reach the caller even when the database cannot take the record."""
+    itself must reach the caller even when the database cannot take the record (a failed
+    hook rolls the record back, so the next attempt runs both again)."""
     try:
         with db.write() as session:
             if not _known(session, fork):
@@ -50,6 +59,9 @@ def record(db: Database, fork: ForkDetected) -> None:
                         reason=fork.message,
                     )
                 )
+                session.flush()
+                if on_fork is not None:
+                    on_fork(session, fork)
     except Exception:
         log.exception("could not record the fork detection: %s", fork.message)
 

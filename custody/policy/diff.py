@@ -1,7 +1,8 @@
 """`custody policy diff A B`: what changed between two policies, by meaning, not by text.
 
-Rules and limits are compared by id on their parsed form (so layout, comments, `24h` versus
-`1d` and signatures versus selectors do not count); allowlist entries by (list, chain, address).
+Rules, limits and breakers are compared by id on their parsed form (so layout, comments, `24h`
+versus `1d` and signatures versus selectors do not count); allowlist entries by (list, chain,
+address).
 Rule order is reported too: with first-match-wins, moving a rule can change every decision.
 """
 
@@ -31,6 +32,7 @@ class PolicyDiff:
     rule_order_changed: bool
     allowlists: Section
     limits: Section
+    breakers: Section
 
     @property
     def identical(self) -> bool:
@@ -45,6 +47,7 @@ class PolicyDiff:
             "rule_order_changed": self.rule_order_changed,
             "allowlists": vars(self.allowlists),
             "limits": vars(self.limits),
+            "breakers": vars(self.breakers),
         }
 
     def lines(self) -> list[str]:
@@ -62,6 +65,11 @@ class PolicyDiff:
         out += [f"+ limit {i}" for i in self.limits.added]
         out += [f"- limit {i}" for i in self.limits.removed]
         out += [f"~ limit {c['id']}: {', '.join(c['keys'])} changed" for c in self.limits.changed]
+        out += [f"+ breaker {i}" for i in self.breakers.added]
+        out += [f"- breaker {i}" for i in self.breakers.removed]
+        out += [
+            f"~ breaker {c['id']}: {', '.join(c['keys'])} changed" for c in self.breakers.changed
+        ]
         return out or ["no semantic change (only descriptions or spelling differ)"]
 
 
@@ -74,6 +82,12 @@ def diff_policies(a: LoadedPolicy, b: LoadedPolicy) -> PolicyDiff:
     rules_b = {r.id: r.model_dump(mode="json", exclude_none=True) for r in b.policy.rules}
     limits_a = {x.id: x.model_dump(mode="json", exclude_none=True) for x in a.policy.limits}
     limits_b = {x.id: x.model_dump(mode="json", exclude_none=True) for x in b.policy.limits}
+    breakers_a = {
+        x.id: x.model_dump(mode="json", exclude_none=True) for x in a.policy.breakers or ()
+    }
+    breakers_b = {
+        x.id: x.model_dump(mode="json", exclude_none=True) for x in b.policy.breakers or ()
+    }
     kept_a = [i for i in rules_a if i in rules_b]
     kept_b = [i for i in rules_b if i in rules_a]
     return PolicyDiff(
@@ -82,6 +96,7 @@ def diff_policies(a: LoadedPolicy, b: LoadedPolicy) -> PolicyDiff:
         rule_order_changed=kept_a != kept_b,
         allowlists=_entries(a, b),
         limits=_by_id(limits_a, limits_b, ignore=set()),
+        breakers=_by_id(breakers_a, breakers_b, ignore={"description"}),
     )
 
 

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from custody.chains.values import Amount, EvmAddress
 from custody.policy.actions import Action, ActionKind, ApprovalRequirement, OnExceed, Quorum
+from custody.policy.breakers import Breaker, Breakers
 from custody.policy.calls import AllowFlag, Contracts, Methods
 from custody.policy.limits_schema import Limit, LimitScope
 from custody.policy.model import Globs, Names, PolicyModel, non_empty
@@ -41,6 +42,7 @@ __all__ = [
     "ActionKind",
     "AllowlistEntry",
     "ApprovalRequirement",
+    "Breaker",
     "Governance",
     "Limit",
     "LimitScope",
@@ -140,6 +142,8 @@ class Policy(PolicyModel):
     limits: tuple[Limit, ...] = ()
     rules: Annotated[tuple[Rule, ...], AfterValidator(_at_least_one_rule)]
     governance: Governance | None = None
+    breakers: Breakers | None = None
+    """Conditions that freeze signing by themselves (custody.policy.breakers)."""
 
     @field_validator("version", mode="before")
     @classmethod

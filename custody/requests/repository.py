@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
@@ -68,8 +69,11 @@ def page_for_client(
     return [(r, name) for r, name in session.execute(query)]
 
 
-def next_to_sign(session: Session, now: datetime, *, skip_locked: bool) -> Request | None:
-    """An approved request, or one whose signing lease ran out (its worker died)."""
+def next_to_sign(
+    session: Session, now: datetime, *, skip_locked: bool, excluding_wallets: Collection[int]
+) -> Request | None:
+    """An approved request, or one whose signing lease ran out (its worker died), of a wallet
+    not in `excluding_wallets` (frozen ones)."""
     query = (
         select(Request)
         .where(
@@ -81,6 +85,8 @@ def next_to_sign(session: Session, now: datetime, *, skip_locked: bool) -> Reque
         .order_by(Request.updated_at)
         .limit(1)
     )
+    if excluding_wallets:
+        query = query.where(Request.wallet_id.not_in(sorted(excluding_wallets)))
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     return session.execute(query).scalar_one_or_none()

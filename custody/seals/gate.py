@@ -2,7 +2,8 @@
 
 Checked once per claim transaction, only when there is something to sign. A refusal releases
 nothing: requests keep their state and wait (an insider's edit must not be able to fail honest
-requests for good), and the ledger says why, once per distinct reason.
+requests for good), the ledger says why (`configuration.refused`, once per distinct reason), and
+the signer freezes all signing (the `configuration-seal` breaker) until people have looked.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class ConfigurationGate:
         self._root_key = root_key
         self._root: RootKey | None = None
         self._last_refusal: str | None = None
+        self.refusal: str | None = None
+        """Why the last check refused, for the freeze it leads to."""
         self._lock = threading.Lock()
 
     def holds(self, session: Session) -> bool:
@@ -59,6 +62,7 @@ class ConfigurationGate:
             return self._root
 
     def _refused(self, session: Session, reason: str) -> None:
+        self.refusal = reason
         with self._lock:
             repeated, self._last_refusal = self._last_refusal == reason, reason
         if repeated:

@@ -193,9 +193,12 @@ def _newest_seal(runtime: Runtime) -> int | None:
 def _sign_checkpoint(runtime: Runtime) -> int | None:
     """Sign what init recorded, so that `ledger verify` holds from the first minute (it refuses
     a ledger no checkpoint covers). None when nothing new was recorded."""
+    from custody.freezes.breakers import freeze_on_fork
     from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 
-    made = make_checkpoint(runtime.db, runtime.token(), runtime_identity(runtime))
+    made = make_checkpoint(
+        runtime.db, runtime.token(), runtime_identity(runtime), on_fork=freeze_on_fork
+    )
     return None if made is None else made.tree_size
 
 

@@ -19,6 +19,8 @@ from custody.approvals.deadlines import approval_deadline
 from custody.approvals.evidence import Discounted, verified_quorum
 from custody.chains import Digest
 from custody.decisions.service import decide
+from custody.freezes import service as freezes
+from custody.freezes.breakers import configuration_refused
 from custody.hsm.signer import Signer
 from custody.keys.repository import key_by_id
 from custody.ledger import service as ledger
@@ -49,6 +51,8 @@ class Claim:
     key_label: str
     address: str
     attempt: int
+    wallet_id: int
+    """The wallet the client named (its evidence): a freeze of it stops the release."""
 
 
 def claim_next(
@@ -69,13 +73,23 @@ def claim_next(
     """
     # Claims decide limits again: hold the ledger head lock first, as intake does.
     ledger.lock(session)
+    # (0) frozen (custody.freezes): requests of a frozen scope are not claimed; they wait,
+    #     `approved` (or `signing` with a lease run out), and are signed once it is lifted
+    frozen = freezes.hold(session)
+    if frozen.everything:
+        return None
     while True:
-        request = requests.next_to_sign(session, utcnow(), skip_locked=skip_locked)
+        request = requests.next_to_sign(
+            session, utcnow(), skip_locked=skip_locked, excluding_wallets=frozen.wallet_ids
+        )
         if request is None:
             return None
         # (0) every configuration row used below (client keys, wallets, approvers, policy) is
-        #     the sealed one; otherwise nothing is signed and requests wait
+        #     the sealed one; otherwise nothing is signed, requests wait, and signing freezes
         if not configuration.holds(session):
+            configuration_refused(
+                session, reason=configuration.refusal or "refused", worker_id=worker_id
+            )
             return None
         claim = _claim(
             session,
@@ -129,7 +143,15 @@ def _claim(
         attempt=request.signing_attempts + 1,
         reclaimed_from=reclaimed_from,
     )
-    return Claim(request.id, digest, payload, key.label, wallet.address, request.signing_attempts)
+    return Claim(
+        request.id,
+        digest,
+        payload,
+        key.label,
+        wallet.address,
+        request.signing_attempts,
+        wallet_id=evidence.wallet_id,
+    )
 
 
 def _checked_evidence(session: Session, request: Request) -> tuple[Evidence, Digest] | None:
@@ -172,6 +194,16 @@ def finish(session: Session, claim: Claim, result: dict[str, str], *, worker_id:
     request = requests.locked(session, claim.request_id, for_update=True)
     if request.status != RequestStatus.SIGNING or request.claimed_by != worker_id:
         return False  # our lease ran out and another worker took over; its result stands
+    # (7a) a freeze that came while the HSM signed: the signature is dropped, never released;
+    #      the request stays `signing` and is signed again once lifted and its lease ran out
+    if freezes.withhold(
+        session,
+        request_id=request.id,
+        wallet_id=claim.wallet_id,
+        digest=request.digest,
+        actor=f"worker:{worker_id}",
+    ):
+        return False
     failpoints.hit("before-signed-commit")
     signed_data: dict[str, Any] = dict(result)  # raw_transaction and tx_hash, or signature
     request.result_raw = result.get("raw_transaction")

@@ -11,8 +11,11 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
+from custody.chains.errors import SignatureMismatch
 from custody.errors import CustodyError
+from custody.freezes.breakers import signature_check_failed
 from custody.runtime import Runtime
 from custody.seals.gate import ConfigurationGate
 from custody.seals.service import RootKey
@@ -21,6 +24,14 @@ from custody.store.base import utcnow
 
 log = logging.getLogger("custody.signing")
 EXPIRY_SWEEP_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class SignatureCheckFailed:
+    """The HSM returned a signature that failed its software check (custody.signing.payloads):
+    the request fails, and the built-in `signature-check` breaker freezes all signing."""
+
+    reason: str
 
 
 def default_worker_id() -> str:
@@ -64,17 +75,34 @@ class SignerWorker:
             return False
         outcomes = [self._sign(claim) for claim in claims]
         with db.write() as session:
+            # A signature that failed its check freezes all signing before anything of this
+            # batch is recorded: no other signature the same HSM made is released either.
             for claim, outcome in zip(claims, outcomes, strict=True):
-                if isinstance(outcome, str):
-                    pipeline.fail(session, claim.request_id, outcome, worker_id=self.worker_id)
+                if isinstance(outcome, SignatureCheckFailed):
+                    signature_check_failed(
+                        session,
+                        request_id=claim.request_id,
+                        key_label=claim.key_label,
+                        detail=outcome.reason,
+                        worker_id=self.worker_id,
+                    )
+            for claim, outcome in zip(claims, outcomes, strict=True):
+                if isinstance(outcome, SignatureCheckFailed | str):
+                    reason = outcome if isinstance(outcome, str) else outcome.reason
+                    pipeline.fail(session, claim.request_id, reason, worker_id=self.worker_id)
                 elif pipeline.finish(session, claim, outcome, worker_id=self.worker_id):
                     self.signed += 1
         return True
 
-    def _sign(self, claim: pipeline.Claim) -> dict[str, str] | str:
+    def _sign(self, claim: pipeline.Claim) -> dict[str, str] | str | SignatureCheckFailed:
         """The signed transaction, or why it could not be signed (fail closed)."""
         try:
             return pipeline.sign(self.runtime.token(), claim)
+        except SignatureMismatch as exc:
+            log.critical(
+                "request %s: signature failed its software check: %s", claim.request_id, exc.message
+            )
+            return SignatureCheckFailed(exc.message)
         except CustodyError as exc:
             log.error("request %s failed: %s", claim.request_id, exc.message)
             return exc.message

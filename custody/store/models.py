@@ -5,6 +5,8 @@ Invariants the database enforces by itself:
   payloads for the same nonce can never both reach `signing`/`signed` (invariant 4);
 - one request per client and idempotency key;
 - one use per client nonce of an API token;
+- one pending lift per freeze (`uq_unfreezes_freeze_id_pending`), and one decision per approver
+  and lift;
 - a request's status changes only along the lifecycle table (a trigger, from migration 0006);
 - the ledger refuses UPDATE and DELETE (triggers, created in the migration), and so do its
   checkpoints, subtrees and fork detections.
@@ -142,7 +144,8 @@ class Client(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     public_key_pem: Mapped[str] = mapped_column(Text)
-    # `trading` clients submit requests; `auditor` clients may only read the ledger.
+    # `trading` clients submit requests; `auditor` clients may only read the ledger; `operator`
+    # clients may freeze signing (custody.freezes) and nothing else.
     role: Mapped[str] = mapped_column(String(16), server_default="trading")
     webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -485,3 +488,85 @@ class ConfigurationSeal(Base):
     key_label: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(100))
     sealed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Freeze(Base):
+    """A stop on signing: of the whole installation (`wallet_id` NULL) or of one wallet.
+
+    While a freeze is active (`lifted_at` NULL) the signer claims no request of its scope and
+    releases no signature for one (custody.freezes). Rows are kept when lifted: who froze, why,
+    who lifted and why stay readable next to their ledger entries.
+    """
+
+    __tablename__ = "freezes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wallet_id: Mapped[int | None] = mapped_column(
+        ForeignKey("wallets.id"), nullable=True, index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100))
+    # Who asked: `operator`, `client:<id>`, `breaker:<id>` or `signer`.
+    source: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    lifted_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lift_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("length(reason) > 0", name="reason_given"),
+        CheckConstraint(
+            "(lifted_at IS NULL) = (lifted_by IS NULL) AND (lifted_at IS NULL) = "
+            "(lift_reason IS NULL)",
+            name="lift_complete",
+        ),
+    )
+
+
+class Unfreeze(Base):
+    """A lift of one freeze waiting for the governance quorum (policies with `governance`)."""
+
+    __tablename__ = "unfreezes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    freeze_id: Mapped[int] = mapped_column(ForeignKey("freezes.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(16))
+    # JSON [{group, count}]: the governance when it was requested (shown to people); the quorum
+    # that lifts is the governance of the policy active when the last approval arrives.
+    required_approvals: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index(
+            "uq_unfreezes_freeze_id_pending",
+            "freeze_id",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        CheckConstraint(
+            "state IN ('pending', 'applied', 'rejected', 'superseded')", name="state_known"
+        ),
+    )
+
+
+class UnfreezeApproval(Base):
+    """An approver's device-key decision on an unfreeze, with the statement it signed."""
+
+    __tablename__ = "unfreeze_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unfreeze_id: Mapped[int] = mapped_column(ForeignKey("unfreezes.id"), index=True)
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"))
+    decision: Mapped[str] = mapped_column(String(16))
+    statement: Mapped[bytes] = mapped_column(LargeBinary)  # RFC 8785 bytes that were signed
+    evidence: Mapped[str] = mapped_column(Text)  # JSON: the signature and the key it verified with
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("unfreeze_id", "approver_id"),
+        CheckConstraint("decision IN ('approve', 'reject')", name="decision_known"),
+    )

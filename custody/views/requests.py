@@ -7,6 +7,7 @@ from typing import Any
 from custody.approvals.schemas import ApprovalsView
 from custody.approvals.views import before_any
 from custody.chains.schemas import read_payload
+from custody.freezes.schemas import WaitingView
 from custody.policy.stored import read_decision
 from custody.policy.values import RequestType
 from custody.requests.states import RequestStatus
@@ -15,9 +16,13 @@ from custody.views.schemas import MessageSignature, PayloadView, RequestView, Si
 
 
 def request_model(
-    request: Request, wallet_name: str, approvals: ApprovalsView | None = None
+    request: Request,
+    wallet_name: str,
+    approvals: ApprovalsView | None = None,
+    waiting: WaitingView | None = None,
 ) -> RequestView:
-    """`approvals`: the live state; without it, the state before anyone decided."""
+    """`approvals`: the live state; without it, the state before anyone decided. `waiting`: the
+    freezes that hold it now (live reads only: stored answers and webhooks never carry it)."""
     decision = read_decision(request.policy_decision)
     return RequestView(
         id=request.id,
@@ -37,6 +42,7 @@ def request_model(
         created_at=request.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         result=_result(request),
         reason=request.failure_reason or None,
+        waiting=waiting,
     )
 
 

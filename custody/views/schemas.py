@@ -10,6 +10,7 @@ from pydantic import Field
 
 from custody.approvals.schemas import ApprovalsView
 from custody.chains.schemas import TransactionPayload
+from custody.freezes.schemas import WaitingView
 from custody.jsonshape import DecimalString, HexDigest, JsonModel, Rfc3339, absent
 from custody.policy.stored import StoredDecision
 from custody.policy.values import RequestType
@@ -47,6 +48,9 @@ class RequestView(JsonModel):
     created_at: Rfc3339
     result: SignedTransaction | MessageSignature | None = absent("present once signed")
     reason: str | None = absent("why a request was rejected, failed or stopped")
+    waiting: WaitingView | None = absent(
+        "why a live request is not signed now: the freezes that cover it (issue 9 §3)"
+    )
 
 
 class RequestPage(JsonModel):

@@ -14,6 +14,8 @@ from custody.approvals.schemas import ApprovalsView
 from custody.approvals.views import approvals_view
 from custody.chains import format_units
 from custody.chains.schemas import TransactionPayload, read_payload
+from custody.freezes.schemas import WaitingView
+from custody.freezes.views import waiting_for
 from custody.policy.facts import RequestFacts
 from custody.policy.stored import StoredDecision, read_decision
 from custody.policy_versions.service import active_policy
@@ -48,6 +50,8 @@ class Detail:
     why_not: str | None
     decided: str | None
     payload: TransactionPayload
+    waiting: WaitingView | None
+    """The freezes that hold this request now, if any (custody.freezes)."""
 
     @property
     def request(self) -> Request:
@@ -92,6 +96,7 @@ def build(session: Session, row: Row, user: SignedIn) -> Detail:
         why_not=why_not,
         decided=decided,
         payload=read_payload(request.payload),
+        waiting=waiting_for(session, request),
     )
 
 

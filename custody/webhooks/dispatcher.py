@@ -27,6 +27,13 @@ from custody.views.requests import request_view
 from custody.webhooks import repository
 
 BATCH = 500
+FREEZE_EVENTS = frozenset(
+    {
+        EventKind.SIGNING_FROZEN,
+        EventKind.SIGNING_UNFROZEN,
+        EventKind.SIGNING_UNFREEZE_REQUESTED,
+    }
+)
 
 
 def status_after(kind: str, data: dict[str, Any]) -> str | None:
@@ -73,6 +80,9 @@ def _deliveries(
     changes: list[tuple[LedgerEntry, str, str]] = []
     for entry in entries:
         data = json.loads(entry.entry).get("data", {})
+        if entry.kind in FREEZE_EVENTS:
+            yield from _freeze_rows(session, entry, data, now)
+            continue
         status = status_after(entry.kind, data)
         request_id = data.get("request")
         if status is not None and isinstance(request_id, str):
@@ -114,6 +124,23 @@ def _group_rows(
             "expires_at": _rfc3339(request.expires_at),
         }
         yield _row(entry.index, f"group:{quorum['group']}", url, body, now)
+
+
+def _freeze_rows(
+    session: Session, entry: LedgerEntry, data: dict[str, Any], now: datetime
+) -> Iterator[dict[str, Any]]:
+    """A freeze or a lift concerns every client (their requests wait, or go on) and every
+    group; a lift waiting for the governance quorum concerns the groups it waits for."""
+    body = {"event": entry.kind, "ledger_index": entry.index} | data
+    if entry.kind == EventKind.SIGNING_UNFREEZE_REQUESTED:
+        wanted = [q["group"] for q in data.get("required_approvals", [])]
+        groups = repository.group_urls(session, wanted)
+    else:
+        groups = repository.every_group_url(session)
+        for client_id, url in sorted(repository.client_urls(session).items()):
+            yield _row(entry.index, f"client:{client_id}", url, body, now)
+    for group, url in sorted(groups.items()):
+        yield _row(entry.index, f"group:{group}", url, body, now)
 
 
 def _row(index: int, target: str, url: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:

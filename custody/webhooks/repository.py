@@ -69,6 +69,25 @@ def group_urls(session: Session, groups: Iterable[str]) -> dict[str, str]:
     return {group: url for group, url in rows if url}
 
 
+def client_urls(session: Session) -> dict[str, str]:
+    """client id -> webhook URL, for every enabled client that has one."""
+    rows = session.execute(
+        select(Client.id, Client.webhook_url).where(
+            Client.webhook_url.is_not(None), Client.disabled_at.is_(None)
+        )
+    ).all()
+    return {client_id: url for client_id, url in rows if url}
+
+
+def every_group_url(session: Session) -> dict[str, str]:
+    rows = session.execute(
+        select(ApproverGroupSettings.group, ApproverGroupSettings.notify_url).where(
+            ApproverGroupSettings.notify_url.is_not(None)
+        )
+    ).all()
+    return {group: url for group, url in rows if url}
+
+
 def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert, skipping any (ledger_index, target) already queued: a re-run adds nothing."""
     if not rows:

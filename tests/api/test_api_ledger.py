@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient as HttpClient
 
-from custody.clients.service import add_client
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.ledger.verify import (
     parse_checkpoint,
@@ -19,30 +14,17 @@ from custody.ledger.verify import (
 )
 from tests.ledger import rfc9162
 from tests.support.api import Api, withdrawal
-from tests.support.installation import ClientKeys, Installation, WalletInfo
+from tests.support.installation import Installation, WalletInfo
 
 
 @pytest.fixture
 def auditor(http: HttpClient, installation: Installation) -> Api:
-    key = Ed25519PrivateKey.generate()
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    with installation.runtime.db.write() as session:
-        client = add_client(
-            session,
-            name=f"audit-{secrets.token_hex(4)}",
-            public_key_pem=pem,
-            actor="test",
-            role="auditor",
-        )
-        keys = ClientKeys(client.id, client.name, key)
-    return Api(http.request, keys)
+    return Api(http.request, installation.client(role="auditor"))
 
 
 def signed_checkpoint(installation: Installation) -> None:
     rt = installation.runtime
-    make_checkpoint(rt.db, rt.token(), runtime_identity(rt))
+    make_checkpoint(rt.db, rt.token(), runtime_identity(rt), on_fork=None)
 
 
 def test_auditor_verifies_checkpoint_entries_and_proofs(

@@ -58,8 +58,9 @@ def test_request_answers_are_typed(doc: Document) -> None:
     created = doc.response_schema("/v1/requests", "post", 201, JSON)
     read = doc.response_schema("/v1/requests/{request_id}", "get", 200, JSON)
     assert created == read
-    assert set(created["properties"]) == REQUEST_FIELDS | {"result", "reason"}
-    # `result` and `reason` appear only when there is one; everything else always (maybe null).
+    assert set(created["properties"]) == REQUEST_FIELDS | {"result", "reason", "waiting"}
+    # `result`, `reason` and `waiting` appear only when there is one; everything else always
+    # (maybe null).
     assert set(created["required"]) == REQUEST_FIELDS
     assert created["additionalProperties"] is False
 

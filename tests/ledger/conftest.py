@@ -54,7 +54,9 @@ def grow(inst: Installation, count: int) -> None:
 
 
 def checkpoint(inst: Installation) -> str:
-    made = make_checkpoint(inst.runtime.db, inst.runtime.token(), runtime_identity(inst.runtime))
+    made = make_checkpoint(
+        inst.runtime.db, inst.runtime.token(), runtime_identity(inst.runtime), on_fork=None
+    )
     assert made is not None
     return made.note
 

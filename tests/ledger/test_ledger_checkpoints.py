@@ -65,7 +65,12 @@ def test_checkpoint_is_a_signed_note_the_standalone_verifier_accepts(fresh: Inst
     )
     assert verify_db(fresh) is None
     assert (
-        make_checkpoint(fresh.runtime.db, fresh.runtime.token(), runtime_identity(fresh.runtime))
+        make_checkpoint(
+            fresh.runtime.db,
+            fresh.runtime.token(),
+            runtime_identity(fresh.runtime),
+            on_fork=None,
+        )
         is None
     )  # nothing new to sign
 

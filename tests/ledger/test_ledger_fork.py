@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
 from custody.errors import CustodyError
+from custody.freezes.breakers import freeze_on_fork
 from custody.ledger import service as ledger
 from custody.ledger.checkpointer import start_checkpointer
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
@@ -46,7 +47,9 @@ def signed_sizes(inst: Installation) -> list[int]:
 
 
 def try_checkpoint(inst: Installation) -> Any:
-    return make_checkpoint(inst.runtime.db, inst.runtime.token(), runtime_identity(inst.runtime))
+    return make_checkpoint(
+        inst.runtime.db, inst.runtime.token(), runtime_identity(inst.runtime), on_fork=None
+    )
 
 
 def refused(inst: Installation) -> str:
@@ -248,7 +251,7 @@ def test_cli_checkpoint_refuses_a_fork_in_one_line(fresh: Installation) -> None:
     assert len(detections(fresh)) == 1
 
 
-def test_the_checkpointer_logs_a_fork_loudly_and_signs_nothing(
+def test_the_checkpointer_logs_a_fork_loudly_signs_nothing_and_freezes_signing(
     fresh: Installation, caplog: pytest.LogCaptureFixture
 ) -> None:
     fork_history(fresh, 11)
@@ -257,7 +260,7 @@ def test_the_checkpointer_logs_a_fork_loudly_and_signs_nothing(
     caplog.set_level(logging.WARNING, logger="custody.ledger")
     object.__setattr__(fresh.settings, "checkpoint_interval_seconds", 0.05)
     stop = threading.Event()
-    thread = start_checkpointer(fresh.runtime, stop)
+    thread = start_checkpointer(fresh.runtime, stop, on_fork=freeze_on_fork)
     assert thread is not None
     try:
         deadline = time.monotonic() + 20
@@ -272,3 +275,9 @@ def test_the_checkpointer_logs_a_fork_loudly_and_signs_nothing(
     assert "fork" in critical[0].getMessage()
     assert signed_sizes(fresh) == before
     assert len(detections(fresh)) == 1
+    # ... and the built-in ledger-consistency breaker froze all signing, once (issue 9 §3)
+    frozen = [entry["data"] for entry in fresh.ledger_entries("signing.frozen")]
+    assert [(d["scope"], d["source"]) for d in frozen] == [
+        ("installation", "breaker:ledger-consistency")
+    ]
+    assert frozen[0]["evidence"]["detail"] == detections(fresh)[0].reason

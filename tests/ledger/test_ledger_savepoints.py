@@ -24,7 +24,7 @@ def signed_and_verified(inst: Installation) -> None:
     """A checkpoint over what committed, then verify holds the whole ledger to it."""
     rt = inst.runtime
     ident = runtime_identity(rt)
-    make_checkpoint(rt.db, rt.token(), ident)
+    make_checkpoint(rt.db, rt.token(), ident, on_fork=None)
     with rt.db.read() as session:
         report = check(session, ident.verifier)
     assert report.fault is None

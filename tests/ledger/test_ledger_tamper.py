@@ -81,7 +81,7 @@ def test_untouched_installation_verifies(own_installation: Installation) -> None
     drop_ledger_triggers(own_installation)
     _untampered_is_ok(own_installation)
     rt = own_installation.runtime
-    assert make_checkpoint(rt.db, rt.token(), runtime_identity(rt)) is not None
+    assert make_checkpoint(rt.db, rt.token(), runtime_identity(rt), on_fork=None) is not None
     verified = invoke(["ledger", "verify", "--json"], own_installation.env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

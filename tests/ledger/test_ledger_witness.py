@@ -55,7 +55,7 @@ def test_checkpointer_signs_while_entries_arrive_and_http_witness_gets_them(
     rt = Runtime(installation.settings.model_copy(update={"checkpoint_interval_seconds": 0.05}))
     stop = threading.Event()
     try:
-        thread = start_checkpointer(rt, stop)
+        thread = start_checkpointer(rt, stop, on_fork=None)
         assert thread is not None
         try:
             with rt.db.write() as session:

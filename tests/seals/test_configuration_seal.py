@@ -186,7 +186,7 @@ def test_a_forged_seal_signs_nothing(setup: tuple[Installation, Api, WalletInfo]
     assert "does not verify with the installation root key" in _refusals(inst)[0]
 
 
-def test_a_refusal_is_recorded_once_and_signing_resumes_once_the_rows_are_restored(
+def test_a_refusal_freezes_signing_until_the_rows_are_restored_and_people_lift_it(
     setup: tuple[Installation, Api, WalletInfo],
 ) -> None:
     inst, api, wallet = setup
@@ -197,7 +197,14 @@ def test_a_refusal_is_recorded_once_and_signing_resumes_once_the_rows_are_restor
     for _ in range(3):
         _waits_unsigned(api, created["id"], signer)
     assert len(_refusals(inst)) == 1
+    [frozen] = inst.ledger_entries("signing.frozen")
+    assert frozen["data"]["source"] == "breaker:configuration-seal"
+    assert "changed (address)" in frozen["data"]["evidence"]["detail"]
+    # Restoring the rows is not enough: people look, then lift the freeze.
     _raw(inst, "UPDATE wallets SET address = :a WHERE name = :w", a=original, w=wallet.name)
+    _waits_unsigned(api, created["id"], signer)
+    lifted = invoke(["unfreeze", "--reason", "row restored from backup"], inst.env)
+    assert lifted.returncode == 0, lifted.stderr
     assert signer.drain() == 1
     assert api.get(created["id"]).json()["status"] == "signed"
 

@@ -59,7 +59,7 @@ class Installation:
 
     # -- factories ---------------------------------------------------------------------------
 
-    def client(self, name: str | None = None) -> ClientKeys:
+    def client(self, name: str | None = None, *, role: str = "trading") -> ClientKeys:
         key = Ed25519PrivateKey.generate()
         pem = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -67,9 +67,10 @@ class Installation:
         with self.runtime.db.write() as session:
             client = add_client(
                 session,
-                name=name or f"desk-{secrets.token_hex(4)}",
+                name=name or f"{'desk' if role == 'trading' else role}-{secrets.token_hex(4)}",
                 public_key_pem=pem,
                 actor="test",
+                role=role,
             )
             return ClientKeys(client.id, client.name, key)
 

@@ -1,0 +1,106 @@
+"""Freezes as people and clients see them: the freeze list, and why a request waits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from custody.approvals.schemas import QuorumRequirementView
+from custody.freezes import repository
+from custody.freezes.schemas import (
+    FreezeRef,
+    FreezeView,
+    UnfreezeDecisionView,
+    UnfreezeView,
+    WaitingView,
+)
+from custody.freezes.service import describe_scope, hold, scope_of
+from custody.freezes.unfreezes import statement_template
+from custody.store.models import Freeze, Request, Unfreeze
+
+# A request in these states is signed once nothing stops it; the others are past signing.
+_LIVE = frozenset({"pending_approval", "approved", "signing"})
+
+
+def freeze_views(session: Session, rows: Sequence[Freeze]) -> list[FreezeView]:
+    names = repository.wallet_names(session, (r.wallet_id for r in rows if r.wallet_id is not None))
+    pending = repository.pending_unfreezes(session, (r.id for r in rows))
+    return [
+        FreezeView(
+            id=row.id,
+            **scope_of(row, names.get(row.wallet_id) if row.wallet_id is not None else None),
+            reason=row.reason,
+            actor=row.actor,
+            source=row.source,
+            created_at=_rfc3339(row.created_at),
+            lifted_at=_rfc3339(row.lifted_at) if row.lifted_at else None,
+            lifted_by=row.lifted_by,
+            lift_reason=row.lift_reason,
+            unfreeze=unfreeze_view(session, pending[row.id]) if row.id in pending else None,
+        )
+        for row in rows
+    ]
+
+
+def unfreeze_view(session: Session, unfreeze: Unfreeze) -> UnfreezeView:
+    decisions = [
+        UnfreezeDecisionView(
+            approver=approver.name,
+            decision=approval.decision,
+            at=_rfc3339(approval.created_at),
+        )
+        for approval, approver in repository.decisions_on(session, unfreeze.id)
+    ]
+    return UnfreezeView(
+        id=unfreeze.id,
+        reason=unfreeze.reason,
+        requested_by=unfreeze.requested_by,
+        requested_at=_rfc3339(unfreeze.requested_at),
+        state=unfreeze.state,
+        required_approvals=[
+            QuorumRequirementView.model_validate(q) for q in json.loads(unfreeze.required_approvals)
+        ],
+        decisions=decisions,
+        statement=statement_template(unfreeze),
+    )
+
+
+class Waiting:
+    """Why live requests wait, for one read of the freezes (a page of requests shares it)."""
+
+    def __init__(self, session: Session) -> None:
+        self._hold = hold(session)
+        self._names = repository.wallet_names(session, self._hold.wallet_ids)
+
+    def of(self, request: Request) -> WaitingView | None:
+        if request.status not in _LIVE:
+            return None
+        covering = self._hold.covering(request.wallet_id)
+        if not covering:
+            return None
+        refs = [
+            FreezeRef(
+                id=row.id,
+                **scope_of(
+                    row, self._names.get(row.wallet_id) if row.wallet_id is not None else None
+                ),
+                reason=row.reason,
+                since=_rfc3339(row.created_at),
+            )
+            for row in covering
+        ]
+        everything = any(row.wallet_id is None for row in covering)
+        scope = describe_scope(None if everything else self._names.get(request.wallet_id))
+        reason = f"{scope} is frozen: the request waits until every freeze covering it is lifted"
+        return WaitingView(reason=reason, freezes=refs)
+
+
+def waiting_for(session: Session, request: Request) -> WaitingView | None:
+    return Waiting(session).of(request)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
