@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient as HttpClient
-from sqlalchemy import text
+from sqlalchemy import update
 
 from custody.app import create_app
 from custody.policy import load_policy_text
+from custody.store.models import Wallet
 from tests.freezes.conftest import active_freezes, cli, cli_json, statuses, submit, worker
 from tests.ledger.conftest import attacker, checkpoint, entry_bytes, grow, rebuild_nodes
 from tests.ledger.conftest import rewrite_entry as rewrite
@@ -127,18 +128,17 @@ def test_velocity_freezes_the_wallet_that_spiked(http: HttpClient, home: Install
 def test_a_signature_that_fails_its_software_check_freezes_all_signing(
     own: Installation,
 ) -> None:
-    """A database insider points a wallet at another address: the HSM signs with the real key,
-    the software check refuses the signature, the request fails and nothing more is signed."""
+    """A wallet's record names another address than its key's (a mistaken change made through
+    custody, so sealed; an insider's edit outside it is the configuration seal's to catch): the
+    HSM signs with the real key, the software check refuses the signature, the request fails and
+    nothing more is signed."""
     victim, other = own.wallet(), own.wallet()
     with HttpClient(create_app(own.runtime, run_worker=False)) as http:
         api = Api(http.request, own.client())
         bad = submit(api, victim.name)["id"]
         held = submit(api, other.name)["id"]
-    with own.runtime.db.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE wallets SET address = :a WHERE name = :n"),
-            {"a": ELSEWHERE, "n": victim.name},
-        )
+    with own.runtime.db.write() as session:
+        session.execute(update(Wallet).where(Wallet.name == victim.name).values(address=ELSEWHERE))
     signer = worker(own)
     assert signer.drain() == 0
     # Both were claimed in one batch and signed by the HSM: the failed check froze signing

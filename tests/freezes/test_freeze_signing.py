@@ -97,7 +97,12 @@ def test_a_freeze_that_arrives_while_the_hsm_signs_withholds_the_signature(
         with db.write() as session:
             # A lease that runs out at once: after the lift the request is claimed again now.
             claim = pipeline.claim_next(
-                session, worker_id=signer.worker_id, lease_seconds=0, skip_locked=not db.sqlite
+                session,
+                worker_id=signer.worker_id,
+                lease_seconds=0,
+                skip_locked=not db.sqlite,
+                configuration=signer.configuration,
+                relying_party=own.settings.relying_party,
             )
         assert claim is not None
         result = pipeline.sign(own.runtime.token(), claim)
@@ -141,7 +146,12 @@ def test_a_wallet_freeze_also_withholds_only_its_own_signatures(own: Installatio
         with db.write() as session:
             claims = [
                 pipeline.claim_next(
-                    session, worker_id=signer.worker_id, lease_seconds=30, skip_locked=not db.sqlite
+                    session,
+                    worker_id=signer.worker_id,
+                    lease_seconds=30,
+                    skip_locked=not db.sqlite,
+                    configuration=signer.configuration,
+                    relying_party=own.settings.relying_party,
                 )
                 for _ in ids
             ]
