@@ -87,4 +87,5 @@ def test_list_commands_print_json(cli: CliHome) -> None:
     keys = {k["label"]: k["algorithm"] for k in outputs["keys"]}
     assert keys[cli.key("x")] == "secp256k1"
     assert keys[cli.key("edkey")] == "ed25519"
-    assert outputs["clients"] == []
+    # init registers the approver app's own client (its key in the HSM), and nothing else
+    assert [(c["name"], c["role"]) for c in outputs["clients"]] == [("approver-app", "internal")]

@@ -123,10 +123,14 @@ def test_export_verifies_with_the_standalone_file_alone(
 
 
 def test_edited_entry_with_rebuilt_tree_is_caught_by_the_checkpoint(fresh: Installation) -> None:
+    with fresh.runtime.db.read() as session:
+        victim = ledger.size(session) + 2  # one of the entries grown here, whatever init wrote
     grow(fresh, ENTRIES)
     checkpoint(fresh)
     attacker(fresh)
-    rewrite_entry(fresh, 11, entry_bytes(fresh, 11).replace(b'"n":"', b'"n":"1'))
+    edited = entry_bytes(fresh, victim).replace(b'"n":"', b'"n":"1')
+    assert edited != entry_bytes(fresh, victim)
+    rewrite_entry(fresh, victim, edited)
     rebuild_nodes(fresh)
     fault = verify_db(fresh)
     assert (fault is not None and f"checkpoint at size {ENTRIES + 3}" in fault) or "size" in (
