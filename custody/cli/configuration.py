@@ -24,12 +24,12 @@ def verify_command(as_json: JsonOption = False) -> None:
         label = rt.settings.root_key_label
         root = RootKey(label, rt.token().get_key(label).public_key)
         with rt.db.read() as session:
-            document = verify(session, root)
+            verify(session, root)
             newest = seals.newest_seal(session)
             assert newest is not None
             answer = {
                 "epoch": newest.epoch,
-                "digest": document.digest,
+                "digest": newest.digest,
                 "sealed_at": newest.sealed_at.isoformat(),
                 "sealed_by": newest.actor,
                 "root_key": label,

@@ -54,15 +54,47 @@ class Document:
         return hashlib.sha256(self.canonical).hexdigest()
 
 
-def current(session: Session) -> Document:
-    """The configuration as the rows say it is now."""
+@dataclass(frozen=True)
+class Scope:
+    """The rows one claim relies on, beyond the small sections read whole."""
+
+    client_ids: frozenset[str]
+    wallet_ids: frozenset[int]
+    approver_ids: frozenset[str]
+
+
+# Read whole on every check: few rows, and which of them decoding and policy use is not known
+# in advance (an asset by symbol, a price by chain, an allowlist in a policy version).
+WHOLE_SECTIONS = ("chains", "assets", "venues", "prices", "groups", "policies")
+
+
+def current(session: Session, scope: Scope | None = None) -> Document:
+    """The configuration as the rows say it is now: all of it, or the small sections and the
+    items `scope` names (keys: those of its wallets; passkeys: those of its approvers)."""
     session.flush()
     chains = repository.rows(session, Chain)
-    keys = repository.rows(session, Key)
     chain_names = {c.id: c.name for c in chains}
+    if scope is None:
+        wallets = repository.rows(session, Wallet)
+        keys = repository.rows(session, Key)
+        clients = repository.rows(session, Client)
+        approvers = repository.rows(session, Approver)
+        memberships = repository.rows(session, ApproverGroup)
+        passkeys = repository.rows(session, WebauthnCredential)
+    else:
+        wallets = repository.rows_where(session, Wallet, "id", scope.wallet_ids)
+        keys = repository.rows_where(session, Key, "id", {w.key_id for w in wallets})
+        clients = repository.rows_where(session, Client, "id", scope.client_ids)
+        approvers = repository.rows_where(session, Approver, "id", scope.approver_ids)
+        memberships = repository.rows_where(
+            session, ApproverGroup, "approver_id", scope.approver_ids
+        )
+        passkeys = repository.rows_where(
+            session, WebauthnCredential, "approver_id", scope.approver_ids
+        )
     key_labels = {k.id: k.label for k in keys}
     groups: dict[str, list[str]] = {}
-    for membership in repository.rows(session, ApproverGroup):
+    for membership in memberships:
         groups.setdefault(membership.approver_id, []).append(membership.group)
     sections: Sections = {
         "chains": {
@@ -122,7 +154,7 @@ def current(session: Session) -> Document:
                 "key": _name(key_labels, w.key_id),
                 "address": w.address,
             }
-            for w in repository.rows(session, Wallet)
+            for w in wallets
         },
         "clients": {
             c.id: {
@@ -131,7 +163,7 @@ def current(session: Session) -> Document:
                 "role": c.role,
                 "disabled_at": _moment(c.disabled_at),
             }
-            for c in repository.rows(session, Client)
+            for c in clients
         },
         "approvers": {
             a.id: {
@@ -140,7 +172,7 @@ def current(session: Session) -> Document:
                 "disabled_at": _moment(a.disabled_at),
                 "groups": sorted(groups.get(a.id, [])),
             }
-            for a in repository.rows(session, Approver)
+            for a in approvers
         },
         "groups": {
             g.group: {"maker": bool(g.maker)}
@@ -151,7 +183,7 @@ def current(session: Session) -> Document:
                 "approver_id": p.approver_id,
                 "public_key_sha256": hashlib.sha256(p.public_key).hexdigest(),
             }
-            for p in repository.rows(session, WebauthnCredential)
+            for p in passkeys
         },
         "policies": {
             str(v.id): {"digest": v.digest, "applied_at": rfc3339(v.applied_at)}
@@ -159,6 +191,29 @@ def current(session: Session) -> Document:
         },
     }
     return Document(sections)
+
+
+def differences(sealed: Document, rows: Document, *, whole: bool) -> list[str]:
+    """What the rows say that the sealed document does not: everything when `whole`, else the
+    small sections whole and each scoped item against its sealed namesake."""
+    if whole:
+        return changes(sealed, rows)
+    found = changes(
+        Document({name: sealed.sections.get(name, {}) for name in WHOLE_SECTIONS}),
+        Document({name: rows.sections.get(name, {}) for name in WHOLE_SECTIONS}),
+    )
+    for section, items in rows.sections.items():
+        if section in WHOLE_SECTIONS:
+            continue
+        expected = sealed.sections.get(section, {})
+        for name, item in sorted(items.items()):
+            if name not in expected:
+                found.append(f"{section}/{name}: added")
+            elif expected[name] != item:
+                keys = set(expected[name]) | set(item)
+                fields = sorted(f for f in keys if expected[name].get(f) != item.get(f))
+                found.append(f"{section}/{name}: changed ({', '.join(fields)})")
+    return found
 
 
 def parse(canonical: bytes) -> Document:

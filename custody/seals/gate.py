@@ -1,9 +1,12 @@
 """The signer's check that the configuration it is about to use is the sealed one.
 
-Checked once per claim transaction, only when there is something to sign. A refusal releases
-nothing: requests keep their state and wait (an insider's edit must not be able to fail honest
-requests for good), the ledger says why (`configuration.refused`, once per distinct reason), and
-the signer freezes all signing (the `configuration-seal` breaker) until people have looked.
+Checked for every claim, on the rows it relies on: the small sections whole (chains, assets,
+venues, prices, group permissions, policy versions) and the request's client, wallet, key and
+approvers with their passkeys, so the cost does not grow with the number of clients and wallets.
+A refusal releases nothing: requests keep their state and wait (an insider's edit must not be
+able to fail honest requests for good), the ledger says why (`configuration.refused`, once per
+distinct reason), and the signer freezes all signing (the `configuration-seal` breaker) until
+people have looked.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from sqlalchemy.orm import Session
 from custody.hsm.errors import KeyNotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.seals.document import Scope
 from custody.seals.service import ConfigurationRefused, RootKey, verify
 
 log = logging.getLogger("custody.seals")
-_CHECKED = "custody.seals.checked"
 
 
 class ConfigurationGate:
@@ -34,25 +37,20 @@ class ConfigurationGate:
         """Why the last check refused, for the freeze it leads to."""
         self._lock = threading.Lock()
 
-    def holds(self, session: Session) -> bool:
-        checked = session.info.get(_CHECKED)
-        if isinstance(checked, bool):
-            return checked
+    def holds(self, session: Session, scope: Scope) -> bool:
+        """Whether the rows this claim relies on are the sealed ones."""
         try:
-            verify(session, self._root_key_cached())
+            verify(session, self._root_key_cached(), scope)
         except KeyNotFound:
             self._refused(
                 session, "the installation root key is not on the token: run `custody init`"
             )
-            session.info[_CHECKED] = False
             return False
         except ConfigurationRefused as exc:
             self._refused(session, exc.message)
-            session.info[_CHECKED] = False
             return False
         with self._lock:
             self._last_refusal = None
-        session.info[_CHECKED] = True
         return True
 
     def _root_key_cached(self) -> RootKey:

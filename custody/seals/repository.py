@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Row, Table, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from custody.ledger.events import EventKind
 from custody.policy_versions.states import APPLIED
 from custody.store.base import Base
 from custody.store.models import (
+    Approval,
     ConfigurationSeal,
     LedgerEntry,
     PolicyVersion,
@@ -30,6 +31,23 @@ def rows(session: Session, model: type[Base]) -> Sequence[Row[Any]]:
     return session.connection().execute(query).all()
 
 
+def rows_where(
+    session: Session, model: type[Base], column: str, values: Collection[object]
+) -> Sequence[Row[Any]]:
+    """The rows of a configuration table whose `column` is one of `values`."""
+    if not values:
+        return []
+    table = model.__table__
+    assert isinstance(table, Table)
+    return session.connection().execute(select(table).where(table.c[column].in_(values))).all()
+
+
+def approvers_of(session: Session, request_id: str) -> frozenset[str]:
+    """Everyone with a decision stored on the request, enabled or not."""
+    query = select(Approval.approver_id).where(Approval.request_id == request_id).distinct()
+    return frozenset(session.execute(query).scalars())
+
+
 def applied_policies(session: Session) -> Sequence[Row[Any]]:
     table = PolicyVersion.__table__
     assert isinstance(table, Table)
@@ -42,8 +60,12 @@ def applied_policies(session: Session) -> Sequence[Row[Any]]:
 
 
 def newest_seal(session: Session) -> ConfigurationSeal | None:
+    """The newest seal; its document (large) is loaded only when read."""
     return session.execute(
-        select(ConfigurationSeal).order_by(ConfigurationSeal.epoch.desc()).limit(1)
+        select(ConfigurationSeal)
+        .options(defer(ConfigurationSeal.document))
+        .order_by(ConfigurationSeal.epoch.desc())
+        .limit(1)
     ).scalar_one_or_none()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -23,7 +24,7 @@ from custody.ledger.canonical import canonical_bytes
 from custody.ledger.events import EventKind
 from custody.ledger.service import rfc3339
 from custody.seals import repository
-from custody.seals.document import Document, changes, current, parse
+from custody.seals.document import Document, Scope, changes, current, differences, parse
 from custody.store.base import utcnow
 from custody.store.models import ConfigurationSeal
 
@@ -122,9 +123,9 @@ def seal(
     return Sealed(epoch, document.digest, listed)
 
 
-def verify(session: Session, root: RootKey) -> Document:
-    """The configuration, once the rows are shown to be the newest sealed state; raises
-    ConfigurationRefused saying what does not hold."""
+def verify(session: Session, root: RootKey, scope: Scope | None = None) -> None:
+    """Raise ConfigurationRefused, saying what does not hold, unless the rows are the newest
+    sealed state: all of them, or (for a claim) the small sections and the items `scope` names."""
     newest = repository.newest_seal(session)
     recorded = repository.newest_sealed_entry(session)
     if newest is None and recorded is None:
@@ -136,7 +137,7 @@ def verify(session: Session, root: RootKey) -> Document:
             f"the ledger records configuration seal {recorded.get('epoch') if recorded else None} "
             "but no seal is stored: the seal table was emptied"
         )
-    _check_signature(newest, root)
+    sealed = _sealed_document(newest, root)
     if recorded is None or recorded.get("epoch") != newest.epoch:
         raise ConfigurationRefused(
             f"seal {newest.epoch} is not the newest one the ledger records "
@@ -145,38 +146,45 @@ def verify(session: Session, root: RootKey) -> Document:
         )
     if recorded.get("digest") != newest.digest:
         raise ConfigurationRefused(f"seal {newest.epoch} differs from its ledger entry")
-    document = current(session)
-    if document.digest != newest.digest:
-        found = changes(_document_of(newest), document)
+    rows = current(session, scope)
+    if scope is None and rows.digest == newest.digest:
+        return
+    found = differences(sealed, rows, whole=scope is None)
+    if found or scope is None:
         shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
         raise ConfigurationRefused(
             f"the configuration differs from seal {newest.epoch}: {shown or 'unknown change'}"
         )
+
+
+# Sealed documents whose signature verified, parsed, by everything the check read: the signer
+# checks the same seal on every claim, and loading, hashing and parsing a large document and an
+# Ed25519 verification are the dearest parts of that.
+_SealKey = tuple[bytes, int, str, bytes, bytes]
+_sealed: dict[_SealKey, Document] = {}
+_SEALED_LIMIT = 8
+_sealed_lock = threading.Lock()
+
+
+def _sealed_document(seal_row: ConfigurationSeal, root: RootKey) -> Document:
+    key = (root.public_key, seal_row.epoch, seal_row.digest, seal_row.statement, seal_row.signature)
+    with _sealed_lock:
+        cached = _sealed.get(key)
+    if cached is not None:
+        return cached
+    document_bytes = seal_row.document
+    _verify_signature(seal_row, root, hashlib.sha256(document_bytes).hexdigest())
+    try:
+        document = parse(document_bytes)
+    except ValueError:
+        raise ConfigurationRefused(
+            f"seal {seal_row.epoch} holds no configuration document"
+        ) from None
+    with _sealed_lock:
+        if len(_sealed) >= _SEALED_LIMIT:
+            _sealed.clear()
+        _sealed[key] = document
     return document
-
-
-# Seals whose signature verified, by everything the check read: the signer checks the same seal
-# on every claim, and an Ed25519 verification is the dearest part of that.
-_verified: set[tuple[bytes, int, str, bytes, bytes, str]] = set()
-_VERIFIED_LIMIT = 64
-
-
-def _check_signature(seal_row: ConfigurationSeal, root: RootKey) -> None:
-    document_digest = hashlib.sha256(seal_row.document).hexdigest()
-    seen = (
-        root.public_key,
-        seal_row.epoch,
-        seal_row.digest,
-        seal_row.statement,
-        seal_row.signature,
-        document_digest,
-    )
-    if seen in _verified:
-        return
-    _verify_signature(seal_row, root, document_digest)
-    if len(_verified) >= _VERIFIED_LIMIT:
-        _verified.clear()
-    _verified.add(seen)
 
 
 def _verify_signature(seal_row: ConfigurationSeal, root: RootKey, document_digest: str) -> None:

@@ -33,6 +33,8 @@ from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.lifecycle import Lease
 from custody.requests.states import RequestStatus
+from custody.seals import repository as seals
+from custody.seals.document import Scope
 from custody.seals.gate import ConfigurationGate
 from custody.settings import RelyingParty
 from custody.signing import failpoints
@@ -86,7 +88,7 @@ def claim_next(
             return None
         # (0) every configuration row used below (client keys, wallets, approvers, policy) is
         #     the sealed one; otherwise nothing is signed, requests wait, and signing freezes
-        if not configuration.holds(session):
+        if not configuration.holds(session, _scope(session, request)):
             configuration_refused(
                 session, reason=configuration.refusal or "refused", worker_id=worker_id
             )
@@ -100,6 +102,15 @@ def claim_next(
         )
         if claim is not None:
             return claim
+
+
+def _scope(session: Session, request: Request) -> Scope:
+    """The configuration rows a claim of `request` relies on (custody.seals checks them)."""
+    return Scope(
+        client_ids=frozenset({request.client_id}),
+        wallet_ids=frozenset({request.wallet_id}),
+        approver_ids=seals.approvers_of(session, request.id),
+    )
 
 
 def _claim(

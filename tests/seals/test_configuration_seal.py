@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -150,6 +151,17 @@ def test_an_approver_added_to_a_group_signs_nothing(
         'INSERT INTO approver_groups (approver_id, "group") VALUES (:a, :g)',
         a=approver.id,
         g="governors",
+    )
+    # The check covers the approvers with a decision on the request (here a row of the
+    # insider's, whose signature would not verify either).
+    _raw(
+        inst,
+        "INSERT INTO approvals (request_id, approver_id, decision, statement, method, evidence, "
+        "groups, created_at) VALUES (:r, :a, 'approve', :s, 'device_key', '{}', '[]', :t)",
+        r=created["id"],
+        a=approver.id,
+        s=b"{}",
+        t=datetime.now(UTC),
     )
     _waits_unsigned(api, created["id"], SignerWorker(inst.runtime))
     assert f"approvers/{approver.id}: changed (groups)" in _refusals(inst)[0]
