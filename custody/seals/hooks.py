@@ -18,34 +18,22 @@ from sqlalchemy.orm import Session, UOWTransaction
 from custody.ledger import service as ledger
 from custody.runtime import Runtime
 from custody.seals.service import seal
-from custody.store.models import (
-    Approver,
-    ApproverGroup,
-    ApproverGroupSettings,
-    Asset,
-    Chain,
-    Client,
-    Key,
-    PolicyVersion,
-    ReferencePrice,
-    Venue,
-    Wallet,
-    WebauthnCredential,
-)
+from custody.store import models
 
+# The tables custody.seals.document renders: a change to any of them needs a new seal.
 CONFIGURATION = (
-    Approver,
-    ApproverGroup,
-    ApproverGroupSettings,
-    Asset,
-    Chain,
-    Client,
-    Key,
-    PolicyVersion,
-    ReferencePrice,
-    Venue,
-    Wallet,
-    WebauthnCredential,
+    models.Approver,
+    models.ApproverGroup,
+    models.ApproverGroupSettings,
+    models.Asset,
+    models.Chain,
+    models.Client,
+    models.Key,
+    models.PolicyVersion,
+    models.ReferencePrice,
+    models.Venue,
+    models.Wallet,
+    models.WebauthnCredential,
 )
 CONFIGURATION_TABLES = frozenset(model.__tablename__ for model in CONFIGURATION)
 _TOUCHED = "custody.seals.touched"

@@ -30,6 +30,7 @@ from custody.store.models import ConfigurationSeal
 
 STATEMENT_TYPE = "custody.configuration.seal.v1"
 MAX_LISTED_CHANGES = 50
+_SEALED_HERE = "custody.seals.sealed_here"
 
 
 class ConfigurationRefused(CustodyError):
@@ -71,16 +72,21 @@ def seal(
     ledger.lock(session)  # one sealer at a time: epochs are consecutive
     document = current(session)
     previous = repository.newest_seal(session)
-    recorded = repository.newest_sealed_entry(session)
-    recorded_epoch = None if recorded is None else recorded.get("epoch")
-    if not force and recorded_epoch != (None if previous is None else previous.epoch):
-        raise ConfigurationRefused(
-            f"the ledger records configuration seal {recorded_epoch} but the newest stored seal "
-            f"is {None if previous is None else previous.epoch}: seals were removed; find out "
-            "why, then `custody config seal --force --reason ...`"
-        )
     if previous is not None and previous.digest == document.digest:
         return None
+    previous_epoch = None if previous is None else previous.epoch
+    recorded = repository.newest_sealed_entry(session)
+    # A seal made earlier in this transaction has its ledger entry still pending: it is newer
+    # than what the ledger table shows, and consistent with it.
+    recorded_epoch = session.info.get(_SEALED_HERE) or (
+        None if recorded is None else recorded.get("epoch")
+    )
+    if not force and recorded_epoch != previous_epoch:
+        raise ConfigurationRefused(
+            f"the ledger records configuration seal {recorded_epoch} but the newest stored seal "
+            f"is {previous_epoch}: seals were removed; find out why, then `custody config seal "
+            "--force --reason ...`"
+        )
     epoch = 1 if previous is None else previous.epoch + 1
     now = utcnow()
     statement = canonical_bytes(
@@ -120,6 +126,7 @@ def seal(
             "changes_total": len(listed),
         },
     )
+    session.info[_SEALED_HERE] = epoch
     return Sealed(epoch, document.digest, listed)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from custody.app import create_app
 from custody.approvals.approvers import add_approver
+from custody.clients.service import add_client
 from custody.seals.service import ConfigurationRefused, RootKey, seal, verify
 from custody.signing.worker import SignerWorker
 from tests.support.api import Api, withdrawal
@@ -297,3 +298,27 @@ def test_an_emptied_seal_table_signs_nothing_and_init_does_not_bless_it(
     assert again.returncode == 0, again.stderr
     assert "no seal is stored" in again.stderr  # a warning; nothing sealed behind people's backs
     assert _raw(inst, "SELECT COUNT(*) FROM configuration_seals").scalar_one() == 0
+
+
+def test_two_seals_in_one_transaction_are_consecutive(
+    setup: tuple[Installation, Api, WalletInfo],
+) -> None:
+    """A seal made earlier in a transaction has its ledger entry still pending: a second change
+    sealed before the commit follows it instead of taking it for a removed seal."""
+    inst, _api, _wallet = setup
+    rt = inst.runtime
+    pem = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with rt.db.write() as session:
+        add_client(session, name="first-of-two", public_key_pem=pem, actor="test")
+        first = seal(
+            session, rt.token(), key_label=rt.settings.root_key_label, actor="test", reason="one"
+        )
+        add_client(session, name="second-of-two", public_key_pem=pem, actor="test")
+    assert first is not None
+    epochs = [e["data"]["epoch"] for e in inst.ledger_entries("configuration.sealed")]
+    assert epochs[-2:] == [first.epoch, first.epoch + 1]
+    assert invoke(["config", "verify"], inst.env).returncode == 0
