@@ -57,7 +57,7 @@ def measure(sizes: list[int], runs: int) -> list[dict[str, float]]:
         try:
             install(rt)
             label = settings.root_key_label
-            root = RootKey(label, rt.token().get_key(label).public_key)
+            root = RootKey.on(rt.token(), label)
             grown = 0
             for size in sorted(sizes):
                 _grow(rt, grown, size - grown)

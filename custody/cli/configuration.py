@@ -22,7 +22,7 @@ def verify_command(as_json: JsonOption = False) -> None:
     """Check that the configuration rows are the newest seal (what the signer checks)."""
     with context.runtime() as rt:
         label = rt.settings.root_key_label
-        root = RootKey(label, rt.token().get_key(label).public_key)
+        root = RootKey.on(rt.token(), label)
         with rt.db.read() as session:
             verify(session, root)
             newest = seals.newest_seal(session)

@@ -200,24 +200,18 @@ def current(session: Session, scope: Scope | None = None) -> Document:
 def differences(sealed: Document, rows: Document, *, whole: bool) -> list[str]:
     """What the rows say that the sealed document does not: everything when `whole`, else the
     small sections whole and each scoped item against its sealed namesake."""
-    if whole:
-        return changes(sealed, rows)
-    found = changes(
-        Document({name: sealed.sections.get(name, {}) for name in WHOLE_SECTIONS}),
-        Document({name: rows.sections.get(name, {}) for name in WHOLE_SECTIONS}),
-    )
-    for section, items in rows.sections.items():
-        if section in WHOLE_SECTIONS:
-            continue
-        expected = sealed.sections.get(section, {})
-        for name, item in sorted(items.items()):
-            if name not in expected:
-                found.append(f"{section}/{name}: added")
-            elif expected[name] != item:
-                keys = set(expected[name]) | set(item)
-                fields = sorted(f for f in keys if expected[name].get(f) != item.get(f))
-                found.append(f"{section}/{name}: changed ({', '.join(fields)})")
-    return found
+    if not whole:
+        sealed = Document(
+            {
+                section: (
+                    sealed.sections.get(section, {})
+                    if section in WHOLE_SECTIONS
+                    else {n: v for n, v in sealed.sections.get(section, {}).items() if n in items}
+                )
+                for section, items in rows.sections.items()
+            }
+        )
+    return changes(sealed, rows)
 
 
 def parse(canonical: bytes) -> Document:

@@ -33,25 +33,22 @@ class ConfigurationGate:
         self._root_key = root_key
         self._root: RootKey | None = None
         self._last_refusal: str | None = None
-        self.refusal: str | None = None
-        """Why the last check refused, for the freeze it leads to."""
         self._lock = threading.Lock()
 
-    def holds(self, session: Session, scope: Scope) -> bool:
-        """Whether the rows this claim relies on are the sealed ones."""
+    def refusal(self, session: Session, scope: Scope) -> str | None:
+        """Why the rows this claim relies on are not the sealed ones; None when they are."""
         try:
             verify(session, self._root_key_cached(), scope)
         except KeyNotFound:
-            self._refused(
-                session, "the installation root key is not on the token: run `custody init`"
-            )
-            return False
+            reason = "the installation root key is not on the token: run `custody init`"
         except ConfigurationRefused as exc:
-            self._refused(session, exc.message)
-            return False
-        with self._lock:
-            self._last_refusal = None
-        return True
+            reason = exc.message
+        else:
+            with self._lock:
+                self._last_refusal = None
+            return None
+        self._record(session, reason)
+        return reason
 
     def _root_key_cached(self) -> RootKey:
         with self._lock:
@@ -59,8 +56,7 @@ class ConfigurationGate:
                 self._root = self._root_key()
             return self._root
 
-    def _refused(self, session: Session, reason: str) -> None:
-        self.refusal = reason
+    def _record(self, session: Session, reason: str) -> None:
         with self._lock:
             repeated, self._last_refusal = self._last_refusal == reason, reason
         if repeated:

@@ -53,6 +53,11 @@ class RootKey:
     label: str
     public_key: bytes
 
+    @classmethod
+    def on(cls, signer: Signer, label: str) -> RootKey:
+        """The root public key as the HSM holds it: never from the database."""
+        return cls(label, signer.get_key(label).public_key)
+
 
 def seal(
     session: Session,

@@ -88,10 +88,9 @@ def claim_next(
             return None
         # (0) every configuration row used below (client keys, wallets, approvers, policy) is
         #     the sealed one; otherwise nothing is signed, requests wait, and signing freezes
-        if not configuration.holds(session, _scope(session, request)):
-            configuration_refused(
-                session, reason=configuration.refusal or "refused", worker_id=worker_id
-            )
+        refusal = configuration.refusal(session, _scope(session, request))
+        if refusal is not None:
+            configuration_refused(session, reason=refusal, worker_id=worker_id)
             return None
         claim = _claim(
             session,

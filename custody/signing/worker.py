@@ -47,8 +47,7 @@ class SignerWorker:
         self.configuration = ConfigurationGate(self._root_key)
 
     def _root_key(self) -> RootKey:
-        label = self.runtime.settings.root_key_label
-        return RootKey(label, self.runtime.token().get_key(label).public_key)
+        return RootKey.on(self.runtime.token(), self.runtime.settings.root_key_label)
 
     def run_once(self) -> bool:
         """Sign one batch of requests; True when there was something to do.
