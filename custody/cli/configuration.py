@@ -8,8 +8,9 @@ import typer
 
 from custody.cli import context
 from custody.cli.output import JsonOption, emit
+from custody.errors import ValidationFailed
 from custody.seals import repository as seals
-from custody.seals.service import ConfigurationRefused, RootKey, seal, verify
+from custody.seals.service import RootKey, seal, verify
 
 app = typer.Typer(
     help="The configuration seal: what the signer trusts, signed by the root key in the HSM.",
@@ -64,7 +65,7 @@ def seal_command(
     runs it vouches for every row: review `custody config verify`'s differences first.
     """
     if not reason.strip():
-        raise ConfigurationRefused("--reason must say why the configuration is sealed")
+        raise ValidationFailed("--reason must say why the configuration is sealed")
     with context.runtime() as rt, rt.db.write() as session:
         sealed = seal(
             session,
