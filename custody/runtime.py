@@ -87,6 +87,12 @@ class Runtime:
                 self._token_pid = os.getpid()
             return self._token
 
+    def preflight(self) -> None:
+        """Open and log in to the token, and find the ledger key, before accepting any work:
+        `custody serve` and `custody worker` stop with one clear line instead of accepting
+        requests they cannot sign (a wrong PIN or module path, a missing token)."""
+        self.token().get_key(self.settings.ledger_key_label)
+
     def close(self) -> None:
         with self._lock:
             if self._token is not None and self._token_pid == os.getpid():
