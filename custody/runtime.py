@@ -1,24 +1,33 @@
 """What a running custody process holds: settings, the database and (lazily) the HSM token.
 
 The token is opened on first use in the process that uses it, never inherited across a fork:
-PKCS#11 libraries must be initialised after fork.
+PKCS#11 libraries must be initialised after fork. After an HSM fault `recover_token` starts over
+(custody.hsm.pkcs11.library.reload); a refused PIN holds every later login of the installation
+(custody.hsmhealth.holds) instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from custody.errors import Unavailable
+from custody.errors import CustodyError, Unavailable
+from custody.hsm.errors import HsmError, LoginHeld, PinIncorrect
+from custody.hsmhealth import holds
 from custody.settings import Settings
 from custody.settings.config import DEV_TOKEN_LABEL
 from custody.store import Database
 
 if TYPE_CHECKING:
     from custody.hsm.pkcs11 import Pkcs11Token
+
+log = logging.getLogger("custody.hsm")
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,16 @@ def hsm_credentials(settings: Settings) -> HsmCredentials:
     return HsmCredentials(settings.hsm_module, settings.hsm_token or "", _production_pin(settings))
 
 
+def token_label_of(settings: Settings) -> str:
+    """The label of the token this installation signs with (no PIN is read for it)."""
+    return settings.hsm_token or (DEV_TOKEN_LABEL if settings.uses_dev_token else "")
+
+
+def process_name() -> str:
+    """This process as ledger entries and status reports name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _production_pin(settings: Settings) -> str:
     from custody.hsm.devtoken import read_pin_file
 
@@ -60,6 +79,9 @@ def _production_pin(settings: Settings) -> str:
     raise Unavailable("set CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE")
 
 
+RECOVERY_INTERVAL_SECONDS = 1.0
+
+
 class Runtime:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
@@ -68,6 +90,8 @@ class Runtime:
         self._token_pid: int | None = None
         self._lock = threading.Lock()
         self._signer_wake: threading.Event | None = None
+        self._fault: HsmError | None = None  # the last HSM fault; the next use starts over
+        self._last_recovery = 0.0
 
     def attach_signer(self, wake: threading.Event) -> None:
         self._signer_wake = wake
@@ -78,14 +102,99 @@ class Runtime:
             self._signer_wake.set()
 
     def token(self) -> Pkcs11Token:
+        """The logged-in token of this process, opened on first use, and opened afresh after
+        an HSM fault (see `recover_token`).
+
+        Opening it logs in, so it is refused without calling the HSM while a login hold is on
+        the token; a refused PIN places that hold (PinIncorrect is raised either way).
+        """
+        with self._lock:
+            if self._token_pid != os.getpid():
+                self._token, self._fault = None, None  # a parent's token is not ours to use
+            if self._fault is not None:
+                self._recover_locked()
+            elif self._token is None:
+                self._token = self._open()
+                self._token_pid = os.getpid()
+            assert self._token is not None
+            return self._token
+
+    def recover_token(self) -> Pkcs11Token:
+        """Drop the session, reset the PKCS#11 library and log in again.
+
+        A token that went away and came back is seen again only this way. Raises HsmError while
+        it is still away; the caller tries again later.
+        """
+        with self._lock:
+            self._fault = self._fault or HsmError("recovery asked for")
+            self._last_recovery = 0.0
+            self._recover_locked()
+            assert self._token is not None
+            return self._token
+
+    def hsm_fault(self, error: HsmError) -> None:
+        """Hear of a failed HSM call that may succeed later; the next use starts over."""
+        self._fault = error
+
+    def _recover_locked(self) -> None:
+        from custody.hsm.pkcs11.library import reload
+
+        fault = self._fault
+        assert fault is not None
+        # Every component of the process shares this token: one reset per second at most,
+        # however many of them ask while the HSM is away.
+        if time.monotonic() - self._last_recovery < RECOVERY_INTERVAL_SECONDS:
+            raise HsmError(f"waiting to retry the HSM after: {fault.message}")
+        self._last_recovery = time.monotonic()
+        old, self._token = self._token, None
+        if old is not None and self._token_pid == os.getpid():
+            old.close()
+        creds = hsm_credentials(self.settings)
+        self._check_hold(creds.token)  # before touching the HSM at all
+        reload(creds.module)
+        self._token = self._open()
+        self._token_pid = os.getpid()
+        self._fault = None
+        log.info("HSM token %r opened again after: %s", creds.token, fault.message)
+
+    def _open(self) -> Pkcs11Token:
         from custody.hsm.pkcs11 import Pkcs11Token
 
-        with self._lock:
-            if self._token is None or self._token_pid != os.getpid():
-                creds = hsm_credentials(self.settings)
-                self._token = Pkcs11Token(creds.module, creds.token, creds.pin)
-                self._token_pid = os.getpid()
-            return self._token
+        creds = hsm_credentials(self.settings)
+        self._check_hold(creds.token)
+        try:
+            return Pkcs11Token(creds.module, creds.token, creds.pin, on_fault=self.hsm_fault)
+        except PinIncorrect as exc:
+            self._place_hold(creds.token, exc)
+            raise
+        except HsmError as exc:
+            if exc.retryable:
+                self._fault = exc  # the next attempt resets the library first
+            raise
+
+    def _check_hold(self, token_label: str) -> None:
+        """Refuse to log in while a hold is on the token (or cannot be looked up: a login that
+        might be refused again is not worth an HSM's PIN)."""
+        try:
+            with self.db.read() as session:
+                hold = holds.hold_on(session, token_label)
+        except CustodyError as exc:
+            raise Unavailable(f"cannot check the HSM login hold: {exc.message}") from exc
+        if hold is not None:
+            raise LoginHeld(token_label, hold.since)
+
+    def _place_hold(self, token_label: str, refusal: PinIncorrect) -> None:
+        log.critical(
+            "HSM token %r refused the login (%s); no process of this installation logs in "
+            "again until `custody hsm rearm`",
+            token_label,
+            refusal.message,
+        )
+        try:
+            with self.db.write() as session:
+                holds.place(session, token_label, reason=refusal.message, held_by=process_name())
+        except CustodyError as exc:
+            log.error("could not record the HSM login hold: %s", exc.message)
 
     def preflight(self) -> None:
         """Open and log in to the token, and find the ledger key, before accepting any work:
@@ -95,6 +204,7 @@ class Runtime:
 
     def close(self) -> None:
         with self._lock:
+            self._fault = None
             if self._token is not None and self._token_pid == os.getpid():
                 self._token.close()
             self._token = None

@@ -16,6 +16,7 @@ from custody.cli import (
     configuration,
     demo,
     freezes,
+    hsm,
     keys,
     ledger,
     policy,
@@ -48,6 +49,7 @@ app.add_typer(approvers.app, name="approvers")
 app.add_typer(policy.app, name="policy")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(configuration.app, name="config")
+app.add_typer(hsm.app, name="hsm")
 app.command("freeze")(freezes.freeze)
 app.command("unfreeze")(freezes.unfreeze)
 app.command("freezes")(freezes.list_freezes)

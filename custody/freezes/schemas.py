@@ -28,6 +28,9 @@ class WaitingView(JsonModel):
 
     reason: str = Field(description="in words, for people")
     freezes: list[FreezeRef] = Field(description="every active freeze that covers the request")
+    hsm: str | None = absent(
+        "what is wrong with the HSM, while an approved request waits for it (issue 10)"
+    )
 
 
 class UnfreezeDecisionView(JsonModel):

@@ -19,10 +19,14 @@ from custody.freezes.schemas import (
 )
 from custody.freezes.service import describe_scope, hold, scope_of
 from custody.freezes.unfreezes import statement_template
+from custody.hsmhealth import status
+from custody.hsmhealth.status import HsmState
 from custody.store.models import Freeze, Request, Unfreeze
 
 # A request in these states is signed once nothing stops it; the others are past signing.
 _LIVE = frozenset({"pending_approval", "approved", "signing"})
+# Requests in these states wait for the HSM when it is down; the others wait for people first.
+_FOR_THE_HSM = frozenset({"approved", "signing"})
 
 
 def freeze_views(session: Session, rows: Sequence[Freeze]) -> list[FreezeView]:
@@ -74,13 +78,19 @@ class Waiting:
     def __init__(self, session: Session) -> None:
         self._hold = hold(session)
         self._names = repository.wallet_names(session, self._hold.wallet_ids)
+        report = status.current(session, max_age_seconds=status.STALE_AFTER_SECONDS)
+        self._hsm = report.detail if report and report.state is not HsmState.OK else None
 
     def of(self, request: Request) -> WaitingView | None:
         if request.status not in _LIVE:
             return None
         covering = self._hold.covering(request.wallet_id)
+        hsm = self._hsm if request.status in _FOR_THE_HSM else None
         if not covering:
-            return None
+            if hsm is None:
+                return None
+            reason = f"waiting for the HSM ({hsm}): the request is signed once it is back"
+            return WaitingView(reason=reason, freezes=[], hsm=hsm)
         refs = [
             FreezeRef(
                 id=row.id,
@@ -95,7 +105,7 @@ class Waiting:
         everything = any(row.wallet_id is None for row in covering)
         scope = describe_scope(None if everything else self._names.get(request.wallet_id))
         reason = f"{scope} is frozen: the request waits until every freeze covering it is lifted"
-        return WaitingView(reason=reason, freezes=refs)
+        return WaitingView(reason=reason, freezes=refs, hsm=hsm)
 
 
 def waiting_for(session: Session, request: Request) -> WaitingView | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import coincurve
 
 from custody import secp256k1
-from custody.hsm.errors import HsmError
+from custody.hsm.errors import HsmSignatureInvalid, InvalidHsmRequest
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,12 @@ class EcdsaSignature:
 
     def __post_init__(self) -> None:
         if not secp256k1.in_range(self.r):
-            raise HsmError("ECDSA signature has r out of range")
+            raise HsmSignatureInvalid("ECDSA signature has r out of range")
         # High-s signatures are malleable and rejected by Ethereum (EIP-2) and Bitcoin policy.
         if not secp256k1.is_low_s(self.s):
-            raise HsmError("ECDSA signature is not in low-s form")
+            raise HsmSignatureInvalid("ECDSA signature is not in low-s form")
         if self.recovery_id not in (0, 1):
-            raise HsmError("ECDSA recovery id must be 0 or 1")
+            raise HsmSignatureInvalid("ECDSA recovery id must be 0 or 1")
 
     def to_bytes65(self) -> bytes:
         """r || s || v with v the recovery id (0/1), the layout coincurve and eth-keys read."""
@@ -43,20 +43,24 @@ def normalise(raw_rs: bytes, digest: bytes, public_key: bytes) -> EcdsaSignature
     returned garbage, and no signature leaves this function.
     """
     if len(raw_rs) != 64:
-        raise HsmError(f"token returned a {len(raw_rs)}-byte ECDSA signature, expected 64 (r||s)")
+        raise HsmSignatureInvalid(
+            f"token returned a {len(raw_rs)}-byte ECDSA signature, expected 64 (r||s)"
+        )
     if len(digest) != 32:
-        raise HsmError(f"ECDSA digest must be 32 bytes, got {len(digest)}")
+        raise InvalidHsmRequest(f"ECDSA digest must be 32 bytes, got {len(digest)}")
     r = int.from_bytes(raw_rs[:32], "big")
     s = int.from_bytes(raw_rs[32:], "big")
     if not (secp256k1.in_range(r) and secp256k1.in_range(s)):
-        raise HsmError("token returned an ECDSA signature with r or s out of range")
+        raise HsmSignatureInvalid("token returned an ECDSA signature with r or s out of range")
     s = secp256k1.low_s(s)
     compact = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     # Ids 2 and 3 arise only when R's x-coordinate exceeds n (odds about 2^-128): fail closed.
     for recovery_id in (0, 1):
         if _recovers_to(compact + bytes([recovery_id]), digest, public_key):
             return EcdsaSignature(r=r, s=s, recovery_id=recovery_id)
-    raise HsmError("token's ECDSA signature does not verify against the key's public key")
+    raise HsmSignatureInvalid(
+        "token's ECDSA signature does not verify against the key's public key"
+    )
 
 
 def _recovers_to(signature65: bytes, digest: bytes, public_key: bytes) -> bool:

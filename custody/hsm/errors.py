@@ -12,11 +12,17 @@ from custody.errors import Conflict, NotFound, Unavailable, ValidationFailed
 
 
 class HsmError(Unavailable):
-    """The HSM could not do what was asked; nothing was signed."""
+    """The HSM could not do what was asked; nothing was signed.
+
+    `retryable`: the HSM may well do it later (the token went away, a session was lost, the
+    device failed): a request waits for it instead of failing. The subclasses that are a
+    definite answer (a malformed call, an unsupported mechanism, a bad signature) say False.
+    """
 
     status = 503
     title = "HSM unavailable"
     slug = "hsm-unavailable"
+    retryable = True
 
 
 class HsmModuleNotFound(HsmError):
@@ -46,7 +52,11 @@ class TokenNotInitialised(HsmError):
 
 
 class PinIncorrect(HsmError):
-    """Login refused. Takes no PIN argument on purpose, so no caller can leak one here."""
+    """Login refused. Takes no PIN argument on purpose, so no caller can leak one here.
+
+    Retryable, as the request waits for the HSM; but nothing logs in again on its own after
+    it (custody.hsm.holds): a real HSM locks its PIN after a few failures.
+    """
 
     slug = "hsm-pin-incorrect"
     title = "HSM PIN incorrect"
@@ -59,9 +69,33 @@ class PinIncorrect(HsmError):
         self.token_label = token_label
 
 
+class LoginHeld(HsmError):
+    """Logins to the token are held after one was refused, until an operator re-arms them."""
+
+    slug = "hsm-login-held"
+    title = "HSM login held"
+
+    def __init__(self, token_label: str, since: str) -> None:
+        super().__init__(
+            f"logins to HSM token {token_label!r} are held since {since}, when the token "
+            "refused the PIN: fix CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE, then run "
+            "`custody hsm rearm`"
+        )
+        self.token_label = token_label
+
+
 class MechanismNotSupported(HsmError):
     slug = "hsm-mechanism-not-supported"
     title = "HSM mechanism not supported"
+    retryable = False
+
+
+class HsmSignatureInvalid(HsmError):
+    """The token returned a signature that does not verify: never released, never retried."""
+
+    slug = "hsm-signature-invalid"
+    title = "HSM signature invalid"
+    retryable = False
 
 
 # Multiple inheritance lets callers that only know the generic errors (`except NotFound`) still
@@ -70,6 +104,8 @@ class KeyNotFound(HsmError, NotFound):
     status = 404
     slug = "hsm-key-not-found"
     title = "Key not found"
+    # Retryable: a token that went away answers "no such key" before anything else does; the
+    # signer tells the two apart by recovering the token and asking again.
 
     def __init__(self, key_label: str) -> None:
         super().__init__(f"no key labelled {key_label!r} on the HSM token")
@@ -80,6 +116,7 @@ class KeyExists(HsmError, Conflict):
     status = 409
     slug = "hsm-key-exists"
     title = "Key exists"
+    retryable = False
 
     def __init__(self, key_label: str) -> None:
         super().__init__(f"a key labelled {key_label!r} already exists on the HSM token")
@@ -92,6 +129,7 @@ class InvalidHsmRequest(HsmError, ValidationFailed):
     status = 422
     slug = "hsm-invalid-request"
     title = "Invalid HSM request"
+    retryable = False
 
 
 # PKCS#11 return codes (OASIS PKCS#11 base specification, section "Return values").

@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     CONFIGURATION_SEALED = "configuration.sealed"
     GROUP_PERMISSION_GRANTED = "group.permission_granted"
     GROUP_PERMISSION_REVOKED = "group.permission_revoked"
+    HSM_REARMED = "hsm.rearmed"
     KEY_GENERATED = "key.generated"
     LEDGER_INITIALISED = "ledger.initialised"
     POLICY_APPLIED = "policy.applied"

@@ -85,11 +85,13 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
             RequestStatus.FAILED,
         }
     ),
-    # A signing lease that ran out is claimed again (signing -> signing), re-checked first.
+    # A signing lease that ran out is claimed again (signing -> signing), re-checked first; an
+    # HSM that cannot sign now sends it back to wait (signing -> approved).
     RequestStatus.SIGNING: frozenset(
         {
             RequestStatus.SIGNED,
             RequestStatus.SIGNING,
+            RequestStatus.APPROVED,
             RequestStatus.FAILED,
             RequestStatus.REJECTED,
             RequestStatus.PENDING_APPROVAL,

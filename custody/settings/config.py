@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # from the wallet whatever the policy says about the amount. Default 0.05 ETH.
     max_tx_fee_wei: int = Field(default=50_000_000_000_000_000, ge=0)
     signing_batch_size: int = Field(default=32, ge=1, le=1000)
+    # An HSM that fails is tried again after a backoff that doubles up to this many seconds
+    # (with jitter); requests wait meanwhile. Signers also look at the HSM this often when idle,
+    # so `/readyz` and the request views show an outage, and its end, within seconds.
+    hsm_retry_max_seconds: float = Field(default=10.0, gt=0, le=600)
+    hsm_check_seconds: float = Field(default=3.0, gt=0, le=10)
     worker_in_process: bool = True
     checkpoint_interval_seconds: float = Field(default=2.0, ge=0)
     webhook_poll_seconds: float = Field(default=1.0, ge=0)

@@ -232,6 +232,23 @@ def finish(session: Session, claim: Claim, result: dict[str, str], *, worker_id:
     return True
 
 
+def defer(session: Session, request_id: str, reason: str, *, worker_id: str) -> None:
+    """The HSM could not sign now: back to `approved`, keeping approvals, nonce and limit
+    reservation, to be claimed (and re-checked) again once the HSM is back."""
+    request = requests.locked(session, request_id, for_update=True)
+    if request.status != RequestStatus.SIGNING or request.claimed_by != worker_id:
+        return
+    lifecycle.move(
+        session,
+        request,
+        RequestStatus.APPROVED,
+        actor=f"worker:{worker_id}",
+        reason=reason,
+        digest=request.digest,
+        attempt=request.signing_attempts,
+    )
+
+
 def fail(session: Session, request_id: str, reason: str, *, worker_id: str) -> None:
     request = requests.locked(session, request_id, for_update=True)
     if request.status != RequestStatus.SIGNING or request.claimed_by != worker_id:

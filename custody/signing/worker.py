@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from custody.chains.errors import SignatureMismatch
 from custody.errors import CustodyError
 from custody.freezes.breakers import signature_check_failed
+from custody.hsm.errors import HsmError, HsmSignatureInvalid, KeyNotFound
 from custody.runtime import Runtime
 from custody.seals.gate import ConfigurationGate
 from custody.seals.service import RootKey
 from custody.signing import pipeline
+from custody.signing.hsmwatch import HsmWatch
 from custody.store.base import utcnow
 
 log = logging.getLogger("custody.signing")
@@ -34,6 +36,17 @@ class SignatureCheckFailed:
     reason: str
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """The HSM could not sign now but may later: the request goes back to `approved` with its
+    approvals and nonce, and is signed once the HSM is back (custody.signing.hsmwatch)."""
+
+    reason: str
+
+
+Outcome = dict[str, str] | str | SignatureCheckFailed | Deferred
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
 
@@ -45,6 +58,7 @@ class SignerWorker:
         self.wake = threading.Event()
         self.signed = 0
         self.configuration = ConfigurationGate(self._root_key)
+        self.hsm = HsmWatch(runtime, self.worker_id)
 
     def _root_key(self) -> RootKey:
         return RootKey.on(self.runtime.token(), self.runtime.settings.root_key_label)
@@ -55,6 +69,8 @@ class SignerWorker:
         Claims and results are each written in one transaction per batch: the HSM is fast, and
         per-request commits (each an fsync) would otherwise dominate.
         """
+        if not self.hsm.available():
+            return False  # while the HSM fails nothing is claimed: requests wait, approved
         db, settings = self.runtime.db, self.runtime.settings
         claims: list[pipeline.Claim] = []
         with db.write() as session:
@@ -72,7 +88,11 @@ class SignerWorker:
                 claims.append(claim)
         if not claims:
             return False
-        outcomes = [self._sign(claim) for claim in claims]
+        outcomes: list[Outcome] = []
+        for claim in claims:
+            # Once the HSM failed, the rest of the batch waits too instead of failing one by one.
+            outcome = self._sign(claim) if self.hsm.ok else Deferred(self._waiting())
+            outcomes.append(outcome)
         with db.write() as session:
             # A signature that failed its check freezes all signing before anything of this
             # batch is recorded: no other signature the same HSM made is released either.
@@ -86,28 +106,53 @@ class SignerWorker:
                         worker_id=self.worker_id,
                     )
             for claim, outcome in zip(claims, outcomes, strict=True):
-                if isinstance(outcome, SignatureCheckFailed | str):
+                if isinstance(outcome, Deferred):
+                    pipeline.defer(
+                        session, claim.request_id, outcome.reason, worker_id=self.worker_id
+                    )
+                elif isinstance(outcome, SignatureCheckFailed | str):
                     reason = outcome if isinstance(outcome, str) else outcome.reason
                     pipeline.fail(session, claim.request_id, reason, worker_id=self.worker_id)
                 elif pipeline.finish(session, claim, outcome, worker_id=self.worker_id):
                     self.signed += 1
         return True
 
-    def _sign(self, claim: pipeline.Claim) -> dict[str, str] | str | SignatureCheckFailed:
-        """The signed transaction, or why it could not be signed (fail closed)."""
+    def _sign(self, claim: pipeline.Claim, *, again: bool = False) -> Outcome:
+        """The signed transaction, why it cannot be signed (fail closed), or that it waits for
+        the HSM. Only a definite answer fails a request: a refusal, a signature that does not
+        verify, a payload the key cannot sign."""
         try:
             return pipeline.sign(self.runtime.token(), claim)
-        except SignatureMismatch as exc:
+        except KeyNotFound as exc:
+            # A token that went away answers "no such key" first: only a token found healthy
+            # again (reset, logged in, its ledger key there) makes the answer definite.
+            if not again and self.hsm.probe():
+                return self._sign(claim, again=True)
+            return self._outcome_of(claim, exc)
+        except Exception as exc:
+            return self._outcome_of(claim, exc)
+
+    def _outcome_of(self, claim: pipeline.Claim, exc: Exception) -> Outcome:
+        if isinstance(exc, SignatureMismatch | HsmSignatureInvalid):
             log.critical(
                 "request %s: signature failed its software check: %s", claim.request_id, exc.message
             )
             return SignatureCheckFailed(exc.message)
-        except CustodyError as exc:
+        if isinstance(exc, HsmError) and exc.retryable and not self._definite(exc):
+            self.hsm.failed(exc)
+            return Deferred(self._waiting())
+        if isinstance(exc, CustodyError):
             log.error("request %s failed: %s", claim.request_id, exc.message)
             return exc.message
-        except Exception:
-            log.exception("request %s failed unexpectedly", claim.request_id)
-            return "internal error while signing"
+        log.error("request %s failed unexpectedly", claim.request_id, exc_info=exc)
+        return "internal error while signing"
+
+    def _definite(self, exc: HsmError) -> bool:
+        """A missing key is a definite answer only from a token just found healthy."""
+        return isinstance(exc, KeyNotFound) and self.hsm.ok
+
+    def _waiting(self) -> str:
+        return f"waiting for the HSM: {self.hsm.detail or 'unavailable'}"
 
     def drain(self, max_batches: int = 10_000) -> int:
         """Sign until nothing is left (tests, `custody worker --once`); how many were signed."""
@@ -133,11 +178,20 @@ class SignerWorker:
         log.info("signer worker %s started", self.worker_id)
         last_sweep = 0.0
         while not stop.is_set():
+            busy = False
             try:
                 if time.monotonic() - last_sweep > EXPIRY_SWEEP_SECONDS:
                     last_sweep = time.monotonic()
                     self.expire_due()
                 busy = self.run_once()
+                self.hsm.look()
+            except HsmError as exc:
+                # Claims read the root key from the HSM: an outage can show here first.
+                if exc.retryable:
+                    self.hsm.failed(exc)
+                else:
+                    log.error("signer worker: %s", exc.message)
+                    stop.wait(1.0)
             except CustodyError as exc:
                 log.warning("signer worker: %s", exc.message)
                 busy = False
@@ -147,6 +201,8 @@ class SignerWorker:
                 busy = False
                 stop.wait(1.0)
             if not busy:
-                self.wake.wait(poll)
+                probe_in = self.hsm.seconds_to_probe()
+                self.wake.wait(poll if probe_in is None else min(max(probe_in, 0.01), 1.0))
                 self.wake.clear()
+        self.hsm.withdraw()
         log.info("signer worker %s stopped", self.worker_id)

@@ -570,3 +570,34 @@ class UnfreezeApproval(Base):
         UniqueConstraint("unfreeze_id", "approver_id"),
         CheckConstraint("decision IN ('approve', 'reject')", name="decision_known"),
     )
+
+
+class HsmStatus(Base):
+    """What each signer process last found of the HSM (custody.hsm.health), for `/readyz`, the
+    request views and `custody hsm status`: API processes learn of an HSM outage here without
+    calling the HSM themselves, so an HSM that hangs never stalls them.
+
+    Not evidence of anything: a forged row only changes what is shown, never what is signed.
+    """
+
+    __tablename__ = "hsm_status"
+
+    process: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token_label: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))  # ok | unavailable | login_held
+    detail: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UtcDateTime())
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class HsmLoginHold(Base):
+    """Logins to a token stop here after it refused the PIN once (custody.hsm.holds), in every
+    process of the installation, until `custody hsm rearm`: a real HSM locks its PIN, or the
+    whole partition, after a few failures."""
+
+    __tablename__ = "hsm_login_holds"
+
+    token_label: Mapped[str] = mapped_column(String(100), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    held_by: Mapped[str] = mapped_column(String(200))
+    held_at: Mapped[datetime] = mapped_column(UtcDateTime())

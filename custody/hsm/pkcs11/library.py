@@ -11,6 +11,10 @@ Three PKCS#11 facts shape this module:
   first accepted PIN is remembered as a keyed MAC and later logins are compared with it.
 - PyKCS11 calls C_Initialize without locking callbacks, which tells the library that calls will
   not be concurrent (SoftHSM then disables its mutexes), so every call holds one lock per library.
+- A token that went away and came back (a device reset, a token folder restored) is seen again
+  only after C_Finalize and C_Initialize: sessions opened before answer errors forever, and new
+  ones fail too (SoftHSM: CKR_GENERAL_ERROR). `reload` does that; every session of the old
+  library ends with it.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class Library:
         self._logins: dict[int, _Login] = {}
         self._mac_key = secrets.token_bytes(32)
         self._softhsm_conf = os.environ.get(SOFTHSM_CONF_ENV)
+        self.finalised = False
+        """Set by `reload`: the sessions of this library are gone, and calls are refused."""
 
     def check_environment(self) -> None:
         """SoftHSM reads SOFTHSM2_CONF once, at C_Initialize; a later change would be ignored."""
@@ -82,6 +88,8 @@ class Library:
 
     def release(self, session: Any, slot: int) -> None:
         """Close a session; log out when it is the last one that logged in to its token."""
+        if self.finalised:
+            return  # C_Finalize closed it already; its handle may name a new session now
         current = self._logins.get(slot)
         # Errors while closing change nothing a caller could act on; the session is gone anyway.
         with contextlib.suppress(PyKCS11.PyKCS11Error):
@@ -124,6 +132,22 @@ def library(module_path: str) -> Library:
             lib = _libraries[module_path] = Library(module_path, _load(module_path))
     lib.check_environment()
     return lib
+
+
+def reload(module_path: str) -> Library:
+    """Finalise the library for `module_path` and initialise it afresh (see the module doc).
+
+    Waits for calls in progress (the library's lock). Raises HsmError when the module cannot be
+    initialised now (the token's device is still gone); the next call tries again.
+    """
+    with _state_lock:
+        old = _libraries.pop(module_path, None)
+    if old is not None:
+        with old.lock:
+            old.finalised = True
+            with contextlib.suppress(PyKCS11.PyKCS11Error):
+                old.pykcs11.unload()  # C_Finalize, once no other user holds the module
+    return library(module_path)
 
 
 def _load(module_path: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -18,6 +18,7 @@ from custody.hsm.ecdsa import EcdsaSignature, normalise
 from custody.hsm.errors import (
     HANDLE_INVALID_CODES,
     HsmError,
+    HsmSignatureInvalid,
     InvalidHsmRequest,
     KeyExists,
     KeyNotFound,
@@ -42,10 +43,22 @@ class _Key:
 
 
 class Pkcs11Token:
-    """A R/W user session on the token labelled `token_label`. The PIN is used and forgotten."""
+    """A R/W user session on the token labelled `token_label`. The PIN is used and forgotten.
 
-    def __init__(self, module_path: str, token_label: str, pin: str) -> None:
+    `on_fault` hears of every failed call the HSM may answer differently later (a session or
+    device error, the token gone): its owner then starts over (custody.runtime).
+    """
+
+    def __init__(
+        self,
+        module_path: str,
+        token_label: str,
+        pin: str,
+        *,
+        on_fault: Callable[[HsmError], None] | None = None,
+    ) -> None:
         self._module_path = module_path
+        self._on_fault = on_fault
         self._token_label = token_label
         self._pid = os.getpid()
         self._keys: dict[str, _Key] = {}
@@ -138,7 +151,9 @@ class Pkcs11Token:
             # Fail closed on a faulty token, as normalise() does for ECDSA.
             Ed25519PublicKey.from_public_bytes(info.public_key).verify(signature, message)
         except InvalidSignature:
-            raise HsmError(f"token's Ed25519 signature by {label!r} does not verify") from None
+            raise HsmSignatureInvalid(
+                f"token's Ed25519 signature by {label!r} does not verify"
+            ) from None
         return signature
 
     def private_key_attributes(self, label: str) -> dict[str, bool]:
@@ -192,12 +207,20 @@ class Pkcs11Token:
         if self._pid != os.getpid():
             raise HsmError("HSM session was opened in another process; open a new Pkcs11Token")
         with self._library.lock:
+            if self._library.finalised:
+                raise HsmError(
+                    f"HSM session on token {self._token_label!r} ended when the PKCS#11 "
+                    "library was reset; open a new Pkcs11Token"
+                )
             try:
                 yield self._session
             except PyKCS11.PyKCS11Error as exc:
                 if exc.value in HANDLE_INVALID_CODES and key_label is not None:
                     self._keys.pop(key_label, None)
-                raise hsm_error(exc, operation, self._token_label, key_label) from exc
+                error = hsm_error(exc, operation, self._token_label, key_label)
+                if error.retryable and self._on_fault is not None:
+                    self._on_fault(error)
+                raise error from exc
 
     def _key(self, label: str) -> _Key:
         key = self._keys.get(label)
