@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from custody.hsmhealth import repository
 from custody.store.base import utcnow
 from custody.store.models import HsmLoginHold
 
@@ -39,7 +39,7 @@ def hold_on(session: Session, token_label: str) -> Hold | None:
 
 
 def all_holds(session: Session) -> list[Hold]:
-    rows = session.execute(select(HsmLoginHold).order_by(HsmLoginHold.token_label)).scalars()
+    rows = repository.all_holds(session)
     return [Hold(r.token_label, r.reason, r.held_by, r.held_at) for r in rows]
 
 
@@ -55,5 +55,4 @@ def place(session: Session, token_label: str, *, reason: str, held_by: str) -> H
 
 
 def lift(session: Session, token_label: str) -> bool:
-    result = session.execute(delete(HsmLoginHold).where(HsmLoginHold.token_label == token_label))
-    return bool(getattr(result, "rowcount", 0))
+    return repository.delete_hold(session, token_label)

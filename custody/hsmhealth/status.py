@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from custody.hsmhealth import repository
 from custody.store.base import utcnow
 from custody.store.models import HsmStatus
 
@@ -68,18 +68,14 @@ def report(
 
 def withdraw(session: Session, process: str) -> None:
     """A process that stops cleanly takes its report with it."""
-    session.execute(delete(HsmStatus).where(HsmStatus.process == process))
+    repository.delete_report(session, process)
 
 
 def fresh_reports(session: Session, *, max_age_seconds: float) -> list[Report]:
     """Reports checked within `max_age_seconds`, newest first; older ones are of processes that
     died without withdrawing theirs."""
     cutoff = utcnow() - timedelta(seconds=max_age_seconds)
-    rows = session.execute(
-        select(HsmStatus)
-        .where(HsmStatus.checked_at >= cutoff)
-        .order_by(HsmStatus.checked_at.desc())
-    ).scalars()
+    rows = repository.reports_since(session, cutoff)
     return [
         Report(r.process, r.token_label, HsmState(r.state), r.detail, r.since, r.checked_at)
         for r in rows
