@@ -20,7 +20,7 @@ from custody.hsm.errors import HsmError, HsmSignatureInvalid, KeyNotFound
 from custody.runtime import Runtime
 from custody.seals.gate import ConfigurationGate
 from custody.seals.service import RootKey
-from custody.signing import pipeline
+from custody.signing import failpoints, pipeline
 from custody.signing.hsmwatch import HsmWatch
 from custody.store.base import utcnow
 
@@ -59,6 +59,7 @@ class SignerWorker:
         self.signed = 0
         self.configuration = ConfigurationGate(self._root_key)
         self.hsm = HsmWatch(runtime, self.worker_id)
+        failpoints.disarm_for(runtime.settings)
 
     def _root_key(self) -> RootKey:
         return RootKey.on(self.runtime.token(), self.runtime.settings.root_key_label)

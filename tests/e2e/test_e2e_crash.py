@@ -10,9 +10,13 @@ the test session.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -283,3 +287,43 @@ def test_worker_once_reports_how_many_requests_it_signed(
     assert all(api.get(i).json()["status"] == "signed" for i in ids)
     assert signed_now >= 3
     assert report == {"signed": signed_now}
+
+
+def test_failpoints_are_ignored_when_only_custody_toml_says_production(tmp_path: Path) -> None:
+    """The environment variable is not the only way to say production (issue 10)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pin = tmp_path / "pin"
+    pin.write_text("0000\n")
+    (home / "custody.toml").write_text(
+        'environment = "production"\n'
+        'hsm_module = "/nonexistent/libpkcs11.so"\n'
+        'hsm_token = "prod"\n'
+        'database_url = "postgresql://postgres@127.0.0.1:1/never-connected"\n'
+        f'hsm_pin_file = "{pin}"\n'
+    )
+    script = (
+        "from custody.runtime import Runtime\n"
+        "from custody.settings import load_settings\n"
+        "from custody.signing import failpoints\n"
+        "from custody.signing.worker import SignerWorker\n"
+        "settings = load_settings()\n"
+        "assert settings.environment.value == 'production'\n"
+        "SignerWorker(Runtime(settings))\n"
+        "failpoints.hit('after-hsm-sign')\n"
+        "print('still running')\n"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_") and k != "SOFTHSM2_CONF"
+    }
+    env.update(CUSTODY_HOME=str(home), CUSTODY_FAILPOINTS="after-hsm-sign")
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "still running"
