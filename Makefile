@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 export CUSTODY_HOME ?= $(CURDIR)/var
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck pytest bench softhsm chromium venv clean migrations-check
+.PHONY: help demo test lint typecheck pytest faults bench softhsm chromium venv clean migrations-check
 
 help:
 	@echo "make demo   - set up and serve a seeded demo on http://127.0.0.1:8000"
 	@echo "make test   - lint, type check and the whole test suite (SQLite and PostgreSQL)"
+	@echo "make faults - the fault-injection tests alone (HSM, database, processes)"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
 
 $(BIN)/.installed: pyproject.toml
@@ -60,6 +61,10 @@ pytest: venv softhsm chromium
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint typecheck migrations-check pytest
+
+# The fault-injection tests alone, verbose (they also run in `make test`): docs/reliability.md.
+faults: venv softhsm
+	$(BIN)/pytest -v -rP -n 0 tests/faults
 
 bench: venv softhsm
 	$(BIN)/python -m bench.run

@@ -210,9 +210,11 @@ def test_token_gone_then_back_requests_wait_and_are_signed_once(served: Served) 
 
     away = served.tokens.with_name("tokens.away")
     served.tokens.rename(away)
+    gone = time.monotonic()
     try:
         during = _submit(served, 12)  # acknowledged while the token is gone
         _wait("/readyz reporting the HSM", lambda: _answers(served, 503), served, 15)
+        noticed = time.monotonic() - gone
         problem = served.readyz().json()
         assert problem["checks"]["database"] == "ok"
         assert problem["checks"]["hsm"] != "ok"
@@ -226,10 +228,17 @@ def test_token_gone_then_back_requests_wait_and_are_signed_once(served: Served) 
         assert shown["waiting"]["freezes"] == []
     finally:
         away.rename(served.tokens)
+    back = time.monotonic()
 
     # Back without a restart: every request acknowledged during the outage is signed.
     _wait("the waiting requests signed", _all_signed(served, during), served)
+    signed_after = time.monotonic() - back
     _wait("/readyz ready again", lambda: _answers(served, 200), served, 15)
+    print(  # shown by `make faults` (docs/reliability.md); never asserted
+        f"\nhsm outage: {len(during)} requests acknowledged while the token was gone, "
+        f"/readyz 503 after {noticed:.1f} s, all signed {signed_after:.1f} s after it came back, "
+        f"ready again after {time.monotonic() - back:.1f} s; 0 failed, each signed once"
+    )
     assert "waiting" not in served.api.get(during[-1]).json()
     _signed_once_each(served, before + during)
     assert served.process.poll() is None
@@ -251,6 +260,7 @@ def test_a_refused_pin_holds_logins_until_rearmed(served: Served) -> None:
     assert refusals >= 1
     time.sleep(3)  # many retry periods: nothing logs in again on its own
     assert served.output().count(REFUSED_LOGIN) == refusals
+    print(f"\nrefused PIN: {refusals} failed login(s), none more in 3 s of retry periods")
     assert set(served.statuses(waiting).values()) == {"approved"}
     problem = served.readyz().json()
     assert "custody hsm rearm" in problem["checks"]["hsm"]
