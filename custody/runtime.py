@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from custody import wakeup
 from custody.errors import Unavailable
 from custody.settings import Settings
 from custody.settings.config import DEV_TOKEN_LABEL
@@ -73,9 +74,11 @@ class Runtime:
         self._signer_wake = wake
 
     def notify_signer(self) -> None:
-        """Wake an in-process signer now instead of at its next poll."""
+        """Wake a signer now instead of at its next poll: one in this process, and the signer
+        processes on this host (custody.wakeup)."""
         if self._signer_wake is not None:
             self._signer_wake.set()
+        wakeup.ring(self.settings.home)
 
     def token(self) -> Pkcs11Token:
         from custody.hsm.pkcs11 import Pkcs11Token

@@ -95,7 +95,20 @@ class Settings(BaseSettings):
     # from the wallet whatever the policy says about the amount. Default 0.05 ETH.
     max_tx_fee_wei: int = Field(default=50_000_000_000_000_000, ge=0)
     signing_batch_size: int = Field(default=32, ge=1, le=1000)
+    # Whether `custody serve` runs signer and background processes beside its API processes
+    # (`--worker/--no-worker`); off when `custody worker` runs them elsewhere.
     worker_in_process: bool = True
+    # The processes `custody serve` and `custody worker` supervise (custody.processes): API
+    # processes sharing one listening socket (`--workers`), signer processes (`--signers`,
+    # `custody worker --processes`); one background process besides runs the checkpointer and
+    # the webhook runner.
+    api_processes: int = Field(default=1, ge=1, le=64)
+    signer_processes: int = Field(default=1, ge=1, le=64)
+    # A SIGTERM stops the whole tree within this bound; what still runs then is killed.
+    shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    # A child that died is restarted after a delay doubling from 0.5 s per quick death in a row,
+    # with jitter, up to this.
+    restart_backoff_max_seconds: float = Field(default=30.0, ge=1, le=3600)
     checkpoint_interval_seconds: float = Field(default=2.0, ge=0)
     webhook_poll_seconds: float = Field(default=1.0, ge=0)
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
