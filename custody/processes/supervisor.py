@@ -88,7 +88,9 @@ class Supervisor:
         """Until a child exits, a restart is due or a signal arrives."""
         due = [c.restart_at for c in self._children if c.restart_at is not None]
         timeout = max(0.0, min(due) - time.monotonic()) if due else None
-        sentinels = [c.process.sentinel for c in self._children if c.running and c.process]
+        # Every child not yet reaped, dead or alive: a dead one's sentinel is ready at once.
+        # (Asking whether it still runs would reap it, and then nothing would wake the wait.)
+        sentinels = [c.process.sentinel for c in self._children if c.process is not None]
         ready = wait([*sentinels, woken], timeout)
         if woken in ready:
             _drain(woken)
