@@ -37,6 +37,7 @@ def free_port() -> int:
 class Tree:
     process: subprocess.Popen[bytes]
     log: Path
+    home: str
     port: int | None = None
 
     @property
@@ -75,13 +76,15 @@ class Tree:
         self.process.send_signal(signum)
 
     def stop(self) -> None:
-        """Leave nothing behind, whatever the test did."""
-        left = self.children()
+        """Leave nothing behind, whatever the test did (children of a supervisor that was
+        killed are no longer its children: they are found by the pids it logged)."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=30)
-        for pid in left:
-            _kill_quietly(pid)
+        for pids in self.started().values():
+            for pid in pids:
+                if _environ(pid).get("CUSTODY_HOME") == self.home:
+                    _kill_quietly(pid)
 
 
 def start(
@@ -102,7 +105,7 @@ def start(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    tree = Tree(process, log, port)
+    tree = Tree(process, log, env["CUSTODY_HOME"], port)
     try:
         tree.wait_for(
             "all processes started",
@@ -140,6 +143,15 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}  # gone
+    pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, _, v in pairs}
 
 
 def _alive(tree: Tree) -> bool:
