@@ -86,6 +86,25 @@ def test_withdrawal_is_signed_across_the_processes(
     assert Account.recover_transaction(signed["result"]["raw_transaction"]) == wallet.address
 
 
+def test_a_stalled_signer_does_not_stall_the_api(
+    server: Tree, home: Installation, http: httpx.Client
+) -> None:
+    """What a hung HSM call does to the signer (PyKCS11 holds the GIL), SIGSTOP does to all of
+    its process: the API processes answer on."""
+    api = Api(http.request, home.client())
+    signer = server.pid_of("signer-1")
+    os.kill(signer, signal.SIGSTOP)
+    try:
+        for path in ("/healthz", "/readyz"):
+            answer = http.get(path, timeout=10)
+            assert answer.status_code == 200, (path, answer.text)
+        checkpoint = api.call("GET", "/v1/ledger/checkpoint")
+        assert checkpoint.status_code == 200, checkpoint.text
+    finally:
+        os.kill(signer, signal.SIGCONT)
+    assert server.pid_of("signer-1") == signer
+
+
 def test_a_killed_signer_is_restarted_and_every_request_is_signed_once(
     server: Tree, home: Installation, http: httpx.Client
 ) -> None:
