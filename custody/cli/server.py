@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -95,10 +96,23 @@ def serve(  # noqa: PLR0917  (Typer maps each parameter to one command-line opti
     raise typer.Exit(code)
 
 
+class WorkerPart(StrEnum):
+    SIGNERS = "signers"
+    BACKGROUND = "background"
+
+
 def worker(
     processes: Annotated[
         int | None,
         typer.Option("--processes", min=1, max=64, help="Signer processes. Default: settings (1)."),
+    ] = None,
+    only: Annotated[
+        WorkerPart | None,
+        typer.Option(
+            "--only",
+            help="Run only the signer processes, or only the background process (checkpoints, "
+            "webhooks): to run each as a service of its own.",
+        ),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sign what is waiting, then exit.")] = False,
     as_json: JsonOption = False,
@@ -110,17 +124,21 @@ def worker(
         signed = _drain(settings)
         emit({"signed": signed}, as_json=as_json, human=f"signed {signed} requests")
         return
+    if only is WorkerPart.BACKGROUND and processes is not None:
+        raise typer.BadParameter("--processes does not go with --only background")
     from custody.processes import launch
 
     _logging("supervisor")
     _preflight(settings, as_json=as_json)
-    count = processes or settings.signer_processes
+    signers = 0 if only is WorkerPart.BACKGROUND else processes or settings.signer_processes
+    background = only is not WorkerPart.SIGNERS
     emit(
-        {"signers": count},
+        {"signers": signers, "background": background},
         as_json=as_json,
-        human=f"custody worker: {count} signer process(es) (home {settings.home})",
+        human=f"custody worker: {signers} signer process(es)"
+        f"{', the background process' if background else ''} (home {settings.home})",
     )
-    raise typer.Exit(launch.work(settings, signer_processes=count))
+    raise typer.Exit(launch.work(settings, signer_processes=signers, background=background))
 
 
 def _preflight(settings: Settings, *, as_json: bool) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import socket
 
-from custody.processes import api, background, signer
+from custody.processes import api, signer
+from custody.processes import background as background_process
 from custody.processes.backoff import Backoff
 from custody.processes.children import ChildSpec
 from custody.processes.supervisor import Supervisor
@@ -55,15 +56,18 @@ def serve(
         ChildSpec(f"api-{n}", api.main, (f"api-{n}", settings, os.getpid(), listener))
         for n in range(1, api_processes + 1)
     ]
-    return _supervise(settings, specs, signer_processes if with_workers else 0)
+    signers = signer_processes if with_workers else 0
+    return _supervise(settings, specs, signer_processes=signers, background=with_workers)
 
 
-def work(settings: Settings, *, signer_processes: int) -> int:
-    """`custody worker`: signer processes and the background process, no API."""
-    return _supervise(settings, [], signer_processes)
+def work(settings: Settings, *, signer_processes: int, background: bool) -> int:
+    """`custody worker`: signer processes and (or only) the background process, no API."""
+    return _supervise(settings, [], signer_processes=signer_processes, background=background)
 
 
-def _supervise(settings: Settings, specs: list[ChildSpec], signer_processes: int) -> int:
+def _supervise(
+    settings: Settings, specs: list[ChildSpec], *, signer_processes: int, background: bool
+) -> int:
     doorbell = Doorbell.bind(settings.home) if signer_processes else None
     bell = doorbell.sock if doorbell else None
     parent = os.getpid()
@@ -71,9 +75,11 @@ def _supervise(settings: Settings, specs: list[ChildSpec], signer_processes: int
         ChildSpec(f"signer-{n}", signer.main, (f"signer-{n}", settings, parent, bell))
         for n in range(1, signer_processes + 1)
     ]
-    if signer_processes:
+    if background:
         specs.append(
-            ChildSpec("background", background.main, ("background", settings, parent), last=True)
+            ChildSpec(
+                "background", background_process.main, ("background", settings, parent), last=True
+            )
         )
     supervisor = Supervisor(
         specs,

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     http_request_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)  # idle between requests
     http_max_connections: int = Field(default=1000, ge=1)  # more are answered 503
+    # `custody serve`: the longest a stop (SIGTERM, Ctrl-C) may take. Calls still running after
+    # half of it are cancelled; whatever still runs at the end is abandoned and the process exits.
+    shutdown_timeout_seconds: float = Field(default=10.0, ge=1, le=600)
     jwt_max_lifetime_seconds: int = Field(default=60, ge=1, le=60)
     jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
@@ -104,8 +107,6 @@ class Settings(BaseSettings):
     # the webhook runner.
     api_processes: int = Field(default=1, ge=1, le=64)
     signer_processes: int = Field(default=1, ge=1, le=64)
-    # A SIGTERM stops the whole tree within this bound; what still runs then is killed.
-    shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     # A child that died is restarted after a delay doubling from 0.5 s per quick death in a row,
     # with jitter, up to this.
     restart_backoff_max_seconds: float = Field(default=30.0, ge=1, le=3600)

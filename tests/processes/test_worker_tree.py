@@ -71,3 +71,44 @@ def _wait_signed(home: Installation, request_id: str, output: Callable[[], str])
         if time.monotonic() > deadline:
             pytest.fail(f"{request_id} still {status}:\n{output()}")
         time.sleep(0.05)
+
+
+def test_signers_and_background_as_services_of_their_own(
+    home: Installation, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The split of deploy/: `--only signers` and `--only background`, each its own tree."""
+    env = custody_env(
+        home.env,
+        CUSTODY_WORKER_POLL_SECONDS=str(POLL),
+        CUSTODY_CHECKPOINT_INTERVAL_SECONDS="3600",  # only the final checkpoint, at the stop
+    )
+    logs = tmp_path_factory.mktemp("worker-split")
+    signers = start(
+        ["worker", "--only", "signers", "--processes", "1"],
+        env,
+        logs / "signers.log",
+        roles=["signer-1"],
+    )
+    try:
+        background = start(
+            ["worker", "--only", "background"], env, logs / "background.log", roles=["background"]
+        )
+        try:
+            assert set(signers.started()) == {"signer-1"}
+            assert set(background.started()) == {"background"}
+            signers.wait_for("the signer running", lambda: "signer worker" in signers.output())
+            wallet = home.wallet()
+            with TestClient(create_app(home.runtime, run_worker=False)) as http:
+                created = Api(http.request, home.client()).create(withdrawal(wallet.name))
+            assert created.status_code == 201, created.text
+            _wait_signed(home, created.json()["id"], signers.output)
+
+            signers.signal(signal.SIGTERM)
+            assert signers.process.wait(timeout=20) == 0, signers.output()
+            background.signal(signal.SIGTERM)
+            assert background.process.wait(timeout=20) == 0, background.output()
+            assert "final checkpoint at size" in background.output()
+        finally:
+            background.stop()
+    finally:
+        signers.stop()
