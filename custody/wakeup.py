@@ -71,7 +71,8 @@ class Doorbell:
             sock.bind(str(path))
         except OSError as exc:
             sock.close()
-            log.warning("signers will poll: no wake-up socket at %s (%s)", path, exc)
+            # INFO: on a read-only file system with the API elsewhere there is nothing to miss.
+            log.info("signers poll only: no wake-up socket at %s (%s)", path, exc)
             return None
         return cls(sock, path)
 
