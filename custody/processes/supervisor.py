@@ -28,6 +28,7 @@ _CONTEXT = multiprocessing.get_context("spawn")
 # The first group stops within the bound less this (at most), the rest in what is left.
 _LAST_GROUP_RESERVE = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_REAP_SECONDS = 2.0
 
 
 @dataclass
@@ -144,7 +145,9 @@ class Supervisor:
         reserve = min(_LAST_GROUP_RESERVE, self._shutdown_timeout / 3) if last else 0.0
         killed = self._stop(first, deadline - reserve, woken) + self._stop(last, deadline, woken)
         if killed:
-            log.error("killed after %.0f s: %s", self._shutdown_timeout, ", ".join(killed))
+            log.error(
+                "not stopped within %g s, killed: %s", self._shutdown_timeout, ", ".join(killed)
+            )
             return 1
         log.info("all processes stopped")
         return 0
@@ -166,12 +169,19 @@ class Supervisor:
             if child.process:
                 child.process.kill()
         for child in group:
-            if child.process:
-                child.process.join()
-                if child.process.exitcode not in (0, None) and child not in running:
-                    log.warning("%s %s", child.spec.role, _describe(child.process.exitcode))
-                child.process.close()
-                child.process = None
+            process = child.process
+            if process is None:
+                continue
+            # Bounded even now: a process in uninterruptible sleep (a hung driver) dies only
+            # when the kernel lets it, and the supervisor does not wait for that.
+            process.join(_REAP_SECONDS)
+            if process.exitcode is None:
+                log.error("%s (pid %d) did not die when killed", child.spec.role, process.pid)
+                continue
+            if process.exitcode != 0 and child not in running:
+                log.warning("%s %s", child.spec.role, _describe(process.exitcode))
+            process.close()
+            child.process = None
         return [c.spec.role for c in running]
 
     @contextmanager
