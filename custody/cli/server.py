@@ -78,7 +78,9 @@ def serve(  # noqa: PLR0917  (Typer maps each parameter to one command-line opti
     try:
         listener = launch.listen(bind_host, bind_port)
     except OSError as exc:
-        fail_line(f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}", as_json=False)
+        fail_line(
+            f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}", as_json=as_json
+        )
         raise typer.Exit(3) from None  # uvicorn's own exit status for a server that cannot start
     emit(
         {"host": bind_host, "port": bind_port},

@@ -1,5 +1,6 @@
 """A token that cannot be used stops `custody serve` and `custody worker` before they bind or
-start anything: one line saying why, exit 2, no traceback, no port, no child."""
+start anything: one line saying why, exit 2, no traceback, no port, no child. A port that is
+taken stops `custody serve` the same way (exit 3)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from custody.hsm import ensure_dev_token
-from tests.e2e.process import clean_env, run_custody
+from tests.e2e.process import clean_env, custody_env, run_custody
 from tests.processes.tree import free_port
+from tests.support.installation import Installation
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +48,20 @@ def test_a_wrong_pin_stops_before_anything_starts(tmp_path: Path, command: str) 
     assert not (home / "run").exists()  # no doorbell: no signer was ever going to start
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.connect(("127.0.0.1", port))
+
+
+def test_a_port_in_use_stops_serve_with_one_line(home: Installation) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_custody(
+            ["serve", "--host", "127.0.0.1", "--port", str(port)],
+            custody_env(home.env),
+            timeout=60,
+        )
+    assert done.returncode == 3, done
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert "custody serving" not in done.stdout
