@@ -21,9 +21,9 @@ def write_report(
             f"- machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}; "
             f"SoftHSM {machine['softhsm']}",
             f"- set-up: fresh `custody init` + `custody demo seed` (SQLite, development SoftHSM2 "
-            f"token), `custody serve` with its in-process signer (rate limits raised for the one "
-            f"benchmark client); {int(results['requests'])} withdrawals from {args.concurrency} "
-            "concurrent client threads on the same machine",
+            f"token), `custody serve` with one API and one signer process (rate limits raised "
+            f"for the one benchmark client); {int(results['requests'])} withdrawals from "
+            f"{args.concurrency} concurrent client threads on the same machine",
             "",
             "| measure | per second |",
             "| --- | ---: |",

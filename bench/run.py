@@ -4,7 +4,7 @@
 
 1. raw PyKCS11 secp256k1 signs per second in one process (the HSM's ceiling here);
 2. signed withdrawals per second end to end: signed HTTP calls to a running `custody serve`
-   (SQLite, one in-process signer), from the first POST until the last request reads `signed`.
+   (SQLite, one signer process), from the first POST until the last request reads `signed`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from custody import wakeup
 from custody.errors import CustodyError, Unavailable
 from custody.hsm.errors import HsmError, LoginHeld, PinIncorrect
 from custody.hsmhealth import holds
@@ -97,9 +98,11 @@ class Runtime:
         self._signer_wake = wake
 
     def notify_signer(self) -> None:
-        """Wake an in-process signer now instead of at its next poll."""
+        """Wake a signer now instead of at its next poll: one in this process, and the signer
+        processes on this host (custody.wakeup)."""
         if self._signer_wake is not None:
             self._signer_wake.set()
+        wakeup.ring(self.settings.home)
 
     def token(self) -> Pkcs11Token:
         """The logged-in token of this process, opened on first use, and opened afresh after

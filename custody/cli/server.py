@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import signal
-import threading
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from custody.cli import context
-from custody.cli.output import JsonOption, emit, warn_line
+from custody.cli.output import JsonOption, emit, fail_line, warn_line
+from custody.errors import CustodyError
+
+if TYPE_CHECKING:
+    from custody.settings import Settings
 
 
 def init(as_json: JsonOption = False) -> None:
@@ -43,94 +45,132 @@ def init(as_json: JsonOption = False) -> None:
         warn_line(warning)
 
 
-def serve(
+def serve(  # noqa: PLR0917  (Typer maps each parameter to one command-line option)
     host: Annotated[
         str | None, typer.Option("--host", help="Default: settings (127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Default: settings (8000).")] = None,
     worker: Annotated[
-        bool, typer.Option("--worker/--no-worker", help="Run a signer worker in this process.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run signer and background processes too. Default: settings (on).",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="API processes. Default: settings (1)."),
+    ] = None,
+    signers: Annotated[
+        int | None,
+        typer.Option("--signers", min=1, max=64, help="Signer processes. Default: settings (1)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Serve the HTTP API (and an in-process signer worker)."""
-    from custody.app import create_app
-    from custody.http.serving import ServerConfig, run
-    from custody.runtime import Runtime
+    """Serve the HTTP API, with signer and background processes, under one supervisor."""
+    from custody.processes import launch
 
     settings = context.settings()
-    runtime = Runtime(settings)
-    app = create_app(runtime, run_worker=worker)
-    _logging()
+    _logging("supervisor")
+    _preflight(settings, as_json=as_json)
     bind_host, bind_port = host or settings.host, port or settings.port
+    try:
+        listener = launch.listen(bind_host, bind_port)
+    except OSError as exc:
+        fail_line(
+            f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}", as_json=as_json
+        )
+        raise typer.Exit(3) from None  # uvicorn's own exit status for a server that cannot start
     emit(
         {"host": bind_host, "port": bind_port},
         as_json=as_json,
         human=f"custody serving on http://{bind_host}:{bind_port} (home {settings.home})",
     )
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal against the handler that
-    # was installed before it started; a quiet one here makes a clean stop exit 0, as systemd
-    # and orchestrators expect of a service that stopped as asked.
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    started = run(ServerConfig(app, settings, host=bind_host, port=bind_port))
-    runtime.close()
-    if not started:
-        raise typer.Exit(3)  # uvicorn's own exit status for a server that could not start
+    with listener:
+        code = launch.serve(
+            settings,
+            listener,
+            api_processes=workers or settings.api_processes,
+            signer_processes=signers or settings.signer_processes,
+            with_workers=settings.worker_in_process if worker is None else worker,
+        )
+    raise typer.Exit(code)
+
+
+class WorkerPart(StrEnum):
+    SIGNERS = "signers"
+    BACKGROUND = "background"
 
 
 def worker(
     processes: Annotated[
-        int, typer.Option("--processes", min=1, max=64, help="Signer processes (PostgreSQL).")
-    ] = 1,
+        int | None,
+        typer.Option("--processes", min=1, max=64, help="Signer processes. Default: settings (1)."),
+    ] = None,
+    only: Annotated[
+        WorkerPart | None,
+        typer.Option(
+            "--only",
+            help="Run only the signer processes, or only the background process (checkpoints, "
+            "webhooks): to run each as a service of its own.",
+        ),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sign what is waiting, then exit.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Run signer workers without the API."""
-    _logging()
-    if processes == 1 or once:
-        signed = _run_worker(once)
+    """Run signer processes and the background process (checkpoints, webhooks), no API."""
+    settings = context.settings()
+    if once:
+        _logging()
+        signed = _drain(settings)
         emit({"signed": signed}, as_json=as_json, human=f"signed {signed} requests")
         return
-    # Each process opens its own database connections and HSM session after the fork.
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_run_worker, args=(False,), daemon=False) for _ in range(processes)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join()
+    if only is WorkerPart.BACKGROUND and processes is not None:
+        raise typer.BadParameter("--processes does not go with --only background")
+    from custody.processes import launch
+
+    _logging("supervisor")
+    _preflight(settings, as_json=as_json)
+    signers = 0 if only is WorkerPart.BACKGROUND else processes or settings.signer_processes
+    background = only is not WorkerPart.SIGNERS
+    emit(
+        {"signers": signers, "background": background},
+        as_json=as_json,
+        human=f"custody worker: {signers} signer process(es)"
+        f"{', the background process' if background else ''} (home {settings.home})",
+    )
+    raise typer.Exit(launch.work(settings, signer_processes=signers, background=background))
 
 
-def _run_worker(once: bool) -> int:
+def _preflight(settings: Settings, *, as_json: bool) -> None:
+    """Exit 2 with one line when the HSM cannot be used: nothing was bound or started."""
+    from custody.processes import launch
+
+    try:
+        launch.preflight(settings)
+    except CustodyError as exc:
+        fail_line(f"cannot start: {exc.message}", as_json=as_json, status=exc.status)
+        raise typer.Exit(2) from None
+
+
+def _drain(settings: Settings) -> int:
     from custody.runtime import Runtime
     from custody.signing.worker import SignerWorker
 
-    runtime = Runtime(context.settings())
-    signer = SignerWorker(runtime)
+    runtime = Runtime(settings)
     try:
-        if once:
-            return signer.drain()
-        stop = threading.Event()
-
-        def _stop(_signum: int, _frame: object) -> None:
-            stop.set()
-            signer.wake.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        from custody.freezes.breakers import freeze_on_fork
-        from custody.ledger.checkpointer import start_checkpointer
-
-        start_checkpointer(runtime, stop, on_fork=freeze_on_fork)
-        from custody.webhooks.runner import start_webhooks
-
-        start_webhooks(runtime, stop)
-        signer.run(stop)
-        return signer.signed
+        return SignerWorker(runtime).drain()
     finally:
         runtime.close()
 
 
-def _logging() -> None:
+def _logging(role: str | None = None) -> None:
+    if role is not None:
+        from custody.processes import logs
+
+        logs.configure(role)
+        return
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

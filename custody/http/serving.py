@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any
 
 import h11
@@ -97,9 +98,12 @@ class RequestDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-def run(config: ServerConfig) -> bool:
-    """Serve until stopped (SIGTERM, SIGINT); False when the server never started."""
+def run(config: ServerConfig, sockets: list[socket.socket] | None = None) -> bool:
+    """Serve until stopped (SIGTERM, SIGINT); False when the server never started.
+
+    `sockets`: already bound listening sockets (the supervisor's, shared by its API processes)
+    instead of binding the configured host and port."""
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a person stops it
-        server.run()
+        server.run(sockets=sockets)
     return server.started

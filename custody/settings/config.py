@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     http_request_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)  # idle between requests
     http_max_connections: int = Field(default=1000, ge=1)  # more are answered 503
+    # `custody serve`: the longest a stop (SIGTERM, Ctrl-C) may take. Calls still running after
+    # half of it are cancelled; whatever still runs at the end is abandoned and the process exits.
+    shutdown_timeout_seconds: float = Field(default=10.0, ge=1, le=600)
     jwt_max_lifetime_seconds: int = Field(default=60, ge=1, le=60)
     jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
@@ -100,7 +103,18 @@ class Settings(BaseSettings):
     # so `/readyz` and the request views show an outage, and its end, within seconds.
     hsm_retry_max_seconds: float = Field(default=10.0, gt=0, le=600)
     hsm_check_seconds: float = Field(default=3.0, gt=0, le=10)
+    # Whether `custody serve` runs signer and background processes beside its API processes
+    # (`--worker/--no-worker`); off when `custody worker` runs them elsewhere.
     worker_in_process: bool = True
+    # The processes `custody serve` and `custody worker` supervise (custody.processes): API
+    # processes sharing one listening socket (`--workers`), signer processes (`--signers`,
+    # `custody worker --processes`); one background process besides runs the checkpointer and
+    # the webhook runner.
+    api_processes: int = Field(default=1, ge=1, le=64)
+    signer_processes: int = Field(default=1, ge=1, le=64)
+    # A child that died is restarted after a delay doubling from 0.5 s per quick death in a row,
+    # with jitter, up to this.
+    restart_backoff_max_seconds: float = Field(default=30.0, ge=1, le=3600)
     checkpoint_interval_seconds: float = Field(default=2.0, ge=0)
     webhook_poll_seconds: float = Field(default=1.0, ge=0)
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)

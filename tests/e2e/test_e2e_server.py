@@ -1,4 +1,4 @@
-"""The whole path over real HTTP: `custody serve` in its own process, its in-process signer, and
+"""The whole path over real HTTP: `custody serve` in its own process, its signer process, and
 an EVM (eth-tester with py-evm) that did not make the transaction executing it.
 """
 
@@ -225,7 +225,7 @@ def test_sigterm_stops_the_server_cleanly(server: Server) -> None:
         pytest.fail(f"custody serve ignored SIGTERM:\n{server.output()}")
     output = server.output()
     assert "Traceback" not in output
-    assert "stopped" in output, "the in-process signer worker was not stopped"
+    assert "stopped" in output, "the signer worker was not stopped"
     # A clean stop is exit status 0: `custody serve` must finish its own shutdown (closing the
     # runtime after uvicorn returns), not die by the re-raised SIGTERM (-15, shell status 143).
     assert code == 0, f"exit status {code}:\n{output}"

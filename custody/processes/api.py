@@ -1,0 +1,39 @@
+"""An API process: uvicorn serving the app on the socket the supervisor bound."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+
+from custody.processes import children, logs
+from custody.settings import Settings
+
+NOT_STARTED_EXIT = 3  # uvicorn's own exit status for a server that could not start
+
+
+def main(role: str, settings: Settings, parent: int, listener: socket.socket) -> None:
+    children.enter(role, settings, parent)
+    # uvicorn handles SIGTERM and SIGINT itself while it serves (a graceful stop), then raises
+    # the signal again against the handlers it found: these, which make that stop exit 0, and
+    # before uvicorn starts keep a stop asked for while the app is built.
+    stopped = threading.Event()
+    children.stop_on_signals(stopped)
+    from custody.app import create_app
+    from custody.http.serving import ServerConfig, run
+    from custody.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        # Never a signer here: an HSM call holds the GIL, and the API must keep answering.
+        app = create_app(runtime, run_worker=False)
+        host, port = listener.getsockname()[:2]
+        config = ServerConfig(app, settings, host=host, port=port)
+        logs.adopt_uvicorn()
+        if stopped.is_set():
+            return
+        started = run(config, sockets=[listener])
+    finally:
+        runtime.close()
+    if not started:
+        sys.exit(NOT_STARTED_EXIT)

@@ -1,0 +1,93 @@
+"""The process trees of `custody serve` and `custody worker`, from settings to a running
+supervisor: check the HSM first, bind the shared sockets, start the children."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from custody.processes import api, signer
+from custody.processes import background as background_process
+from custody.processes.backoff import Backoff
+from custody.processes.children import ChildSpec
+from custody.processes.supervisor import Supervisor
+from custody.runtime import Runtime
+from custody.settings import Settings
+from custody.wakeup import Doorbell
+
+LISTEN_BACKLOG = 2048  # uvicorn's default
+
+
+def preflight(settings: Settings) -> None:
+    """Log in to the token and find the ledger key, or raise the CustodyError that says why.
+
+    Before anything is bound or started: a wrong PIN stops here with one login attempt, instead
+    of every child of the tree failing its own logins over and over (a real HSM locks the PIN
+    after a few). The token is closed again: children must open their own.
+    """
+    runtime = Runtime(settings)
+    try:
+        runtime.preflight()
+    finally:
+        runtime.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The socket every API process accepts on (OSError when it cannot be bound).
+
+    The supervisor keeps it open, so connections that arrive while an API process restarts wait
+    in the backlog instead of being refused.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
+
+
+def serve(
+    settings: Settings,
+    listener: socket.socket,
+    *,
+    api_processes: int,
+    signer_processes: int,
+    with_workers: bool,
+) -> int:
+    """Run the API processes (and, `with_workers`, signers and the background process) until
+    stopped; the supervisor's exit status."""
+    specs = [
+        ChildSpec(f"api-{n}", api.main, (f"api-{n}", settings, os.getpid(), listener))
+        for n in range(1, api_processes + 1)
+    ]
+    signers = signer_processes if with_workers else 0
+    return _supervise(settings, specs, signer_processes=signers, background=with_workers)
+
+
+def work(settings: Settings, *, signer_processes: int, background: bool) -> int:
+    """`custody worker`: signer processes and (or only) the background process, no API."""
+    return _supervise(settings, [], signer_processes=signer_processes, background=background)
+
+
+def _supervise(
+    settings: Settings, specs: list[ChildSpec], *, signer_processes: int, background: bool
+) -> int:
+    doorbell = Doorbell.bind(settings.home) if signer_processes else None
+    bell = doorbell.sock if doorbell else None
+    parent = os.getpid()
+    specs = specs + [
+        ChildSpec(f"signer-{n}", signer.main, (f"signer-{n}", settings, parent, bell))
+        for n in range(1, signer_processes + 1)
+    ]
+    if background:
+        specs.append(
+            ChildSpec(
+                "background", background_process.main, ("background", settings, parent), last=True
+            )
+        )
+    supervisor = Supervisor(
+        specs,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        backoff=Backoff(cap=settings.restart_backoff_max_seconds),
+    )
+    try:
+        return supervisor.run()
+    finally:
+        if doorbell is not None:
+            doorbell.close()

@@ -1,0 +1,67 @@
+"""A token that cannot be used stops `custody serve` and `custody worker` before they bind or
+start anything: one line saying why, exit 2, no traceback, no port, no child. A port that is
+taken stops `custody serve` the same way (exit 3)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from custody.hsm import ensure_dev_token
+from tests.e2e.process import clean_env, custody_env, run_custody
+from tests.processes.tree import free_port
+from tests.support.installation import Installation
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_wrong_pin_stops_before_anything_starts(tmp_path: Path, command: str) -> None:
+    # A token of this test's own: failed logins are counted on the token that saw them.
+    token = ensure_dev_token(tmp_path / "hsm", label="wrong-pin")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    env = clean_env(
+        home,
+        SOFTHSM2_CONF=str(token.conf_path),
+        CUSTODY_HSM_MODULE=token.module_path,
+        CUSTODY_HSM_TOKEN=token.label,
+        CUSTODY_HSM_PIN="000000-not-the-pin",
+    )
+    port = free_port()
+    argv = {
+        "serve": ["serve", "--host", "127.0.0.1", "--port", str(port)],
+        "worker": ["worker", "--processes", "2"],
+    }[command]
+
+    done = run_custody(argv, env, timeout=60)
+
+    assert done.returncode == 2, done
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "PIN" in lines[0]
+    assert "wrong-pin" in lines[0]  # names the token
+    assert "000000-not-the-pin" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (home / "run").exists()  # no doorbell: no signer was ever going to start
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect(("127.0.0.1", port))
+
+
+def test_a_port_in_use_stops_serve_with_one_line(home: Installation) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_custody(
+            ["serve", "--host", "127.0.0.1", "--port", str(port)],
+            custody_env(home.env),
+            timeout=60,
+        )
+    assert done.returncode == 3, done
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert "custody serving" not in done.stdout

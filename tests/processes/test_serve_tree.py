@@ -1,0 +1,252 @@
+"""`custody serve` as a tree of processes, with one server shared by the tests of this module:
+each part runs in a process of its own, requests are signed across them, and a child killed
+with SIGKILL is started again while nothing acknowledged is lost.
+
+Signers poll every POLL seconds, longer than any bound here: a request signed in time was woken
+through the doorbell (custody.wakeup) by the API process that accepted it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from sqlalchemy import select
+
+from custody.store.models import LedgerEntry, Request
+from tests.e2e.process import custody_env
+from tests.processes.tree import Tree, children_of, free_port, start
+from tests.support.api import Api, withdrawal
+from tests.support.cli import invoke, ok_json
+from tests.support.installation import Installation
+from tests.support.lifecycle import assert_histories_hold
+
+pytestmark = pytest.mark.slow
+
+POLL = 20.0
+LEASE = 5  # the shortest lease the settings allow
+SIGNED_WITHIN = 10.0  # generous, and still half of POLL
+ROLES = ("api-1", "api-2", "signer-1", "background")
+
+
+@pytest.fixture(scope="module")
+def server(home: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
+    port = free_port()
+    env = custody_env(
+        home.env,
+        CUSTODY_WORKER_POLL_SECONDS=str(POLL),
+        CUSTODY_SIGNING_LEASE_SECONDS=str(LEASE),
+        CUSTODY_CHECKPOINT_INTERVAL_SECONDS="1",
+    )
+    log = tmp_path_factory.mktemp("serve-tree") / "serve.log"
+    argv = ["serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
+    tree = start(argv, env, log, roles=ROLES, port=port)
+    try:
+        yield tree
+    finally:
+        tree.stop()
+
+
+@pytest.fixture
+def http(server: Tree) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+def test_each_part_runs_in_a_process_of_its_own(server: Tree) -> None:
+    pids = {role: server.pid_of(role) for role in ROLES}
+    assert len(set(pids.values())) == len(ROLES)
+    assert set(pids.values()) <= children_of(server.process.pid)
+    # Both API processes accept on the one socket the supervisor bound and holds.
+    listening = _listening_inode(server.port or 0)
+    for pid in (server.process.pid, pids["api-1"], pids["api-2"]):
+        assert listening in _socket_inodes(pid), pid
+    # Every process logs, and says which one it is.
+    assert "[signer-1] custody.signing: signer worker" in server.output()
+
+
+def test_withdrawal_is_signed_across_the_processes(
+    server: Tree, home: Installation, http: httpx.Client
+) -> None:
+    wallet = home.wallet()
+    api = Api(http.request, home.client())
+    created = api.create(withdrawal(wallet.name, nonce=0))
+    assert created.status_code == 201, created.text
+    signed = _wait_signed(api, created.json()["id"], server)
+    assert Account.recover_transaction(signed["result"]["raw_transaction"]) == wallet.address
+
+
+def test_a_stalled_signer_does_not_stall_the_api(
+    server: Tree, home: Installation, http: httpx.Client
+) -> None:
+    """What a hung HSM call does to the signer (PyKCS11 holds the GIL), SIGSTOP does to all of
+    its process: the API processes answer on."""
+    api = Api(http.request, home.client())
+    signer = server.pid_of("signer-1")
+    os.kill(signer, signal.SIGSTOP)
+    try:
+        for path in ("/healthz", "/readyz"):
+            answer = http.get(path, timeout=10)
+            assert answer.status_code == 200, (path, answer.text)
+        checkpoint = api.call("GET", "/v1/ledger/checkpoint")
+        assert checkpoint.status_code == 200, checkpoint.text
+    finally:
+        os.kill(signer, signal.SIGCONT)
+    assert server.pid_of("signer-1") == signer
+
+
+def test_a_killed_signer_is_restarted_and_every_request_is_signed_once(
+    server: Tree, home: Installation, http: httpx.Client
+) -> None:
+    wallet = home.wallet()
+    api = Api(http.request, home.client())
+    victim = server.pid_of("signer-1")
+    created: list[str] = []
+    done = threading.Event()
+
+    def submit(first_nonce: int) -> None:
+        for nonce in range(first_nonce, first_nonce + 1000, 3):
+            if done.is_set():
+                return
+            answer = api.create(withdrawal(wallet.name, nonce=nonce))
+            assert answer.status_code == 201, answer.text
+            created.append(answer.json()["id"])
+
+    with ThreadPoolExecutor(3) as pool:
+        submitters = [pool.submit(submit, n) for n in range(3)]
+        try:
+            held = _kill_while_signing(home, victim)
+        finally:
+            done.set()
+        for submitter in submitters:
+            submitter.result()
+
+    server.wait_restarted("signer-1", victim)
+    # The restarted signer takes the held requests once their lease has run out: the next
+    # request (its doorbell) wakes it after that.
+    _wait_until_leases_end(home, held)
+    last = api.create(withdrawal(wallet.name, nonce=5000))
+    assert last.status_code == 201, last.text
+    created.append(last.json()["id"])
+
+    for request_id in created:
+        _wait_signed(api, request_id, server)
+    signed_entries = _entries(home, "request.signed", created)
+    assert sorted(e["data"]["request"] for e in signed_entries) == sorted(created)
+    reclaimed = [
+        e["data"]["request"]
+        for e in _entries(home, "request.signing", held)
+        if e["data"]["reclaimed_from"] is not None
+    ]
+    assert sorted(reclaimed) == sorted(held)
+    assert_histories_hold(home, created)
+    ok_json(invoke(["ledger", "checkpoint", "--json"], home.env))
+    assert ok_json(invoke(["ledger", "verify", "--json"], home.env))["ok"] is True
+
+
+def test_killed_api_processes_are_restarted_and_no_connection_is_refused(
+    server: Tree, http: httpx.Client
+) -> None:
+    before = {role: server.pid_of(role) for role in ("api-1", "api-2")}
+    for pid in before.values():
+        os.kill(pid, signal.SIGKILL)
+    # No API process is left: the call waits in the backlog of the socket the supervisor
+    # still holds, and is answered once the restarted processes accept.
+    answer = http.get("/readyz", timeout=120)
+    assert answer.status_code == 200, answer.text
+    for role, pid in before.items():
+        assert server.wait_restarted(role, pid) != pid
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _wait_signed(api: Api, request_id: str, server: Tree) -> dict[str, Any]:
+    deadline = time.monotonic() + SIGNED_WITHIN
+    while True:
+        seen = api.get(request_id)
+        assert seen.status_code == 200, seen.text
+        body: dict[str, Any] = seen.json()
+        if body["status"] == "signed":
+            return body
+        assert body["status"] in {"approved", "signing"}, body
+        if time.monotonic() > deadline:
+            pytest.fail(f"{request_id} still {body['status']}:\n{server.output()}")
+        time.sleep(0.05)
+
+
+def _held_by(home: Installation, pid: int) -> list[str]:
+    with home.runtime.db.read() as session:
+        return list(
+            session.execute(
+                select(Request.id).where(
+                    Request.status == "signing", Request.claimed_by.like(f"%:{pid}:%")
+                )
+            ).scalars()
+        )
+
+
+def _kill_while_signing(home: Installation, pid: int) -> list[str]:
+    """SIGKILL the signer between its claim and its result, so that it leaves requests
+    `signing`: stopped (SIGSTOP) when it is seen holding some, killed if it still does."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if _held_by(home, pid):
+            os.kill(pid, signal.SIGSTOP)
+            held = _held_by(home, pid)
+            if held:
+                os.kill(pid, signal.SIGKILL)
+                return held
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.001)
+    pytest.fail("the signer was never seen holding a claim")
+
+
+def _wait_until_leases_end(home: Installation, request_ids: list[str]) -> None:
+    with home.runtime.db.read() as session:
+        leases = session.execute(
+            select(Request.lease_until).where(Request.id.in_(request_ids))
+        ).scalars()
+        last = max(lease for lease in leases if lease is not None)
+    while datetime.now(UTC) <= last:
+        time.sleep(0.1)
+
+
+def _entries(home: Installation, kind: str, request_ids: list[str]) -> list[dict[str, Any]]:
+    import json
+
+    ids = set(request_ids)
+    with home.runtime.db.read() as session:
+        rows = session.execute(select(LedgerEntry.entry).where(LedgerEntry.kind == kind))
+        entries = [json.loads(entry) for entry in rows.scalars()]
+    return [e for e in entries if e["data"]["request"] in ids]
+
+
+def _listening_inode(port: int) -> str:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+            return fields[9]
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[len("socket:[") : -1])
+    return found
