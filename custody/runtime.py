@@ -187,17 +187,15 @@ class Runtime:
             raise LoginHeld(token_label, hold.since)
 
     def _place_hold(self, token_label: str, refusal: PinIncorrect) -> None:
-        log.critical(
-            "HSM token %r refused the login (%s); no process of this installation logs in "
-            "again until `custody hsm rearm`",
-            token_label,
-            refusal.message,
-        )
+        """Hold every later login, and say so in the refusal itself (whoever reports it)."""
+        reason = refusal.message
         try:
             with self.db.write() as session:
-                holds.place(session, token_label, reason=refusal.message, held_by=process_name())
+                holds.place(session, token_label, reason=reason, held_by=process_name())
         except CustodyError as exc:
             log.error("could not record the HSM login hold: %s", exc.message)
+        refusal.message = f"{reason}; no process logs in again until `custody hsm rearm`"
+        refusal.args = (refusal.message,)
 
     def preflight(self) -> None:
         """Open and log in to the token, and find the ledger key, before accepting any work:

@@ -143,15 +143,37 @@ def worker(
     raise typer.Exit(launch.work(settings, signer_processes=signers, background=background))
 
 
+# sysexits.h: a temporary failure, worth starting again (a service manager restarts on it).
+EX_TEMPFAIL = 75
+
+
 def _preflight(settings: Settings, *, as_json: bool) -> None:
-    """Exit 2 with one line when the HSM cannot be used: nothing was bound or started."""
+    """Exit with one line when the HSM cannot be used: nothing was bound or started.
+
+    2 when only a person can fix it (a refused PIN or a login hold, a missing key or module):
+    service managers must not start again into a PIN lockout. 75 when it may pass (the token
+    away, the database down): starting again later is right.
+    """
+    from custody.hsm.errors import (
+        HsmError,
+        HsmModuleNotFound,
+        KeyNotFound,
+        LoginHeld,
+        PinIncorrect,
+    )
     from custody.processes import launch
+    from custody.store.database import DatabaseUnavailable
 
     try:
         launch.preflight(settings)
     except CustodyError as exc:
         fail_line(f"cannot start: {exc.message}", as_json=as_json, status=exc.status)
-        raise typer.Exit(2) from None
+        passing = isinstance(exc, DatabaseUnavailable) or (
+            isinstance(exc, HsmError)
+            and exc.retryable
+            and not isinstance(exc, PinIncorrect | LoginHeld | HsmModuleNotFound | KeyNotFound)
+        )
+        raise typer.Exit(EX_TEMPFAIL if passing else 2) from None
 
 
 def _drain(settings: Settings) -> int:

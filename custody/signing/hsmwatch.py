@@ -57,8 +57,8 @@ class HsmWatch:
             delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 -- jitter, no secret
         self._next_probe = time.monotonic() + delay
         if state is not self.state or error.message != self.detail:
-            if self.ok:
-                log.error("HSM unavailable, requests wait for it: %s", error.message)
+            if state is not self.state:
+                log.error("HSM %s, requests wait for it: %s", state.value, error.message)
             self.state, self.detail = state, error.message
             if self._failures == 1:
                 self.since = utcnow()

@@ -32,7 +32,7 @@ from tests.support.installation import ClientKeys
 pytestmark = pytest.mark.slow
 
 ALLOW_ALL = "version: 1\nrules:\n  - {id: allow-all, match: {type: withdrawal}, action: allow}\n"
-REFUSED_LOGIN = "refused the login"
+REFUSED_LOGIN = "the PIN is incorrect"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from custody.hsm import ensure_dev_token
+from custody.hsm import ensure_dev_token, read_pin_file
 from tests.e2e.process import clean_env, custody_env, run_custody
 from tests.processes.tree import free_port
 from tests.support.installation import Installation
@@ -23,31 +23,40 @@ def test_a_wrong_pin_stops_before_anything_starts(tmp_path: Path, command: str) 
     token = ensure_dev_token(tmp_path / "hsm", label="wrong-pin")
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    env = clean_env(
-        home,
-        SOFTHSM2_CONF=str(token.conf_path),
-        CUSTODY_HSM_MODULE=token.module_path,
-        CUSTODY_HSM_TOKEN=token.label,
-        CUSTODY_HSM_PIN="000000-not-the-pin",
-    )
+    named = {
+        "SOFTHSM2_CONF": str(token.conf_path),
+        "CUSTODY_HSM_MODULE": token.module_path,
+        "CUSTODY_HSM_TOKEN": token.label,
+    }
+    right = clean_env(home, **named, CUSTODY_HSM_PIN=read_pin_file(token.pin_file))
+    assert run_custody(["init"], right, timeout=120).returncode == 0
+    env = clean_env(home, **named, CUSTODY_HSM_PIN="000000-not-the-pin")
     port = free_port()
     argv = {
         "serve": ["serve", "--host", "127.0.0.1", "--port", str(port)],
         "worker": ["worker", "--processes", "2"],
     }[command]
 
-    done = run_custody(argv, env, timeout=60)
+    for attempt in ("refused", "held"):
+        done = run_custody(argv, env, timeout=60)
 
-    assert done.returncode == 2, done
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, done.stderr
-    assert "PIN" in lines[0]
-    assert "wrong-pin" in lines[0]  # names the token
-    assert "000000-not-the-pin" not in done.stderr + done.stdout
-    assert "Traceback" not in done.stderr + done.stdout
-    assert not (home / "run").exists()  # no doorbell: no signer was ever going to start
-    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
-        probe.connect(("127.0.0.1", port))
+        assert done.returncode == 2, done
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, done.stderr
+        assert "PIN" in lines[0]
+        assert "wrong-pin" in lines[0]  # names the token
+        # The second start does not try the PIN again: the first refusal holds every login
+        # until an operator re-arms (a real HSM locks its PIN after a few failures).
+        assert "custody hsm rearm" in lines[0]
+        assert ("are held since" in lines[0]) == (attempt == "held"), lines[0]
+        assert "000000-not-the-pin" not in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr + done.stdout
+        assert not (home / "run").exists()  # no doorbell: no signer was ever going to start
+        with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+            probe.connect(("127.0.0.1", port))
+
+    assert run_custody(["hsm", "rearm"], right, timeout=60).returncode == 0
+    assert run_custody(["hsm", "status", "--json"], right, timeout=60).returncode == 0
 
 
 def test_a_port_in_use_stops_serve_with_one_line(home: Installation) -> None:
