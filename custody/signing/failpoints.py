@@ -1,16 +1,13 @@
-"""Named fault points for fault tests, e.g. CUSTODY_FAILPOINTS=after-hsm-sign,hsm-stall=3.
+"""Named crash points for crash tests, e.g. CUSTODY_FAILPOINTS=after-hsm-sign.
 
-A crash point (`hit`) kills the process abruptly (as a power cut would), so tests can prove that
-a request interrupted mid-way is finished exactly once. A stall point (`stall`, armed as
-`name=SECONDS`) blocks the process the way a hung HSM does: in a C call that keeps the GIL, as
-PyKCS11 does, so no other thread of the process runs meanwhile. Never armed in production,
-whether the environment variable or `custody.toml` says so: a signer disarms them from its
-settings.
+A failpoint kills the process abruptly (as a power cut would), so tests can prove that a
+request interrupted mid-way is finished exactly once. Never armed in production, whether the
+environment variable or `custody.toml` says so: a signer disarms them from its settings.
+(A hung HSM call is tested by stopping the signer process: tests/processes.)
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from custody.settings import Settings
@@ -36,9 +33,3 @@ def hit(name: str) -> None:
     if name in _armed():
         os._exit(86)
 
-
-def stall(name: str) -> None:
-    seconds = _armed().get(name)
-    if seconds:
-        # PyDLL, unlike CDLL, keeps the GIL during the call: the whole process stands still.
-        ctypes.PyDLL(None).usleep(int(float(seconds) * 1_000_000))
