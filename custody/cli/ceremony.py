@@ -187,7 +187,12 @@ def _hand_out(made: Made) -> None:
     )
     for custodian, words in zip(manifest.custodians, made.shares, strict=True):
         name = custodian.name or f"custodian {custodian.share}"
-        click.pause(f"\n{name}: step up to the screen alone, then press any key")
+        click.prompt(
+            f"\n{name}: step up to the screen alone, then press Enter",
+            default="",
+            show_default=False,
+            prompt_suffix="",
+        )
         console.clear()
         console.print(
             f"[bold]Share {custodian.share} of {count}[/bold] for [bold]{name}[/bold] "
