@@ -11,11 +11,15 @@ from custody.ledger.events import EventKind
 from custody.store.models import LedgerEntry
 
 
+_RECORDING = (str(EventKind.CEREMONY_BACKUP), str(EventKind.CEREMONY_RESTORE))
+
+
 def backup_entry_index(session: Session, manifest_sha256: str) -> int | None:
-    """The index of the `ceremony.backup` entry that recorded this manifest, if any."""
+    """The index of the first entry that recorded this manifest: the `ceremony.backup` that
+    made it, or the `ceremony.restore` that brought this installation's keys from it."""
     rows = session.execute(
         select(LedgerEntry.index, LedgerEntry.entry)
-        .where(LedgerEntry.kind == str(EventKind.CEREMONY_BACKUP))
+        .where(LedgerEntry.kind.in_(_RECORDING))
         .order_by(LedgerEntry.index)
     )
     for index, entry in rows:

@@ -47,7 +47,7 @@ def verify(runtime: Runtime, directory: Path) -> Report:
     report.keys = [key.label for key in manifest.keys]
     report.wallets = [wallet.name for key in manifest.keys for wallet in key.wallets]
 
-    # (2) recorded: the ledger's `ceremony.backup` entry names this exact manifest
+    # (2) recorded: this ledger's `ceremony.backup` (or `ceremony.restore`) names this manifest
     with runtime.db.read() as session:
         report.ledger_index = repository.backup_entry_index(session, digest)
         recorded = {key.label: key for key in keys.keys(session)}
@@ -57,9 +57,9 @@ def verify(runtime: Runtime, directory: Path) -> Report:
         }
     if report.ledger_index is None:
         report.problems.append(
-            f"manifest.json (SHA-256 {digest}) is recorded by no ceremony.backup entry of "
-            "this installation's ledger: it was changed after the backup, or belongs to "
-            "another installation"
+            f"manifest.json (SHA-256 {digest}) is recorded by no ceremony.backup or "
+            "ceremony.restore entry of this installation's ledger: it was changed after the "
+            "backup, or belongs to another installation"
         )
 
     # (3) the blobs: each present, with the digest the manifest records

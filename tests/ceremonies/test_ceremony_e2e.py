@@ -1,6 +1,6 @@
 """Back up in one CUSTODY_HOME, restore into a fresh one with a token of its own, all through
-`custody` processes as custodians would run them; the restored token is read by a plain PyKCS11
-session in a process of its own (not custody's reading of it).
+`custody` processes as custodians would run them (the restore at a terminal); the restored token
+is read by a plain PyKCS11 session in a process of its own (not custody's reading of it).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pytest
 
 from custody.hsm.devtoken import find_softhsm_module
 from tests.ceremonies.conftest import Source
-from tests.e2e.process import clean_env, ok_json, run_custody
+from tests.e2e.process import CUSTODY, clean_env, ok_json, run_custody
+from tests.support.terminal import Terminal, screen_text
 
 pytestmark = pytest.mark.slow
 
@@ -109,14 +110,23 @@ def test_restore_into_a_fresh_installation_with_its_own_token(
     assert _token_objects(home) == before
     assert _rows(home) == ([], [])
 
-    # Any three of five: the same wallets, the same addresses.
-    done = ok_json(
-        _restore(env, source.backup, [source.shares[3], source.shares[0], source.shares[4]])
+    # Any three of five, typed at a terminal (hidden); a mistyped share is asked for again.
+    screen = Terminal([CUSTODY, "ceremony", "restore", str(source.backup)], env)
+    three = [source.shares[3], source.shares[0], source.shares[4]]
+    screen.expect("Share 1 of 3: ")
+    screen.send(three[0].replace(" ", "  ", 1).rsplit(" ", 1)[0] + "\r")  # last word left out
+    screen.expect("share 1 is not a valid SLIP-39 share")
+    for number, share in enumerate(three, start=1):
+        screen.expect(f"Share {number} of 3: ")
+        screen.send(f"{share}\r")
+    done = screen.expect(
+        r"restored 1 keys into token custody-dev from backup (\w+) \(shares 1, 4, 5"
     )
-    assert done["shares_used"] == [1, 4, 5]
-    assert [{k: w[k] for k in ("name", "chain", "address")} for w in done["wallets"]] == (
-        source.wallets
-    )
+    assert done.group(1) == source.made["manifest_sha256"]
+    for wallet in source.wallets:
+        screen.expect(f"wallet {wallet['name']} on {wallet['chain']}: {wallet['address']}")
+    assert screen.close() == 0
+    assert not any(" ".join(share.split()[4:8]) in screen_text(screen.raw) for share in three)
     keys, wallets = _rows(home)
     assert keys == [(source.key, "trusted-wrap")]
     assert wallets == [(w["name"], w["chain"], w["address"]) for w in source.wallets]

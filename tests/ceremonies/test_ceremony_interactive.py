@@ -6,17 +6,10 @@ off the screen must rebuild the KEK that authenticates the manifest.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
-import os
 import re
-import select
-import struct
-import subprocess
-import termios
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,53 +22,9 @@ from custody.hsm import Backup, DevToken
 from custody.ledger.canonical import canonical_bytes
 from tests.e2e.process import CUSTODY, custody_env
 from tests.support.installation import InstallationFactory
+from tests.support.terminal import Terminal, screen_text
 
 pytestmark = pytest.mark.slow
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-class Terminal:
-    """A process on a pseudo-terminal of its own (a new session: no controlling terminal of
-    the test run to read passwords from)."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
-        self.process = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-        )
-        os.close(slave)
-        self.raw = ""
-        self._position = 0
-
-    def expect(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        """The next match of `pattern` in what the terminal showed (escape codes removed)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = re.compile(pattern).search(_ANSI.sub("", self.raw), self._position)
-            if found:
-                self._position = found.end()
-                return found
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([self.master], [], [], max(remaining, 0))
-            if not ready:
-                raise AssertionError(f"no {pattern!r} on the screen:\n{_ANSI.sub('', self.raw)}")
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                raise AssertionError(f"exited before {pattern!r}:\n{_ANSI.sub('', self.raw)}")
-            self.raw += chunk.decode(errors="replace")
-
-    def send(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def close(self) -> int:
-        code = self.process.wait(timeout=60)
-        os.close(self.master)
-        return code
 
 
 @pytest.fixture
@@ -129,7 +78,7 @@ def test_each_custodian_sees_only_their_share_and_proves_it_was_written_down(
         shown = len(screen.raw)
         screen.send(f"{word}\r")
         second = screen.expect(r"From your paper, word (\d+): ")
-        echoed = re.sub(r"From your paper, word \d+: ", "", _ANSI.sub("", screen.raw[shown:]))
+        echoed = re.sub(r"From your paper, word \d+: ", "", screen_text(screen.raw[shown:]))
         assert word not in echoed  # typed back hidden
         screen.send(f"{share[int(second.group(1)) - 1]}\r")
     screen.expect("every share handed out; nothing of them was stored")

@@ -80,6 +80,9 @@ def test_restored_key_signs_a_withdrawal_from_the_backed_up_address(
             "wallet.created",
             "configuration.sealed",
         ]
+        # The folder this installation's keys came from is a backup of them: verify says so.
+        verified = ok_json(invoke(["ceremony", "verify", str(source.backup), "--json"], inst.env))
+        assert (verified["ok"], verified["problems"]) == (True, [])
         recorded = json.dumps(inst.ledger_entries())
         assert all(" ".join(share.split()[4:8]) not in recorded for share in source.shares)
 

@@ -80,7 +80,7 @@ def test_each_problem_of_an_altered_folder_is_one_line(
 
     problems = _problems(_verify(inst, folder))
     assert len(problems) == 2, problems
-    assert "is recorded by no ceremony.backup entry of this installation's ledger" in problems[0]
+    assert "is recorded by no ceremony.backup or ceremony.restore entry" in problems[0]
     assert f"keys/{wallet.key_label}.wrapped does not match its SHA-256" in problems[1]
 
     blob.unlink()
