@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from custody.ledger.events import EventKind
 from custody.store.models import LedgerEntry
 
-
 _RECORDING = (str(EventKind.CEREMONY_BACKUP), str(EventKind.CEREMONY_RESTORE))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from custody.cli import context
-from custody.cli.output import JsonOption, emit, table
+from custody.cli.output import JsonOption, console, emit, table
 from custody.hsm.keys import BACKUP_ALGORITHMS, Algorithm, Backup
 from custody.keys import repository, service, status
 from custody.names import validate_name
@@ -80,6 +80,7 @@ def list_keys(as_json: JsonOption = False) -> None:
     """Keys known to custody, with their public keys and whether a backup holds them."""
     with context.runtime() as rt, rt.db.read() as session:
         latest = repository.latest_backups(session)
+        keys = repository.keys(session)
         rows = [
             {
                 "label": k.label,
@@ -92,11 +93,19 @@ def list_keys(as_json: JsonOption = False) -> None:
                 "backup_status": status.backup_status(k, latest.get(k.id)),
                 "last_backup": status.last_backup(latest.get(k.id)),
             }
-            for k in repository.keys(session)
+            for k in keys
+        ]
+        cells = {k.label: status.backup_short(k, latest.get(k.id)) for k in keys}
+        notes = [
+            f"{k.label}: {status.backup_status(k, None)}"
+            for k in keys
+            if status.needs_action(k, latest.get(k.id))
         ]
     table(
-        rows,
-        ["label", "algorithm", "token", "backup_status", "public_key"],
+        [row | {"backup": cells[row["label"]]} for row in rows] if not as_json else rows,
+        ["label", "algorithm", "token", "backup", "public_key"],
         as_json=as_json,
         empty="no keys yet: custody keys generate --label L --algorithm secp256k1",
     )
+    if notes and not as_json:
+        console.print("\n".join(notes), highlight=False, markup=False)

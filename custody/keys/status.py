@@ -21,6 +21,22 @@ def backup_status(key: Key, latest: KeyBackup | None) -> str:
     return "no backup possible (never extractable): move its funds to a wallet on a new key"
 
 
+def backup_short(key: Key, latest: KeyBackup | None) -> str:
+    """The same, in a table cell."""
+    if key.backup == Backup.TRUSTED_WRAP:
+        if latest is None:
+            return "backup-able, not backed up yet"
+        return f"backed up {rfc3339(latest.created_at)[:10]}"
+    if key.algorithm == Algorithm.ED25519:
+        return "no backup possible (Ed25519)"
+    return "no backup possible"
+
+
+def needs_action(key: Key, latest: KeyBackup | None) -> bool:
+    """A wallet key no backup holds: one that can be backed up, or one that never can."""
+    return key.algorithm == Algorithm.SECP256K1 and latest is None
+
+
 def last_backup(latest: KeyBackup | None) -> dict[str, Any] | None:
     if latest is None:
         return None
