@@ -16,10 +16,12 @@ import shamir_mnemonic
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from custody.hsm import Backup
 from custody.ledger.canonical import canonical_bytes
 from tests.ceremonies.conftest import Source
+from tests.e2e.process import custody_env, run_custody
 from tests.support.cli import invoke
-from tests.support.installation import Installation
+from tests.support.installation import Installation, InstallationFactory
 
 
 @pytest.mark.slow
@@ -144,3 +146,38 @@ def test_shares_are_never_printed_into_a_pipe(
 ) -> None:
     args = [str(tmp_path / "new"), "--shares", "3", "--threshold", "2"]
     _refused(fresh_installation, args, "refusing to write them into a pipe or file", tmp_path)
+
+
+def test_without_the_security_officer_pin_nothing_is_backed_up(
+    fresh_installation: Installation, tmp_path: Path
+) -> None:
+    fresh_installation.wallet(backup=Backup.TRUSTED_WRAP)
+    args = [str(tmp_path / "new"), "--shares", "3", "--threshold", "2", "--json"]
+    _refused(fresh_installation, args, "set CUSTODY_HSM_SO_PIN_FILE", tmp_path)
+
+
+@pytest.mark.slow
+def test_a_wrong_security_officer_pin_is_refused_and_never_shown(
+    installations: InstallationFactory, tmp_path: Path
+) -> None:
+    inst = installations.make("sqlite")
+    try:
+        inst.wallet(backup=Backup.TRUSTED_WRAP)
+        wrong = tmp_path / "so-pin"
+        wrong.write_text("not-the-so-pin-4711\n")
+        wrong.chmod(0o600)
+        before = inst.counts()
+        args = ["ceremony", "backup", str(tmp_path / "new"), "--shares", "2", "--threshold", "2"]
+        result = run_custody(
+            [*args, "--json"], custody_env(inst.env, CUSTODY_HSM_SO_PIN_FILE=str(wrong))
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            "error: security officer login to HSM token 'custody-test' failed: the SO PIN is "
+            "incorrect (check CUSTODY_HSM_SO_PIN or CUSTODY_HSM_SO_PIN_FILE)"
+        )
+        assert "not-the-so-pin" not in result.stdout + result.stderr
+        assert not (tmp_path / "new").exists()
+        assert inst.counts() == before
+    finally:
+        installations.discard(inst)
