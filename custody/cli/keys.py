@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -81,7 +81,7 @@ def list_keys(as_json: JsonOption = False) -> None:
     with context.runtime() as rt, rt.db.read() as session:
         latest = repository.latest_backups(session)
         keys = repository.keys(session)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "label": k.label,
                 "algorithm": k.algorithm,
@@ -95,14 +95,16 @@ def list_keys(as_json: JsonOption = False) -> None:
             }
             for k in keys
         ]
-        cells = {k.label: status.backup_short(k, latest.get(k.id)) for k in keys}
+        cells = [status.backup_short(k, latest.get(k.id)) for k in keys]
         notes = [
             f"{k.label}: {status.backup_status(k, None)}"
             for k in keys
             if status.needs_action(k, latest.get(k.id))
         ]
     table(
-        [row | {"backup": cells[row["label"]]} for row in rows] if not as_json else rows,
+        rows
+        if as_json
+        else [row | {"backup": cell} for row, cell in zip(rows, cells, strict=True)],
         ["label", "algorithm", "token", "backup", "public_key"],
         as_json=as_json,
         empty="no keys yet: custody keys generate --label L --algorithm secp256k1",
