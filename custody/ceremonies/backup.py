@@ -48,7 +48,8 @@ class Plan:
         if len(set(custodians)) != len(custodians):
             raise CeremonyRefused("each custodian holds one share: a name is given twice")
         for name in custodians:
-            folder.Custodian(share=1, name=name)  # the manifest's rule for names
+            if not folder.CUSTODIAN_NAME.fullmatch(name):
+                raise CeremonyRefused(f"custodian name {name!r}: use 1-64 printable characters")
         folder.check_target(directory)
         names = tuple(custodians) if custodians else (None,) * shares
         return cls(directory, shares, threshold, names)

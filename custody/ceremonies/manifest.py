@@ -44,7 +44,7 @@ _HEX = r"^[0-9a-f]+$"
 # Wrapped secp256k1 keys are 72 bytes on SoftHSM; anything far larger is not a wrapped key.
 MAX_BLOB_BYTES = 4096
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-_CUSTODIAN = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+CUSTODIAN_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 
 
 class _Model(BaseModel):
@@ -93,7 +93,7 @@ class Custodian(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and not _CUSTODIAN.fullmatch(value):
+        if value is not None and not CUSTODIAN_NAME.fullmatch(value):
             raise ValueError("a custodian's name is 1-64 printable characters")
         return value
 

@@ -59,6 +59,8 @@ def backup(
         )
     names = list(custodian or [])
     if interactive and not names:
+        # Refuse what can be refused before asking anyone for a name.
+        Plan.make(directory.absolute(), shares=shares, threshold=threshold, custodians=[])
         names = [
             str(typer.prompt(f"Name of the custodian who will hold share {number} of {shares}"))
             for number in range(1, shares + 1)
@@ -123,7 +125,6 @@ def restore(
 
     backup = open_folder(directory.absolute())  # a damaged folder is refused before any share
     threshold = backup.manifest.shares.threshold
-    shares = _prompt_shares(threshold) if sys.stdin.isatty() else _read_shares()
     with context.runtime() as rt:
         if token is not None and token != rt.token_label:
             raise typer.BadParameter(
@@ -131,6 +132,7 @@ def restore(
                 "(set CUSTODY_HSM_TOKEN to use another)",
                 param_hint="--token",
             )
+        shares = _prompt_shares(threshold) if sys.stdin.isatty() else _read_shares()
         done = restore_backup(rt, backup, shares, context.operator())
     data: dict[str, Any] = {
         "manifest_sha256": done.manifest_sha256,

@@ -108,6 +108,10 @@ COUNTS = {
         ["--shares", "3", "--threshold", "2", "--custodian", "a", "--custodian", "b"],
         "name one --custodian per share",
     ),
+    "custodian name with a line break": (
+        ["--shares", "2", "--threshold", "2", "--custodian", "a", "--custodian", "b\nc"],
+        "use 1-64 printable characters",
+    ),
     "custodian twice": (
         ["--shares", "2", "--threshold", "2", "--custodian", "a", "--custodian", "a"],
         "a name is given twice",
