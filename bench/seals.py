@@ -91,7 +91,7 @@ def _timings(rt: Runtime, root: RootKey, runs: int) -> dict[str, float]:
 
 def _grow(rt: Runtime, first: int, wallets: int) -> None:
     """Many rows in one transaction and one seal: growing is not what is measured."""
-    from custody.hsm.keys import Algorithm
+    from custody.hsm.keys import Algorithm, Backup
     from custody.keys import service as key_service
     from custody.wallets import service as wallet_service
 
@@ -102,7 +102,9 @@ def _grow(rt: Runtime, first: int, wallets: int) -> None:
     ]
     with rt.db.write() as session:
         for index, info in enumerate(infos, start=first):
-            key_service.record_key(session, info=info, token="custody-dev", actor="bench")
+            key_service.record_key(
+                session, info=info, token="custody-dev", backup=Backup.NONE, actor="bench"
+            )
             wallet_service.create_wallet(
                 session,
                 name=f"w-{index}",

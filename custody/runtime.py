@@ -27,6 +27,7 @@ from custody.store import Database
 
 if TYPE_CHECKING:
     from custody.hsm.pkcs11 import Pkcs11Token
+    from custody.hsm.pkcs11.wrapping import KeyCeremony
 
 log = logging.getLogger("custody.hsm")
 
@@ -78,6 +79,23 @@ def _production_pin(settings: Settings) -> str:
     if settings.hsm_pin_file is not None:
         return read_pin_file(Path(settings.hsm_pin_file))
     raise Unavailable("set CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE")
+
+
+def hsm_so_pin(settings: Settings) -> str:
+    """The token's security officer PIN, for a backup ceremony only: from the dev token's
+    pins.json, or CUSTODY_HSM_SO_PIN / CUSTODY_HSM_SO_PIN_FILE (never an argument)."""
+    from custody.hsm.devtoken import read_so_pin_file
+
+    if settings.uses_dev_token:
+        return read_so_pin_file(settings.hsm_dir / "pins.json")
+    if settings.hsm_so_pin is not None:
+        return settings.hsm_so_pin.get_secret_value()
+    if settings.hsm_so_pin_file is not None:
+        return read_so_pin_file(Path(settings.hsm_so_pin_file))
+    raise Unavailable(
+        "a backup ceremony needs the HSM security officer's PIN: set CUSTODY_HSM_SO_PIN_FILE "
+        "(or CUSTODY_HSM_SO_PIN) for this command"
+    )
 
 
 RECOVERY_INTERVAL_SECONDS = 1.0
@@ -196,6 +214,24 @@ class Runtime:
             log.error("could not record the HSM login hold: %s", exc.message)
         refusal.message = f"{reason}; no process logs in again until `custody hsm rearm`"
         refusal.args = (refusal.message,)
+
+    @property
+    def token_label(self) -> str:
+        return self.settings.hsm_token or DEV_TOKEN_LABEL
+
+    def key_ceremony(self, kek: bytes, *, backup: bool) -> KeyCeremony:
+        """A ceremony's own session on the token holding `kek` (custody.hsm.pkcs11.wrapping):
+        for a backup the security officer imports it as a trusted wrapping key, so it must open
+        before this process uses the token for anything else; a restore needs no SO."""
+        from custody.hsm.pkcs11.wrapping import KeyCeremony
+
+        creds = hsm_credentials(self.settings)
+        if backup:
+            so_pin = hsm_so_pin(self.settings)
+            return KeyCeremony.for_backup(
+                creds.module, creds.token, user_pin=creds.pin, so_pin=so_pin, kek=kek
+            )
+        return KeyCeremony.for_restore(creds.module, creds.token, user_pin=creds.pin, kek=kek)
 
     def preflight(self) -> None:
         """Open and log in to the token, and find the ledger key, before accepting any work:

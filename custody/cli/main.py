@@ -11,6 +11,7 @@ from typer.exceptions import TyperException
 from custody.cli import (
     approvers,
     assets,
+    ceremony,
     chains,
     clients,
     configuration,
@@ -48,6 +49,7 @@ app.add_typer(clients.app, name="clients")
 app.add_typer(approvers.app, name="approvers")
 app.add_typer(policy.app, name="policy")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(ceremony.app, name="ceremony")
 app.add_typer(configuration.app, name="config")
 app.add_typer(hsm.app, name="hsm")
 app.command("freeze")(freezes.freeze)

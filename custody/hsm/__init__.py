@@ -27,7 +27,7 @@ from custody.hsm.errors import (
     TokenNotFound,
     TokenNotInitialised,
 )
-from custody.hsm.keys import Algorithm, KeyInfo
+from custody.hsm.keys import Algorithm, Backup, KeyInfo
 from custody.hsm.signer import Signer
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Algorithm",
+    "Backup",
     "DevToken",
     "EcdsaSignature",
     "HsmError",

@@ -127,6 +127,28 @@ def read_pin_file(path: Path) -> str:
     return lines[0]
 
 
+def read_so_pin_file(path: Path) -> str:
+    """The security officer's PIN from a file holding just that PIN, or from a dev token's
+    pins.json (its `so_pin`). The same mode rule as for the user PIN."""
+    _require_private(path)
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        return _read_pins(path, None)["so_pin"]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise HsmError(f"SO PIN file {path} must hold the PIN on exactly one line")
+    return lines[0]
+
+
+def _require_private(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        raise HsmError(
+            f"PIN file {path} is readable by group or others (mode {mode & 0o777:o}); "
+            f"run: chmod 600 {path}"
+        )
+
+
 def _new_pin() -> str:
     return secrets.token_urlsafe(24)
 

@@ -16,6 +16,19 @@ class Algorithm(StrEnum):
     ED25519 = "ed25519"
 
 
+class Backup(StrEnum):
+    """How a private key may leave its token (invariant 7): never, or only wrapped under a
+    trusted key-encryption key during a recorded backup ceremony (docs/ceremonies.md)."""
+
+    NONE = "none"  # CKA_EXTRACTABLE=false
+    TRUSTED_WRAP = "trusted-wrap"  # CKA_EXTRACTABLE=true and CKA_WRAP_WITH_TRUSTED=true
+
+
+# What custody can back up. SoftHSM 2.6.1 will not wrap an Ed25519 private key under any KEK
+# (CKR_KEY_NOT_WRAPPABLE), so Ed25519 keys are always made non-extractable.
+BACKUP_ALGORITHMS = frozenset({Algorithm.SECP256K1})
+
+
 # DER-encoded curve identifiers for CKA_EC_PARAMS.
 SECP256K1_OID = bytes.fromhex("06052b8104000a")  # 1.3.132.0.10
 ED25519_OID = bytes.fromhex("06032b6570")  # 1.3.101.112
@@ -57,6 +70,18 @@ class KeyInfo:
                 f"public key of {self.label!r} is {len(self.public_key)} bytes, "
                 f"expected {expected} for {self.algorithm}"
             )
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """A private key wrapped under a ceremony's KEK (CKM_AES_KEY_WRAP_PAD over its PKCS#8
+    form), with the public description it had on its token."""
+
+    info: KeyInfo
+    blob: bytes
+
+    def __repr__(self) -> str:  # a blob is harmless without the KEK, but never needs printing
+        return f"WrappedKey(label={self.info.label!r}, {len(self.blob)} bytes)"
 
 
 def algorithm_from_ec_params(ec_params: bytes) -> Algorithm | None:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
-from custody.store.models import Key
+from custody.store.models import Key, KeyBackup
 
 
 class KeyRecordNotFound(NotFound):
@@ -26,3 +26,9 @@ def key_by_id(session: Session, key_id: int) -> Key:
 
 def keys(session: Session) -> list[Key]:
     return list(session.execute(select(Key).order_by(Key.label)).scalars())
+
+
+def latest_backups(session: Session) -> dict[int, KeyBackup]:
+    """The newest backup of each key that is in one, by key id."""
+    rows = session.execute(select(KeyBackup).order_by(KeyBackup.created_at))
+    return {row.key_id: row for row in rows.scalars()}

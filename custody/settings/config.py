@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     hsm_token: str | None = None
     hsm_pin: SecretStr | None = None
     hsm_pin_file: Path | None = None
+    # The security officer's PIN, needed only by `custody ceremony backup` (it marks the
+    # ceremony's key-encryption key trusted). Never in the TOML file, like the user PIN.
+    hsm_so_pin: SecretStr | None = None
+    hsm_so_pin_file: Path | None = None
     ledger_key_label: str = "ledger"
     # Signs every state of the configuration the signer trusts (custody.seals).
     root_key_label: str = "installation-root"

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from custody.errors import CustodyError
-from custody.hsm.keys import Algorithm
+from custody.hsm.keys import Algorithm, Backup
 from custody.keys import repository as key_repo
 from custody.keys import service as key_service
 from custody.policy.loader import load_policy_file
@@ -94,6 +94,9 @@ def _ensure_key(runtime: Runtime, actor: str) -> None:
     with runtime.db.read() as session:
         if DEMO_KEY in {k.label for k in key_repo.keys(session)}:
             return
-    info = runtime.token().generate_key(DEMO_KEY, Algorithm.SECP256K1)
+    # Backup-able, as `custody keys generate` makes wallet keys: the README tour backs it up.
+    info = runtime.token().generate_key(DEMO_KEY, Algorithm.SECP256K1, backup=Backup.TRUSTED_WRAP)
     with runtime.db.write() as session:
-        key_service.record_key(session, info=info, token=token_label(runtime), actor=actor)
+        key_service.record_key(
+            session, info=info, token=token_label(runtime), backup=Backup.TRUSTED_WRAP, actor=actor
+        )

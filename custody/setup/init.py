@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.catalog.chains import ensure_builtin_chains
-from custody.hsm.keys import Algorithm
+from custody.hsm.keys import Algorithm, Backup
 from custody.keys import repository as key_repo
 from custody.keys import service as key_service
 from custody.runtime import Runtime
@@ -138,7 +138,11 @@ def _ensure_key(runtime: Runtime, label: str) -> bool:
         info = token.generate_key(label, Algorithm.ED25519)
     with runtime.db.write() as session:
         key_service.record_key(
-            session, info=info, token=token_label(runtime), actor="operator:init"
+            session,
+            info=info,
+            token=token_label(runtime),
+            backup=Backup.NONE,  # Ed25519 service keys cannot be wrapped on the token
+            actor="operator:init",
         )
     return True
 

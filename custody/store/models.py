@@ -122,6 +122,22 @@ class Key(Base):
     token: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(64))
     public_key: Mapped[str] = mapped_column(String(200))
+    # How the private key may leave its token (custody.hsm.keys.Backup); keys made before
+    # migration 0014 were all generated non-extractable.
+    backup: Mapped[str] = mapped_column(String(16), server_default="none")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (CheckConstraint("backup IN ('none', 'trusted-wrap')", name="backup_known"),)
+
+
+class KeyBackup(Base):
+    """A key in a backup a ceremony made (`custody ceremony backup`), or restored from."""
+
+    __tablename__ = "key_backups"
+
+    key_id: Mapped[int] = mapped_column(ForeignKey("keys.id"), primary_key=True)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ledger_index: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.exc import IntegrityError
 
 from custody.hsm.errors import KeyExists, KeyNotFound
-from custody.hsm.keys import Algorithm, KeyInfo
+from custody.hsm.keys import Algorithm, Backup, KeyInfo
 from custody.keys import repository as key_repo
 from custody.keys import service as key_service
 from custody.runtime import Runtime
@@ -83,6 +83,7 @@ def ensure_key(runtime: Runtime, actor: str = "system:webhooks") -> tuple[KeyInf
                         session,
                         info=info,
                         token=runtime.settings.hsm_token or "custody-dev",
+                        backup=Backup.NONE,  # an Ed25519 service key
                         actor=actor,
                     )
             except IntegrityError:  # recorded concurrently by another process

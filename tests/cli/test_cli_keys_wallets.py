@@ -11,6 +11,7 @@ import pytest
 from eth_keys import keys as eth_keys
 from eth_utils import is_checksum_address, keccak, to_checksum_address
 
+from custody.hsm import DevToken, Pkcs11Token, read_pin_file
 from tests.cli.conftest import CliHome
 
 pytestmark = pytest.mark.slow
@@ -89,3 +90,60 @@ def test_list_commands_print_json(cli: CliHome) -> None:
     assert keys[cli.key("edkey")] == "ed25519"
     # init registers the approver app's own client (its key in the HSM), and nothing else
     assert [(c["name"], c["role"]) for c in outputs["clients"]] == [("approver-app", "internal")]
+
+
+def test_wallet_keys_are_backup_able_unless_made_without_a_backup(
+    cli: CliHome, hsm_dev_token: DevToken
+) -> None:
+    """DESIGN invariant 7: sensitive, and either never extractable or extractable only wrapped
+    under a trusted key. `keys list` says which, and what to do about a key no backup can hold."""
+    able, never, service = cli.key("able"), cli.key("never"), cli.key("service")
+    made = {
+        able: cli.json("keys", "generate", "--label", able, "--algorithm", "secp256k1"),
+        never: cli.json(
+            "keys", "generate", "--label", never, "--algorithm", "secp256k1", "--no-backup"
+        ),
+        service: cli.json("keys", "generate", "--label", service, "--algorithm", "ed25519"),
+    }
+    assert {label: made[label]["backup"] for label in made} == {
+        able: "trusted-wrap",
+        never: "none",
+        service: "none",
+    }
+    listed = {k["label"]: k for k in cli.json("keys", "list")}
+    assert (
+        listed[able]["backup_status"] == "backup-able, in no backup yet (custody ceremony backup)"
+    )
+    assert listed[able]["last_backup"] is None
+    assert listed[never]["backup_status"] == (
+        "no backup possible (never extractable): move its funds to a wallet on a new key"
+    )
+    assert listed[service]["backup_status"].startswith("no backup possible (Ed25519")
+    human = cli.run("keys", "list")
+    assert "no backup possible (never extractable): move its funds to a wallet on a new key" in (
+        " ".join(human.stdout.split())
+    )
+
+    pin = read_pin_file(hsm_dev_token.pin_file)
+    with Pkcs11Token(hsm_dev_token.module_path, hsm_dev_token.label, pin) as token:
+        flags = {label: token.private_key_attributes(label) for label in made}
+        for label in made:
+            assert token.private_key_value_readable(label) is False
+    extractable = {
+        label: (f["CKA_SENSITIVE"], f["CKA_EXTRACTABLE"], f["CKA_WRAP_WITH_TRUSTED"])
+        for label, f in flags.items()
+    }
+    assert extractable == {
+        able: (True, True, True),
+        never: (True, False, False),
+        service: (True, False, False),
+    }
+    with sqlite3.connect(cli.home / "custody.db") as db:
+        entries = [
+            json.loads(row[0])
+            for row in db.execute("SELECT entry FROM ledger_entries WHERE kind = 'key.generated'")
+        ]
+    recorded = {
+        e["data"]["label"]: e["data"]["backup"] for e in entries if e["data"]["label"] in made
+    }
+    assert recorded == {able: "trusted-wrap", never: "none", service: "none"}

@@ -117,10 +117,14 @@ def test_missing_module_is_reported(hsm_pin: str) -> None:
 def test_private_key_is_sensitive_and_not_extractable(
     hsm_token: Pkcs11Token, hsm_secp256k1_key: KeyInfo, hsm_ed25519_key: KeyInfo
 ) -> None:
+    """Keys made without a backup (the default of the token API, `keys generate --no-backup`,
+    every Ed25519 key): never extractable in any form. Backup-able keys:
+    tests/hsm/test_wrapping.py."""
     for key in (hsm_secp256k1_key, hsm_ed25519_key):
         assert hsm_token.private_key_attributes(key.label) == {
             "CKA_SENSITIVE": True,
             "CKA_EXTRACTABLE": False,
+            "CKA_WRAP_WITH_TRUSTED": False,
             "CKA_ALWAYS_SENSITIVE": True,
             "CKA_NEVER_EXTRACTABLE": True,
             "CKA_MODIFIABLE": False,

@@ -42,9 +42,14 @@ class CliResult:
 
 
 def invoke(
-    args: Sequence[str], env: Mapping[str, str] | None = None, *, cwd: Path | None = None
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
+    stdin: str | None = None,
 ) -> CliResult:
-    """Run `custody ARGS` here with only `env`'s CUSTODY_* settings (none of the caller's)."""
+    """Run `custody ARGS` here with only `env`'s CUSTODY_* settings (none of the caller's);
+    `stdin`, when given, is what the command reads from standard input (not a terminal)."""
     env = dict(env or {})
     conf = env.pop("SOFTHSM2_CONF", None)
     if conf is not None and conf != os.environ.get("SOFTHSM2_CONF"):
@@ -67,6 +72,8 @@ def invoke(
         patch.setattr(sys, "argv", [CUSTODY, *args])  # click names the program after argv[0]
         if cwd is not None:
             patch.chdir(cwd)
+        if stdin is not None:
+            patch.setattr(sys, "stdin", io.StringIO(stdin))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = _exit_code(list(args))
     return CliResult([CUSTODY, *args], code, out.getvalue(), err.getvalue())

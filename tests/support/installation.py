@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from custody.approvals.approvers import Permission, set_permission
 from custody.clients.service import add_client
-from custody.hsm import Algorithm, DevToken
+from custody.hsm import Algorithm, Backup, DevToken
 from custody.hsm.devtoken import find_softhsm_module
 from custody.keys import service as key_service
 from custody.policy import load_policy_text
@@ -74,12 +74,14 @@ class Installation:
             )
             return ClientKeys(client.id, client.name, key)
 
-    def wallet(self, chain: str = "ethereum", name: str | None = None) -> WalletInfo:
+    def wallet(
+        self, chain: str = "ethereum", name: str | None = None, *, backup: Backup = Backup.NONE
+    ) -> WalletInfo:
         label = f"k-{self.backend}-{secrets.token_hex(5)}"
-        info = self.runtime.token().generate_key(label, Algorithm.SECP256K1)
+        info = self.runtime.token().generate_key(label, Algorithm.SECP256K1, backup=backup)
         with self.runtime.db.write() as session:
             key_service.record_key(
-                session, info=info, token=self.settings.hsm_token or "", actor="test"
+                session, info=info, token=self.settings.hsm_token or "", backup=backup, actor="test"
             )
             wallet = wallet_service.create_wallet(
                 session,

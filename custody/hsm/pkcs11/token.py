@@ -26,7 +26,9 @@ from custody.hsm.errors import (
     TokenNotInitialised,
 )
 from custody.hsm.keys import (
+    BACKUP_ALGORITHMS,
     Algorithm,
+    Backup,
     KeyInfo,
     algorithm_from_ec_params,
     public_key_from_ec_point,
@@ -104,15 +106,19 @@ class Pkcs11Token:
             with self._library.lock:
                 self._library.release(self._session, self._slot)
 
-    def generate_key(self, label: str, algorithm: Algorithm) -> KeyInfo:
+    def generate_key(
+        self, label: str, algorithm: Algorithm, *, backup: Backup = Backup.NONE
+    ) -> KeyInfo:
         validate_label(label)
+        if backup is not Backup.NONE and algorithm not in BACKUP_ALGORITHMS:
+            raise InvalidHsmRequest(f"{algorithm} keys cannot be made backup-able on this token")
         key_id = secrets.token_bytes(16)
-        public, private, mechanism = templates.key_pair_templates(algorithm, label, key_id)
+        public, private, mechanism = templates.key_pair_templates(algorithm, label, key_id, backup)
         with self._call("key generation", label) as session:
             if session.findObjects([(PyKCS11.CKA_LABEL, label)]):
                 raise KeyExists(label)
             handles = session.generateKeyPair(public, private, mechanism)
-            self._require_protected(label, handles)
+            self._require_protected(label, handles, templates.GENERATED[backup])
             key = self._keys[label] = self._describe(label)
             return key.info
 
@@ -164,7 +170,7 @@ class Pkcs11Token:
             values = session.getAttributeValue(handle, types)
             if any(not isinstance(value, bool) for value in values):
                 raise HsmError(f"token did not report the protection flags of key {label!r}")
-            return dict(zip(templates.REQUIRED_PRIVATE_ATTRIBUTES, values, strict=True))
+            return dict(zip(templates.PROTECTION_ATTRIBUTES, values, strict=True))
 
     def private_key_value_readable(self, label: str) -> bool:
         """Whether the token would hand out CKA_VALUE (the private scalar). Must be False.
@@ -262,14 +268,17 @@ class Pkcs11Token:
             raise HsmError(f"more than one key pair is labelled {label!r}; refusing to guess")
         return handles[0]
 
-    def _require_protected(self, label: str, handles: tuple[Any, Any]) -> None:
+    def _require_protected(
+        self, label: str, handles: tuple[Any, Any], required: dict[str, bool]
+    ) -> None:
         """Destroy a new key pair the token did not protect as asked (invariant 7), and refuse."""
         values = self._session.getAttributeValue(handles[1], templates.private_attribute_types())
-        if values != list(templates.REQUIRED_PRIVATE_ATTRIBUTES.values()):
+        if values != [required[name] for name in templates.PROTECTION_ATTRIBUTES]:
             for handle in handles:
                 self._session.destroyObject(handle)
             raise HsmError(
-                f"token did not make new key {label!r} sensitive, non-extractable, "
+                f"token did not make new key {label!r} sensitive, "
+                "non-extractable (or extractable only under a trusted key), "
                 "unmodifiable and non-copyable"
             )
 

@@ -1,0 +1,1 @@
+"""Key ceremonies: back keys up under a KEK split into SLIP-39 shares, check a backup, restore."""

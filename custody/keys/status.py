@@ -1,0 +1,47 @@
+"""What `custody keys list` says about each key's backup, and what to do about it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from custody.hsm.keys import Algorithm, Backup
+from custody.ledger.service import rfc3339
+from custody.store.models import Key, KeyBackup
+
+
+def backup_status(key: Key, latest: KeyBackup | None) -> str:
+    """One line: in which backup the key is, or why there is none and what to do."""
+    if key.backup == Backup.TRUSTED_WRAP:
+        if latest is None:
+            return "backup-able, in no backup yet (custody ceremony backup)"
+        day = rfc3339(latest.created_at)[:10]
+        return f"backed up {day} (manifest {latest.manifest_sha256[:12]})"
+    if key.algorithm == Algorithm.ED25519:
+        return "no backup possible (Ed25519, not wrappable): a service key, replaced if lost"
+    return "no backup possible (never extractable): move its funds to a wallet on a new key"
+
+
+def backup_short(key: Key, latest: KeyBackup | None) -> str:
+    """The same, in a table cell."""
+    if key.backup == Backup.TRUSTED_WRAP:
+        if latest is None:
+            return "backup-able, not backed up yet"
+        return f"backed up {rfc3339(latest.created_at)[:10]}"
+    if key.algorithm == Algorithm.ED25519:
+        return "no backup possible (Ed25519)"
+    return "no backup possible"
+
+
+def needs_action(key: Key, latest: KeyBackup | None) -> bool:
+    """A wallet key no backup holds: one that can be backed up, or one that never can."""
+    return key.algorithm == Algorithm.SECP256K1 and latest is None
+
+
+def last_backup(latest: KeyBackup | None) -> dict[str, Any] | None:
+    if latest is None:
+        return None
+    return {
+        "manifest_sha256": latest.manifest_sha256,
+        "time": rfc3339(latest.created_at),
+        "ledger_index": latest.ledger_index,
+    }
