@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from custody.errors import Unavailable
 from custody.settings import Settings
 from custody.settings.config import DEV_TOKEN_LABEL
-from custody.store import Database
+from custody.store import Database, DatabaseTimeouts
 
 if TYPE_CHECKING:
     from custody.hsm.pkcs11 import Pkcs11Token
@@ -63,7 +63,9 @@ def _production_pin(settings: Settings) -> str:
 class Runtime:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
-        self.db = db or Database(settings.resolved_database_url)
+        self.db = db or Database(
+            settings.resolved_database_url, timeouts=database_timeouts(settings)
+        )
         self._token: Pkcs11Token | None = None
         self._token_pid: int | None = None
         self._lock = threading.Lock()
@@ -99,3 +101,13 @@ class Runtime:
                 self._token.close()
             self._token = None
         self.db.dispose()
+
+
+def database_timeouts(settings: Settings) -> DatabaseTimeouts:
+    """How long this process waits on its database (custody.store.database)."""
+    return DatabaseTimeouts(
+        connect_seconds=settings.database_connect_timeout_seconds,
+        statement_seconds=settings.database_statement_timeout_seconds,
+        pool_seconds=settings.database_pool_timeout_seconds,
+        liveness_seconds=settings.database_liveness_seconds,
+    )

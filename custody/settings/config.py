@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     home: Path
     environment: Environment = Environment.DEVELOPMENT
     database_url: str | None = None
+    # How long custody waits on its database (custody.store.database, docs/reliability.md).
+    # libpq waits at least 2 s for a connection, whatever it is told.
+    database_connect_timeout_seconds: int = Field(default=5, ge=2, le=300)
+    database_statement_timeout_seconds: float = Field(default=30.0, ge=0, le=86_400)  # 0: none
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # A database call this old makes custody check that the server still answers; a server that
+    # does not answer that check within this time either is cut off and answered 503 until it does.
+    database_liveness_seconds: float = Field(default=2.0, ge=0.5, le=60)
     hsm_module: str | None = None
     hsm_token: str | None = None
     hsm_pin: SecretStr | None = None
@@ -87,6 +95,9 @@ class Settings(BaseSettings):
     http_request_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)  # idle between requests
     http_max_connections: int = Field(default=1000, ge=1)  # more are answered 503
+    # `custody serve`: the longest a stop (SIGTERM, Ctrl-C) may take. Calls still running after
+    # half of it are cancelled; whatever still runs at the end is abandoned and the process exits.
+    shutdown_timeout_seconds: float = Field(default=10.0, ge=1, le=600)
     jwt_max_lifetime_seconds: int = Field(default=60, ge=1, le=60)
     jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
