@@ -28,6 +28,11 @@ class CustodyError(Exception):
         """HTTP headers the answer carries besides its problem body (`Retry-After` on a 429)."""
         return {}
 
+    def diagnosis(self) -> str:
+        """The message with what only the operator may see (a driver's words naming a host and
+        port): for the command line and the server log, never for an HTTP answer."""
+        return self.message
+
 
 class ValidationFailed(CustodyError):
     status = 422
@@ -64,6 +69,13 @@ class Forbidden(CustodyError):
 
 
 class Unavailable(CustodyError):
+    """Something custody depends on cannot be used now. With `retry_after` set, the outage is one
+    a client should simply wait out: the answer says when to try again (`Retry-After`)."""
+
     status = 503
     title = "Service unavailable"
     slug = "unavailable"
+    retry_after: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}

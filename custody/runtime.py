@@ -23,7 +23,7 @@ from custody.hsm.errors import HsmError, LoginHeld, PinIncorrect
 from custody.hsmhealth import holds
 from custody.settings import Settings
 from custody.settings.config import DEV_TOKEN_LABEL
-from custody.store import Database
+from custody.store import Database, DatabaseTimeouts
 
 if TYPE_CHECKING:
     from custody.hsm.pkcs11 import Pkcs11Token
@@ -104,7 +104,9 @@ RECOVERY_INTERVAL_SECONDS = 1.0
 class Runtime:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
-        self.db = db or Database(settings.resolved_database_url)
+        self.db = db or Database(
+            settings.resolved_database_url, timeouts=database_timeouts(settings)
+        )
         self._token: Pkcs11Token | None = None
         self._token_pid: int | None = None
         self._lock = threading.Lock()
@@ -246,3 +248,13 @@ class Runtime:
                 self._token.close()
             self._token = None
         self.db.dispose()
+
+
+def database_timeouts(settings: Settings) -> DatabaseTimeouts:
+    """How long this process waits on its database (custody.store.database)."""
+    return DatabaseTimeouts(
+        connect_seconds=settings.database_connect_timeout_seconds,
+        statement_seconds=settings.database_statement_timeout_seconds,
+        pool_seconds=settings.database_pool_timeout_seconds,
+        liveness_seconds=settings.database_liveness_seconds,
+    )

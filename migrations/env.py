@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, pool
 
 from custody.store import models  # noqa: F401  (registers the tables on Base.metadata)
 from custody.store.base import Base
-from custody.store.database import normalise_url
+from custody.store.database import DatabaseTimeouts, is_sqlite, normalise_url, postgres_connect_args
 
 config = context.config
 
@@ -32,7 +32,15 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    url = _url()
+    # Bounded connecting and keepalives, but no statement timeout: one migration may rewrite a
+    # large table for longer than any request should take.
+    connect_args = (
+        {}
+        if is_sqlite(url)
+        else postgres_connect_args(url, DatabaseTimeouts(), statement_seconds=0)
+    )
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -59,15 +60,21 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(webhooks.app, name="webhooks")
 
 
+_QUIET = logging.NullHandler()
+
+
 def main(argv: list[str] | None = None) -> None:
     from custody.cli.output import fail_line
 
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
+    # The store logs a database failure's cause at WARNING for servers' logs; a command prints it
+    # in its one error line (`diagnosis`), so without a configured log it is not printed twice.
+    logging.getLogger("custody.store").addHandler(_QUIET)
     try:
         result = app(args=args, standalone_mode=False)
     except CustodyError as exc:
-        fail_line(exc.message, as_json=as_json, status=exc.status)
+        fail_line(exc.diagnosis(), as_json=as_json, status=exc.status)
         sys.exit(1)
     except (click.exceptions.Abort, typer.Abort):
         fail_line("aborted", as_json=as_json)

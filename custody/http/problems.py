@@ -44,11 +44,18 @@ _MEANINGS = {
     429: "Too many requests from this source address, client or approver; `Retry-After` says "
     "when to retry",
     500: "Internal error; details only in the server log",
-    503: "Database or HSM unreachable",
+    503: "Database or HSM unreachable; with `Retry-After`, an outage to wait out and retry",
 }
 _RETRY_AFTER = {
-    "description": "whole seconds to wait before the limit admits another call",
-    "schema": {"type": "integer", "minimum": 1},
+    429: {
+        "description": "whole seconds to wait before the limit admits another call",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    503: {
+        "description": "whole seconds to wait before trying again (a POST with the same "
+        "Idempotency-Key: the call may have been recorded before the outage)",
+        "schema": {"type": "integer", "minimum": 1},
+    },
 }
 
 
@@ -58,8 +65,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         response = {"description": _MEANINGS[status], "content": {PROBLEM_JSON: {"schema": schema}}}
-        if status == 429:
-            response["headers"] = {"Retry-After": _RETRY_AFTER}
+        if status in _RETRY_AFTER:
+            response["headers"] = {"Retry-After": _RETRY_AFTER[status]}
         responses[status] = response
     return responses
 

@@ -6,13 +6,23 @@ that opens a connection and sends nothing, or sends its request head or body a b
 descriptors or its connection limit. `RequestDeadlineProtocol` gives every request a deadline
 that starts when the server waits for it and ends when the client has sent all of it; a client
 that misses it is disconnected.
+
+A stop is bounded too (`shutdown_timeout_seconds`). uvicorn waits for calls in progress without
+end by default, and a call can wait on a database that stopped answering or on an HSM; calls
+still running after half the bound are cancelled, and when the bound is reached whatever still
+runs (a thread blocked in a driver cannot be cancelled) is abandoned: the process exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import socket
+import sys
+import threading
+from types import FrameType
 from typing import Any
 
 import h11
@@ -25,6 +35,9 @@ from custody.settings import Settings
 MAX_HEAD_BYTES = 16 * 1024
 # What the client still owes while the server waits: a request, or the rest of its body.
 _OWED = (h11.IDLE, h11.SEND_BODY)
+# The exit status of a stop that ran out of time (a clean stop exits 0).
+STOP_OVERDUE_STATUS = 1
+log = logging.getLogger("custody.http")
 
 
 class ServerConfig(uvicorn.Config):
@@ -46,8 +59,11 @@ class ServerConfig(uvicorn.Config):
             # FORWARDED_ALLOW_IPS) as the client address, which rate limits key on: only the
             # configured CUSTODY_TRUSTED_PROXIES are believed (custody.http.ratelimit).
             proxy_headers=False,
+            # Calls still running this long after a stop was asked for are cancelled.
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds / 2)),
         )
         self.request_timeout = settings.http_request_timeout_seconds
+        self.shutdown_timeout = settings.shutdown_timeout_seconds
 
 
 class RequestDeadlineProtocol(H11Protocol):
@@ -98,12 +114,42 @@ class RequestDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
+class BoundedServer(uvicorn.Server):
+    """uvicorn, with a deadline on its stop: from the first SIGTERM or SIGINT, the process has
+    `shutdown_timeout` seconds; then it exits, whatever is still waiting."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config)
+        self.shutdown_timeout = config.shutdown_timeout
+        self._deadline: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._deadline is None:
+            self._deadline = threading.Timer(self.shutdown_timeout, self._overdue)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+    def _overdue(self) -> None:
+        log.error(
+            "the stop took longer than %g s (CUSTODY_SHUTDOWN_TIMEOUT_SECONDS); exiting now",
+            self.shutdown_timeout,
+        )
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Not sys.exit: the interpreter's own exit would wait for the very threads that are stuck.
+        os._exit(STOP_OVERDUE_STATUS)
+
+
 def run(config: ServerConfig, sockets: list[socket.socket] | None = None) -> bool:
     """Serve until stopped (SIGTERM, SIGINT); False when the server never started.
 
     `sockets`: already bound listening sockets (the supervisor's, shared by its API processes)
     instead of binding the configured host and port."""
-    server = uvicorn.Server(config)
+    server = BoundedServer(config)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a person stops it
         server.run(sockets=sockets)
     return server.started

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     home: Path
     environment: Environment = Environment.DEVELOPMENT
     database_url: str | None = None
+    # How long custody waits on its database (custody.store.database, docs/reliability.md).
+    # libpq waits at least 2 s for a connection, whatever it is told.
+    database_connect_timeout_seconds: int = Field(default=5, ge=2, le=300)
+    database_statement_timeout_seconds: float = Field(default=30.0, ge=0, le=86_400)  # 0: none
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # A database call this old makes custody check that the server still answers; a server that
+    # does not answer that check within this time either is cut off and answered 503 until it does.
+    database_liveness_seconds: float = Field(default=2.0, ge=0.5, le=60)
     hsm_module: str | None = None
     hsm_token: str | None = None
     hsm_pin: SecretStr | None = None

@@ -8,30 +8,73 @@ writers the way PostgreSQL's row locks do.
 A SQLite database holds everything but the keys (requests, approvers, the ledger) and is made
 readable by its owner only: SQLite would create it 0644, whatever the folder around it allows,
 and gives its -wal and -shm files the database file's mode.
+
+Every wait on the database is bounded (docs/reliability.md): connecting (`connect_timeout`), a
+statement (PostgreSQL's `statement_timeout`; SQLite's busy timeout for its write lock), a free
+pooled connection (`pool_timeout`), and a server that stopped answering altogether
+(custody.store.liveness). Whatever the cause, the caller gets `DatabaseUnavailable`: a 503 with
+`Retry-After` and no word of the driver's (custody.store.errors).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from custody.errors import Unavailable
+from custody.store.errors import NOT_ANSWERING, DatabaseUnavailable, unavailable
+from custody.store.liveness import Connections, Liveness, Probe
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+__all__ = ["Database", "DatabaseTimeouts", "DatabaseUnavailable"]
+
+# TCP keepalives on every PostgreSQL connection: a server whose host vanished (powered off, cut
+# off by a firewall that drops packets silently) is noticed on an idle pooled connection within
+# about 25 s instead of the kernel's two hours. (A server that is frozen while its host is up
+# still acknowledges them: custody.store.liveness notices that one.)
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 
-class DatabaseUnavailable(Unavailable):
-    title = "Database unavailable"
-    slug = "database-unavailable"
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long custody waits on its database; the settings `database_*_seconds` (the defaults
+    are theirs). SQLite has no server to wait for: only its busy timeout applies there."""
+
+    connect_seconds: int = 5
+    statement_seconds: float = 30.0  # 0: no limit
+    pool_seconds: float = 5.0
+    liveness_seconds: float = 2.0
+    sqlite_busy_seconds: float = 30.0
+
+
+def postgres_connect_args(
+    url: str, timeouts: DatabaseTimeouts, *, statement_seconds: float | None = None
+) -> dict[str, Any]:
+    """psycopg's connection parameters for these timeouts. `statement_seconds` overrides the
+    statement timeout (0: none, as migrations need: one migration may rewrite a large table).
+    What the URL sets itself wins, except `options`, to which the statement timeout is added."""
+    query = make_url(url).query
+    args: dict[str, Any] = {"connect_timeout": timeouts.connect_seconds, **KEEPALIVES}
+    args = {name: value for name, value in args.items() if name not in query}
+    limit = timeouts.statement_seconds if statement_seconds is None else statement_seconds
+    if limit > 0:
+        given = query.get("options")
+        own = f"-c statement_timeout={math.ceil(limit * 1000)}"
+        args["options"] = f"{given} {own}" if isinstance(given, str) and given else own
+    return args
 
 
 def normalise_url(url: str) -> str:
@@ -101,14 +144,16 @@ def tighten_private(url: str) -> list[tuple[Path, int]]:
     return changed
 
 
-def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+def _configure_sqlite(engine: Engine, *, immediate: bool, busy_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # pysqlite's own transaction handling is replaced by explicit BEGINs below.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # A writer waits this long for the write lock, then fails with "database is locked",
+        # which custody answers as a busy database (503, Retry-After).
+        cursor.execute(f"PRAGMA busy_timeout={math.ceil(busy_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
@@ -121,15 +166,27 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
 class Database:
     """One installation's database: a write engine and a read engine over the same URL."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, timeouts: DatabaseTimeouts | None = None
+    ) -> None:
         self.url = normalise_url(url)
         self.sqlite = is_sqlite(self.url)
+        self.timeouts = timeouts = timeouts or DatabaseTimeouts()
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.sqlite:
             create_private(self.url)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            # A pooled connection is waited for as long as SQLAlchemy's default (30 s), like the
+            # write lock: both are waits for the writer ahead.
+            busy = timeouts.sqlite_busy_seconds
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy}
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            kwargs.update(
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=timeouts.pool_seconds,
+                connect_args=postgres_connect_args(self.url, timeouts),
+            )
         self.engine = create_engine(self.url, **kwargs)
         # SQLite reads get a fresh connection each time: a pooled one whose failed read left a
         # statement open (held by a traceback) would keep serving its old snapshot.
@@ -137,14 +194,54 @@ class Database:
             create_engine(self.url, poolclass=NullPool, **kwargs) if self.sqlite else self.engine
         )
         if self.sqlite:
-            _configure_sqlite(self.engine, immediate=True)
-            _configure_sqlite(self._read_engine, immediate=False)
+            _configure_sqlite(self.engine, immediate=True, busy_seconds=busy)
+            _configure_sqlite(self._read_engine, immediate=False, busy_seconds=busy)
         self._writes = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._reads = sessionmaker(self._read_engine, expire_on_commit=False, autoflush=False)
         self.commit_hooks: list[Callable[[Session], None]] = []
         """Run at the end of every write block, inside its transaction, before it commits (the
         configuration seal, custody.seals.hooks): what they write commits with the block or not
         at all."""
+        self._probe_engine: Engine | None = None
+        self.liveness: Liveness | None = None
+        if self.sqlite:
+            self._probe = Probe(self._sqlite_select_one)
+        else:
+            self._probe, self.liveness = self._watch_postgres(timeouts)
+
+    def _watch_postgres(self, timeouts: DatabaseTimeouts) -> tuple[Probe, Liveness]:
+        """The liveness probe: `SELECT 1` on a fresh connection of its own, bounded on the
+        server too, and the watchdog that uses it (custody.store.liveness)."""
+        seconds = timeouts.liveness_seconds
+        bounded = DatabaseTimeouts(connect_seconds=max(2, math.ceil(seconds)))
+        self._probe_engine = create_engine(
+            self.url,
+            poolclass=NullPool,
+            connect_args=postgres_connect_args(self.url, bounded, statement_seconds=seconds),
+        )
+        connections = Connections()
+        event.listen(self.engine, "connect", connections.add)
+        event.listen(self._probe_engine, "connect", connections.add)
+        probe = Probe(self._postgres_select_one)
+        liveness = Liveness(probe, connections, seconds)
+
+        @event.listens_for(self.engine, "do_connect")
+        def _not_while_down(*_args: object) -> None:
+            # A call whose connection was cut would otherwise reconnect at once (pre-ping) and
+            # wait the whole connect timeout on a server known not to answer.
+            if liveness.down:
+                raise DatabaseUnavailable(NOT_ANSWERING, cause="the liveness probe has no answer")
+
+        return probe, liveness
+
+    def _postgres_select_one(self) -> None:
+        assert self._probe_engine is not None
+        with self._probe_engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def _sqlite_select_one(self) -> None:
+        with self.read() as session:
+            session.execute(text("SELECT 1"))
 
     @property
     def write_sessions(self) -> sessionmaker[Session]:
@@ -154,26 +251,51 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends and rolls back on any exception."""
-        with self._wrap_operational(), self._writes() as session, session.begin():
+        with self._bounded(), self._writes() as session, session.begin():
             yield session
             for hook in self.commit_hooks:
                 hook(session)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._wrap_operational(), self._reads() as session, session.begin():
+        with self._bounded(), self._reads() as session, session.begin():
             yield session
 
+    def unanswered(self, wait: float) -> str | None:
+        """None when the database answers `SELECT 1` within `wait` seconds; otherwise why not,
+        in words fit for a client (the readiness check). Never waits longer, whatever the
+        server does: the probe runs in a thread of its own."""
+        if self.liveness is not None and self.liveness.down:
+            return "not answering"
+        verdict = self._probe.run(wait)
+        if verdict.answered:
+            return None
+        return f"no answer within {wait:g} s" if verdict.silent else "unavailable"
+
     @contextmanager
-    def _wrap_operational(self) -> Iterator[None]:
+    def _bounded(self) -> Iterator[None]:
+        """Refuse at once while the server is known not to answer; watch the block otherwise;
+        turn every way the database can be unavailable into DatabaseUnavailable."""
+        liveness = self.liveness
+        if liveness is not None and liveness.down:
+            raise DatabaseUnavailable(NOT_ANSWERING, cause="the liveness probe has no answer")
         try:
-            yield
-        except OperationalError as exc:
-            # The driver's text can include connection details; keep the first line only.
-            detail = str(exc.orig).splitlines()[0] if exc.orig else "operational error"
-            raise DatabaseUnavailable(f"database unavailable: {detail}") from exc
+            with liveness.watch() if liveness is not None else nullcontext():
+                yield
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            mapped = unavailable(exc, not_answering=liveness is not None and liveness.down)
+            if mapped is None:
+                raise
+            self._probe.forget()  # the readiness check must not report an older success
+            raise mapped from exc
 
     def dispose(self) -> None:
+        if self.liveness is not None:
+            self.liveness.close()
         self.engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
+        if self._probe_engine is not None:
+            self._probe_engine.dispose()

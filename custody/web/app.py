@@ -20,6 +20,7 @@ from custody.errors import CustodyError
 from custody.http.problems import problem
 from custody.http.ratelimit import RateLimited, RateLimits
 from custody.runtime import Runtime
+from custody.store import DatabaseUnavailable
 from custody.web import api, pages
 from custody.web.errors import CsrfRefused, SignInRequired
 from custody.web.render import render
@@ -79,12 +80,22 @@ def _is_json(request: Request) -> bool:
     return request.url.path.startswith(f"{PREFIX}/api/")
 
 
+# A page for a person holding a phone, not the API's terse problem: what happened, what to do.
+_DATABASE_PAGE = (
+    "Back in a moment",
+    "custody cannot reach its database just now, so this page could not be shown or saved. "
+    "Please try again in a minute; if it keeps happening, tell your operator.",
+)
+
+
 def _error_response(request: Request, status: int, title: str, exc: Exception) -> Response:
     message = exc.message if isinstance(exc, CustodyError) else title
     headers = exc.headers() if isinstance(exc, CustodyError) else {}
     if _is_json(request):
         slug = exc.slug if isinstance(exc, CustodyError) else "http-error"
         return problem(status, title, message, slug, instance=request.url.path, headers=headers)
+    if isinstance(exc, DatabaseUnavailable):
+        title, message = _DATABASE_PAGE
     page = render(
         request, "error.html", {"title": title, "message": message}, status_code=status, user=None
     )
