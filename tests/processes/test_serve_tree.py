@@ -168,6 +168,27 @@ def test_killed_api_processes_are_restarted_and_no_connection_is_refused(
         assert server.wait_restarted(role, pid) != pid
 
 
+def test_a_killed_background_process_is_restarted_and_checkpoints_resume(
+    server: Tree, home: Installation, http: httpx.Client
+) -> None:
+    victim = server.pid_of("background")
+    os.kill(victim, signal.SIGKILL)
+    assert server.wait_restarted("background", victim) != victim
+    wallet = home.wallet()
+    api = Api(http.request, home.client())
+    created = api.create(withdrawal(wallet.name, nonce=7000))
+    assert created.status_code == 201, created.text
+    _wait_signed(api, created.json()["id"], server)
+    with home.runtime.db.read() as session:
+        size = len(session.execute(select(LedgerEntry.index)).scalars().all())
+
+    def covered() -> bool:
+        note = api.call("GET", "/v1/ledger/checkpoint")
+        return note.status_code == 200 and int(note.text.splitlines()[1]) >= size
+
+    server.wait_for("a checkpoint over the new entries, signed by the restarted process", covered)
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
