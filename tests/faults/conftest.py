@@ -1,4 +1,5 @@
-"""Fault injection: a private PostgreSQL server to stop and freeze (never the shared one)."""
+"""Fault injection: a private PostgreSQL server to stop and freeze (never the shared one), and
+installations of a test's own for the faults that break what an installation runs on."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.installation import (
+    Installation,
+    InstallationFactory,
+    allow_all_installation,
+)
 from tests.support.private_postgres import PrivatePostgres, Unsupported, private_postgres
 
 
@@ -26,3 +32,9 @@ def pg(private_pg: PrivatePostgres) -> Iterator[PrivatePostgres]:
     private_pg.thaw()
     if not private_pg.running():
         private_pg.start()
+
+
+@pytest.fixture
+def home(installations: InstallationFactory) -> Iterator[Installation]:
+    with allow_all_installation(installations) as inst:
+        yield inst

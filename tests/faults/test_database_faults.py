@@ -21,7 +21,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,11 @@ from custody.settings import load_settings
 from custody.store import Database, DatabaseTimeouts, DatabaseUnavailable
 from custody.store.database import postgres_connect_args
 from custody.web.sessions import COOKIE_NAME
-from tests.e2e.process import CUSTODY, custody_env
+from tests.e2e.process import custody_env
 from tests.support.api import Api, withdrawal
 from tests.support.installation import ClientKeys, Installation, make_installation
 from tests.support.private_postgres import PrivatePostgres
+from tests.support.tree import Tree, free_port, start
 
 PROBLEM_JSON = "application/problem+json"
 TERMINAL = {"rejected", "expired", "cancelled", "failed"}
@@ -290,45 +290,19 @@ def _eventually(check: Callable[[], bool], *, within: float) -> float:
 # -- a real `custody serve` against the private server -------------------------------------------
 
 
-@dataclass
-class Serve:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+ROLES = ("api-1", "signer-1", "background")
 
 
 @contextlib.contextmanager
-def _serving(inst: Installation, log: Path) -> Iterator[Serve]:
-    port = _free_port()
+def _serving(inst: Installation, log: Path) -> Iterator[Tree]:
+    port = free_port()
     env = custody_env(inst.env, CUSTODY_WORKER_POLL_SECONDS="0.05")
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [CUSTODY, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    serve = Serve(process, f"http://127.0.0.1:{port}", log)
+    argv = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    tree = start(argv, env, log, roles=ROLES, port=port)
     try:
-        _eventually(lambda: _ready(serve), within=60)
-        yield serve
+        yield tree
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-
-
-def _ready(serve: Serve) -> bool:
-    if serve.process.poll() is not None:
-        pytest.fail(f"custody serve exited with {serve.process.returncode}:\n{serve.output()}")
-    try:
-        return httpx.get(f"{serve.url}/readyz", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
+        tree.stop()
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +323,7 @@ def inst(
 
 
 @pytest.fixture(scope="module")
-def served(inst: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+def served(inst: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
     """One `custody serve` for the module: it must recover from every fault without a restart."""
     with _serving(inst, tmp_path_factory.mktemp("serve") / "serve.log") as serve:
         yield serve
@@ -376,7 +350,7 @@ def _signed(api: Api, request_id: str, *, within: float = 30) -> dict[str, Any]:
 
 
 def test_a_frozen_database_is_a_prompt_503_and_recovers_without_a_restart(
-    pg: PrivatePostgres, served: Serve, desk: tuple[ClientKeys, str]
+    pg: PrivatePostgres, served: Tree, desk: tuple[ClientKeys, str]
 ) -> None:
     client, wallet = desk
     with httpx.Client(base_url=served.url, timeout=60) as http:
@@ -428,7 +402,7 @@ def test_a_frozen_database_is_a_prompt_503_and_recovers_without_a_restart(
 
 
 def test_a_stopped_database_is_a_503_and_recovers_without_a_restart(
-    pg: PrivatePostgres, served: Serve, desk: tuple[ClientKeys, str]
+    pg: PrivatePostgres, served: Tree, desk: tuple[ClientKeys, str]
 ) -> None:
     client, wallet = desk
     with httpx.Client(base_url=served.url, timeout=60) as http:

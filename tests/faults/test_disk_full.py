@@ -21,25 +21,15 @@ from sqlalchemy import select
 
 from custody.store.models import LedgerEntry, Request
 from tests.e2e.process import custody_env
-from tests.processes.tree import Tree, children_of, free_port, start
 from tests.support.api import Api, withdrawal
 from tests.support.cli import invoke
-from tests.support.installation import Installation, InstallationFactory
+from tests.support.installation import Installation
+from tests.support.tree import Tree, children_of, free_port, start
 
 pytestmark = pytest.mark.slow
 
 ROLES = ("api-1", "signer-1", "background")
 UNLIMITED = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
-
-
-@pytest.fixture
-def home(installations: InstallationFactory) -> Iterator[Installation]:
-    inst = installations.make("sqlite")
-    inst.allow_all_policy()
-    try:
-        yield inst
-    finally:
-        installations.discard(inst)
 
 
 @pytest.fixture

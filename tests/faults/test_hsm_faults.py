@@ -11,7 +11,6 @@ and change the PIN file.
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import time
@@ -25,9 +24,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.e2e.process import CUSTODY, clean_env, run_custody
+from tests.e2e.process import clean_env, run_custody
 from tests.support.api import Api, withdrawal
 from tests.support.installation import ClientKeys
+from tests.support.tree import Tree, free_port, start
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +39,7 @@ REFUSED_LOGIN = "the PIN is incorrect"
 class Served:
     home: Path
     env: dict[str, str]
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
+    tree: Tree
     pin_file: Path
     pin: str
     api: Api
@@ -51,8 +49,12 @@ class Served:
     def tokens(self) -> Path:
         return self.home / "hsm" / "tokens"
 
+    @property
+    def url(self) -> str:
+        return self.tree.url
+
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.tree.output()
 
     def custody(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_custody(list(args), self.env)
@@ -74,20 +76,12 @@ def _ok(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else None
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait(what: str, check: Callable[[], bool], served: Served, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
-        assert served.process.poll() is None, f"custody serve exited:\n{served.output()}"
+        assert served.tree.process.poll() is None, f"custody serve exited:\n{served.output()}"
         time.sleep(0.1)
     pytest.fail(f"{what} did not happen within {seconds} s:\n{served.output()[-4000:]}")
 
@@ -130,41 +124,29 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     policy.write_text(ALLOW_ALL)
     run("policy", "apply", str(policy))
 
-    port = _free_port()
-    log = root / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [CUSTODY, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=url, timeout=10)
+    port = free_port()
+    tree = start(
+        ["serve", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        root / "serve.log",
+        roles=("api-1", "signer-1", "background"),
+        port=port,
+    )
+    http = httpx.Client(base_url=tree.url, timeout=10)
     served = Served(
         home=home,
         env=env,
-        url=url,
-        process=process,
-        log=log,
+        tree=tree,
         pin_file=pin_file,
         pin=pins["user_pin"],
         api=Api(http.request, ClientKeys(client["id"], "desk", private)),
         wallet="hot",
     )
     try:
-        _wait("the server getting ready", lambda: _answers(served, 200), served, 60)
         yield served
     finally:
         http.close()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        tree.stop()
         if not served.tokens.exists() and served.tokens.with_name("tokens.away").exists():
             served.tokens.with_name("tokens.away").rename(served.tokens)
 
@@ -241,7 +223,7 @@ def test_token_gone_then_back_requests_wait_and_are_signed_once(served: Served) 
     )
     assert "waiting" not in served.api.get(during[-1]).json()
     _signed_once_each(served, before + during)
-    assert served.process.poll() is None
+    assert served.tree.process.poll() is None
     verified = served.custody("ledger", "verify", "--json")
     assert verified.returncode == 0, verified.stderr
 

@@ -23,19 +23,9 @@ from custody.signing.worker import SignerWorker
 from custody.store.base import utcnow
 from custody.web import sessions
 from tests.support.api import Api, withdrawal
-from tests.support.installation import Installation, InstallationFactory
+from tests.support.installation import Installation
 
 OUTAGE = "no HSM token labelled 'custody-dev' is present (signing failed: CKR_DEVICE_REMOVED)"
-
-
-@pytest.fixture
-def home(installations: InstallationFactory) -> Iterator[Installation]:
-    inst = installations.make("sqlite")
-    inst.allow_all_policy()
-    try:
-        yield inst
-    finally:
-        installations.discard(inst)
 
 
 @pytest.fixture

@@ -27,7 +27,11 @@ from custody.signing.worker import SignerWorker
 from custody.store.models import Freeze, Request
 from tests.support.api import Api, withdrawal
 from tests.support.cli import CliResult, invoke, ok_json
-from tests.support.installation import Installation, InstallationFactory
+from tests.support.installation import (
+    Installation,
+    InstallationFactory,
+    allow_all_installation,
+)
 
 
 @pytest.fixture
@@ -38,12 +42,8 @@ def own(fresh_installation: Installation) -> Installation:
 
 @pytest.fixture
 def home(installations: InstallationFactory) -> Iterator[Installation]:
-    inst = installations.make("sqlite")
-    inst.allow_all_policy()
-    try:
+    with allow_all_installation(installations) as inst:
         yield inst
-    finally:
-        installations.discard(inst)
 
 
 @pytest.fixture

@@ -7,16 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.installation import Installation, InstallationFactory
+from tests.support.installation import (
+    Installation,
+    InstallationFactory,
+    allow_all_installation,
+)
 
 
 @pytest.fixture(scope="module")
 def home(installations: InstallationFactory) -> Iterator[Installation]:
     # The process model is the same on both databases; SQLite is the one that shares a file
     # between processes, and the default of a single-host installation.
-    inst = installations.make("sqlite")
-    inst.allow_all_policy()
-    try:
+    with allow_all_installation(installations) as inst:
         yield inst
-    finally:
-        installations.discard(inst)

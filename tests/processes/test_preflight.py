@@ -11,8 +11,8 @@ import pytest
 
 from custody.hsm import ensure_dev_token, read_pin_file
 from tests.e2e.process import clean_env, custody_env, run_custody
-from tests.processes.tree import free_port
 from tests.support.installation import Installation
+from tests.support.tree import free_port
 
 pytestmark = pytest.mark.slow
 

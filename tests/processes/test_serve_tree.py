@@ -25,11 +25,11 @@ from sqlalchemy import select
 
 from custody.store.models import LedgerEntry, Request
 from tests.e2e.process import custody_env
-from tests.processes.tree import Tree, children_of, free_port, start
 from tests.support.api import Api, withdrawal
 from tests.support.cli import invoke, ok_json
 from tests.support.installation import Installation
 from tests.support.lifecycle import assert_histories_hold
+from tests.support.tree import Tree, children_of, free_port, start
 
 pytestmark = pytest.mark.slow
 

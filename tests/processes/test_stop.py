@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from custody.store.models import LedgerCheckpoint, LedgerEntry
 from tests.e2e.process import custody_env
-from tests.processes.tree import Tree, free_port, running, start
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation
+from tests.support.tree import Tree, free_port, running, start
 
 pytestmark = pytest.mark.slow
 

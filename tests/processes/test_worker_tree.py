@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from custody.app import create_app
 from custody.store.models import Request
 from tests.e2e.process import custody_env
-from tests.processes.tree import running, start
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation
+from tests.support.tree import running, start
 
 pytestmark = pytest.mark.slow
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,6 +244,19 @@ class InstallationFactory:
     def _pg(self) -> PostgresServer:
         assert self._postgres is not None, "no PostgreSQL server for this factory"
         return self._postgres
+
+
+@contextmanager
+def allow_all_installation(
+    factory: InstallationFactory, backend: str = "sqlite"
+) -> Iterator[Installation]:
+    """A fresh installation of the caller's own with the allow-all policy, discarded after."""
+    inst = factory.make(backend)
+    inst.allow_all_policy()
+    try:
+        yield inst
+    finally:
+        factory.discard(inst)
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
