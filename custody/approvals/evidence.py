@@ -13,8 +13,11 @@ at signing time, the signer verifies it again from what the approver signed:
    over SHA-256 of them for this installation's relying party, with the user verified.
 
 An approval that fails does not count; each one is ledgered (`approval.discounted`, with the
-reason) in the claim's transaction and logged. The approval endpoints keep counting rows
-(custody.approvals.quorum): each row was verified as it was recorded, and they must stay fast.
+reason) in the claim's transaction and logged. Rejections are looked for the same way
+(`verified_rejection`): one that verifies stops the request whatever the policy asks for now,
+so a rejected request an insider revives is rejected again. The approval endpoints keep
+counting rows (custody.approvals.quorum): each row was verified as it was recorded, and they
+must stay fast.
 """
 
 from __future__ import annotations
@@ -87,6 +90,29 @@ def verified_quorum(
             discounted.append(_record(session, request_id, approver, approval.method, reason))
     state = count_quorum(requirements(decision), votes_now(session, counted))
     return VerifiedQuorum(state, tuple(discounted))
+
+
+def verified_rejection(
+    session: Session,
+    *,
+    request_id: str,
+    payload_digest: str,
+    relying_party: RelyingParty | None,
+) -> str | None:
+    """The name of an approver whose rejection of this request verifies, if any; a stored
+    rejection that does not verify is ledgered and logged as discounted, and stops nothing."""
+    for approval, approver in repository.rejections_with_approvers(session, request_id):
+        statement = statement_bytes(
+            request_id=request_id,
+            payload_digest=payload_digest,
+            decision="reject",
+            approver=approver.name,
+        )
+        reason = _why_not_counted(session, approval, approver, statement, relying_party)
+        if reason is None:
+            return approver.name
+        _record(session, request_id, approver, approval.method, reason)
+    return None
 
 
 def _why_not_counted(

@@ -61,6 +61,18 @@ def enabled_approvals_with_approvers(
     return [(approval, approver) for approval, approver in rows]
 
 
+def rejections_with_approvers(session: Session, request_id: str) -> list[tuple[Approval, Approver]]:
+    """Every rejection of this request with its approver, enabled or not: a rejection given
+    stays given when its approver is disabled later."""
+    rows = session.execute(
+        select(Approval, Approver)
+        .join(Approver, Approver.id == Approval.approver_id)
+        .where(Approval.request_id == request_id, Approval.decision == "reject")
+        .order_by(Approval.id)
+    ).all()
+    return [(approval, approver) for approval, approver in rows]
+
+
 def passkey(session: Session, credential_id: str) -> WebauthnCredential | None:
     return session.get(WebauthnCredential, credential_id)
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
-from custody.approvals.evidence import Discounted, verified_quorum
+from custody.approvals.evidence import Discounted, verified_quorum, verified_rejection
 from custody.chains import Digest
 from custody.decisions.service import decide
 from custody.freezes import service as freezes
@@ -268,9 +268,17 @@ def _recheck_allows(
     relying_party: RelyingParty,
 ) -> bool:
     active, decision = decide(session, facts, exclude_request=request.id)
-    allowed = decision.decision == "allow"
+    # A rejection that verifies ends the request whatever the policy asks for now: only an
+    # insider moves a rejected request back to `approved` (issue 9 §1).
+    rejected_by = verified_rejection(
+        session,
+        request_id=request.id,
+        payload_digest=digest.prefixed(),
+        relying_party=relying_party,
+    )
+    allowed = decision.decision == "allow" and rejected_by is None
     discounted: tuple[Discounted, ...] = ()
-    if decision.decision == "require_approvals":
+    if decision.decision == "require_approvals" and rejected_by is None:
         # Approvals given so far must meet what the policy requires now, counted with the
         # approvers' current groups and standing (invariants 6 and 8), and only those whose
         # signature verifies over the statement for this digest (issue 9 §1): a row is not
@@ -293,9 +301,19 @@ def _recheck_allows(
             "policy_digest": active.digest if active else None,
             "result": decision.to_dict(),
             "allowed": allowed,
+            **({"rejected_by": rejected_by} if rejected_by else {}),
         },
     )
-    if not allowed:
+    if rejected_by is not None:
+        lifecycle.move(
+            session,
+            request,
+            RequestStatus.REJECTED,
+            actor="signer",
+            reason=f"rejected by approver {rejected_by} (the rejection's signature verified "
+            "again before signing)",
+        )
+    elif not allowed:
         _stop(session, request, decision, discounted)
     return allowed
 

@@ -386,3 +386,44 @@ def test_a_tampered_passkey_approval_does_not_count(scene: Scene, tamper: str, w
         }
     scene.edit(request, bob.name, evidence=json.dumps(evidence, sort_keys=True))
     scene.assert_sent_back(request, bob.name, why)
+
+
+def test_a_revived_rejection_is_rejected_again_whatever_the_policy_asks_now(
+    scene: Scene,
+) -> None:
+    """The gap issue 9 left: a rejected request revived by an insider, after a policy change
+    that no longer asks for approvals, would have been signed on its `approved` row."""
+    alice, bob = scene.make_approver("treasury"), scene.make_approver("treasury")
+    request = scene.pending()
+    assert scene.approve(alice, request) == "pending_approval"
+    assert scene.approve(bob, request, "reject") == "rejected"
+    scene.revive(request)
+    scene.installation.allow_all_policy()  # the quorum_wallet fixture puts it back anyway
+
+    assert scene.signer.drain() == 0
+    view = assert_not_signed(scene.installation, scene.api, request["id"])
+    assert view["status"] == "rejected", view
+    assert f"rejected by approver {bob.name}" in view["reason"]
+    rechecked = [
+        e["data"]
+        for e in scene.installation.ledger_entries("policy.rechecked")
+        if e["data"]["request"] == request["id"]
+    ]
+    assert rechecked[-1]["rejected_by"] == bob.name
+    assert rechecked[-1]["allowed"] is False
+
+
+def test_a_forged_rejection_stops_nothing_and_is_ledgered(scene: Scene) -> None:
+    """An insider cannot veto with a rejection row of their own: it must verify too."""
+    request, _, _ = scene.approved_by_two()
+    carol = scene.make_approver("treasury")
+    scene.insert(
+        request,
+        carol.name,
+        statement=b"{}",
+        evidence={"signature": "AAAA", "public_key": "00"},
+    )
+    scene.edit(request, carol.name, decision="reject")
+    scene.assert_signed(request)
+    [discounted] = scene.discounted(request)
+    assert discounted["approver"] == carol.name
