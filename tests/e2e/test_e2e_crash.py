@@ -24,6 +24,7 @@ from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from fastapi.testclient import TestClient
 from hexbytes import HexBytes
+from sqlalchemy import update
 
 from custody.app import create_app
 from custody.store.models import Request
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.slow
 
 CRASH_EXIT = 86
 SHORT_LEASE = "5"
+HELD_LEASE = "120"
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,14 @@ def _wait_for_lease_to_end(installation: Installation, request_id: str) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     time.sleep(0.05)
+
+
+def _end_leases_now(installation: Installation, request_ids: list[str]) -> None:
+    """As if the leases had run out: the signer compares `lease_until` with the time, so moving
+    it is the same to the signer as waiting for it, without the wait."""
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    with installation.runtime.db.write() as session:
+        session.execute(update(Request).where(Request.id.in_(request_ids)).values(lease_until=past))
 
 
 def _assert_ledger_contiguous_and_verified(installation: Installation) -> None:
@@ -174,7 +184,9 @@ def test_crashed_signers_are_finished_exactly_once_after_their_leases(
     died: the first lease has to outlast only the second worker's start."""
     first, first_wallet = _approved(api, installation)
     second, second_wallet = _approved(api, installation)
-    _crash_next(installation, "after-hsm-sign", "8")
+    # The first lease must outlast the start of the second worker, a new process: on a loaded
+    # machine that can take several seconds, so it is long, and cut short below.
+    _crash_next(installation, "after-hsm-sign", HELD_LEASE)
     held = _row(installation, first)
     assert held.status == "signing"
     assert held.lease_until is not None
@@ -194,6 +206,7 @@ def test_crashed_signers_are_finished_exactly_once_after_their_leases(
         1,
     )
 
+    _end_leases_now(installation, [first, second])
     _wait_for_lease_to_end(installation, after_sign[0])
     _wait_for_lease_to_end(installation, before_commit[0])
     finished = _worker(installation)
