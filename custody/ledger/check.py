@@ -28,12 +28,13 @@ from custody.ledger.nodes import MissingNode, NodeCache, SessionNodes
 from custody.ledger.tree import root as stored_root
 from custody.ledger.verify import (
     Checkpoint,
+    KeySchedule,
     Report,
     VerificationError,
     VerifierKey,
     check_entry,
     leaf_hash,
-    parse_checkpoint,
+    parse_checkpoint_at,
     verify_log,
 )
 from custody.store.models import LedgerCheckpoint, LedgerEntry
@@ -85,7 +86,7 @@ class TailRule:
 
 def check(
     session: Session,
-    key: VerifierKey | None = None,
+    key: VerifierKey | KeySchedule | None = None,
     *,
     external: Sequence[Checkpoint] = (),
     progress: Callable[[int], None] | None = None,
@@ -93,8 +94,9 @@ def check(
     check_format: bool = True,
     tail: TailRule = TailRule(),
 ) -> LedgerReport:
+    keys = KeySchedule.single(key) if isinstance(key, VerifierKey) else key
     try:
-        checkpoints = [*_stored_checkpoints(session, key), *external] if key else list(external)
+        checkpoints = [*_stored_checkpoints(session, keys), *external] if keys else list(external)
     except VerificationError as exc:
         return LedgerReport(0, b"", 0, str(exc))
     columns_fault: list[str] = []
@@ -104,6 +106,7 @@ def check(
         progress=progress,
         workers=workers,
         check_format=check_format,
+        schedule=keys,
     )
     fault = columns_fault[0] if columns_fault else (report.faults[0] if report.faults else None)
     fault = fault or _head_fault(session, report) or _nodes_fault(session, report)
@@ -148,13 +151,13 @@ def _column_fault(row: LedgerEntry) -> str | None:
     return None
 
 
-def _stored_checkpoints(session: Session, key: VerifierKey) -> list[Checkpoint]:
+def _stored_checkpoints(session: Session, keys: KeySchedule) -> list[Checkpoint]:
     parsed = []
     for row in session.execute(
         select(LedgerCheckpoint).order_by(LedgerCheckpoint.tree_size)
     ).scalars():
         try:
-            cp = parse_checkpoint(row.note, key)
+            cp = parse_checkpoint_at(row.note, keys)
         except VerificationError as exc:
             raise VerificationError(f"stored checkpoint at size {row.tree_size}: {exc}") from None
         if cp.size != row.tree_size or cp.root != row.root_hash:
