@@ -362,3 +362,91 @@ def test_a_key_list_that_disagrees_with_the_ledger_is_refused(
     )
     with pytest.raises(VerificationError, match="not the pinned one"):
         verify_export(folder, pinned=stranger)
+
+
+# -- interruptions, races, the database ------------------------------------------------------------
+
+
+def test_a_rotation_interrupted_before_its_handover_is_finished_by_the_next_checkpoint(
+    lite: Installation,
+) -> None:
+    from custody.ceremonies import rotation
+
+    origin = lite.settings.ledger_origin
+    grow(lite, 3)
+    checkpoint(lite)
+    old = runtime_identity(lite.runtime)
+    new = rotation._generate(lite.runtime, f"{old.key_label}-2")
+    # committed, and then the process died before signing anything
+    index = rotation._record(lite.runtime, old, new, generation=1, actor="test", reason="crash")
+    assert index + 1 not in notes(lite)
+    grow(lite, 2)
+    checkpoint(lite)  # what the checkpointer of `serve` does next
+    signed = notes(lite)
+    assert signed_by(signed[index + 1], origin, old.public_key)
+    assert signed_by(signed[index + 1], origin, new.public_key)
+    newest = signed[max(signed)]
+    assert max(signed) == len(all_entries(lite))
+    assert signed_by(newest, origin, new.public_key)
+    assert not signed_by(newest, origin, old.public_key)
+    assert verify_db(lite) is None
+
+
+def test_a_second_rotation_from_the_same_key_is_refused_and_changes_nothing(
+    lite: Installation,
+) -> None:
+    from custody.ceremonies import rotation
+    from custody.ceremonies.errors import CeremonyRefused
+
+    old = runtime_identity(lite.runtime)
+    loser = rotation._generate(lite.runtime, f"{old.key_label}-2")
+    rotate(lite)  # the other ceremony committed first
+    before = len(all_entries(lite))
+    with pytest.raises(CeremonyRefused, match="another ledger key rotation ran meanwhile"):
+        rotation._record(lite.runtime, old, loser, generation=1, actor="test", reason="late")
+    assert len(all_entries(lite)) == before
+    assert runtime_identity(lite.runtime).public_key != loser.public_key
+    assert verify_db(lite) is None
+
+
+def test_the_database_history_is_held_to_the_same_rules(lite: Installation) -> None:
+    grow(lite, 3)
+    checkpoint(lite)
+    done = rotate(lite)
+    grow(lite, 3)
+    checkpoint(lite)
+    assert verify_db(lite) is None
+    # the key list is append-only like the ledger
+    with pytest.raises(Exception, match="append-only"), lite.runtime.db.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_keys SET first_size = first_size + 1"))
+    # a DBA removes the handover: the rotation entry is no longer signed over by the old key
+    attacker(lite, f"DELETE FROM ledger_checkpoints WHERE tree_size = {done.handover_size}")
+    fault = verify_db(lite)
+    assert fault is not None
+    assert "is not signed over by the old key" in fault
+
+
+def test_cli_verify_with_the_old_key_pinned_and_the_api_answers_the_new_key(
+    lite: Installation, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from custody.app import create_app
+    from tests.support.api import Api
+
+    origin = lite.settings.ledger_origin
+    old = note_key(origin, public_key(lite, lite.settings.ledger_key_label))
+    done = rotate(lite)
+    pin = tmp_path / "old.key"
+    pin.write_text(old + "\n")
+    verified = invoke(["ledger", "verify", "--verifier-key", str(pin)], lite.env)
+    assert verified.returncode == 0, verified.stderr
+    stranger = tmp_path / "stranger.key"
+    stranger.write_text(note_key(origin, public_key(lite, lite.settings.root_key_label)) + "\n")
+    refused = invoke(["ledger", "verify", "--verifier-key", str(stranger)], lite.env)
+    assert refused.returncode == 1
+    assert "no valid signature by the ledger key" in refused.stderr
+    with TestClient(create_app(lite.runtime, run_worker=False)) as http:
+        answer = Api(http.request, lite.client(role="auditor")).call("GET", "/v1/ledger/public-key")
+    assert answer.status_code == 200
+    assert answer.json()["verifier_key"] == done.new_verifier_key
