@@ -19,22 +19,24 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from custody.ceremonies.errors import CeremonyRefused
 from custody.hsm.errors import KeyExists, KeyNotFound
 from custody.hsm.keys import Algorithm, Backup, KeyInfo
 from custody.keys import repository as key_repo
 from custody.keys import service as key_service
 from custody.ledger import forks
+from custody.ledger import keys as ledger_keys
 from custody.ledger import service as ledger
-from custody.ledger.checkpoints import LedgerIdentity, make_checkpoint, runtime_identity
+from custody.ledger.checkpoints import (
+    LedgerIdentity,
+    checkpoint_at,
+    make_checkpoint,
+    runtime_identity,
+)
 from custody.ledger.events import EventKind
 from custody.ledger.keys import recorded
 from custody.ledger.note import verifier_key
 from custody.runtime import Runtime
-from custody.store.base import utcnow
-from custody.store.models import LedgerCheckpoint, LedgerKey
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,9 @@ def rotate_ledger_key(
     # The handover: make_checkpoint stops at the new key's first size and signs it with both.
     make_checkpoint(runtime.db, runtime.token(), runtime_identity(runtime), on_fork=on_fork)
     with runtime.db.read() as session:
-        handover = session.execute(
-            select(LedgerCheckpoint).where(LedgerCheckpoint.tree_size == index + 1)
-        ).scalar_one()
+        handover = checkpoint_at(session, index + 1)
+    if handover is None:  # make_checkpoint signs it or raises; nothing else removes it
+        raise CeremonyRefused(f"the handover checkpoint at size {index + 1} was not signed")
     return Rotation(
         old_label=old.key_label,
         old_verifier_key=old.verifier_key,
@@ -118,27 +120,22 @@ def _record(
             "reason": reason,
         }
         entry = ledger.append(session, EventKind.LEDGER_KEY_ROTATED, actor, data)
-        now = utcnow()
-        if not rows:
-            session.add(
-                LedgerKey(
-                    generation=0,
-                    label=old.key_label,
-                    public_key=old.public_key.hex(),
-                    first_size=0,
-                    ledger_index=None,
-                    created_at=now,
-                )
+        if not rows:  # the configured key, which signed everything so far
+            ledger_keys.add(
+                session,
+                generation=0,
+                label=old.key_label,
+                public_key=old.public_key,
+                first_size=0,
+                ledger_index=None,
             )
-        session.add(
-            LedgerKey(
-                generation=generation,
-                label=new.label,
-                public_key=new.public_key.hex(),
-                first_size=entry.index + 1,
-                ledger_index=entry.index,
-                created_at=now,
-            )
+        ledger_keys.add(
+            session,
+            generation=generation,
+            label=new.label,
+            public_key=new.public_key,
+            first_size=entry.index + 1,
+            ledger_index=entry.index,
         )
         return entry.index
 

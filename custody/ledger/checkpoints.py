@@ -200,6 +200,12 @@ def latest_checkpoint(session: Session) -> LedgerCheckpoint | None:
     ).scalar_one_or_none()
 
 
+def checkpoint_at(session: Session, tree_size: int) -> LedgerCheckpoint | None:
+    return session.execute(
+        select(LedgerCheckpoint).where(LedgerCheckpoint.tree_size == tree_size)
+    ).scalar_one_or_none()
+
+
 def checkpoint_at_or_before(session: Session, tree_size: int) -> LedgerCheckpoint:
     found = session.execute(
         select(LedgerCheckpoint)

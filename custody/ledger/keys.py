@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from custody.ledger.note import verifier_key
 from custody.ledger.verify import KeySchedule, KeySpan, parse_verifier_key
+from custody.store.base import utcnow
 from custody.store.models import LedgerKey
 
 
@@ -43,6 +44,28 @@ def signing_keys(session: Session, first: SigningKey) -> tuple[SigningKey, ...]:
     if not rows:
         return (first,)
     return tuple(SigningKey(r.label, bytes.fromhex(r.public_key), r.first_size) for r in rows)
+
+
+def add(
+    session: Session,
+    *,
+    generation: int,
+    label: str,
+    public_key: bytes,
+    first_size: int,
+    ledger_index: int | None,
+) -> None:
+    """Record a ledger key (custody.ceremonies.rotation, in the rotation's transaction)."""
+    session.add(
+        LedgerKey(
+            generation=generation,
+            label=label,
+            public_key=public_key.hex(),
+            first_size=first_size,
+            ledger_index=ledger_index,
+            created_at=utcnow(),
+        )
+    )
 
 
 def keys_at(keys: tuple[SigningKey, ...], size: int) -> list[SigningKey]:
