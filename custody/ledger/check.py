@@ -2,11 +2,13 @@
 
 Every leaf is recomputed from the stored entry bytes (the stored leaf hashes and subtree nodes are
 compared, never trusted), the root is recomputed at the size of every stored checkpoint, every
-checkpoint's signature is checked with the ledger key from the HSM (or a verifier key the auditor
-supplies), and earlier checkpoints kept outside the database (a trusted file, a witness) must still
-match: this catches edited, deleted, reordered or truncated entries, rolled-back or forked logs and
-checkpoints signed by another key. Recomputing the roots of consecutive checkpoints from one
-sequence of entries proves their consistency.
+checkpoint's signature is checked with the ledger key current at its size (the keys of
+`ledger_keys`, the current one from the HSM, or a verifier key the auditor supplies; rotations
+are held to the rules of custody.ledger.verify.KeySchedule), and earlier checkpoints kept outside
+the database (a trusted file, a witness) must still match: this catches edited, deleted,
+reordered or truncated entries, rolled-back or forked logs and checkpoints signed by another key.
+Recomputing the roots of consecutive checkpoints from one sequence of entries proves their
+consistency.
 
 Entries after the newest checkpoint are the unsigned tail: nothing proves them, and removing
 checkpoints turns signed history back into an unsigned tail. The TailRule says how much of it is
