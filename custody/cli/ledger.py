@@ -20,6 +20,8 @@ from custody.ledger.checkpoints import runtime_identity
 
 if TYPE_CHECKING:
     from custody.ledger.check import LedgerReport
+    from custody.ledger.verify import KeySchedule, VerifierKey
+    from custody.runtime import Runtime
 
 app = typer.Typer(help="The append-only ledger.", no_args_is_help=True)
 
@@ -174,16 +176,15 @@ def _verify_db(
     checks: _Checks, max_unsigned_age: float | None, progress: Callable[[int], None] | None
 ) -> LedgerReport:
     from custody.ledger.check import TailRule, check, unsigned_grace
-    from custody.ledger.verify import parse_checkpoint, parse_verifier_key, read_witness
+    from custody.ledger.checkpoints import runtime_schedule
+    from custody.ledger.verify import parse_checkpoint_at, parse_verifier_key, read_witness
 
     with context.runtime() as rt:
-        key_text = (
-            checks.verifier_key.read_text()
-            if checks.verifier_key
-            else runtime_identity(rt).verifier_key
-        )
-        key = parse_verifier_key(key_text)
-        external = [parse_checkpoint(n, key) for n in checks.notes]
+        if checks.verifier_key is not None:
+            key = _pinned_schedule(rt, parse_verifier_key(checks.verifier_key.read_text()))
+        else:
+            key = runtime_schedule(rt)
+        external = [parse_checkpoint_at(n, key) for n in checks.notes]
         if checks.witness is not None:
             external += read_witness(checks.witness, key)
         grace = (
@@ -201,6 +202,20 @@ def _verify_db(
                 check_format=checks.check_format,
                 tail=TailRule(allow=checks.allow_unsigned_tail, max_age=grace),
             )
+
+
+def _pinned_schedule(rt: Runtime, pinned: VerifierKey) -> KeySchedule:
+    """The recorded ledger keys when the pinned key is one of them (the rotation entries then
+    tie the others to it), else the pinned key alone; the HSM is not asked."""
+    from custody.ledger.keys import SigningKey, schedule, signing_keys
+    from custody.ledger.verify import KeySchedule
+
+    with rt.db.read() as session:
+        first = SigningKey(rt.settings.ledger_key_label, pinned.public_key, 0)
+        recorded = schedule(rt.settings.ledger_origin, signing_keys(session, first))
+    if pinned in [span.key for span in recorded.spans]:
+        return recorded
+    return KeySchedule.single(pinned)
 
 
 def _verify_export(
@@ -254,16 +269,18 @@ def checkpoint(as_json: JsonOption = False) -> None:
 def export(
     directory: Annotated[Path, typer.Argument(file_okay=False)], as_json: JsonOption = False
 ) -> None:
-    """Write entries.jsonl, checkpoint, checkpoints.jsonl and verifier-key to DIRECTORY."""
+    """Write entries.jsonl, checkpoint, checkpoints.jsonl, verifier-key and verifier-keys.json
+    (every ledger key with the tree sizes it signs) to DIRECTORY."""
     from custody.freezes.breakers import freeze_on_fork
-    from custody.ledger.checkpoints import make_checkpoint
+    from custody.ledger.checkpoints import make_checkpoint, runtime_schedule
     from custody.ledger.export import export as export_ledger
 
     with context.runtime() as rt:
         ident = runtime_identity(rt)
         make_checkpoint(rt.db, rt.token(), ident, on_fork=freeze_on_fork)
+        keys = runtime_schedule(rt)
         with _progress("exporting entries", quiet=as_json) as progress, rt.db.read() as session:
-            result = export_ledger(session, directory, ident.verifier_key, progress)
+            result = export_ledger(session, directory, keys, progress)
     data = {
         "directory": str(result.directory),
         "tree_size": result.tree_size,
@@ -291,6 +308,39 @@ def publish(
         {"target": target, "published": count},
         as_json=as_json,
         human=f"published {count} checkpoints to {target}",
+    )
+
+
+@app.command("rotate-key")
+def rotate_key(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the key is replaced (recorded in the ledger).")
+    ] = "scheduled rotation",
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the checkpoint key: a new Ed25519 key in the HSM, a ledger.key_rotated entry,
+    and a checkpoint of that entry signed by the old and the new key (the handover)."""
+    from custody.ceremonies.rotation import rotate_ledger_key
+    from custody.freezes.breakers import freeze_on_fork
+
+    with context.runtime() as rt:
+        done = rotate_ledger_key(
+            rt, actor=context.operator(), reason=reason, on_fork=freeze_on_fork
+        )
+    data = {
+        "old": {"label": done.old_label, "verifier_key": done.old_verifier_key},
+        "new": {"label": done.new_label, "verifier_key": done.new_verifier_key},
+        "ledger_index": done.ledger_index,
+        "handover_size": done.handover_size,
+        "handover_checkpoint": done.handover_note,
+    }
+    emit(
+        data,
+        as_json=as_json,
+        human=f"ledger key rotated: {done.old_label} -> [bold]{done.new_label}[/bold] "
+        f"(entry {done.ledger_index}; both signed the checkpoint at size {done.handover_size})\n"
+        f"new verifier key {done.new_verifier_key}\n"
+        "give it to auditors, and a fresh `custody ledger export` (verifier-keys.json)",
     )
 
 

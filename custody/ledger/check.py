@@ -2,11 +2,13 @@
 
 Every leaf is recomputed from the stored entry bytes (the stored leaf hashes and subtree nodes are
 compared, never trusted), the root is recomputed at the size of every stored checkpoint, every
-checkpoint's signature is checked with the ledger key from the HSM (or a verifier key the auditor
-supplies), and earlier checkpoints kept outside the database (a trusted file, a witness) must still
-match: this catches edited, deleted, reordered or truncated entries, rolled-back or forked logs and
-checkpoints signed by another key. Recomputing the roots of consecutive checkpoints from one
-sequence of entries proves their consistency.
+checkpoint's signature is checked with the ledger key current at its size (the keys of
+`ledger_keys`, the current one from the HSM, or a verifier key the auditor supplies; rotations
+are held to the rules of custody.ledger.verify.KeySchedule), and earlier checkpoints kept outside
+the database (a trusted file, a witness) must still match: this catches edited, deleted,
+reordered or truncated entries, rolled-back or forked logs and checkpoints signed by another key.
+Recomputing the roots of consecutive checkpoints from one sequence of entries proves their
+consistency.
 
 Entries after the newest checkpoint are the unsigned tail: nothing proves them, and removing
 checkpoints turns signed history back into an unsigned tail. The TailRule says how much of it is
@@ -28,12 +30,13 @@ from custody.ledger.nodes import MissingNode, NodeCache, SessionNodes
 from custody.ledger.tree import root as stored_root
 from custody.ledger.verify import (
     Checkpoint,
+    KeySchedule,
     Report,
     VerificationError,
     VerifierKey,
     check_entry,
     leaf_hash,
-    parse_checkpoint,
+    parse_checkpoint_at,
     verify_log,
 )
 from custody.store.models import LedgerCheckpoint, LedgerEntry
@@ -85,7 +88,7 @@ class TailRule:
 
 def check(
     session: Session,
-    key: VerifierKey | None = None,
+    key: VerifierKey | KeySchedule | None = None,
     *,
     external: Sequence[Checkpoint] = (),
     progress: Callable[[int], None] | None = None,
@@ -93,8 +96,9 @@ def check(
     check_format: bool = True,
     tail: TailRule = TailRule(),
 ) -> LedgerReport:
+    keys = KeySchedule.single(key) if isinstance(key, VerifierKey) else key
     try:
-        checkpoints = [*_stored_checkpoints(session, key), *external] if key else list(external)
+        checkpoints = [*_stored_checkpoints(session, keys), *external] if keys else list(external)
     except VerificationError as exc:
         return LedgerReport(0, b"", 0, str(exc))
     columns_fault: list[str] = []
@@ -104,6 +108,7 @@ def check(
         progress=progress,
         workers=workers,
         check_format=check_format,
+        schedule=keys,
     )
     fault = columns_fault[0] if columns_fault else (report.faults[0] if report.faults else None)
     fault = fault or _head_fault(session, report) or _nodes_fault(session, report)
@@ -148,13 +153,13 @@ def _column_fault(row: LedgerEntry) -> str | None:
     return None
 
 
-def _stored_checkpoints(session: Session, key: VerifierKey) -> list[Checkpoint]:
+def _stored_checkpoints(session: Session, keys: KeySchedule) -> list[Checkpoint]:
     parsed = []
     for row in session.execute(
         select(LedgerCheckpoint).order_by(LedgerCheckpoint.tree_size)
     ).scalars():
         try:
-            cp = parse_checkpoint(row.note, key)
+            cp = parse_checkpoint_at(row.note, keys)
         except VerificationError as exc:
             raise VerificationError(f"stored checkpoint at size {row.tree_size}: {exc}") from None
         if cp.size != row.tree_size or cp.root != row.root_hash:

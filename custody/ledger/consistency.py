@@ -31,7 +31,12 @@ from custody.ledger.forks import ForkDetected
 from custody.ledger.merkle import EMPTY_ROOT, leaf_hash
 from custody.ledger.nodes import MissingNode, NodeCache, SessionNodes
 from custody.ledger.tree import Frontier, frontier, root
-from custody.ledger.verify import VerificationError, VerifierKey, parse_checkpoint
+from custody.ledger.verify import (
+    KeySchedule,
+    VerificationError,
+    VerifierKey,
+    parse_checkpoint_at,
+)
 from custody.store.models import LedgerCheckpoint, LedgerEntry
 
 BATCH = 5_000
@@ -53,7 +58,7 @@ class _Broken(Exception):
 
 
 def provable_root(
-    session: Session, last: LedgerCheckpoint | None, key: VerifierKey, size: int
+    session: Session, last: LedgerCheckpoint | None, key: VerifierKey | KeySchedule, size: int
 ) -> bytes:
     """MTH of the first `size` entries, proven to extend the `last` checkpoint (module doc)."""
     checkpoint_size = None if last is None else last.tree_size
@@ -75,11 +80,12 @@ def provable_root(
     return new_root
 
 
-def _signed_head(last: LedgerCheckpoint | None, key: VerifierKey) -> SignedHead:
+def _signed_head(last: LedgerCheckpoint | None, key: VerifierKey | KeySchedule) -> SignedHead:
     if last is None:
         return GENESIS
+    keys = key if isinstance(key, KeySchedule) else KeySchedule.single(key)
     try:
-        signed = parse_checkpoint(last.note, key)
+        signed = parse_checkpoint_at(last.note, keys)
     except VerificationError as exc:
         raise _Broken(
             f"the last checkpoint (size {last.tree_size}) has no valid signature by the "

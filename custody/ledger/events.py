@@ -27,6 +27,7 @@ class EventKind(StrEnum):
     KEY_GENERATED = "key.generated"
     KEY_RESTORED = "key.restored"
     LEDGER_INITIALISED = "ledger.initialised"
+    LEDGER_KEY_ROTATED = "ledger.key_rotated"
     POLICY_APPLIED = "policy.applied"
     POLICY_EVALUATED = "policy.evaluated"
     POLICY_PROPOSAL_REJECTED = "policy.proposal_rejected"

@@ -3,7 +3,11 @@
 entries.jsonl      one RFC 8785 entry per line, exactly the leaf bytes, up to the checkpoint
 checkpoint         the newest signed note (C2SP tlog-checkpoint in a signed-note envelope)
 checkpoints.jsonl  every checkpoint up to it, as {"tree_size", "note"} lines
-verifier-key       the note verifier key of the ledger key, one line
+verifier-key       the note verifier key of the current ledger key, one line
+verifier-keys.json every ledger key, oldest first, with the tree sizes it signs:
+                   {"origin", "keys": [{"verifier_key", "key_id", "public_key", "first_size",
+                   "last_size"}]} (`last_size` null for the current key; a key signs from its
+                   first size to its last, which is the next key's first: the handover)
 
 The folder may be shared, or prepared by someone else (an auditor's drop folder): a symbolic
 link planted at one of these names would make the export overwrite whatever it points at. So
@@ -22,17 +26,19 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError, NotFound
 from custody.ledger.checkpoints import latest_checkpoint
+from custody.ledger.note import verifier_key
+from custody.ledger.verify import KeySchedule, parse_verifier_key
 from custody.store.models import LedgerCheckpoint, LedgerEntry
 
 BATCH = 10_000
-FILES = ("entries.jsonl", "checkpoints.jsonl", "checkpoint", "verifier-key")
+FILES = ("entries.jsonl", "checkpoints.jsonl", "checkpoint", "verifier-key", "verifier-keys.json")
 # An export is for auditors to read; the folder's own mode decides who may.
 FILE_MODE = 0o644
 
@@ -53,9 +59,12 @@ class ExportResult:
 def export(
     session: Session,
     directory: Path,
-    verifier_key: str,
+    keys: str | KeySchedule,
     progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
+    """`keys`: every ledger key (custody.ledger.checkpoints.runtime_schedule), or the one
+    verifier key of a ledger never rotated."""
+    schedule = KeySchedule.single(parse_verifier_key(keys)) if isinstance(keys, str) else keys
     latest = latest_checkpoint(session)
     if latest is None:
         raise NotFound("no checkpoint yet: run `custody ledger checkpoint` first")
@@ -77,9 +86,30 @@ def export(
         )
         folder.write("checkpoints.jsonl", lines.encode())
         folder.write("checkpoint", latest.note.encode())
-        folder.write("verifier-key", (verifier_key + "\n").encode())
+        listing = key_listing(schedule, latest.tree_size)
+        folder.write("verifier-key", (listing["keys"][-1]["verifier_key"] + "\n").encode())
+        folder.write("verifier-keys.json", (json.dumps(listing, indent=2) + "\n").encode())
         folder.sync()
     return ExportResult(directory, written, len(history))
+
+
+def key_listing(schedule: KeySchedule, tree_size: int) -> dict[str, Any]:
+    """The keys that signed the exported tree (none that signs only beyond it), oldest first."""
+    spans = [s for s in schedule.spans if s.first_size <= tree_size] or [schedule.spans[0]]
+    keys = []
+    for i, span in enumerate(spans):
+        last = spans[i + 1].first_size if i + 1 < len(spans) else None
+        key = span.key
+        keys.append(
+            {
+                "verifier_key": verifier_key(key.name, key.public_key),
+                "key_id": key.key_id.hex(),
+                "public_key": key.public_key.hex(),
+                "first_size": span.first_size,
+                "last_size": last,
+            }
+        )
+    return {"origin": spans[0].key.name, "keys": keys}
 
 
 def _write_entries(

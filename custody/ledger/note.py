@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 ED25519_TYPE = b"\x01"
@@ -49,10 +49,27 @@ def sign_checkpoint(
     public_key: bytes,
     sign: Callable[[bytes], bytes],
 ) -> SignedCheckpoint:
+    return cosign_checkpoint(
+        origin, tree_size, root_hash, key_name=key_name, signers=[(public_key, sign)]
+    )
+
+
+def cosign_checkpoint(
+    origin: str,
+    tree_size: int,
+    root_hash: bytes,
+    *,
+    key_name: str,
+    signers: Sequence[tuple[bytes, Callable[[bytes], bytes]]],
+) -> SignedCheckpoint:
+    """One note, one signature line per (public key, sign) in order: a note may carry several
+    signatures, and the handover checkpoint of a key rotation carries the old and the new key's."""
     body = checkpoint_body(origin, tree_size, root_hash)
-    signature = sign(body.encode())
-    if len(signature) != 64:
-        raise ValueError("Ed25519 signatures are 64 bytes")
-    stamp = base64.b64encode(key_id(key_name, public_key) + signature).decode()
-    note = f"{body}\n{SIGNATURE_PREFIX}{key_name} {stamp}\n"
-    return SignedCheckpoint(origin, tree_size, root_hash, note)
+    lines = []
+    for public_key, sign in signers:
+        signature = sign(body.encode())
+        if len(signature) != 64:
+            raise ValueError("Ed25519 signatures are 64 bytes")
+        stamp = base64.b64encode(key_id(key_name, public_key) + signature).decode()
+        lines.append(f"{SIGNATURE_PREFIX}{key_name} {stamp}\n")
+    return SignedCheckpoint(origin, tree_size, root_hash, f"{body}\n{''.join(lines)}")

@@ -9,6 +9,12 @@ EXPORT_DIR is what `custody ledger export` writes: `entries.jsonl` (one RFC 8785
 per line, exactly the leaf bytes), `checkpoint` (a C2SP signed note) and `verifier-key`. Optional
 `checkpoints.jsonl` holds every earlier checkpoint. The tree is RFC 9162 §2.1.
 
+After a key rotation (`custody ledger rotate-key`) `verifier-keys.json` lists every ledger key with
+the tree sizes it signs: a checkpoint must be signed by the key(s) current at its size, the
+handover checkpoint (the size just after a `ledger.key_rotated` entry) by the old and the new key,
+and each key change in the list must be a rotation entry of the ledger itself, covered by that
+handover. Pinning any one of the keys (--verifier-key) anchors the whole chain.
+
 Entries after the last signed checkpoint are covered by no signature: anyone who can edit the
 export could have written them. They make the verification fail unless --allow-unsigned-tail,
 and even then they are reported as unverified.
@@ -204,6 +210,73 @@ def parse_checkpoint(note: str, key: VerifierKey) -> Checkpoint:
     return Checkpoint(origin, int(size_text), root, note)
 
 
+@dataclass(frozen=True)
+class KeySpan:
+    """A ledger key and the smallest tree size it signs; it signs up to the next span's first
+    size, that one included (the handover checkpoint carries both keys' signatures)."""
+
+    key: VerifierKey
+    first_size: int
+
+
+@dataclass(frozen=True)
+class KeySchedule:
+    spans: tuple[KeySpan, ...]
+
+    @classmethod
+    def single(cls, key: VerifierKey) -> KeySchedule:
+        return cls((KeySpan(key, 0),))
+
+    @property
+    def current(self) -> VerifierKey:
+        return self.spans[-1].key
+
+    def keys_at(self, size: int) -> list[VerifierKey]:
+        """The keys that must sign a checkpoint of `size`: two at a handover, else one."""
+        keys = []
+        for i, span in enumerate(self.spans):
+            end = self.spans[i + 1].first_size if i + 1 < len(self.spans) else None
+            if span.first_size <= size and (end is None or size <= end):
+                keys.append(span.key)
+        return keys
+
+    def describe(self, key: VerifierKey) -> str:
+        for i, span in enumerate(self.spans):
+            if span.key == key:
+                end = self.spans[i + 1].first_size if i + 1 < len(self.spans) else None
+                until = "on" if end is None else f"to {end}"
+                return f"{key.name}+{key.key_id.hex()} (signs sizes {span.first_size} {until})"
+        return f"{key.name}+{key.key_id.hex()}"
+
+
+def parse_checkpoint_at(note: str, schedule: KeySchedule) -> Checkpoint:
+    """Check the note's signatures by every key `schedule` makes current at its size."""
+    body, sep, signatures = note.partition("\n\n")
+    lines = body.split("\n")
+    size_text = lines[1] if sep and len(lines) > 1 else ""
+    if not _TREE_SIZE.fullmatch(size_text) or len(schedule.spans) == 1:
+        return parse_checkpoint(note, schedule.current)  # one key, or names the fault
+    size = int(size_text)
+    wanted = schedule.keys_at(size)
+    for key in wanted:
+        if not _signed_by(body + "\n", signatures, key):
+            others = [
+                s.key
+                for s in schedule.spans
+                if s.key not in wanted and _signed_by(body + "\n", signatures, s.key)
+            ]
+            if others:
+                raise VerificationError(
+                    f"checkpoint at size {size} is signed by {schedule.describe(others[0])}, "
+                    f"which was not the ledger key at that size; {schedule.describe(key)} did "
+                    "not sign it"
+                )
+            raise VerificationError(
+                f"checkpoint at size {size} carries no valid signature by {schedule.describe(key)}"
+            )
+    return parse_checkpoint(note, wanted[0])
+
+
 def _signed_by(body: str, signatures: str, key: VerifierKey) -> bool:
     for line in signatures.splitlines():
         if not line.startswith(SIGNATURE_PREFIX):
@@ -234,6 +307,8 @@ class Report:
     faults: list[str] = field(default_factory=list)
     signed_size: int = 0
     """The largest checkpoint size the entries matched: entries from here on are unsigned."""
+    rotations: list[tuple[int, bytes]] = field(default_factory=list)
+    """`ledger.key_rotated` entries seen: (index, entry bytes)."""
 
     @property
     def ok(self) -> bool:
@@ -329,8 +404,13 @@ def verify_log(
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
     check_format: bool = True,
+    schedule: KeySchedule | None = None,
 ) -> Report:
     """Recompute every leaf and the root at every checkpoint's size; stop at the first fault.
+
+    With a `schedule` (the checkpoints were checked against it), every key change it makes must
+    be a `ledger.key_rotated` entry of the log, in order, and every rotation entry a checkpoint
+    covers must have its handover checkpoint (signed by both keys): see _rotation_fault.
 
     Entries are checked in aligned chunks of 2**CHUNK_HEIGHT, in `workers` processes when there
     are several chunks; each full chunk also returns its subtree root, so the tree here grows a
@@ -353,6 +433,7 @@ def verify_log(
                 tree.append(leaf)
                 if tree.size in wanted:
                     _check_roots_at(tree, wanted, report)
+        report.rotations.extend(checked.rotations)
         if progress is not None:
             progress(tree.size)
         if checked.fault:
@@ -360,6 +441,9 @@ def verify_log(
             break
     report.size, report.root = tree.size, tree.root()
     report.signed_size = max((size for size in wanted if size <= tree.size), default=0)
+    if not report.faults and schedule is not None:
+        fault = _rotation_fault(report, schedule, wanted)
+        report.faults.extend([fault] if fault else [])
     if not report.faults:
         for size in sorted(s for s in wanted if s > tree.size):
             report.faults.append(
@@ -379,22 +463,87 @@ class CheckedChunk:
     fault: str | None
     root: bytes | None
     """MTH of the chunk when it is full and fault-free (a perfect subtree)."""
+    rotations: tuple[tuple[int, bytes], ...] = ()
 
 
 def check_chunk(start: int, lines: list[bytes], check_format: bool = True) -> CheckedChunk:
     """Leaf hashes of the well-formed prefix of a chunk, its first fault, and its root."""
     leaves: list[bytes] = []
+    rotations: list[tuple[int, bytes]] = []
     for offset, line in enumerate(lines):
         fault = check_entry(line, start + offset) if check_format else None
         if fault:
-            return CheckedChunk(leaves, fault, None)
+            return CheckedChunk(leaves, fault, None, tuple(rotations))
         leaves.append(leaf_hash(line))
+        if ROTATION_MARK in line:  # cheap filter; _rotation_fault reads the entry itself
+            rotations.append((start + offset, line))
     if len(leaves) != CHUNK:
-        return CheckedChunk(leaves, None, None)
+        return CheckedChunk(leaves, None, None, tuple(rotations))
     subtree = TreeBuilder()
     for leaf in leaves:
         subtree.append(leaf)
-    return CheckedChunk(leaves, None, subtree.root())
+    return CheckedChunk(leaves, None, subtree.root(), tuple(rotations))
+
+
+ROTATION_KIND = "ledger.key_rotated"
+# Inside a JSON string every quote is escaped, so these bytes only occur as a member: the
+# entry's own kind or one nested in its data (which _rotations tells apart).
+ROTATION_MARK = b'"kind":"ledger.key_rotated"'
+
+
+def _rotations(report: Report) -> Iterator[tuple[int, VerifierKey, VerifierKey]]:
+    for index, line in report.rotations:
+        try:
+            entry = json.loads(line)
+            if entry.get("kind") != ROTATION_KIND:
+                continue
+            old, new = entry["data"]["old"]["verifier_key"], entry["data"]["new"]["verifier_key"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise VerificationError(
+                f"index {index}: ledger.key_rotated entry does not name old and new verifier keys"
+            ) from None
+        yield index, parse_verifier_key(old), parse_verifier_key(new)
+
+
+def _rotation_fault(
+    report: Report, schedule: KeySchedule, wanted: dict[int, list[Checkpoint]]
+) -> str | None:
+    """The key changes of `schedule` must be exactly the rotations the log records, and each
+    rotation a checkpoint covers must be signed over by the old key in its handover checkpoint
+    (the size just after the entry, signed by both keys: parse_checkpoint_at checked that)."""
+    spans = schedule.spans
+    try:
+        rotations = list(_rotations(report))
+    except VerificationError as exc:
+        return str(exc)
+    for n, (index, old, new) in enumerate(rotations):
+        handover = index + 1
+        if n + 1 >= len(spans):
+            return (
+                f"index {index}: the ledger rotates to key {new.name}+{new.key_id.hex()}, which "
+                "the list of verifier keys lacks"
+            )
+        before, after = spans[n], spans[n + 1]
+        if (before.key, after.key, after.first_size) != (old, new, handover):
+            return (
+                f"index {index}: the ledger rotates from key {old.key_id.hex()} to "
+                f"{new.key_id.hex()} from size {handover}, but the list of verifier keys has "
+                f"{after.key.key_id.hex()} replace {before.key.key_id.hex()} from size "
+                f"{after.first_size}"
+            )
+        if handover <= report.signed_size and handover not in wanted:
+            return (
+                f"index {index}: the rotation to key {new.name}+{new.key_id.hex()} is not signed "
+                f"over by the old key {old.name}+{old.key_id.hex()}: no checkpoint at size "
+                f"{handover} (the handover, signed by both keys)"
+            )
+    if len(spans) > len(rotations) + 1:
+        extra = spans[len(rotations) + 1]
+        return (
+            f"the list of verifier keys has key {extra.key.name}+{extra.key.key_id.hex()} sign "
+            f"from size {extra.first_size}, but the ledger records no such rotation"
+        )
+    return None
 
 
 def _chunks(entries: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
@@ -444,34 +593,71 @@ def _check_roots_at(tree: TreeBuilder, wanted: dict[int, list[Checkpoint]], repo
             )
 
 
+def read_keys(directory: Path) -> KeySchedule:
+    """The export's ledger keys: `verifier-keys.json` ({"keys": [{"verifier_key", "first_size",
+    …}]}, oldest first), or the one key of `verifier-key` in an export made before rotation
+    existed. `verifier-key` must be the newest key."""
+    shipped = parse_verifier_key((directory / "verifier-key").read_text())
+    listing = directory / "verifier-keys.json"
+    if not listing.exists():
+        return KeySchedule.single(shipped)
+    try:
+        spans = tuple(
+            KeySpan(parse_verifier_key(k["verifier_key"]), _size(k["first_size"]))
+            for k in json.loads(listing.read_text())["keys"]
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerificationError(f"verifier-keys.json is malformed: {exc}") from None
+    sizes = [span.first_size for span in spans]
+    if not spans or sizes[0] != 0 or sizes != sorted(set(sizes)):
+        raise VerificationError(
+            "verifier-keys.json must list keys oldest first, the first from size 0"
+        )
+    return KeySchedule(spans)
+
+
+def _size(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{value!r} is not a tree size")
+    return value
+
+
 def read_export(
     directory: Path, pinned: VerifierKey | None = None
-) -> tuple[VerifierKey, list[Checkpoint]]:
-    """The export's checkpoints, checked with `pinned` when given. Whoever can rewrite an export
-    can also replace its `verifier-key` file: only a key known from elsewhere (or a trusted
-    checkpoint or witness) anchors the verification."""
+) -> tuple[KeySchedule, list[Checkpoint]]:
+    """The export's keys and checkpoints; with `pinned`, the pinned key must be one of the keys
+    and the export's `verifier-key` that key or one it rotated to. Whoever can rewrite an export
+    can also replace its key files: only a key known from elsewhere (or a trusted checkpoint or
+    witness) anchors the verification."""
     shipped = parse_verifier_key((directory / "verifier-key").read_text())
-    if pinned is not None and shipped != pinned:
+    schedule = read_keys(directory)
+    keys = [span.key for span in schedule.spans]
+    if pinned is not None and (pinned not in keys or shipped not in keys[keys.index(pinned) :]):
         raise VerificationError(
             f"the export's verifier key ({shipped.name}+{shipped.key_id.hex()}) is not the "
             f"pinned one ({pinned.name}+{pinned.key_id.hex()})"
+            + (" nor a key it was rotated to" if len(keys) > 1 else "")
         )
-    key = pinned or shipped
-    checkpoints = [parse_checkpoint((directory / "checkpoint").read_text(), key)]
+    if shipped != schedule.current:
+        raise VerificationError(
+            "the export's verifier-key is not the newest key of its verifier-keys.json"
+        )
+    checkpoints = [parse_checkpoint_at((directory / "checkpoint").read_text(), schedule)]
     history = directory / "checkpoints.jsonl"
     if history.exists():
         checkpoints += [
-            parse_checkpoint(json.loads(line)["note"], key)
+            parse_checkpoint_at(json.loads(line)["note"], schedule)
             for line in history.read_text().splitlines()
             if line.strip()
         ]
-    return key, checkpoints
+    return schedule, checkpoints
 
 
-def read_witness(path: Path, key: VerifierKey) -> list[Checkpoint]:
+def read_witness(path: Path, keys: VerifierKey | KeySchedule) -> list[Checkpoint]:
     """A witness file: JSON lines of {"tree_size", "note"} appended by `custody ledger publish`."""
+    schedule = keys if isinstance(keys, KeySchedule) else KeySchedule.single(keys)
     return [
-        parse_checkpoint(json.loads(line)["note"], key)
+        parse_checkpoint_at(json.loads(line)["note"], schedule)
         for line in path.read_text().splitlines()
         if line.strip()
     ]
@@ -494,16 +680,17 @@ def verify_export(
     pinned: VerifierKey | None = None,
     allow_unsigned_tail: bool = False,
 ) -> Report:
-    key, checkpoints = read_export(directory, pinned)
-    checkpoints += [parse_checkpoint(note, key) for note in trusted]
+    schedule, checkpoints = read_export(directory, pinned)
+    checkpoints += [parse_checkpoint_at(note, schedule) for note in trusted]
     if witness is not None:
-        checkpoints += read_witness(witness, key)
+        checkpoints += read_witness(witness, schedule)
     report = verify_log(
         iter_lines(directory / "entries.jsonl"),
         checkpoints,
         progress=progress,
         workers=workers,
         check_format=check_format,
+        schedule=schedule,
     )
     tail = None if allow_unsigned_tail or report.faults else unsigned_tail_fault(report)
     if tail is not None:
@@ -547,11 +734,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pinned = _pinned_key(args.verifier_key)
         if pinned is None and not args.trusted_checkpoint and args.witness is None:
-            shipped = parse_verifier_key((args.directory / "verifier-key").read_text())
+            shipped = read_keys(args.directory).spans
+            names = ", ".join(f"{s.key.name}+{s.key.key_id.hex()}" for s in shipped)
             print(
-                f"warning: trusting the export's own verifier key {shipped.name}+"
-                f"{shipped.key_id.hex()}; pin it with --verifier-key, or give "
-                "--trusted-checkpoint/--witness",
+                f"warning: trusting the export's own verifier key{'s' * (len(shipped) > 1)} "
+                f"{names}; pin one with --verifier-key, or give --trusted-checkpoint/--witness",
                 file=sys.stderr,
             )
         report = verify_export(

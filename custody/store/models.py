@@ -308,6 +308,25 @@ class LedgerCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class LedgerKey(Base):
+    """A checkpoint key of the ledger and the tree sizes it signs from (custody.ledger.keys).
+
+    Empty until the first `custody ledger rotate-key`: until then the key labelled
+    CUSTODY_LEDGER_KEY_LABEL signs every checkpoint. A rotation records the key it replaces
+    (generation 0, from size 0) and the new one, which signs from `first_size`, the tree size
+    just after its `ledger.key_rotated` entry (`ledger_index`). Append-only (triggers).
+    """
+
+    __tablename__ = "ledger_keys"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    label: Mapped[str] = mapped_column(String(64), unique=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    first_size: Mapped[int] = mapped_column(BigInteger, unique=True)
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class LedgerForkDetection(Base):
     """A checkpoint refused because the stored tree does not extend the last signed one.
 

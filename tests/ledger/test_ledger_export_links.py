@@ -14,7 +14,13 @@ from tests.support.cli import CliResult, invoke
 from tests.support.installation import Installation
 
 # What the export writes (DESIGN.md, "Ledger format").
-FILES = ["entries.jsonl", "checkpoints.jsonl", "checkpoint", "verifier-key"]
+FILES = [
+    "entries.jsonl",
+    "checkpoints.jsonl",
+    "checkpoint",
+    "verifier-key",
+    "verifier-keys.json",
+]
 PRECIOUS = b"precious: must never be overwritten\n"
 # The temporary names the export used to write to before renaming them into place.
 OLD_TEMPORARIES = ["entries.tmp", "checkpoints.jsonl.tmp", "checkpoint.tmp", "verifier-key.tmp"]
