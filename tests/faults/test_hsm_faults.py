@@ -175,6 +175,12 @@ def _all_signed(served: Served, ids: list[str]) -> Callable[[], bool]:
     return lambda: set(served.statuses(ids).values()) == {"signed"}
 
 
+def _checkpointed(served: Served) -> bool:
+    [(size,)] = served.rows("SELECT count(*) FROM ledger_entries")
+    [(signed,)] = served.rows("SELECT max(tree_size) FROM ledger_checkpoints")
+    return bool(signed is not None and signed >= size)
+
+
 def _signed_once_each(served: Served, ids: list[str]) -> None:
     signed = served.rows("SELECT entry FROM ledger_entries WHERE kind = 'request.signed'")
     per_request: dict[str, int] = {}
@@ -223,6 +229,8 @@ def test_token_gone_then_back_requests_wait_and_are_signed_once(served: Served) 
     )
     assert "waiting" not in served.api.get(during[-1]).json()
     _signed_once_each(served, before + during)
+    # The background process's checkpointer found the token again too, without a restart.
+    _wait("a checkpoint over every entry", lambda: _checkpointed(served), served)
     assert served.tree.process.poll() is None
     verified = served.custody("ledger", "verify", "--json")
     assert verified.returncode == 0, verified.stderr

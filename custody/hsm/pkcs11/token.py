@@ -190,7 +190,15 @@ class Pkcs11Token:
     ) -> tuple[bytes, KeyInfo]:
         with self._call("signing", label) as session:
             for attempt in range(2):
-                key = self._key(label)
+                try:
+                    key = self._key(label)
+                except KeyNotFound as missing:
+                    # The key signed through a handle a moment ago and is gone now: the token
+                    # went away (its sessions then never see it again) or the key was deleted.
+                    # Either way the owner starts over, and a fresh session answers for sure.
+                    if attempt == 1 and self._on_fault is not None:
+                        self._on_fault(missing)
+                    raise
                 if key.info.algorithm is not algorithm:
                     raise InvalidHsmRequest(
                         f"key {label!r} is {key.info.algorithm}, not {algorithm}"
