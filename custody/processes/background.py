@@ -27,6 +27,8 @@ def main(role: str, settings: Settings, parent: int) -> None:
     children.enter(role, settings, parent)
     stop = threading.Event()
     children.stop_on_signals(stop)
+    # From here a SIGTERM is a clean stop with a final checkpoint (before, it ends the process).
+    log.info("background process running (checkpointer, webhooks)")
     from custody.freezes.breakers import freeze_on_fork
     from custody.ledger.checkpointer import start_checkpointer
     from custody.runtime import Runtime

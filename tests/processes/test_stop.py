@@ -59,6 +59,11 @@ def test_sigterm_stops_every_process_and_signs_a_final_checkpoint(
         assert checkpoint < entries
         children = tree.children()
         assert {tree.pid_of(role) for role in ROLES} <= children
+        # A process still starting has no SIGTERM handler yet: the stop would just end it.
+        tree.wait_for(
+            "the background process running",
+            lambda: "background process running" in tree.output(),
+        )
 
         tree.signal(signal.SIGTERM)
         # The bound, and as much again for the interpreter to exit: never reached when it works.

@@ -97,6 +97,10 @@ def test_signers_and_background_as_services_of_their_own(
             assert set(signers.started()) == {"signer-1"}
             assert set(background.started()) == {"background"}
             signers.wait_for("the signer running", lambda: "signer worker" in signers.output())
+            background.wait_for(
+                "the background process running",
+                lambda: "background process running" in background.output(),
+            )
             wallet = home.wallet()
             with TestClient(create_app(home.runtime, run_worker=False)) as http:
                 created = Api(http.request, home.client()).create(withdrawal(wallet.name))
