@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import click
 import typer
+from typer import _click as typer_click  # Typer ships its own click: its commands are these
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
@@ -50,7 +51,7 @@ _COMMANDS: dict[str, _Entry] = {
 }
 
 
-def _load(name: str) -> click.Command:
+def _load(name: str) -> typer_click.Command:
     entry = _COMMANDS[name]
     target = getattr(importlib.import_module(entry.module), entry.attribute)
     if isinstance(target, typer.Typer):
@@ -65,10 +66,10 @@ def _load(name: str) -> click.Command:
 class _Commands(TyperGroup):
     """The root group: knows every command's name, builds a command when it is asked for."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer_click.Context) -> list[str]:
         return list(_COMMANDS)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: typer_click.Context, cmd_name: str) -> typer_click.Command | None:
         return _load(cmd_name) if cmd_name in _COMMANDS else None
 
 
