@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from custody.cli import context
+from custody.cli import ceremony_proposals, context, quorum
 from custody.cli.output import JsonOption, console, emit
 from custody.errors import CustodyError
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from custody.ceremonies.backup import Made
 
 app = typer.Typer(help="Key ceremonies: backup, verify, restore.", no_args_is_help=True)
+app.add_typer(ceremony_proposals.propose_app, name="propose")
+app.command("approve")(ceremony_proposals.approve)
+app.command("proposals")(ceremony_proposals.proposals)
 
 _COLUMNS = 3
 
@@ -67,7 +70,8 @@ def backup(
         ]
     plan = Plan.make(directory.absolute(), shares=shares, threshold=threshold, custodians=names)
     with context.runtime() as rt:
-        made = back_up(rt, plan, context.operator())
+        authorise = quorum.required(rt, "backup", plan.subject())
+        made = back_up(rt, plan, context.operator(), authorise)
     if as_json:
         emit(_backup_data(made) | {"shares": made.shares}, as_json=True)
         return
@@ -122,6 +126,7 @@ def restore(
     unwrap every key into the token and register its wallets; all or nothing."""
     from custody.ceremonies.manifest import open_folder
     from custody.ceremonies.restore import restore as restore_backup
+    from custody.ceremonies.restore import subject
 
     backup = open_folder(directory.absolute())  # a damaged folder is refused before any share
     threshold = backup.manifest.shares.threshold
@@ -132,8 +137,9 @@ def restore(
                 "(set CUSTODY_HSM_TOKEN to use another)",
                 param_hint="--token",
             )
+        authorise = quorum.required(rt, "restore", subject(backup, rt.token_label))
         shares = _prompt_shares(threshold) if sys.stdin.isatty() else _read_shares()
-        done = restore_backup(rt, backup, shares, context.operator())
+        done = restore_backup(rt, backup, shares, context.operator(), authorise)
     data: dict[str, Any] = {
         "manifest_sha256": done.manifest_sha256,
         "ledger_index": done.ledger_index,

@@ -320,12 +320,18 @@ def rotate_key(
 ) -> None:
     """Replace the checkpoint key: a new Ed25519 key in the HSM, a ledger.key_rotated entry,
     and a checkpoint of that entry signed by the old and the new key (the handover)."""
-    from custody.ceremonies.rotation import rotate_ledger_key
+    from custody.ceremonies.rotation import rotate_ledger_key, subject
+    from custody.cli import quorum
     from custody.freezes.breakers import freeze_on_fork
 
     with context.runtime() as rt:
+        authorise = quorum.required(rt, "rotate-ledger-key", subject(rt, reason))
         done = rotate_ledger_key(
-            rt, actor=context.operator(), reason=reason, on_fork=freeze_on_fork
+            rt,
+            actor=context.operator(),
+            reason=reason,
+            on_fork=freeze_on_fork,
+            authorise=authorise,
         )
     data = {
         "old": {"label": done.old_label, "verifier_key": done.old_verifier_key},
