@@ -118,7 +118,7 @@ def _record(
     generation: int,
     actor: str,
     reason: str,
-    authorise: Authorise,
+    authorise: Authorise = ungoverned,
 ) -> int:
     """Key, rotation entry and key rows in one transaction; the rotation entry's index."""
     with runtime.db.write() as session:

@@ -135,7 +135,7 @@ def retire(
 ) -> None:
     """Retire a wallet key: its wallets sign nothing more, the key is destroyed on the token
     (after a confirmation), and the ledger records who retired what (`key.retired`)."""
-    from custody.ceremonies import retirement
+    from custody.ceremonies import retirement, transcript
     from custody.errors import Conflict
 
     with context.runtime() as rt:
@@ -147,6 +147,15 @@ def retire(
         if not finishing:
             authorise = quorum.required(rt, "retire-key", plan.subject())
         _confirm_retirement(plan, yes=yes, finishing=finishing)
+        record = transcript.begin(rt, "retire", context.operator())
+        record.step(
+            "retirement checked and confirmed",
+            label=plan.label,
+            public_key=plan.public_key,
+            wallets=plan.wallets,
+            last_backup=plan.last_backup,
+            confirmed="--yes" if yes else "label typed at the terminal",
+        )
         index = None
         if not finishing:
             with rt.db.write() as session:
@@ -157,7 +166,13 @@ def retire(
                     force_no_backup=force_no_backup,
                     authorise=authorise,
                 )
+            transcript.recorded(rt, record, "key.retired", index)
         destroyed = retirement.destroy(rt.token(), plan)
+        record.step(
+            "key pair destroyed on the token" if destroyed else "key pair was not on the token",
+            token=plan.token,
+        )
+        saved = transcript.save(rt, record)
     data = {
         "label": plan.label,
         "public_key": plan.public_key,
@@ -165,6 +180,7 @@ def retire(
         "retired_at": plan.retired_at,
         "ledger_index": index,
         "destroyed": destroyed,
+        "transcript": {"path": str(saved.path), "sha256": saved.sha256},
     }
     names = ", ".join(w["name"] for w in plan.wallets) or "no wallet"
     emit(
@@ -172,7 +188,8 @@ def retire(
         as_json=as_json,
         human=f"key {plan.label} retired ({names} sign nothing more)"
         + (f", ledger entry {index}" if index is not None else "")
-        + ("; destroyed on the token" if destroyed else "; it was not on the token"),
+        + ("; destroyed on the token" if destroyed else "; it was not on the token")
+        + f"\ntranscript {saved.path} (and .txt; SHA-256 {saved.sha256})",
     )
 
 

@@ -1,6 +1,6 @@
 """Under `governance`, ceremonies run only with a proposal the quorum approved with device keys,
-naming exactly what the command does (retirement and ledger key rotation here, in-process; a
-backup in tests/ceremonies/test_ceremony_transcript.py)."""
+naming exactly what the command does: retirement and ledger key rotation in-process, a backup
+in a `custody` process (it needs the security officer), a restore of the session's backup."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from custody.approvals.approvers import add_approver
+from custody.hsm import Backup, DevToken
 from custody.store.base import utcnow
 from custody.store.models import CeremonyApproval
+from tests.ceremonies.conftest import Source
 from tests.ceremonies.test_key_retire import backed_up_wallet
+from tests.e2e.process import custody_env, run_custody
+from tests.e2e.process import ok_json as ok_process_json
 from tests.support.cli import CliResult, invoke, ok_json
 from tests.support.installation import Installation, InstallationFactory
 
@@ -247,3 +252,74 @@ def test_without_governance_proposals_are_refused(installations: InstallationFac
         assert "no governance" in refused.stderr
     finally:
         installations.discard(inst)
+
+
+@pytest.mark.slow
+def test_a_backup_runs_only_once_approved_and_its_entry_names_the_approvers(
+    home: Installation, hsm_dev_token: DevToken, tmp_path: Path
+) -> None:
+    ann, bo = custodian(home), custodian(home)
+    home.wallet(backup=Backup.TRUSTED_WRAP)
+    folder = tmp_path / "backup"
+    args = [str(folder), "--shares", "2", "--threshold", "2", "--custodian", "ann"]
+    args += ["--custodian", "bo"]
+    env = custody_env(home.env, CUSTODY_HSM_SO_PIN_FILE=str(hsm_dev_token.pin_file))
+    before = home.counts()
+
+    refused = run_custody(["ceremony", "backup", *args, "--json"], env)
+    assert refused.returncode != 0
+    assert "must approve this backup first" in refused.stderr
+    assert not folder.exists()
+    assert home.counts() == before
+
+    proposal = ok_json(cli(home, "ceremony", "propose", "backup", *args, "--json"))
+    assert proposal["subject"] == {
+        "directory": str(folder),
+        "shares": 2,
+        "threshold": 2,
+        "custodians": ["ann", "bo"],
+    }
+    approve(home, ann, proposal)
+    approve(home, bo, proposal)
+    # Approved for 2 of 2: a backup with another threshold is another ceremony.
+    other = run_custody(
+        ["ceremony", "backup", str(folder), "--shares", "2", "--threshold", "1", "--json"], env
+    )
+    assert other.returncode != 0
+    assert not folder.exists()
+
+    made = ok_process_json(run_custody(["ceremony", "backup", *args, "--json"], env))
+    (entry,) = home.ledger_entries("ceremony.backup")
+    assert entry["index"] == made["ledger_index"]
+    assert entry["data"]["proposal"] == proposal["id"]
+    assert entry["data"]["approved_by"] == {"custodians": [ann.name, bo.name]}
+    steps = json.loads(Path(made["transcript"]["path"]).read_text())["steps"]
+    assert {"custodians": [ann.name, bo.name]} in [s.get("approved_by") for s in steps]
+
+
+@pytest.mark.slow
+def test_a_restore_runs_only_once_approved(
+    source: Source, home: Installation, hsm_dev_token: DevToken
+) -> None:
+    ann, bo = custodian(home), custodian(home)
+    stdin = "".join(f"{share}\n" for share in source.shares[:3])
+    restore = ["ceremony", "restore", str(source.backup)]
+    before = home.counts()
+    refused = invoke(restore, home.env, stdin=stdin)
+    assert refused.returncode != 0
+    assert "must approve this restore first" in refused.stderr
+    assert home.counts() == before
+    assert not on_token(home, source.key)
+
+    proposal = ok_json(cli(home, "ceremony", "propose", "restore", str(source.backup), "--json"))
+    assert proposal["subject"]["manifest_sha256"] == source.made["manifest_sha256"]
+    approve(home, ann, proposal)
+    approve(home, bo, proposal)
+    try:
+        done = ok_json(invoke([*restore, "--json"], home.env, stdin=stdin))
+        (entry,) = home.ledger_entries("ceremony.restore")
+        assert entry["index"] == done["ledger_index"]
+        assert entry["data"]["approved_by"] == {"custodians": [ann.name, bo.name]}
+    finally:  # the session token is shared: later restores of this backup need the label free
+        if on_token(home, source.key):
+            home.runtime.token().destroy_key(source.key)
