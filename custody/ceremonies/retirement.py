@@ -106,6 +106,7 @@ def record(
     approvals = authorise(session)
     key: Key = keys.key_by_label(session, retirement.label)
     key.retired_at = utcnow()
+    session.flush()  # a configuration change: the commit seals it (custody.seals.hooks)
     entry = ledger.append(
         session,
         EventKind.KEY_RETIRED,

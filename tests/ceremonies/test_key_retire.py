@@ -9,15 +9,20 @@ from typing import Any
 
 import PyKCS11
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.app import create_app
+from custody.approvals.approvers import add_approver
 from custody.hsm import Backup, DevToken
 from custody.hsm.errors import KeyNotFound
 from custody.hsm.pkcs11.library import library
 from custody.keys import repository as key_repo
 from custody.keys import service as key_service
 from custody.signing.worker import SignerWorker
+from custody.store.models import Request
+from tests.approvals.conftest import Device
 from tests.support.api import Api, withdrawal
 from tests.support.cli import CliResult, invoke, ok_json
 from tests.support.installation import (
@@ -79,7 +84,7 @@ def submit(http: HttpClient, home: Installation, wallet: str, nonce: int = 0) ->
 def test_a_retired_key_is_gone_from_the_token_and_its_wallet_signs_nothing(
     http: HttpClient, home: Installation, hsm_dev_token: DevToken
 ) -> None:
-    wallet = backed_up_wallet(home)
+    wallet, other = backed_up_wallet(home), home.wallet()
     first = submit(http, home, wallet.name)
     assert first.status_code == 201, first.text
     assert SignerWorker(home.runtime, worker_id="w-retire").drain() == 1  # it signed before
@@ -109,6 +114,9 @@ def test_a_retired_key_is_gone_from_the_token_and_its_wallet_signs_nothing(
     assert listed[wallet.key_label]["retired_at"] is not None
     assert listed[wallet.key_label]["backup_status"].startswith("retired ")
     assert "retired" in cli(home, "keys", "list").stdout
+    # The retirement was sealed as it committed: every other wallet signs on.
+    assert submit(http, home, other.name).status_code == 201
+    assert SignerWorker(home.runtime, worker_id="w-after").drain() == 1
     verified = cli(home, "ledger", "verify", "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     again = cli(home, "keys", "retire", wallet.key_label, "--yes")
@@ -165,3 +173,39 @@ def test_refusals_change_nothing(
     assert forced["destroyed"] is True
     (entry,) = home.ledger_entries("key.retired")
     assert entry["data"]["last_backup"] is None
+
+
+def test_a_request_approved_after_the_retirement_fails_at_the_signer(
+    http: HttpClient, home: Installation
+) -> None:
+    wallet = backed_up_wallet(home)
+    home.apply_policy(
+        "version: 1\nrules:\n"
+        f"  - {{id: one, match: {{type: withdrawal, wallets: [{wallet.name}]}}, "
+        "action: {require_approvals: {count: 1, group: treasury}}}\n"
+    )
+    key = Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with home.runtime.db.write() as session:
+        add_approver(session, name="tre", groups=["treasury"], device_key_pem=pem, actor="test")
+    created = submit(http, home, wallet.name).json()
+    assert created["status"] == "pending_approval"  # waiting is no reason to keep the key
+
+    ok_json(cli(home, "keys", "retire", wallet.key_label, "--yes", "--json"))
+    approval = http.post(
+        f"/v1/requests/{created['id']}/approvals",
+        content=Device("tre", key).body(created["id"], created["payload"]["digest"]),
+        headers={"Content-Type": "application/json"},
+    )
+    assert approval.status_code == 200, approval.text
+    assert approval.json()["status"] == "approved"
+
+    assert SignerWorker(home.runtime, worker_id="w-retired").drain() == 0
+    (failed,) = [
+        e for e in home.ledger_entries("request.failed") if e["data"]["request"] == created["id"]
+    ]
+    assert "was retired" in failed["data"]["reason"]
+    with home.runtime.db.read() as session:
+        assert session.get(Request, created["id"]).status == "failed"  # type: ignore[union-attr]
