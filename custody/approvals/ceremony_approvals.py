@@ -143,10 +143,18 @@ class Decided:
 
 
 def decide(
-    session: Session, *, proposal_id: int, approver_name: str, decision: str, signature: str
+    session: Session,
+    *,
+    proposal_id: int,
+    approver_name: object,
+    decision: object,
+    signature: object,
 ) -> Decided:
-    """Verify and record one approver's decision on a pending proposal."""
-    if decision not in DECISIONS:
+    """Verify and record one approver's decision on a pending proposal (from the CLI or
+    `POST /v1/ceremonies/proposals/{id}/approvals`)."""
+    if not isinstance(approver_name, str) or not isinstance(signature, str):
+        raise InvalidApproval("approver and signature must be strings")
+    if not isinstance(decision, str) or decision not in DECISIONS:
         raise InvalidApproval(f"decision must be approve or reject, got {decision!r}")
     ledger.lock(session)
     row = repository.ceremony_proposal(session, proposal_id, for_update=True)

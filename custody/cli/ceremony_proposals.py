@@ -151,11 +151,7 @@ def approve(
     data = {
         "proposal": decided.proposal_id,
         "state": decided.state,
-        "quorum": {
-            "required": [{"group": r.group, "count": r.count} for r in quorum.requirements],
-            "received": {g: list(names) for g, names in quorum.approved_by.items()},
-            "met": quorum.met,
-        },
+        "quorum": quorum.view().model_dump(mode="json"),
     }
     human = (
         f"proposal {proposal} rejected by {approver}"

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient as HttpClient
 from sqlalchemy import func, select
 
+from custody.app import create_app
 from custody.approvals.approvers import add_approver
 from custody.hsm import Backup, DevToken
 from custody.store.base import utcnow
@@ -323,3 +326,39 @@ def test_a_restore_runs_only_once_approved(
     finally:  # the session token is shared: later restores of this backup need the label free
         if on_token(home, source.key):
             home.runtime.token().destroy_key(source.key)
+
+
+def test_approvers_phones_post_their_decisions_over_http(home: Installation) -> None:
+    ann, bo = custodian(home), custodian(home)
+    proposal = ok_json(cli(home, "ceremony", "propose", "rotate-ledger-key", "--json"))
+    url = f"/v1/ceremonies/proposals/{proposal['id']}/approvals"
+
+    def post(http: HttpClient, who: Custodian, signature: str) -> httpx.Response:
+        body = {"approver": who.name, "decision": "approve", "signature": signature}
+        return http.post(url, content=json.dumps(body).encode())
+
+    with HttpClient(create_app(home.runtime, run_worker=False)) as http:
+        forged = post(http, ann, Custodian(ann.name, Ed25519PrivateKey.generate()).sign(proposal))
+        assert forged.status_code == 401
+        assert forged.headers["content-type"] == "application/problem+json"
+        first = post(http, ann, ann.sign(proposal))
+        assert first.status_code == 200, first.text
+        assert first.json() == {
+            "proposal": proposal["id"],
+            "state": "pending",
+            "quorum": {
+                "required": [{"group": "custodians", "count": 2}],
+                "received": {"custodians": [ann.name]},
+                "met": False,
+            },
+        }
+        assert post(http, ann, ann.sign(proposal)).status_code == 409  # counts once
+        body = {"approver": bo.name, "decision": "approve", "signature": bo.sign(proposal)}
+        missing = http.post(
+            "/v1/ceremonies/proposals/999/approvals", content=json.dumps(body).encode()
+        )
+        assert missing.status_code == 404
+        assert post(http, bo, bo.sign(proposal)).json()["quorum"]["met"] is True
+    rotated = ok_json(cli(home, "ledger", "rotate-key", "--json"))
+    (entry,) = home.ledger_entries("ledger.key_rotated")
+    assert entry["index"] == rotated["ledger_index"]
