@@ -1,4 +1,5 @@
-"""`custody ceremony`: back keys up under SLIP-39 shares, verify a backup, restore it.
+"""`custody ceremony`: back keys up under SLIP-39 shares, verify a backup, restore it (each
+saving a transcript; under governance only once proposed and approved: ceremony_proposals.py).
 
 The script custodians follow is docs/ceremonies.md. Shares appear only on a terminal, one
 custodian at a time (or with --json, for automation), and are read back from a terminal or
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
     from custody.ceremonies.transcript import Saved, Transcript
     from custody.runtime import Runtime
 
-app = typer.Typer(help="Key ceremonies: backup, verify, restore.", no_args_is_help=True)
+app = typer.Typer(
+    help="Key ceremonies: backup, verify, restore; under governance, propose and approve them.",
+    no_args_is_help=True,
+)
 app.add_typer(ceremony_proposals.propose_app, name="propose")
 app.command("approve")(ceremony_proposals.approve)
 app.command("proposals")(ceremony_proposals.proposals)
