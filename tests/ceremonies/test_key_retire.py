@@ -33,9 +33,13 @@ from tests.support.installation import (
 )
 
 
-@pytest.fixture
-def home(installations: InstallationFactory) -> Iterator[Installation]:
-    with allow_all_installation(installations) as inst:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def home(
+    installations: InstallationFactory, request: pytest.FixtureRequest
+) -> Iterator[Installation]:
+    if request.param == "postgres":
+        request.getfixturevalue("pg_server")  # skips when no PostgreSQL answers
+    with allow_all_installation(installations, request.param) as inst:
         yield inst
 
 
