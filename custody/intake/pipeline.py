@@ -32,8 +32,10 @@ from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
 from custody.intake.jsonbody import parse_object
 from custody.intake.lookups import Lookups, Read, still_holds
+from custody.keys.repository import key_by_id
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.ledger.service import rfc3339
 from custody.policy import Decision, RequireApprovals
 from custody.policy_versions.service import ActivePolicy
 from custody.requests import lifecycle
@@ -43,6 +45,7 @@ from custody.store.base import utcnow
 from custody.store.database import Database
 from custody.store.models import Request
 from custody.views.requests import request_view
+from custody.wallets.errors import WalletRetired
 
 MAX_IDEMPOTENCY_KEY = 200
 # Decodes of one call at most: the catalog changed under each one (an operator's change, never a
@@ -140,6 +143,7 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
     # (4) from here on, requests are decided one at a time: the ledger head lock serialises
     #     this transaction with every other writer, so limits see all committed requests
     ledger.lock(session)
+    _require_not_retired(session, draft)
 
     # (5) one live request per wallet and nonce (the database enforces it too)
     if draft.nonce is not None:
@@ -186,6 +190,17 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
         active=active,
     )
     return Submission(view=view, replayed=False)
+
+
+def _require_not_retired(session: Session, draft: Draft) -> None:
+    """A retired key's wallets take no request: `custody keys retire` marks the key under the
+    ledger lock held here, so no request slips in between its checks and its commit."""
+    key = key_by_id(session, draft.wallet.key_id)
+    if key.retired_at is not None:
+        raise WalletRetired(
+            f"wallet {draft.wallet.name!r} signs nothing more: its key {key.label!r} was "
+            f"retired at {rfc3339(key.retired_at)} (custody keys retire)"
+        )
 
 
 def _replay(earlier: Request, key: str, body_hash: str) -> Submission:
