@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import event
+
 from custody import wakeup
 from custody.errors import CustodyError, Unavailable
 from custody.hsm.errors import HsmError, LoginHeld, PinIncorrect
@@ -26,6 +28,8 @@ from custody.settings.config import DEV_TOKEN_LABEL
 from custody.store import Database, DatabaseTimeouts
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from custody.hsm.pkcs11 import Pkcs11Token
     from custody.hsm.pkcs11.wrapping import KeyCeremony
 
@@ -111,6 +115,9 @@ class Runtime:
         self._token_pid: int | None = None
         self._lock = threading.Lock()
         self._signer_wake: threading.Event | None = None
+        # Long polls of this process (GET /v1/requests/{id}?wait=S), woken by status changes
+        self.changes = wakeup.Changes()
+        event.listen(self.db.write_sessions, "after_commit", self._after_commit)
         self._fault: HsmError | None = None  # the last HSM fault; the next use starts over
         self._last_recovery = 0.0
 
@@ -123,6 +130,13 @@ class Runtime:
         if self._signer_wake is not None:
             self._signer_wake.set()
         wakeup.ring(self.settings.home)
+
+    def _after_commit(self, session: Session) -> None:
+        """A committed status change wakes the long polls of this process and of every API
+        process on this host (custody.wakeup)."""
+        if session.info.pop(wakeup.STATUS_CHANGED, False):
+            self.changes.set()
+            wakeup.ring(self.settings.home, wakeup.Kind.WATCHER)
 
     def token(self) -> Pkcs11Token:
         """The logged-in token of this process, opened on first use, and opened afresh after

@@ -68,11 +68,10 @@ def main() -> None:
     )
     print(created.status_code, json.dumps(created.json(), indent=2))
     request_id = created.json()["id"]
-    for _ in range(50):
-        current = call(base, client_id, key, "GET", f"/v1/requests/{request_id}").json()
+    for _ in range(3):  # long polls: each answers once the status changes, or after 10 s
+        current = call(base, client_id, key, "GET", f"/v1/requests/{request_id}?wait=10").json()
         if current["status"] not in ("approved", "signing"):
             break
-        time.sleep(0.2)
     print(json.dumps(current, indent=2))
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep
 from custody.api.openapi import json_body, required_header
@@ -23,7 +25,7 @@ from custody.intake.jsonbody import parse_object
 from custody.intake.pipeline import MAX_IDEMPOTENCY_KEY, submit
 from custody.requests import repository
 from custody.requests import service as request_service
-from custody.requests.states import RequestStatus
+from custody.requests.states import TRAITS, RequestStatus
 from custody.views.requests import request_model
 from custody.views.schemas import RequestPage, RequestView
 
@@ -33,6 +35,7 @@ router = APIRouter(
     responses=problem_responses(400, 401, 403, 422, 429, 500, 503),
 )
 MAX_PAGE = 200
+MAX_WAIT_SECONDS = 30
 
 
 @router.post(
@@ -80,11 +83,50 @@ def create_request(
 
 
 @router.get("/{request_id}", summary="Read one of your requests", responses=problem_responses(404))
-def get_request(request_id: str, rt: RuntimeDep, client: ClientDep) -> RequestView:
-    with rt.db.read() as session:
-        request, wallet_name = repository.for_client(session, client.id, request_id)
-        waiting = waiting_for(session, request)
-        return request_model(request, wallet_name, approvals_view(session, request), waiting)
+async def get_request(
+    request_id: str,
+    rt: RuntimeDep,
+    client: ClientDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Long poll: answer as soon as the status is no longer the one it had "
+            "when the call arrived (passing over `signing`, which lasts milliseconds), or after "
+            "this many seconds with the request as it is. A request in a final status is "
+            "answered at once.",
+        ),
+    ] = 0,
+) -> RequestView:
+    def read() -> RequestView:
+        with rt.db.read() as session:
+            request, wallet_name = repository.for_client(session, client.id, request_id)
+            waiting = waiting_for(session, request)
+            return request_model(request, wallet_name, approvals_view(session, request), waiting)
+
+    if not wait:
+        return await run_in_threadpool(read)
+    # The ticket comes before each read: a change committed between the two sets it.
+    ticket = rt.changes.ticket()
+    try:
+        first = latest = await run_in_threadpool(read)
+        if TRAITS[RequestStatus(first.status)].terminal:
+            return first
+        deadline = time.monotonic() + wait
+        recheck = rt.settings.long_poll_recheck_seconds
+        while (left := deadline - time.monotonic()) > 0 and not _moved_on(first, latest):
+            await ticket.wait(min(left, recheck))
+            ticket = rt.changes.ticket()
+            latest = await run_in_threadpool(read)
+        return latest
+    finally:
+        ticket.close()  # answered, refused or the caller left: nobody waits on it
+
+
+def _moved_on(first: RequestView, latest: RequestView) -> bool:
+    """Whether a long poll has news: another status, and not the moment the HSM signs in."""
+    return latest.status not in (first.status, RequestStatus.SIGNING)
 
 
 @router.get("", summary="List your requests, newest first")

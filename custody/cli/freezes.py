@@ -57,13 +57,20 @@ def unfreeze(
     """Lift freezes: at once, or under governance once its quorum has signed the lift."""
     from custody.freezes import service, unfreezes, views
 
-    with context.runtime() as rt, rt.db.write() as session:
-        outcome = unfreezes.unfreeze(
-            session, wallet=wallet, freeze_id=freeze_id, reason=reason, actor=context.operator()
-        )
-        lifted = views.freeze_views(session, outcome.lifted)
-        pending = [views.unfreeze_view(session, row) for row in outcome.pending]
-        frozen = [row.freeze_id for row in outcome.pending]
+    with context.runtime() as rt:
+        with rt.db.write() as session:
+            outcome = unfreezes.unfreeze(
+                session,
+                wallet=wallet,
+                freeze_id=freeze_id,
+                reason=reason,
+                actor=context.operator(),
+            )
+            lifted = views.freeze_views(session, outcome.lifted)
+            pending = [views.unfreeze_view(session, row) for row in outcome.pending]
+            frozen = [row.freeze_id for row in outcome.pending]
+        if lifted:
+            rt.notify_signer()  # what waited for the freeze is signed now, not at the next poll
     data: dict[str, Any] = {
         "lifted": [v.model_dump(mode="json") for v in lifted],
         "pending": [

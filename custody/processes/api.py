@@ -6,6 +6,7 @@ import socket
 import sys
 import threading
 
+from custody import wakeup
 from custody.processes import children, logs
 from custody.settings import Settings
 
@@ -24,6 +25,10 @@ def main(role: str, settings: Settings, parent: int, listener: socket.socket) ->
     from custody.runtime import Runtime
 
     runtime = Runtime(settings)
+    # Status changes made by the signers and the other API processes wake this one's long polls.
+    bell = wakeup.Doorbell.bind(settings.home, wakeup.Kind.WATCHER)
+    if bell is not None:
+        wakeup.relay(bell.sock, runtime.changes, stopped)
     try:
         # Never a signer here: an HSM call holds the GIL, and the API must keep answering.
         app = create_app(runtime, run_worker=False)
@@ -34,6 +39,8 @@ def main(role: str, settings: Settings, parent: int, listener: socket.socket) ->
             return
         started = run(config, sockets=[listener])
     finally:
+        if bell is not None:
+            bell.close()
         runtime.close()
     if not started:
         sys.exit(NOT_STARTED_EXIT)

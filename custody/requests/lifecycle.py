@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody import wakeup
 from custody.errors import Conflict
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
@@ -118,6 +119,7 @@ def _record(
     clash = _DATA_KEYS & data.keys()
     if clash:
         raise ValueError(f"transition data may not redefine {sorted(clash)}")
+    session.info[wakeup.STATUS_CHANGED] = True  # long polls hear of it once this commits
     ledger.append(
         session,
         entry_kind(to, created=current is None),

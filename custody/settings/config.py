@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     jwt_max_lifetime_seconds: int = Field(default=60, ge=1, le=60)
     jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=120)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
+    # A long poll (`GET /v1/requests/{id}?wait=S`) is woken by every status change made on this
+    # host; it also reads the request this often, for changes made by processes on other hosts.
+    long_poll_recheck_seconds: float = Field(default=1.0, gt=0, le=60)
     signing_lease_seconds: int = Field(default=30, ge=5)
     # The most one transaction may pay in fees (gas x max_fee_per_gas), in wei: fees are paid
     # from the wallet whatever the policy says about the amount. Default 0.05 ETH.

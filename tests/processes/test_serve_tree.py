@@ -47,6 +47,7 @@ def server(home: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iter
         CUSTODY_WORKER_POLL_SECONDS=str(POLL),
         CUSTODY_SIGNING_LEASE_SECONDS=str(LEASE),
         CUSTODY_CHECKPOINT_INTERVAL_SECONDS="1",
+        CUSTODY_LONG_POLL_RECHECK_SECONDS=str(POLL),  # long polls answer only when woken
     )
     log = tmp_path_factory.mktemp("serve-tree") / "serve.log"
     argv = ["serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
@@ -84,6 +85,35 @@ def test_withdrawal_is_signed_across_the_processes(
     assert created.status_code == 201, created.text
     signed = _wait_signed(api, created.json()["id"], server)
     assert Account.recover_transaction(signed["result"]["raw_transaction"]) == wallet.address
+
+
+def test_a_long_poll_hears_of_a_signature_made_in_another_process(
+    server: Tree, home: Installation, http: httpx.Client
+) -> None:
+    """A poll waits on a request that a freeze holds; the freeze is lifted from the CLI, which
+    wakes the signer process; the signer's commit rings every API process's watcher socket, and
+    the poll, in whichever API process took it, answers with the result long before it would
+    have looked again on its own (POLL) or given up (its `wait`)."""
+    wallet = home.wallet()
+    api = Api(http.request, home.client())
+    frozen = invoke(["freeze", "--wallet", wallet.name, "--reason", "long poll test"], home.env)
+    assert frozen.returncode == 0, frozen.stderr
+    created = api.create(withdrawal(wallet.name, nonce=1))
+    assert created.status_code == 201, created.text
+    answers: list[httpx.Response] = []
+    with ThreadPoolExecutor(1) as pool:
+        polled = pool.submit(
+            lambda: api.call("GET", f"/v1/requests/{created.json()['id']}?wait={POLL}")
+        )
+        time.sleep(1)  # the poll reads `approved` and waits (were it later, it reads `signed`)
+        lifted = invoke(["unfreeze", "--wallet", wallet.name, "--reason", "done"], home.env)
+        assert lifted.returncode == 0, lifted.stderr
+        unfrozen = time.monotonic()
+        answers.append(polled.result(timeout=2 * POLL))
+        answered_after = time.monotonic() - unfrozen
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[0].json()["status"] == "signed", f"{answers[0].json()}\n{server.output()}"
+    assert answered_after < SIGNED_WITHIN, "the poll was not woken: it ran to its end"
 
 
 def test_a_stalled_signer_does_not_stall_the_api(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import tempfile
@@ -75,3 +76,42 @@ def test_a_full_doorbell_never_blocks_the_caller(home: Path, doorbell: Doorbell)
     for _ in range(5000):
         wakeup.ring(home)
     assert wakeup.ring(home) == 0
+
+
+def test_watchers_and_signers_have_doorbells_of_their_own(home: Path, doorbell: Doorbell) -> None:
+    watcher = Doorbell.bind(home, wakeup.Kind.WATCHER)
+    assert watcher is not None
+    try:
+        assert watcher.path.name.startswith("watcher-")
+        assert wakeup.ring(home, wakeup.Kind.WATCHER) == 1
+        assert wakeup.ring(home, wakeup.Kind.SIGNER) == 1
+        # Each got exactly its own byte.
+        for bell in (watcher, doorbell):
+            assert bell.sock.recv(16, socket.MSG_DONTWAIT) == b"\x01"
+            with pytest.raises(BlockingIOError):
+                bell.sock.recv(16, socket.MSG_DONTWAIT)
+    finally:
+        watcher.close()
+
+
+def test_a_change_between_the_ticket_and_the_wait_is_not_missed() -> None:
+    async def scenario() -> tuple[bool, bool, int]:
+        changes = wakeup.Changes()
+        early = changes.ticket()
+        changes.set()  # committed after the poll took its ticket, before it waits
+        late = changes.ticket()
+        woken_early = await early.wait(5)
+        # From another thread, as a relay thread or a committing worker thread sets it.
+        threading.Timer(0.05, changes.set).start()
+        woken_late = await late.wait(5)
+        return woken_early, woken_late, changes.waiting
+
+    assert asyncio.run(scenario()) == (True, True, 0)
+
+
+def test_a_ticket_nobody_sets_ends_at_its_timeout() -> None:
+    async def scenario() -> tuple[bool, int]:
+        changes = wakeup.Changes()
+        return await changes.ticket().wait(0.05), changes.waiting
+
+    assert asyncio.run(scenario()) == (False, 0)

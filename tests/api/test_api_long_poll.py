@@ -1,0 +1,122 @@
+"""`GET /v1/requests/{id}?wait=S`: a client learns of a status change without a poll loop.
+
+The poll is woken by the commit that changes the status (custody.wakeup.Changes), not by a
+timer: these tests set the recheck interval longer than their waits, so a poll that answers
+with the new status before its `wait` ran out was woken by the change.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from custody.signing.worker import SignerWorker
+from tests.support.api import Api, withdrawal
+from tests.support.installation import Installation, WalletInfo
+
+LONG = 30  # the most a poll may wait; the tests give up on a poll well before it ends
+
+
+@pytest.fixture(autouse=True)
+def no_recheck(installation: Installation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polls look at the database on their own only after a minute: only a wake-up answers
+    them sooner."""
+    settings = installation.runtime.settings.model_copy(update={"long_poll_recheck_seconds": 60})
+    monkeypatch.setattr(installation.runtime, "settings", settings)
+
+
+def _poll_in_background(api: Api, request_id: str, wait: float) -> tuple[threading.Thread, list]:
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(api.call("GET", f"/v1/requests/{request_id}?wait={wait}"))
+    )
+    thread.start()
+    return thread, answers
+
+
+def _until_waiting(installation: Installation, polls: int) -> None:
+    deadline = time.monotonic() + 20
+    while installation.runtime.changes.waiting < polls:
+        assert time.monotonic() < deadline, "the long poll never started waiting"
+        time.sleep(0.01)
+
+
+def _approved(api: Api, wallet: WalletInfo, nonce: int) -> str:
+    created = api.create(withdrawal(wallet.name, amount="5", nonce=nonce))
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "approved"
+    return str(created.json()["id"])
+
+
+def test_a_long_poll_answers_when_the_request_is_signed(
+    api: Api, wallet: WalletInfo, signer: SignerWorker, installation: Installation
+) -> None:
+    request_id = _approved(api, wallet, nonce=1)
+    thread, answers = _poll_in_background(api, request_id, LONG)
+    _until_waiting(installation, 1)
+    assert signer.drain() == 1  # approved -> signing -> signed, in two commits
+    thread.join(LONG / 2)
+    assert not thread.is_alive(), "the poll slept through the change"
+    assert answers[0].status_code == 200, answers[0].text
+    body: dict[str, Any] = answers[0].json()
+    # `signing` lasts milliseconds: the poll passes over it and answers with the result.
+    assert body["status"] == "signed"
+    assert body["result"]["raw_transaction"].startswith("0x02")
+
+
+def test_a_cancelled_request_wakes_its_poll(
+    api: Api, wallet: WalletInfo, installation: Installation
+) -> None:
+    request_id = _approved(api, wallet, nonce=2)
+    thread, answers = _poll_in_background(api, request_id, LONG)
+    _until_waiting(installation, 1)
+    cancelled = api.call("POST", f"/v1/requests/{request_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    thread.join(LONG / 2)
+    assert not thread.is_alive(), "the poll slept through the change"
+    assert answers[0].json()["status"] == "cancelled"
+
+
+def test_a_final_request_is_answered_at_once(
+    api: Api, wallet: WalletInfo, signer: SignerWorker, installation: Installation
+) -> None:
+    request_id = _approved(api, wallet, nonce=3)
+    assert signer.drain() == 1
+    thread, answers = _poll_in_background(api, request_id, LONG)
+    thread.join(LONG / 2)
+    assert not thread.is_alive(), "a signed request kept its poll waiting"
+    assert answers[0].json()["status"] == "signed"
+    assert installation.runtime.changes.waiting == 0
+
+
+def test_a_poll_with_no_news_answers_at_its_end_with_the_request_as_it_is(
+    api: Api, wallet: WalletInfo, installation: Installation
+) -> None:
+    request_id = _approved(api, wallet, nonce=4)  # no signer runs: it stays approved
+    answer = api.call("GET", f"/v1/requests/{request_id}?wait=0.3")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "approved"
+    assert installation.runtime.changes.waiting == 0  # nothing left behind
+
+
+def test_another_clients_request_is_not_found_even_when_waiting(
+    api: Api, wallet: WalletInfo, installation: Installation
+) -> None:
+    request_id = _approved(api, wallet, nonce=5)
+    other = Api(api.send, installation.client())
+    answer = other.call("GET", f"/v1/requests/{request_id}?wait=5")
+    assert answer.status_code == 404, answer.text
+    assert installation.runtime.changes.waiting == 0
+
+
+@pytest.mark.parametrize("wait", ["31", "-1", "soon", "nan", "inf"])
+def test_a_wait_out_of_bounds_is_refused(api: Api, wallet: WalletInfo, wait: str) -> None:
+    request_id = _approved(api, wallet, nonce=6)
+    answer = api.call("GET", f"/v1/requests/{request_id}?wait={wait}")
+    assert answer.status_code in (400, 422), answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert "wait" in answer.text
