@@ -13,7 +13,7 @@ from custody.settings import Settings
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """One child the supervisor keeps running: `target(*args)` in a spawned process.
+    """One child the supervisor keeps running: `target(*args)` in a process of its own.
 
     `last`: stopped only once the others have stopped (the background process, whose final
     checkpoint must cover whatever the API and the signers wrote while they stopped).

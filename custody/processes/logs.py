@@ -14,7 +14,7 @@ def configure(role: str) -> None:
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s %(levelname)s [{role}] %(name)s: %(message)s",
-        force=True,  # a spawned child may have imported something that configured logging
+        force=True,  # a child may have imported something that configured logging
     )
 
 

@@ -23,8 +23,23 @@ from custody.processes.children import ChildSpec
 
 log = logging.getLogger("custody.processes")
 
-# A PKCS#11 library must be initialised in the process that uses it: never fork a child.
-_CONTEXT = multiprocessing.get_context("spawn")
+# A PKCS#11 library must be initialised in the process that uses it, never inherited across a
+# fork. Children are forked by a fork server: a fresh interpreter, started once, that imports
+# the children's code (`PRELOAD`) and never touches the HSM or the database. A child (or its
+# restart) then starts in milliseconds instead of a second of imports, with nothing inherited
+# but modules.
+_CONTEXT = multiprocessing.get_context("forkserver")
+PRELOAD = [
+    "custody.app",
+    "custody.processes.api",
+    "custody.processes.background",
+    "custody.processes.signer",
+    "custody.signing.worker",
+    "custody.ledger.checkpointer",
+    "custody.webhooks.runner",
+    "custody.http.serving",
+]
+_CONTEXT.set_forkserver_preload(PRELOAD)
 # The first group stops within the bound less this (at most), the rest in what is left.
 _LAST_GROUP_RESERVE = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -121,8 +121,9 @@ def start(
 
 
 def children_of(parent: int) -> set[int]:
-    """Pids whose parent is `parent` now (from /proc: no process library needed)."""
-    found = set()
+    """Pids descending from `parent` now, at any depth (the supervisor's children are forked by
+    its fork server). From /proc: no process library needed."""
+    parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -130,9 +131,12 @@ def children_of(parent: int) -> set[int]:
             except OSError:
                 continue  # gone meanwhile
             # The command name may hold spaces and parentheses: the fields follow the last ")".
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == parent:
-                found.add(int(entry))
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {parent}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
     return found
 
 
