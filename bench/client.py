@@ -104,13 +104,30 @@ class BenchClient:
         return str(answer.json()["id"])
 
     def _await_signed(self, http: httpx.Client, request_id: str) -> None:
+        """Long polls (`?wait=`): the answer comes when the status changes, with no sleep here."""
         while True:
-            state: dict[str, Any] = self.call(http, "GET", f"/v1/requests/{request_id}").json()
+            uri = f"/v1/requests/{request_id}?wait=10"
+            state: dict[str, Any] = self.call(http, "GET", uri).json()
             if state["status"] == "signed":
                 return
             if state["status"] not in ("approved", "signing"):
                 raise RuntimeError(f"{request_id} ended {state['status']}")
-            time.sleep(0.1)
+
+    def latency(self, count: int, first_nonce: int) -> dict[str, float]:
+        """Create-to-signed as a client sees it, one request at a time: from sending the POST
+        to the long poll's answer that shows `signed` (milliseconds)."""
+        seconds = []
+        with httpx.Client(timeout=30) as http:
+            for nonce in range(first_nonce, first_nonce + count):
+                start = time.perf_counter()
+                self._await_signed(http, self._post(http, nonce))
+                seconds.append(time.perf_counter() - start)
+        seconds.sort()
+        return {
+            "latency_requests": float(count),
+            "latency_p50_ms": 1000 * seconds[len(seconds) // 2],
+            "latency_p99_ms": 1000 * seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))],
+        }
 
     def run(self, count: int, concurrency: int) -> dict[str, float]:
         limits = httpx.Limits(max_connections=concurrency)

@@ -4,7 +4,9 @@
 
 1. raw PyKCS11 secp256k1 signs per second in one process (the HSM's ceiling here);
 2. signed withdrawals per second end to end: signed HTTP calls to a running `custody serve`
-   (SQLite, one signer process), from the first POST until the last request reads `signed`.
+   (SQLite, one signer process), from the first POST until the last request reads `signed`;
+3. create-to-signed latency as a client sees it, one request at a time, learning of the result
+   by a long poll (`GET /v1/requests/{id}?wait=`), not a sleep.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def custody(home: Path, *args: str) -> str:
     return out.stdout
 
 
-# One client on one address sending far more than a trading desk would (every POST and a poll
-# every 0.1 s from each thread): limits this roomy never refuse it, so the benchmark measures
+# One client on one address sending far more than a trading desk would (every POST and a long
+# poll from each thread): limits this roomy never refuse it, so the benchmark measures
 # throughput; the buckets still run, at their usual cost.
 BENCH_RATE_LIMITS = {
     f"CUSTODY_RATE_LIMIT_{kind}_{measure}": "1000000"
@@ -65,7 +67,7 @@ def raw_signs_per_second(home: Path, count: int) -> float:
         return count / (time.perf_counter() - start)
 
 
-def end_to_end(home: Path, count: int, concurrency: int) -> dict[str, float]:
+def end_to_end(home: Path, count: int, concurrency: int, latency_requests: int) -> dict[str, float]:
     port = free_port()
     server = subprocess.Popen(
         [CUSTODY, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -77,7 +79,9 @@ def end_to_end(home: Path, count: int, concurrency: int) -> dict[str, float]:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)
         client = BenchClient.from_home(home, base)
-        return client.run(count, concurrency)
+        # Latency first, on an idle server; then throughput (nonces after the latency run's).
+        latency = client.latency(latency_requests, first_nonce=count)
+        return {**client.run(count, concurrency), **latency}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -88,6 +92,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--raw-signs", type=int, default=3000)
+    parser.add_argument("--latency-requests", type=int, default=200)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="custody-bench-") as tmp:
@@ -101,7 +106,7 @@ def main() -> None:
             f"end to end: {args.requests} withdrawals, {args.concurrency} in flight",
             file=sys.stderr,
         )
-        e2e = end_to_end(home, args.requests, args.concurrency)
+        e2e = end_to_end(home, args.requests, args.concurrency, args.latency_requests)
     results = {"raw_signs_per_second": raw, **e2e, "ratio": e2e["signed_per_second"] / raw}
     machine = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
