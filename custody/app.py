@@ -16,6 +16,7 @@ from custody.api import openapi, ops
 from custody.api import policy as policy_routes
 from custody.api import requests as request_routes
 from custody.api import webhooks as webhook_routes
+from custody.broadcast.runner import start_broadcaster
 from custody.freezes.breakers import freeze_on_fork
 from custody.http import problems
 from custody.http.limits import MaxBodySize
@@ -43,6 +44,7 @@ def create_app(
             start_checkpointer(runtime, stop, on_fork=freeze_on_fork) if start_worker else None
         )
         webhooks = start_webhooks(runtime, stop) if start_worker else None
+        broadcaster = start_broadcaster(runtime, stop) if start_worker else None
         if start_worker:
             from custody.signing.worker import SignerWorker
 
@@ -53,7 +55,7 @@ def create_app(
         yield
         stop.set()
         runtime.notify_signer()
-        for running in (thread, checkpointer, webhooks):
+        for running in (thread, checkpointer, webhooks, broadcaster):
             if running is not None:
                 running.join(timeout=10)
 

@@ -16,20 +16,23 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
+from custody.chains.evm.rpc import DEFAULT_TIMEOUT_SECONDS
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
 from custody.errors import Conflict
 from custody.freezes import breakers
+from custody.intake.completion import Quote, next_nonce, quote, with_nonce
 from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
+from custody.intake.evmfill import EvmFill, Incomplete, TxShape
 from custody.intake.jsonbody import parse_object
 from custody.intake.lookups import Lookups, Read, still_holds
 from custody.ledger import service as ledger
@@ -70,9 +73,13 @@ class _Call:
 
 @dataclass(frozen=True)
 class _Decoded:
-    draft: Draft
+    draft: Draft | None
+    """None when a connected chain's node must fill fields first (`shape` says which)."""
     reads: list[Read]
     """The catalog rows the decode read, each with its answer (custody.intake.lookups)."""
+    data: dict[str, Any]
+    shape: TxShape | None = None
+    quote: Quote | None = None
 
 
 class _CatalogMoved(Exception):
@@ -88,6 +95,7 @@ def submit(
     max_fee_wei: int,
     requested_by_approver: str | None = None,
     authorise: Callable[[Session], None] | None = None,
+    node_timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> Submission:
     """`requested_by_approver`: the person who started it in the approver app (the maker);
     `authorise`: the caller's check that must hold in the transaction that stores the request
@@ -103,11 +111,14 @@ def submit(
             # (2) decode, holding no write lock: strict JSON into a draft whose payload and
             #     digest can no longer change, and the catalog rows it was decoded against
             decoded = _decode(session, body, max_fee_wei)
+        if decoded.shape is not None:
+            # (2b) a connected chain: ask its node for gas and fees, holding no lock at all
+            decoded = replace(decoded, quote=quote(decoded.shape, timeout=node_timeout))
         try:
             with db.write() as session:
                 if authorise is not None:
                     authorise(session)
-                return _decide_and_store(session, call, decoded)
+                return _decide_and_store(session, call, decoded, max_fee_wei)
         except (_CatalogMoved, IntegrityError):
             continue
     raise Conflict("concurrent changes kept conflicting with this request; retry")
@@ -115,18 +126,53 @@ def submit(
 
 def _decode(session: Session, body: bytes, max_fee_wei: int) -> _Decoded:
     lookups = Lookups(session)
-    draft = decode_with(lookups, parse_object(body))
+    data = parse_object(body)
+    try:
+        draft = decode_with(lookups, data)
+    except Incomplete as need:
+        return _Decoded(None, lookups.reads, data, shape=need.shape)
+    check_fee_caps(draft, max_fee_wei)
+    return _Decoded(draft, lookups.reads, data)
+
+
+def check_fee_caps(draft: Draft, max_fee_wei: int) -> None:
+    """The installation's cap on a transaction's whole fee, and its chain's on the fee per gas."""
     if draft.max_fee is not None and draft.max_fee > max_fee_wei:
         raise InvalidBody(
             f"the transaction may pay up to {draft.max_fee} wei in fees (gas x max_fee_per_gas), "
             f"above this installation's cap of {max_fee_wei} (CUSTODY_MAX_TX_FEE_WEI)"
         )
-    return _Decoded(draft, lookups.reads)
+    per_gas = draft.payload.get("max_fee_per_gas")
+    cap = draft.chain.max_fee_per_gas
+    if cap is not None and per_gas is not None and int(per_gas) > int(cap):
+        raise InvalidBody(
+            f"max_fee_per_gas {per_gas} wei is above chain {draft.chain.name}'s cap of {cap} "
+            "(custody chains set --max-fee-per-gas)"
+        )
 
 
-def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submission:
+def _complete(
+    session: Session, decoded: _Decoded, max_fee_wei: int
+) -> tuple[Draft, EvmFill | None]:
+    """The draft, decoded again with the node's fill and the nonce chosen now, under the lock."""
+    if decoded.draft is not None:
+        return decoded.draft, None
+    assert decoded.shape is not None
+    assert decoded.quote is not None
+    nonce = None
+    if decoded.quote.pending_nonce is not None:
+        nonce = next_nonce(session, decoded.shape.wallet.id, decoded.quote.pending_nonce)
+    fill = with_nonce(decoded.quote, nonce)
+    draft = decode_with(Lookups(session), decoded.data, fill)
+    check_fee_caps(draft, max_fee_wei)
+    return draft, fill
+
+
+def _decide_and_store(
+    session: Session, call: _Call, decoded: _Decoded, max_fee_wei: int
+) -> Submission:
     """Steps (3) to (7), in the one write transaction."""
-    client, key, draft = call.client, call.key, decoded.draft
+    client, key = call.client, call.key
 
     # (3) re-check cheaply what (1) and (2) relied on: a concurrent call with this key may have
     #     committed since, and the catalog rows the decode read must be unchanged (a few
@@ -140,6 +186,10 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
     # (4) from here on, requests are decided one at a time: the ledger head lock serialises
     #     this transaction with every other writer, so limits see all committed requests
     ledger.lock(session)
+
+    # (4b) on a connected chain, the nonce the body left out: the wallet's next free one, chosen
+    #      under the same lock, so concurrent requests get consecutive nonces
+    draft, fill = _complete(session, decoded, max_fee_wei)
 
     # (5) one live request per wallet and nonce (the database enforces it too)
     if draft.nonce is not None:
@@ -168,6 +218,7 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
         decision=decision,
         active=active,
         requested_by_approver=call.requested_by_approver,
+        fill=fill,
     )
     request.facts = json.dumps(facts.to_dict(), sort_keys=True)
     if isinstance(decision, RequireApprovals):
@@ -225,6 +276,7 @@ def _store(
     decision: Decision,
     active: ActivePolicy | None,
     requested_by_approver: str | None,
+    fill: EvmFill | None,
 ) -> Request:
     now = utcnow()
     request = Request(
@@ -248,6 +300,7 @@ def _store(
         client_token=client.token,
         signing_attempts=0,
         requested_by_approver=requested_by_approver,
+        evm_fill=fill.to_json() if fill is not None else None,
         created_at=now,
         updated_at=now,
     )
@@ -265,6 +318,9 @@ def _store(
         "details": draft.details,
         "requested_by_approver": requested_by_approver,
     }
+    if fill is not None:
+        # What custody chose on the node's word, beside what the client sent (body_hash).
+        created["filled"] = json.loads(fill.to_json())
     lifecycle.create(
         session,
         request,

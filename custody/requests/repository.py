@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
 from custody.requests.states import RequestStatus
-from custody.store.models import LIVE_STATUSES, Request, Wallet
+from custody.store.models import NONCE_HELD, Request, Wallet
 
 
 def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | None:
@@ -24,9 +24,26 @@ def live_for_nonce(session: Session, wallet_id: int, nonce: int) -> Request | No
         select(Request).where(
             Request.wallet_id == wallet_id,
             Request.evm_nonce == nonce,
-            Request.status.in_(LIVE_STATUSES),
+            NONCE_HELD,
         )
     ).scalar_one_or_none()
+
+
+def held_nonces_from(session: Session, wallet_id: int, start: int) -> list[int]:
+    """The nonces from `start` up that live (or once signed) requests of the wallet hold."""
+    return [
+        int(nonce)
+        for nonce in session.execute(
+            select(Request.evm_nonce)
+            .where(
+                Request.wallet_id == wallet_id,
+                Request.evm_nonce >= start,
+                NONCE_HELD,
+            )
+            .order_by(Request.evm_nonce)
+        ).scalars()
+        if nonce is not None
+    ]
 
 
 def for_client(session: Session, client_id: str, request_id: str) -> tuple[Request, str]:

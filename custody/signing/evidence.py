@@ -24,6 +24,7 @@ from custody.clients.service import INTERNAL_ROLE
 from custody.clients.tokens import MAKER_CLAIM
 from custody.errors import CustodyError
 from custody.intake.decoders import decode
+from custody.intake.evmfill import EvmFill
 from custody.intake.jsonbody import parse_object
 from custody.policy.facts import RequestFacts
 from custody.store.models import Client, Request
@@ -63,7 +64,12 @@ def rederive(session: Session, request: Request) -> Evidence:
             body=request.client_body,
             idempotency_key=request.idempotency_key,
         )
-        draft = decode(session, parse_object(request.client_body))
+        # On a connected chain, with what custody filled in when the body left it out (nonce,
+        # gas, fees): approvals name the digest those fields give, so a changed fill shows
+        # as a digest the approvers never saw.
+        draft = decode(
+            session, parse_object(request.client_body), EvmFill.from_json(request.evm_fill)
+        )
     except CustodyError as exc:
         raise EvidenceRefused(f"the client's signed body does not hold: {exc.message}") from None
     _check_maker(client, request, claims)

@@ -34,7 +34,7 @@ from custody.clients.tokens import maker_token
 from custody.errors import ValidationFailed
 from custody.intake.pipeline import Submission, submit
 from custody.store.database import Database
-from custody.store.models import LIVE_STATUSES, Chain, Client, Request, Wallet
+from custody.store.models import NONCE_HELD, Chain, Client, Request, Wallet
 
 APP_CLIENT = INTERNAL_CLIENT
 _GWEI = 10**9
@@ -68,9 +68,7 @@ def wallets(session: Session) -> list[WalletChoice]:
 
 def next_nonce(session: Session, wallet_id: int) -> int:
     highest = session.execute(
-        select(func.max(Request.evm_nonce)).where(
-            Request.wallet_id == wallet_id, Request.status.in_(LIVE_STATUSES)
-        )
+        select(func.max(Request.evm_nonce)).where(Request.wallet_id == wallet_id, NONCE_HELD)
     ).scalar_one()
     return 0 if highest is None else int(highest) + 1
 
