@@ -127,6 +127,9 @@ class Anvil:
             "eth_sendTransaction", {"from": DEV_ACCOUNT, "to": address, "value": hex(wei)}
         )
         receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
+        if receipt is None:  # a node started with --no-mining
+            self.mine()
+            receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
         assert receipt is not None
         assert int(receipt["status"], 16) == 1
 
@@ -137,5 +140,8 @@ class Anvil:
         """Deploy init code from the development account; the contract's address."""
         tx_hash = self.rpc("eth_sendTransaction", {"from": DEV_ACCOUNT, "data": bytecode})
         receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
+        if receipt is None:
+            self.mine()
+            receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
         assert int(receipt["status"], 16) == 1
         return str(receipt["contractAddress"])
