@@ -15,6 +15,7 @@ from custody.api import ledger as ledger_routes
 from custody.api import openapi, ops
 from custody.api import policy as policy_routes
 from custody.api import requests as request_routes
+from custody.api import wallets as wallet_routes
 from custody.api import webhooks as webhook_routes
 from custody.broadcast.runner import start_broadcaster
 from custody.freezes.breakers import freeze_on_fork
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(freeze_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(wallet_routes.router)
     app.include_router(ops.router)
     web.mount(app, runtime, limits)
     app.add_middleware(MaxBodySize, max_bytes=runtime.settings.max_body_bytes)

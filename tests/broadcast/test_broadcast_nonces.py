@@ -11,6 +11,7 @@ from hexbytes import HexBytes
 
 from tests.broadcast.conftest import Connected
 from tests.support.api import DESTINATION
+from tests.support.cli import invoke, ok_json
 from tests.support.lifecycle import assert_histories_hold
 
 CONCURRENT = 20
@@ -105,3 +106,39 @@ def test_a_pinned_nonce_still_works_and_fees_are_filled(connected: Connected) ->
     fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
     assert fields["nonce"] == start
     assert fields["chainId"] == anvil.chain_id
+
+
+def test_wallet_balance_shows_the_node_the_pending_amounts_and_the_next_nonce(
+    connected: Connected,
+) -> None:
+    anvil, wallet, api, inst = (
+        connected.anvil,
+        connected.wallet,
+        connected.api,
+        connected.installation,
+    )
+    start = anvil.nonce(wallet.address)
+    waiting = api.create(bare_withdrawal(wallet.name, 777))  # approved, not yet signed
+    assert waiting.status_code == 201, waiting.text
+
+    shown = ok_json(invoke(["wallets", "balance", wallet.name, "--json"], inst.env))
+    assert shown["address"] == wallet.address
+    assert shown["balance"] == str(anvil.balance(wallet.address))
+    assert shown["pending"] == {"ETH": "777"}
+    assert shown["next_nonce"] == start + 1
+    assert shown["connected"] is True
+
+    listed = api.call("GET", "/v1/wallets")
+    assert listed.status_code == 200, listed.text
+    [mine] = [w for w in listed.json()["items"] if w["name"] == wallet.name]
+    assert mine == shown
+
+    connected.settle([waiting.json()["id"]], lambda s: s == "confirmed")
+    after = ok_json(invoke(["wallets", "balance", wallet.name, "--json"], inst.env))
+    assert after["pending"] == {}
+    assert after["balance"] == str(anvil.balance(wallet.address))
+    assert int(after["balance"]) < int(shown["balance"]) - 777  # the amount and the fee
+
+    unknown = invoke(["wallets", "balance", "no-such-wallet"], inst.env)
+    assert unknown.returncode != 0
+    assert "unknown wallet" in unknown.stderr
