@@ -38,9 +38,16 @@ $(ANVIL):
 	npm install --prefix .tools/anvil --no-audit --no-fund --silent $(ANVIL_PACKAGE)
 	@test -x $@
 
+# The demo runs a local anvil beside the server (its chain kept in CUSTODY_HOME/anvil-state.json
+# between runs) and seeds the connected chain `local` with a funded wallet `local-eth`.
+DEMO_NODE_PORT ?= 8545
 demo: venv softhsm anvil
 	$(BIN)/custody init
-	$(BIN)/custody demo seed
+	@mkdir -p "$(CUSTODY_HOME)"; \
+	$(ANVIL) --host 127.0.0.1 --port $(DEMO_NODE_PORT) --silent \
+		--state "$(CUSTODY_HOME)/anvil-state.json" & node=$$!; \
+	trap 'kill $$node 2>/dev/null; wait $$node' EXIT; \
+	$(BIN)/custody demo seed --node http://127.0.0.1:$(DEMO_NODE_PORT) && \
 	$(BIN)/custody serve --host 127.0.0.1 --port 8000
 
 lint: venv
