@@ -2,8 +2,9 @@
 
 (1) the node serves the configured chain id (checked on every new connection; a node of
     another chain gets nothing, and the round stops there);
-(2) every `signed` transaction is sent (`eth_sendRawTransaction`) and becomes `broadcast`; a
-    node that refuses it for good (nonce taken, funds missing) makes it `failed`;
+(2) every `signed` transaction is sent (`eth_sendRawTransaction`) and becomes `broadcast`; one
+    whose nonce went to another transaction is `failed` (dropped); one the node refuses for
+    another reason (funds missing) stays `signed` and is sent again next round;
 (3) every `broadcast` one is followed: a receipt with status 0 is `failed` (reverted), status 1
     with K confirmations is `confirmed`; a receipt that disappears (a reorg) moves it back to
     waiting (`broadcast -> broadcast`), and a node that lost it (restarted without its pool) is
@@ -70,14 +71,24 @@ def _send(db: Database, node: EvmNode, flight: InFlight) -> int:
         node.send_raw(flight.raw_transaction)
     except NodeRefused as refused:
         if node.transaction(flight.tx_hash) is None:
-            return _move(
-                db,
-                flight,
-                RequestStatus.FAILED,
-                f"the node refused the transaction: {refused.message}",
-            )
+            return _refused(db, node, flight, refused)
         # "already known", "nonce too low" for our own mined transaction: it is out there.
     return _move(db, flight, RequestStatus.BROADCAST, "accepted by the node")
+
+
+def _refused(db: Database, node: EvmNode, flight: InFlight, refused: NodeRefused) -> int:
+    """Dropped for good when its nonce went to another transaction; otherwise it waits and is
+    sent again next round (funds may arrive, a full pool may drain), as the log says."""
+    if flight.nonce is not None and node.mined_nonce(flight.wallet_address) > flight.nonce:
+        return _move(
+            db,
+            flight,
+            RequestStatus.FAILED,
+            f"dropped: nonce {flight.nonce} was used by another transaction "
+            f"(the node: {refused.message})",
+        )
+    log.warning("request %s: the node refuses it for now: %s", flight.request_id, refused.message)
+    return 0
 
 
 def _follow(db: Database, chain: ChainInfo, node: EvmNode, flight: InFlight, head: int) -> int:
@@ -126,8 +137,7 @@ def _without_receipt(db: Database, node: EvmNode, flight: InFlight) -> int:
         try:
             node.send_raw(flight.raw_transaction)
         except NodeRefused as refused:
-            log.warning("request %s: sending again refused: %s", flight.request_id, refused)
-            return moved
+            return moved + _refused(db, node, flight, refused)
         log.info("request %s: sent again, the node no longer knew it", flight.request_id)
     return moved
 

@@ -138,3 +138,39 @@ def test_fees_above_the_caps_are_refused(connected: Connected) -> None:
     assert too_dear.status_code == 422, too_dear.text
     assert "CUSTODY_MAX_TX_FEE_WEI" in too_dear.json()["detail"]
     assert inst.counts()["requests"] == before["requests"]
+
+
+def test_a_transaction_whose_nonce_went_elsewhere_is_dropped(connected: Connected) -> None:
+    anvil, wallet, api = connected.anvil, connected.wallet, connected.api
+    start = anvil.nonce(wallet.address)
+    created = api.create(bare_withdrawal(wallet.name))
+    request_id = created.json()["id"]
+    assert created.json()["payload"]["transaction"]["nonce"] == str(start)
+    connected.signer.drain()
+    # Meanwhile the account's nonce moves on outside custody (another signer of the same key,
+    # a restored backup used elsewhere): anvil_setNonce stands in for those transactions.
+    anvil.rpc("anvil_setNonce", wallet.address, hex(start + 2))
+    anvil.mine()
+    connected.settle([request_id], lambda s: s == "failed")
+    reason = api.get(request_id).json()["reason"]
+    assert reason.startswith(f"dropped: nonce {start} was used by another transaction")
+
+    # The next request is reconciled with the node's count: nonce start + 2, not start + 1.
+    following = api.create(bare_withdrawal(wallet.name))
+    assert following.json()["payload"]["transaction"]["nonce"] == str(start + 2)
+    connected.settle([following.json()["id"]], lambda s: s == "confirmed")
+
+
+def test_a_transaction_the_wallet_cannot_pay_for_waits_for_funds(connected: Connected) -> None:
+    anvil, wallet, api = connected.anvil, connected.wallet, connected.api
+    balance = anvil.balance(wallet.address)
+    created = api.create(bare_withdrawal(wallet.name, balance + 10**18, gas=21_000))
+    assert created.status_code == 201, created.text
+    request_id = created.json()["id"]
+    connected.signer.drain()
+    assert connected.broadcaster.run_once() == 0
+    assert connected.status(request_id) == "signed"  # refused for now, sent again later
+
+    anvil.fund(wallet.address, 2 * 10**18)
+    connected.settle([request_id], lambda s: s == "confirmed")
+    assert anvil.balance(DESTINATION) >= balance + 10**18

@@ -133,6 +133,11 @@ class EvmNode:
         answer = self.call("eth_getTransactionCount", [address, "pending"])
         return from_quantity(answer, "eth_getTransactionCount")
 
+    def mined_nonce(self, address: str) -> int:
+        """How many of the address's transactions are in blocks (its next nonce on chain)."""
+        answer = self.call("eth_getTransactionCount", [address, "latest"])
+        return from_quantity(answer, "eth_getTransactionCount")
+
     def balance(self, address: str) -> int:
         return from_quantity(self.call("eth_getBalance", [address, "latest"]), "eth_getBalance")
 
