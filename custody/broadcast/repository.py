@@ -22,6 +22,7 @@ class InFlight:
     nonce: int | None
     block_hash: str | None
     wallet_address: str
+    replaces: str | None
 
 
 def in_flight(session: Session, chain_id: int) -> list[InFlight]:
@@ -36,6 +37,7 @@ def in_flight(session: Session, chain_id: int) -> list[InFlight]:
             Request.evm_nonce,
             Request.block_hash,
             Wallet.address,
+            Request.replaces,
         )
         .join(Wallet, Wallet.id == Request.wallet_id)
         .where(
@@ -46,7 +48,7 @@ def in_flight(session: Session, chain_id: int) -> list[InFlight]:
         .order_by(Wallet.address, Request.evm_nonce, Request.id)
     ).all()
     return [
-        InFlight(r[0], RequestStatus(r[1]), r[2], r[3], r[4], r[5], r[6])
+        InFlight(r[0], RequestStatus(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
         for r in rows
         if r[2] is not None and r[3] is not None
     ]

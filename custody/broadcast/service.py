@@ -80,15 +80,26 @@ def _refused(db: Database, node: EvmNode, flight: InFlight, refused: NodeRefused
     """Dropped for good when its nonce went to another transaction; otherwise it waits and is
     sent again next round (funds may arrive, a full pool may drain), as the log says."""
     if flight.nonce is not None and node.mined_nonce(flight.wallet_address) > flight.nonce:
-        return _move(
-            db,
-            flight,
-            RequestStatus.FAILED,
-            f"dropped: nonce {flight.nonce} was used by another transaction "
-            f"(the node: {refused.message})",
-        )
+        return _move(db, flight, RequestStatus.FAILED, _dropped(db, flight, refused))
     log.warning("request %s: the node refuses it for now: %s", flight.request_id, refused.message)
     return 0
+
+
+def _dropped(db: Database, flight: InFlight, refused: NodeRefused) -> str:
+    """Why: its replacement (or the transaction it replaced) took the nonce, or someone else."""
+    with db.read() as session:
+        newer = requests.replacement_of(session, flight.request_id)
+    if newer is not None and newer.signed_at is not None:
+        return f"replaced by request {newer.id}: its transaction took nonce {flight.nonce}"
+    if flight.replaces is not None:
+        return (
+            f"dropped: the transaction it replaced (request {flight.replaces}) took nonce "
+            f"{flight.nonce}"
+        )
+    return (
+        f"dropped: nonce {flight.nonce} was used by another transaction "
+        f"(the node: {refused.message})"
+    )
 
 
 def _follow(db: Database, chain: ChainInfo, node: EvmNode, flight: InFlight, head: int) -> int:

@@ -12,6 +12,7 @@ the HTTP handler never holds the HSM).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -28,6 +29,7 @@ from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
 from custody.errors import Conflict
 from custody.freezes import breakers
+from custody.intake import replacement
 from custody.intake.completion import Quote, next_nonce, quote, with_nonce
 from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
@@ -152,9 +154,10 @@ def check_fee_caps(draft: Draft, max_fee_wei: int) -> None:
 
 
 def _complete(
-    session: Session, decoded: _Decoded, max_fee_wei: int
+    session: Session, decoded: _Decoded, max_fee_wei: int, replaced: Request | None
 ) -> tuple[Draft, EvmFill | None]:
-    """The draft, decoded again with the node's fill and the nonce chosen now, under the lock."""
+    """The draft, decoded again with the node's fill and the nonce chosen now, under the lock
+    (a replacement's: the nonce of the request it replaces, and fees a node accepts instead)."""
     if decoded.draft is not None:
         return decoded.draft, None
     assert decoded.shape is not None
@@ -163,9 +166,28 @@ def _complete(
     if decoded.quote.pending_nonce is not None:
         nonce = next_nonce(session, decoded.shape.wallet.id, decoded.quote.pending_nonce)
     fill = with_nonce(decoded.quote, nonce)
+    if replaced is not None:
+        fill = replacement.bumped(fill, replaced)
+        if decoded.shape.given.nonce is not None:
+            fill = dataclasses.replace(fill, nonce=None)  # the body's own: `check` judges it
     draft = decode_with(Lookups(session), decoded.data, fill)
     check_fee_caps(draft, max_fee_wei)
     return draft, fill
+
+
+def _replaced(session: Session, client_id: str, decoded: _Decoded) -> Request | None:
+    """The request the body says this one replaces, if any and if it may be replaced now."""
+    request_id = decoded.draft.replaces if decoded.draft else decoded.data.get("replaces")
+    if request_id is None:
+        return None
+    if decoded.draft is not None:
+        wallet, chain = decoded.draft.wallet, decoded.draft.chain
+    else:
+        assert decoded.shape is not None
+        wallet, chain = decoded.shape.wallet, decoded.shape.chain
+    return replacement.replaced_request(
+        session, client_id=client_id, request_id=str(request_id), wallet=wallet, chain=chain
+    )
 
 
 def _decide_and_store(
@@ -188,11 +210,16 @@ def _decide_and_store(
     ledger.lock(session)
 
     # (4b) on a connected chain, the nonce the body left out: the wallet's next free one, chosen
-    #      under the same lock, so concurrent requests get consecutive nonces
-    draft, fill = _complete(session, decoded, max_fee_wei)
+    #      under the same lock, so concurrent requests get consecutive nonces (a replacement
+    #      of a stuck transaction: that transaction's nonce, custody.intake.replacement)
+    replaced = _replaced(session, client.id, decoded)
+    draft, fill = _complete(session, decoded, max_fee_wei, replaced)
 
-    # (5) one live request per wallet and nonce (the database enforces it too)
-    if draft.nonce is not None:
+    # (5) one live request per wallet and nonce (the database enforces it too), but for the
+    #     replacement of the nonce's newest signature
+    if replaced is not None:
+        replacement.check(draft, replaced)
+    elif draft.nonce is not None:
         holder = requests.live_for_nonce(session, draft.wallet.id, draft.nonce)
         if holder is not None and holder.client_id == client.id and holder.idempotency_key == key:
             return _replay(holder, key, call.body_hash)  # a concurrent call with this key won
@@ -219,6 +246,7 @@ def _decide_and_store(
         active=active,
         requested_by_approver=call.requested_by_approver,
         fill=fill,
+        replaced=replaced,
     )
     request.facts = json.dumps(facts.to_dict(), sort_keys=True)
     if isinstance(decision, RequireApprovals):
@@ -277,6 +305,7 @@ def _store(
     active: ActivePolicy | None,
     requested_by_approver: str | None,
     fill: EvmFill | None,
+    replaced: Request | None,
 ) -> Request:
     now = utcnow()
     request = Request(
@@ -301,6 +330,8 @@ def _store(
         signing_attempts=0,
         requested_by_approver=requested_by_approver,
         evm_fill=fill.to_json() if fill is not None else None,
+        replaces=replaced.id if replaced is not None else None,
+        nonce_generation=replaced.nonce_generation + 1 if replaced is not None else 0,
         created_at=now,
         updated_at=now,
     )
@@ -321,6 +352,8 @@ def _store(
     if fill is not None:
         # What custody chose on the node's word, beside what the client sent (body_hash).
         created["filled"] = json.loads(fill.to_json())
+    if replaced is not None:
+        created["replaces"] = replaced.id
     lifecycle.create(
         session,
         request,

@@ -25,6 +25,10 @@ _BASE_UNITS = "base units as a decimal string; numbers with a fraction or expone
 
 
 _FILLED = "; on a connected chain custody fills it when left out"
+REPLACES = (
+    "on a connected chain: the id of your signed or broadcast request whose transaction is "
+    "stuck; this one signs the same nonce with higher fees (at least 10% more of each)"
+)
 
 
 class EvmFieldsBody(_Strict):
@@ -71,6 +75,7 @@ class WithdrawalBody(_Strict):
         description="required on a chain without a node; optional, field by field, on a "
         "connected one",
     )
+    replaces: StrictStr | None = Field(default=None, description=REPLACES)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class WithdrawalIntent:
     amount: Amount
     destination: EvmAddress
     evm: EvmFill
+    replaces: str | None
 
 
 def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
@@ -95,6 +101,7 @@ def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
         amount=amount,
         destination=EvmAddress.parse(body.destination, what="destination"),
         evm=body.evm.given(),
+        replaces=body.replaces,
     )
 
 

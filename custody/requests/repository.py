@@ -20,12 +20,27 @@ def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | 
 
 
 def live_for_nonce(session: Session, wallet_id: int, nonce: int) -> Request | None:
-    return session.execute(
-        select(Request).where(
-            Request.wallet_id == wallet_id,
-            Request.evm_nonce == nonce,
-            NONCE_HELD,
+    """The request that holds the nonce now: the newest generation, when replacements of a
+    stuck transaction hold it too."""
+    return (
+        session.execute(
+            select(Request)
+            .where(
+                Request.wallet_id == wallet_id,
+                Request.evm_nonce == nonce,
+                NONCE_HELD,
+            )
+            .order_by(Request.nonce_generation.desc())
+            .limit(1)
         )
+        .scalars()
+        .first()
+    )
+
+
+def replacement_of(session: Session, request_id: str) -> Request | None:
+    return session.execute(
+        select(Request).where(Request.replaces == request_id, NONCE_HELD)
     ).scalar_one_or_none()
 
 
@@ -40,6 +55,7 @@ def held_nonces_from(session: Session, wallet_id: int, start: int) -> list[int]:
                 Request.evm_nonce >= start,
                 NONCE_HELD,
             )
+            .distinct()
             .order_by(Request.evm_nonce)
         ).scalars()
         if nonce is not None

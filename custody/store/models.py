@@ -244,6 +244,11 @@ class Request(Base):
     # gas, fees): the signer decodes the client's body with exactly these again.
     evm_fill: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Where the broadcast transaction is: its receipt's block and how deep it is now.
+    # A replacement of a stuck transaction names the request it replaces and signs its nonce
+    # again: the one way a nonce gets a second signature. Each replacement is the next
+    # generation of its nonce, and the live-nonce index is unique per generation.
+    replaces: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    nonce_generation: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     confirmations: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -268,6 +273,7 @@ class Request(Base):
             "uq_requests_wallet_nonce_live",
             "wallet_id",
             "evm_nonce",
+            "nonce_generation",
             unique=True,
             sqlite_where=text(_LIVE_SQL),
             postgresql_where=text(_LIVE_SQL),

@@ -1,4 +1,5 @@
-"""connected chains: a node per chain, broadcast and finality states, filled nonces and fees
+"""connected chains: a node per chain, broadcast and finality states, filled nonces and fees,
+replacements of stuck transactions (a generation per nonce)
 
 Revision ID: 0016
 Revises: 0015
@@ -55,6 +56,7 @@ LIVE_AFTER = (
 )
 MESSAGE = "custody: request status transition not in the lifecycle table"
 INDEX = "uq_requests_wallet_nonce_live"
+NONCE = ["wallet_id", "evm_nonce"]
 
 
 def _pairs(table: dict[str, tuple[str, ...]]) -> str:
@@ -88,13 +90,19 @@ def _enforce(table: dict[str, tuple[str, ...]]) -> None:
     )
 
 
-def _statuses(statuses: tuple[str, ...], live: str, *, add_columns: bool) -> None:
+def _statuses(
+    statuses: tuple[str, ...], live: str, columns: list[str], *, add_columns: bool
+) -> None:
     op.drop_index(INDEX, table_name="requests")
     with op.batch_alter_table("requests") as batch:
         batch.drop_constraint("status_known", type_="check")
         batch.create_check_constraint("status_known", _in(statuses))
         if add_columns:
             batch.add_column(sa.Column("evm_fill", sa.Text(), nullable=True))
+            batch.add_column(sa.Column("replaces", sa.String(length=40), nullable=True))
+            batch.add_column(
+                sa.Column("nonce_generation", sa.Integer(), server_default="0", nullable=False)
+            )
             batch.add_column(sa.Column("block_number", sa.BigInteger(), nullable=True))
             batch.add_column(sa.Column("block_hash", sa.String(length=66), nullable=True))
             batch.add_column(sa.Column("confirmations", sa.Integer(), nullable=True))
@@ -103,10 +111,12 @@ def _statuses(statuses: tuple[str, ...], live: str, *, add_columns: bool) -> Non
             batch.drop_column("block_hash")
             batch.drop_column("block_number")
             batch.drop_column("evm_fill")
+            batch.drop_column("nonce_generation")
+            batch.drop_column("replaces")
     op.create_index(
         INDEX,
         "requests",
-        ["wallet_id", "evm_nonce"],
+        columns,
         unique=True,
         sqlite_where=sa.text(live),
         postgresql_where=sa.text(live),
@@ -120,13 +130,13 @@ def upgrade() -> None:
             sa.Column("confirmations", sa.Integer(), server_default="1", nullable=False)
         )
         batch.add_column(sa.Column("max_fee_per_gas", sa.String(length=80), nullable=True))
-    _statuses(STATUSES_AFTER, LIVE_AFTER, add_columns=True)
+    _statuses(STATUSES_AFTER, LIVE_AFTER, [*NONCE, "nonce_generation"], add_columns=True)
     _enforce(AFTER)
 
 
 def downgrade() -> None:
     # Requests never vanish: with broadcast or confirmed ones stored, the constraint refuses.
-    _statuses(STATUSES_BEFORE, LIVE_BEFORE, add_columns=False)
+    _statuses(STATUSES_BEFORE, LIVE_BEFORE, NONCE, add_columns=False)
     _enforce(BEFORE)
     with op.batch_alter_table("chains") as batch:
         batch.drop_column("max_fee_per_gas")

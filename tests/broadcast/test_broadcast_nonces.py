@@ -18,7 +18,9 @@ CONCURRENT = 20
 AMOUNT = 10**15
 
 
-def bare_withdrawal(wallet: str, amount: int = AMOUNT, **evm: Any) -> dict[str, Any]:
+def bare_withdrawal(
+    wallet: str, amount: int = AMOUNT, *, replaces: str | None = None, **evm: Any
+) -> dict[str, Any]:
     """No `evm` block, or only the fields given: the connected chain fills the rest."""
     body: dict[str, Any] = {
         "type": "withdrawal",
@@ -29,6 +31,8 @@ def bare_withdrawal(wallet: str, amount: int = AMOUNT, **evm: Any) -> dict[str, 
     }
     if evm:
         body["evm"] = evm
+    if replaces is not None:
+        body["replaces"] = replaces
     return body
 
 

@@ -14,7 +14,13 @@ from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
 from custody.intake.evmfill import EvmFill, TxShape, resolve
 from custody.intake.lookups import Lookups
-from custody.intake.schemas import ADDRESS, DECIMAL, EvmFieldsBody, describe_validation_error
+from custody.intake.schemas import (
+    ADDRESS,
+    DECIMAL,
+    REPLACES,
+    EvmFieldsBody,
+    describe_validation_error,
+)
 
 
 class ContractCallBody(BaseModel):
@@ -31,6 +37,7 @@ class ContractCallBody(BaseModel):
     )
     value: StrictStr = Field(description="wei sent with the call", json_schema_extra=DECIMAL)
     evm: EvmFieldsBody = Field(default_factory=EvmFieldsBody)
+    replaces: StrictStr | None = Field(default=None, description=REPLACES)
 
 
 def _calldata(text: str) -> bytes:
@@ -102,4 +109,5 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill |
         method_selector=call.selector,
         call_flags=call.flags,
         details=details,
+        replaces=body.replaces,
     )

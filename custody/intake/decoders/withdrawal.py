@@ -60,4 +60,5 @@ def decode_withdrawal(lookups: Lookups, data: dict[str, Any], fill: EvmFill | No
         summary=summary(payload, chain_info(chain)),
         nonce=evm.nonce,
         max_fee=evm.gas * evm.max_fee_per_gas,
+        replaces=intent.replaces,
     )
