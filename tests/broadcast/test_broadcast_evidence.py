@@ -58,3 +58,18 @@ def test_the_signer_checks_the_fee_cap_again(connected: Connected) -> None:
     following = api.create(bare_withdrawal(connected.wallet.name))
     assert following.json()["payload"]["transaction"]["nonce"] == tx["nonce"]
     connected.settle([following.json()["id"]], lambda s: s == "confirmed")
+
+
+def test_a_nonce_generation_the_client_did_not_ask_for_gets_nothing_signed(
+    connected: Connected,
+) -> None:
+    api, inst = connected.api, connected.installation
+    created = api.create(bare_withdrawal(connected.wallet.name))
+    request_id = created.json()["id"]
+    # An insider makes it look like a replacement (the one way a nonce is signed twice).
+    with inst.runtime.db.write() as session:
+        session.execute(update(Request).where(Request.id == request_id).values(nonce_generation=1))
+    connected.signer.drain()
+    view = api.get(request_id).json()
+    assert view["status"] == "failed"
+    assert "named no request to replace" in view["reason"]
