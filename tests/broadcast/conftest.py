@@ -22,6 +22,7 @@ from tests.support.installation import Installation, InstallationFactory, Wallet
 from tests.support.server import serving
 
 FUNDS = 10 * 10**18
+TOO_MUCH = 1000 * 10**18  # the module's policy denies withdrawals above it
 
 
 @dataclass
@@ -95,6 +96,8 @@ def connected(
     installation = installations.make(request.param)
     installation.apply_policy(
         "version: 1\nrules:\n"
+        "  - {id: too-much, action: deny, match: {type: withdrawal, assets: [ETH], "
+        f"amount_gt: '{TOO_MUCH}'}}}}\n"
         "  - {id: allow-all, match: {type: withdrawal}, action: allow}\n"
         "  - {id: calls, match: {type: contract_call}, action: allow}\n"
     )

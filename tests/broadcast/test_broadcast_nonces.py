@@ -9,7 +9,7 @@ from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
 
-from tests.broadcast.conftest import Connected
+from tests.broadcast.conftest import TOO_MUCH, Connected
 from tests.support.api import DESTINATION
 from tests.support.cli import invoke, ok_json
 from tests.support.lifecycle import assert_histories_hold
@@ -96,6 +96,19 @@ def test_a_cancelled_requests_nonce_goes_to_the_next_request(connected: Connecte
     ids = [after.json()["id"], refill.json()["id"]]
     connected.settle(ids, lambda s: s == "confirmed")
     assert anvil.nonce(wallet.address) == start + 2
+
+
+def test_a_rejected_requests_nonce_goes_to_the_next_request(connected: Connected) -> None:
+    anvil, wallet, api = connected.anvil, connected.wallet, connected.api
+    start = anvil.nonce(wallet.address)
+    denied = api.create(bare_withdrawal(wallet.name, TOO_MUCH + 1))
+    assert denied.status_code == 201, denied.text
+    assert denied.json()["status"] == "rejected"
+    assert denied.json()["payload"]["transaction"]["nonce"] == str(start)
+    following = api.create(bare_withdrawal(wallet.name))
+    assert following.json()["payload"]["transaction"]["nonce"] == str(start)
+    connected.settle([following.json()["id"]], lambda s: s == "confirmed")
+    assert anvil.nonce(wallet.address) == start + 1
 
 
 def test_a_pinned_nonce_still_works_and_fees_are_filled(connected: Connected) -> None:
