@@ -132,6 +132,10 @@ def node_view(chain: Chain) -> dict[str, Any]:
 
 
 def set_chain(session: Session, *, name: str, node: NodeSettings, actor: str) -> Chain:
+    if node == NodeSettings():
+        raise ValidationFailed(
+            "nothing to change: give --rpc-url, --confirmations, --max-fee-per-gas or --disconnect"
+        )
     chain = chain_by_name(session, name)
     _apply(chain, node)
     session.flush()

@@ -174,3 +174,36 @@ def test_a_transaction_the_wallet_cannot_pay_for_waits_for_funds(connected: Conn
     anvil.fund(wallet.address, 2 * 10**18)
     connected.settle([request_id], lambda s: s == "confirmed")
     assert anvil.balance(DESTINATION) >= balance + 10**18
+
+
+def test_a_chain_without_a_node_needs_the_whole_evm_block(connected: Connected) -> None:
+    wallet, api, inst, anvil = (
+        connected.wallet,
+        connected.api,
+        connected.installation,
+        connected.anvil,
+    )
+    chain = f"anvil-{inst.backend}"
+    nothing = invoke(["chains", "set", chain], inst.env)
+    assert nothing.returncode != 0
+    assert nothing.stderr.strip().splitlines() == [
+        "error: nothing to change: give --rpc-url, --confirmations, --max-fee-per-gas or "
+        "--disconnect"
+    ]
+    off = ok_json(invoke(["chains", "set", chain, "--disconnect", "--json"], inst.env))
+    assert off["connected"] is False
+    try:
+        before = inst.counts()["requests"]
+        bare = api.create(bare_withdrawal(wallet.name))
+        assert bare.status_code == 422, bare.text
+        assert bare.json()["detail"].startswith(f"evm: required (chain {chain} has no node")
+        partial = api.create(bare_withdrawal(wallet.name, nonce=0, gas=21_000))
+        assert partial.status_code == 422, partial.text
+        assert "evm.max_fee_per_gas: required" in partial.json()["detail"]
+        assert inst.counts()["requests"] == before
+    finally:
+        on = invoke(["chains", "set", chain, "--rpc-url", anvil.url, "--json"], inst.env)
+        assert ok_json(on)["connected"] is True
+    connected_again = api.create(bare_withdrawal(wallet.name))
+    assert connected_again.status_code == 201, connected_again.text
+    connected.settle([connected_again.json()["id"]], lambda s: s == "confirmed")
