@@ -15,7 +15,7 @@ from custody.app import create_app
 from custody.broadcast.runner import Broadcaster
 from custody.signing.worker import SignerWorker
 from custody.store.models import Request
-from tests.support.anvil import Anvil
+from tests.support.anvil import Anvil, running_anvil
 from tests.support.api import Api
 from tests.support.cli import invoke, ok_json
 from tests.support.installation import Installation, InstallationFactory, WalletInfo
@@ -77,12 +77,8 @@ def connect_chain(installation: Installation, anvil: Anvil, name: str = "anvil")
 
 @pytest.fixture(scope="module")
 def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
-    node = Anvil(Path(tmp_path_factory.mktemp("anvil")))
-    node.start()
-    try:
+    with running_anvil(Path(tmp_path_factory.mktemp("anvil"))) as node:
         yield node
-    finally:
-        node.close()
 
 
 @pytest.fixture(

@@ -11,19 +11,15 @@ from eth_account import Account
 
 from tests.broadcast.conftest import Connected
 from tests.broadcast.test_broadcast_nonces import AMOUNT, bare_withdrawal
-from tests.support.anvil import Anvil
+from tests.support.anvil import Anvil, running_anvil
 from tests.support.api import DESTINATION, withdrawal
 from tests.support.lifecycle import assert_histories_hold
 
 
 @pytest.fixture(scope="module")
 def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
-    node = Anvil(Path(tmp_path_factory.mktemp("anvil")), extra=("--no-mining",))
-    node.start()
-    try:
+    with running_anvil(Path(tmp_path_factory.mktemp("anvil")), extra=("--no-mining",)) as node:
         yield node
-    finally:
-        node.close()
 
 
 def test_a_node_restart_mid_flight_loses_nothing(connected: Connected) -> None:

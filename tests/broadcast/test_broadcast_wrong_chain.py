@@ -3,28 +3,12 @@ behind a configured URL turns out to serve another chain id (checked on every co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from tests.broadcast.conftest import Connected
 from tests.broadcast.test_broadcast_nonces import bare_withdrawal
-from tests.support.anvil import Anvil
 from tests.support.api import withdrawal
 from tests.support.cli import invoke
 
 OTHER_CHAIN_ID = 31338
-
-
-@pytest.fixture(scope="module")
-def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
-    node = Anvil(Path(tmp_path_factory.mktemp("anvil")))
-    node.start()
-    try:
-        yield node
-    finally:
-        node.close()
 
 
 def test_adding_a_chain_whose_node_serves_another_chain_id_is_refused(

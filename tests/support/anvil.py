@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,14 @@ class Anvil:
             receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
         assert int(receipt["status"], 16) == 1
         return str(receipt["contractAddress"])
+
+
+@contextmanager
+def running_anvil(workdir: Path, *, extra: tuple[str, ...] = ()) -> Iterator[Anvil]:
+    """A started node, stopped (and its process gone) at the end: for module-scoped fixtures."""
+    node = Anvil(workdir, extra=extra)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.close()
