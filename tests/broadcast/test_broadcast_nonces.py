@@ -75,6 +75,10 @@ def test_twenty_concurrent_withdrawals_confirm_with_consecutive_nonces(
     ]
     assert kinds[-3:] == ["request.signed", "request.broadcast", "request.confirmed"]
     assert_histories_hold(connected.installation, ids)
+    # The broadcaster's entries are ledger entries like any: checkpointed and verified.
+    env = connected.installation.env
+    ok_json(invoke(["ledger", "checkpoint", "--json"], env))
+    assert ok_json(invoke(["ledger", "verify", "--json"], env))["ok"] is True
 
 
 def test_a_cancelled_requests_nonce_goes_to_the_next_request(connected: Connected) -> None:
