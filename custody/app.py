@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from custody import __version__
+from custody.api import ceremonies as ceremony_routes
 from custody.api import freezes as freeze_routes
 from custody.api import ledger as ledger_routes
 from custody.api import openapi, ops
@@ -74,6 +75,7 @@ def create_app(
     app.include_router(request_routes.router)
     app.include_router(policy_routes.router)
     app.include_router(freeze_routes.router)
+    app.include_router(ceremony_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(wallet_routes.router)

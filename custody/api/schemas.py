@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from custody.approvals.schemas import QuorumView
 from custody.jsonshape import DecimalString, HexDigest, JsonModel
 from custody.policy.stored import StoredDecision
 
@@ -54,6 +55,16 @@ class ProposalAnswer(JsonModel):
     version: int
     state: Literal["proposed", "applied", "rejected"] = Field(
         description="the proposal's state after this decision"
+    )
+
+
+class CeremonyDecisionAnswer(JsonModel):
+    proposal: int
+    state: Literal["pending", "rejected", "used"] = Field(
+        description="the ceremony proposal's state after this decision"
+    )
+    quorum: QuorumView = Field(
+        description="the approvals that count now; the ceremony command counts them again"
     )
 
 

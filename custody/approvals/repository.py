@@ -7,7 +7,14 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from custody.store.models import Approval, Approver, ApproverGroup, WebauthnCredential
+from custody.store.models import (
+    Approval,
+    Approver,
+    ApproverGroup,
+    CeremonyApproval,
+    CeremonyProposal,
+    WebauthnCredential,
+)
 
 
 def approver_named(session: Session, name: str) -> Approver | None:
@@ -85,3 +92,45 @@ def decisions_with_names(session: Session, request_id: str) -> list[tuple[Approv
         .order_by(Approval.id)
     ).all()
     return [(approval, name) for approval, name in rows]
+
+
+def ceremony_proposals_for(
+    session: Session, kind: str, subject_sha256: str
+) -> list[CeremonyProposal]:
+    """Pending proposals of exactly this ceremony, oldest first."""
+    return list(
+        session.execute(
+            select(CeremonyProposal)
+            .where(
+                CeremonyProposal.kind == kind,
+                CeremonyProposal.subject_sha256 == subject_sha256,
+                CeremonyProposal.state == "pending",
+            )
+            .order_by(CeremonyProposal.id)
+        ).scalars()
+    )
+
+
+def ceremony_proposal(
+    session: Session, proposal_id: int, *, for_update: bool
+) -> CeremonyProposal | None:
+    query = select(CeremonyProposal).where(CeremonyProposal.id == proposal_id)
+    return session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
+
+
+def recent_ceremony_proposals(session: Session, limit: int) -> list[CeremonyProposal]:
+    query = select(CeremonyProposal).order_by(CeremonyProposal.id.desc()).limit(limit)
+    return list(session.execute(query).scalars())
+
+
+def ceremony_decisions(
+    session: Session, proposal_id: int
+) -> list[tuple[CeremonyApproval, Approver]]:
+    """Every decision on a proposal with its approver, in the order they came."""
+    rows = session.execute(
+        select(CeremonyApproval, Approver)
+        .join(Approver, Approver.id == CeremonyApproval.approver_id)
+        .where(CeremonyApproval.proposal_id == proposal_id)
+        .order_by(CeremonyApproval.id)
+    )
+    return [(approval, approver) for approval, approver in rows]

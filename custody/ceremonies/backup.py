@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from custody.ceremonies import kek as keks
 from custody.ceremonies import manifest as folder
+from custody.ceremonies.authority import Authorise, ungoverned
 from custody.ceremonies.errors import CeremonyRefused
 from custody.hsm.keys import Algorithm, Backup, WrappedKey
 from custody.keys import repository as keys
@@ -54,6 +55,15 @@ class Plan:
         names = tuple(custodians) if custodians else (None,) * shares
         return cls(directory, shares, threshold, names)
 
+    def subject(self) -> dict[str, Any]:
+        """What a governance proposal for this backup names (ceremony_approvals)."""
+        return {
+            "directory": str(self.directory),
+            "shares": self.shares,
+            "threshold": self.threshold,
+            "custodians": list(self.custodians),
+        }
+
 
 @dataclass(frozen=True)
 class Made:
@@ -73,7 +83,7 @@ class _Inventory:
     excluded: list[dict[str, str]]
 
 
-def back_up(runtime: Runtime, plan: Plan, actor: str) -> Made:
+def back_up(runtime: Runtime, plan: Plan, actor: str, authorise: Authorise = ungoverned) -> Made:
     # (1) what to back up: every backup-able key of this installation, with its wallets
     with runtime.db.read() as session:
         inventory = _inventory(session)
@@ -107,7 +117,7 @@ def back_up(runtime: Runtime, plan: Plan, actor: str) -> Made:
     # (5) the ledger: the manifest's digest, never a share; each key's newest backup
     try:
         with runtime.db.write() as session:
-            index = _record(session, plan, manifest, digest, actor)
+            index = _record(session, plan, manifest, digest, actor, authorise(session))
     except BaseException:
         folder.remove(plan.directory)
         raise
@@ -127,6 +137,8 @@ def _inventory(session: Session) -> _Inventory:
         )
     included, excluded = [], []
     for key in keys.keys(session):
+        if key.retired_at is not None:
+            continue  # destroyed on the token; the backups made before still hold it
         if key.backup == Backup.TRUSTED_WRAP and key.algorithm == Algorithm.SECP256K1:
             included.append((key, on_key.get(key.id, [])))
         else:
@@ -194,8 +206,13 @@ def _manifest(  # noqa: PLR0917  (private: one call site, every value it renders
     return body
 
 
-def _record(
-    session: Session, plan: Plan, manifest: folder.Manifest, digest: str, actor: str
+def _record(  # noqa: PLR0917  (private: one call site)
+    session: Session,
+    plan: Plan,
+    manifest: folder.Manifest,
+    digest: str,
+    actor: str,
+    approvals: dict[str, Any],
 ) -> int:
     entry = ledger.append(
         session,
@@ -212,7 +229,8 @@ def _record(
             "kek_check_value": manifest.kek.check_value,
             "keys": [key.label for key in manifest.keys],
             "not_included": [key.label for key in manifest.not_included],
-        },
+        }
+        | approvals,
     )
     for item in manifest.keys:
         key_service.record_backup(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,3 +26,12 @@ def backup_entry_index(session: Session, manifest_sha256: str) -> int | None:
         if json.loads(entry)["data"].get("manifest_sha256") == manifest_sha256:
             return int(index)
     return None
+
+
+def entry_data(session: Session, index: int) -> dict[str, Any]:
+    """The `data` of the ledger entry at `index` (a ceremony's own entry, for its transcript)."""
+    entry = session.execute(
+        select(LedgerEntry.entry).where(LedgerEntry.index == index)
+    ).scalar_one()
+    data: dict[str, Any] = json.loads(entry)["data"]
+    return data

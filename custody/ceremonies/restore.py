@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import coincurve
 from sqlalchemy.orm import Session
 
 from custody.catalog import chains as catalog
 from custody.ceremonies import kek as keks
+from custody.ceremonies.authority import Authorise, ungoverned
 from custody.ceremonies.errors import BackupInvalid, CeremonyRefused, SharesInvalid
 from custody.ceremonies.manifest import BackupFolder, KeyEntry, Manifest, unsigned_bytes
 from custody.chains import address_from_public_key
@@ -43,7 +44,18 @@ class Restored:
     shares_used: list[int]
 
 
-def restore(runtime: Runtime, backup: BackupFolder, shares: list[str], actor: str) -> Restored:
+def subject(backup: BackupFolder, token: str) -> dict[str, str]:
+    """What a governance proposal for this restore names (custody.approvals.ceremony_approvals)."""
+    return {"directory": str(backup.directory), "manifest_sha256": backup.sha256, "token": token}
+
+
+def restore(
+    runtime: Runtime,
+    backup: BackupFolder,
+    shares: list[str],
+    actor: str,
+    authorise: Authorise = ungoverned,
+) -> Restored:
     manifest = backup.manifest
 
     # (1) the shares rebuild this backup's KEK (SLIP-39 checksums and digest, then the check
@@ -80,7 +92,8 @@ def restore(runtime: Runtime, backup: BackupFolder, shares: list[str], actor: st
                 for entry in manifest.keys
             ]
             with runtime.db.write() as session:
-                index, made = _record(session, backup, infos, token, used, actor)
+                approvals = authorise(session)
+                index, made = _record(session, backup, infos, token, used, actor, approvals)
         except BaseException as exc:
             _discard(ceremony, exc)
             raise
@@ -152,6 +165,7 @@ def _record(  # noqa: PLR0917  (private: one call site)
     token: str,
     used: list[int],
     actor: str,
+    approvals: dict[str, Any],
 ) -> tuple[int, list[dict[str, str]]]:
     manifest = backup.manifest
     entry = ledger.append(
@@ -167,7 +181,8 @@ def _record(  # noqa: PLR0917  (private: one call site)
             "shares_used": used,
             "keys": [info.label for info in infos],
             "wallets": [w.name for key in manifest.keys for w in key.wallets],
-        },
+        }
+        | approvals,
     )
     made: list[dict[str, str]] = []
     for info, key_entry in zip(infos, manifest.keys, strict=True):

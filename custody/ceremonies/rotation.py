@@ -19,6 +19,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from custody.ceremonies.authority import Authorise, ungoverned
 from custody.ceremonies.errors import CeremonyRefused
 from custody.hsm.errors import KeyExists, KeyNotFound
 from custody.hsm.keys import Algorithm, Backup, KeyInfo
@@ -50,8 +51,19 @@ class Rotation:
     handover_note: str
 
 
+def subject(runtime: Runtime, reason: str) -> dict[str, str]:
+    """What a governance proposal for this rotation names (custody.approvals.ceremony_approvals):
+    the key it replaces, so an approval cannot be spent on a later rotation."""
+    return {"old_key": runtime_identity(runtime).key_label, "reason": reason}
+
+
 def rotate_ledger_key(
-    runtime: Runtime, *, actor: str, reason: str, on_fork: forks.ForkHook | None
+    runtime: Runtime,
+    *,
+    actor: str,
+    reason: str,
+    on_fork: forks.ForkHook | None,
+    authorise: Authorise = ungoverned,
 ) -> Rotation:
     old = runtime_identity(runtime)  # the current key, checked against the HSM
     with runtime.db.read() as session:
@@ -59,7 +71,9 @@ def rotate_ledger_key(
     first = rows[0].label if rows else old.key_label
     generation = len(rows) or 1
     new = _generate(runtime, f"{first}-{generation + 1}")
-    index = _record(runtime, old, new, generation=generation, actor=actor, reason=reason)
+    index = _record(
+        runtime, old, new, generation=generation, actor=actor, reason=reason, authorise=authorise
+    )
     # The handover: make_checkpoint stops at the new key's first size and signs it with both.
     make_checkpoint(runtime.db, runtime.token(), runtime_identity(runtime), on_fork=on_fork)
     with runtime.db.read() as session:
@@ -104,6 +118,7 @@ def _record(
     generation: int,
     actor: str,
     reason: str,
+    authorise: Authorise = ungoverned,
 ) -> int:
     """Key, rotation entry and key rows in one transaction; the rotation entry's index."""
     with runtime.db.write() as session:
@@ -118,7 +133,7 @@ def _record(
             "old": _described(old.origin, old.key_label, old.public_key),
             "new": _described(old.origin, new.label, new.public_key),
             "reason": reason,
-        }
+        } | authorise(session)
         entry = ledger.append(session, EventKind.LEDGER_KEY_ROTATED, actor, data)
         if not rows:  # the configured key, which signed everything so far
             ledger_keys.add(

@@ -80,6 +80,8 @@ def _keys_match(runtime: Runtime, manifest: Manifest, recorded: dict[str, Key]) 
         if key is None:
             problems.append(f"key {entry.label!r} in the backup is not a key of this installation")
             continue
+        if key.retired_at is not None:
+            continue  # retired since this backup: destroyed on the token, as it should be
         if (key.public_key, key.key_id) != (entry.public_key, entry.key_id):
             problems.append(
                 f"key {entry.label!r} in the backup is not the key this installation records "
@@ -105,7 +107,7 @@ def _nothing_missing(
     problems = []
     in_backup = {key.label for key in manifest.keys}
     for label, key in sorted(recorded.items()):
-        if key.backup == Backup.TRUSTED_WRAP and label not in in_backup:
+        if key.backup == Backup.TRUSTED_WRAP and key.retired_at is None and label not in in_backup:
             problems.append(
                 f"key {label!r} is backup-able but not in this backup: make a new backup"
             )

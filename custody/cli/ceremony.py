@@ -1,4 +1,5 @@
-"""`custody ceremony`: back keys up under SLIP-39 shares, verify a backup, restore it.
+"""`custody ceremony`: back keys up under SLIP-39 shares, verify a backup, restore it (each
+saving a transcript; under governance only once proposed and approved: ceremony_proposals.py).
 
 The script custodians follow is docs/ceremonies.md. Shares appear only on a terminal, one
 custodian at a time (or with --json, for automation), and are read back from a terminal or
@@ -15,14 +16,23 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from custody.cli import context
+from custody.ceremonies import transcript
+from custody.cli import ceremony_proposals, context, quorum
 from custody.cli.output import JsonOption, console, emit
 from custody.errors import CustodyError
 
 if TYPE_CHECKING:
     from custody.ceremonies.backup import Made
+    from custody.ceremonies.transcript import Saved, Transcript
+    from custody.runtime import Runtime
 
-app = typer.Typer(help="Key ceremonies: backup, verify, restore.", no_args_is_help=True)
+app = typer.Typer(
+    help="Key ceremonies: backup, verify, restore; under governance, propose and approve them.",
+    no_args_is_help=True,
+)
+app.add_typer(ceremony_proposals.propose_app, name="propose")
+app.command("approve")(ceremony_proposals.approve)
+app.command("proposals")(ceremony_proposals.proposals)
 
 _COLUMNS = 3
 
@@ -34,7 +44,7 @@ class VerificationFailed(CustodyError):
 
 
 @app.command("backup")
-def backup(
+def backup(  # noqa: PLR0917  (Typer maps each parameter to one command-line option)
     directory: Annotated[Path, typer.Argument(help="A new (or empty) folder for the backup.")],
     shares: Annotated[int, typer.Option("--shares", help="N: how many shares (1-16).")],
     threshold: Annotated[
@@ -44,6 +54,14 @@ def backup(
         list[str] | None,
         typer.Option("--custodian", help="Who holds share 1, 2, … (once per share, in order)."),
     ] = None,
+    cards: Annotated[
+        bool,
+        typer.Option(
+            "--cards",
+            help="Show each share as a printable card (boxed: custodian, share i of N, "
+            "threshold, installation, date, numbered words); never written to disk.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Wrap every backup-able key under a new KEK and split the KEK into N shares, M of which
@@ -67,11 +85,22 @@ def backup(
         ]
     plan = Plan.make(directory.absolute(), shares=shares, threshold=threshold, custodians=names)
     with context.runtime() as rt:
-        made = back_up(rt, plan, context.operator())
+        authorise = quorum.required(rt, "backup", plan.subject())
+        record = transcript.begin(rt, "backup", context.operator())
+        made = back_up(rt, plan, context.operator(), authorise)
+        try:
+            saved: Saved | str = _backup_transcript(rt, record, made)
+        except (OSError, CustodyError) as exc:
+            # The backup is made and recorded: its shares must still reach the custodians.
+            saved = f"the transcript could not be saved ({exc}); the ledger holds the backup"
     if as_json:
-        emit(_backup_data(made) | {"shares": made.shares}, as_json=True)
+        transcript_data = _saved(saved) if not isinstance(saved, str) else {"transcript": None}
+        emit(_backup_data(made) | transcript_data | {"shares": made.shares}, as_json=True)
         return
-    _hand_out(made)
+    console.print(
+        saved if isinstance(saved, str) else _saved_line(saved), highlight=False, markup=False
+    )
+    _hand_out(made, cards=cards)
 
 
 @app.command("verify")
@@ -84,7 +113,19 @@ def verify(
     from custody.ceremonies.verify import verify as verify_backup
 
     with context.runtime() as rt:
+        record = transcript.begin(rt, "verify", context.operator())
         report = verify_backup(rt, directory.absolute())
+        record.step(
+            "backup folder checked without shares",
+            directory=str(report.directory),
+            manifest_sha256=report.manifest_sha256,
+            recorded_by_ledger_entry=report.ledger_index,
+            keys=report.keys,
+            wallets=report.wallets,
+            problems=report.problems,
+            whole=report.ok,
+        )
+        saved = transcript.save(rt, record)
     data = {
         "ok": report.ok,
         "directory": str(report.directory),
@@ -93,7 +134,7 @@ def verify(
         "keys": report.keys,
         "wallets": report.wallets,
         "problems": report.problems,
-    }
+    } | _saved(saved)
     if as_json:
         emit(data, as_json=True)
     elif report.ok:
@@ -106,6 +147,8 @@ def verify(
     else:
         for problem in report.problems:
             console.print(f"problem: {problem}", highlight=False, markup=False)
+    if not as_json:
+        _print_saved(saved)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -122,6 +165,7 @@ def restore(
     unwrap every key into the token and register its wallets; all or nothing."""
     from custody.ceremonies.manifest import open_folder
     from custody.ceremonies.restore import restore as restore_backup
+    from custody.ceremonies.restore import subject
 
     backup = open_folder(directory.absolute())  # a damaged folder is refused before any share
     threshold = backup.manifest.shares.threshold
@@ -132,8 +176,25 @@ def restore(
                 "(set CUSTODY_HSM_TOKEN to use another)",
                 param_hint="--token",
             )
+        authorise = quorum.required(rt, "restore", subject(backup, rt.token_label))
+        record = transcript.begin(rt, "restore", context.operator())
+        record.step(
+            "backup folder read and checked",
+            directory=str(backup.directory),
+            manifest_sha256=backup.sha256,
+            backup_created_at=backup.manifest.created_at,
+            source=backup.manifest.source.model_dump(mode="json"),
+        )
         shares = _prompt_shares(threshold) if sys.stdin.isatty() else _read_shares()
-        done = restore_backup(rt, backup, shares, context.operator())
+        done = restore_backup(rt, backup, shares, context.operator(), authorise)
+        record.step(
+            "KEK rebuilt from the shares and checked; keys unwrapped, each checked by a signature",
+            shares_used=done.shares_used,
+            keys={k.label: k.public_key.hex() for k in done.keys},
+        )
+        transcript.recorded(rt, record, "ceremony.restore", done.ledger_index)
+        record.step("wallets registered", wallets=done.wallets)
+        saved = transcript.save(rt, record)
     data: dict[str, Any] = {
         "manifest_sha256": done.manifest_sha256,
         "ledger_index": done.ledger_index,
@@ -144,14 +205,63 @@ def restore(
             for k in done.keys
         ],
         "wallets": done.wallets,
-    }
+    } | _saved(saved)
     lines = [
         f"restored {len(done.keys)} keys into token {done.token} from backup "
         f"{done.manifest_sha256} (shares {', '.join(map(str, done.shares_used))}; "
         f"ledger entry {done.ledger_index})"
     ]
     lines += [f"  wallet {w['name']} on {w['chain']}: {w['address']}" for w in done.wallets]
+    lines.append(_saved_line(saved))
     emit(data, as_json=as_json, human="\n".join(lines))
+
+
+def _backup_transcript(rt: Runtime, record: Transcript, made: Made) -> Saved:
+    """Steps from what the backup returned: never a share."""
+    manifest = made.manifest
+    record.step(
+        "keys wrapped under a new KEK (AES-256, in memory only); each blob unwrapped again in "
+        "the token and checked by a signature",
+        keys={key.label: key.public_key for key in manifest.keys},
+        not_included=[n.label for n in manifest.not_included],
+        kek_check_value=manifest.kek.check_value,
+    )
+    record.step(
+        "backup folder written",
+        directory=str(made.directory),
+        manifest_sha256=made.manifest_sha256,
+        blobs={key.blob: key.blob_sha256 for key in manifest.keys},
+    )
+    transcript.recorded(rt, record, "ceremony.backup", made.ledger_index)
+    record.step(
+        f"KEK split into {manifest.shares.count} SLIP-39 shares, any "
+        f"{manifest.shares.threshold} restore; each shown only to its custodian",
+        slip39_identifier=manifest.shares.identifier,
+        custodians={str(c.share): c.name for c in manifest.custodians},
+    )
+    return transcript.save(rt, record, also_in=made.directory)
+
+
+def _saved(saved: Saved) -> dict[str, Any]:
+    return {
+        "transcript": {
+            "path": str(saved.path),
+            "text": str(saved.text_path),
+            "sha256": saved.sha256,
+            "ledger_index": saved.ledger_index,
+        }
+    }
+
+
+def _saved_line(saved: Saved) -> str:
+    return (
+        f"transcript {saved.path} (and .txt; SHA-256 {saved.sha256}, "
+        f"ledger entry {saved.ledger_index})"
+    )
+
+
+def _print_saved(saved: Saved) -> None:
+    console.print(_saved_line(saved), highlight=False, markup=False)
 
 
 def _backup_data(made: Made) -> dict[str, Any]:
@@ -175,7 +285,7 @@ def _backup_data(made: Made) -> dict[str, Any]:
     }
 
 
-def _hand_out(made: Made) -> None:
+def _hand_out(made: Made, *, cards: bool) -> None:
     """One custodian at a time: name, share number, the words, a check that they were written
     down, and a cleared screen before the next custodian steps up."""
     manifest = made.manifest
@@ -196,12 +306,24 @@ def _hand_out(made: Made) -> None:
             prompt_suffix="",
         )
         console.clear()
-        console.print(
-            f"[bold]Share {custodian.share} of {count}[/bold] for [bold]{name}[/bold] "
-            f"(any {needed} restore). Write the words down in order, on paper:\n",
-            highlight=False,
-        )
-        console.print(_word_grid(words.split()), highlight=False, markup=False)
+        if cards:
+            console.print(
+                share_card(made, custodian.share, name, words.split()),
+                highlight=False,
+                markup=False,
+            )
+            console.print(
+                "Print this screen for the custodian (or copy it onto their card), then "
+                "check the paper:",
+                highlight=False,
+            )
+        else:
+            console.print(
+                f"[bold]Share {custodian.share} of {count}[/bold] for [bold]{name}[/bold] "
+                f"(any {needed} restore). Write the words down in order, on paper:\n",
+                highlight=False,
+            )
+            console.print(_word_grid(words.split()), highlight=False, markup=False)
         _confirm_written(words.split())
         console.clear()
     console.print(
@@ -209,6 +331,28 @@ def _hand_out(made: Made) -> None:
         f"({made.directory}) apart from the shares (docs/ceremonies.md).",
         highlight=False,
     )
+
+
+def share_card(made: Made, number: int, name: str, words: list[str]) -> str:
+    """One custodian's share as a boxed card, for the screen only (printed from there)."""
+    manifest = made.manifest
+    inner = [
+        "CUSTODY KEY BACKUP - SHARE CARD (SLIP-39)",
+        "",
+        f"Custodian:     {name}",
+        f"Share:         {number} of {manifest.shares.count}",
+        f"Threshold:     any {manifest.shares.threshold} shares restore the keys",
+        f"Installation:  {manifest.source.ledger_origin}",
+        f"Date:          {manifest.created_at[:10]}",
+        f"Backup:        manifest {made.manifest_sha256[:16]}",
+        "",
+        *_word_grid(words).splitlines(),
+        "",
+        "Keep this card apart from the backup folder. Never photograph or type it.",
+    ]
+    width = max(len(line) for line in inner)
+    top, bottom = "+" + "-" * (width + 4) + "+", "+" + "-" * (width + 4) + "+"
+    return "\n".join([top, *(f"|  {line:<{width}}  |" for line in inner), bottom])
 
 
 def _word_grid(words: list[str]) -> str:

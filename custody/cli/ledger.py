@@ -320,19 +320,43 @@ def rotate_key(
 ) -> None:
     """Replace the checkpoint key: a new Ed25519 key in the HSM, a ledger.key_rotated entry,
     and a checkpoint of that entry signed by the old and the new key (the handover)."""
-    from custody.ceremonies.rotation import rotate_ledger_key
+    from custody.ceremonies import transcript
+    from custody.ceremonies.rotation import rotate_ledger_key, subject
+    from custody.cli import quorum
     from custody.freezes.breakers import freeze_on_fork
 
     with context.runtime() as rt:
+        authorise = quorum.required(rt, "rotate-ledger-key", subject(rt, reason))
+        record = transcript.begin(rt, "rotate-key", context.operator())
         done = rotate_ledger_key(
-            rt, actor=context.operator(), reason=reason, on_fork=freeze_on_fork
+            rt,
+            actor=context.operator(),
+            reason=reason,
+            on_fork=freeze_on_fork,
+            authorise=authorise,
         )
+        record.step(
+            "new ledger key generated in the HSM (Ed25519, never extractable)",
+            old_key=done.old_label,
+            new_key=done.new_label,
+            old_verifier_key=done.old_verifier_key,
+            new_verifier_key=done.new_verifier_key,
+            reason=reason,
+        )
+        transcript.recorded(rt, record, "ledger.key_rotated", done.ledger_index)
+        record.step(
+            "handover checkpoint signed by the old and the new key",
+            tree_size=done.handover_size,
+            checkpoint=done.handover_note,
+        )
+        saved = transcript.save(rt, record)
     data = {
         "old": {"label": done.old_label, "verifier_key": done.old_verifier_key},
         "new": {"label": done.new_label, "verifier_key": done.new_verifier_key},
         "ledger_index": done.ledger_index,
         "handover_size": done.handover_size,
         "handover_checkpoint": done.handover_note,
+        "transcript": {"path": str(saved.path), "sha256": saved.sha256},
     }
     emit(
         data,
@@ -340,7 +364,8 @@ def rotate_key(
         human=f"ledger key rotated: {done.old_label} -> [bold]{done.new_label}[/bold] "
         f"(entry {done.ledger_index}; both signed the checkpoint at size {done.handover_size})\n"
         f"new verifier key {done.new_verifier_key}\n"
-        "give it to auditors, and a fresh `custody ledger export` (verifier-keys.json)",
+        "give it to auditors, and a fresh `custody ledger export` (verifier-keys.json)\n"
+        f"transcript {saved.path} (and .txt; SHA-256 {saved.sha256})",
     )
 
 

@@ -2,62 +2,82 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from dataclasses import dataclass
 
 import click
 import typer
+from typer import _click as typer_click  # Typer ships its own click: its commands are these
+from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from custody.cli import (
-    approvers,
-    assets,
-    ceremony,
-    chains,
-    clients,
-    configuration,
-    demo,
-    freezes,
-    hsm,
-    keys,
-    ledger,
-    policy,
-    prices,
-    server,
-    venues,
-    wallets,
-    webhooks,
-)
 from custody.errors import CustodyError
 
-app = typer.Typer(
+
+@dataclass(frozen=True)
+class _Entry:
+    """Where a top-level command lives: `attribute` of `module`, a Typer app or a function."""
+
+    module: str
+    attribute: str = "app"
+
+
+# Each command's module is imported only when that command runs: one command should not pay for
+# the imports of all the others (a process that runs `custody keys list` never loads WebAuthn).
+_COMMANDS: dict[str, _Entry] = {
+    "init": _Entry("custody.cli.server", "init"),
+    "serve": _Entry("custody.cli.server", "serve"),
+    "worker": _Entry("custody.cli.server", "worker"),
+    "keys": _Entry("custody.cli.keys"),
+    "chains": _Entry("custody.cli.chains"),
+    "wallets": _Entry("custody.cli.wallets"),
+    "assets": _Entry("custody.cli.assets"),
+    "venues": _Entry("custody.cli.venues"),
+    "prices": _Entry("custody.cli.prices"),
+    "clients": _Entry("custody.cli.clients"),
+    "approvers": _Entry("custody.cli.approvers"),
+    "policy": _Entry("custody.cli.policy"),
+    "ledger": _Entry("custody.cli.ledger"),
+    "ceremony": _Entry("custody.cli.ceremony"),
+    "config": _Entry("custody.cli.configuration"),
+    "hsm": _Entry("custody.cli.hsm"),
+    "freeze": _Entry("custody.cli.freezes", "freeze"),
+    "unfreeze": _Entry("custody.cli.freezes", "unfreeze"),
+    "freezes": _Entry("custody.cli.freezes", "list_freezes"),
+    "demo": _Entry("custody.cli.demo"),
+    "webhooks": _Entry("custody.cli.webhooks"),
+}
+
+
+def _load(name: str) -> typer_click.Command:
+    entry = _COMMANDS[name]
+    target = getattr(importlib.import_module(entry.module), entry.attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    single = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    single.command(name)(target)
+    return typer.main.get_command(single)
+
+
+class _Commands(TyperGroup):
+    """The root group: knows every command's name, builds a command when it is asked for."""
+
+    def list_commands(self, ctx: typer_click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: typer_click.Context, cmd_name: str) -> typer_click.Command | None:
+        return _load(cmd_name) if cmd_name in _COMMANDS else None
+
+
+root = _Commands(
     name="custody",
     help="Self-hosted custody: policy-gated, HSM-signed, ledgered.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
 )
-app.command("init")(server.init)
-app.command("serve")(server.serve)
-app.command("worker")(server.worker)
-app.add_typer(keys.app, name="keys")
-app.add_typer(chains.app, name="chains")
-app.add_typer(wallets.app, name="wallets")
-app.add_typer(assets.app, name="assets")
-app.add_typer(venues.app, name="venues")
-app.add_typer(prices.app, name="prices")
-app.add_typer(clients.app, name="clients")
-app.add_typer(approvers.app, name="approvers")
-app.add_typer(policy.app, name="policy")
-app.add_typer(ledger.app, name="ledger")
-app.add_typer(ceremony.app, name="ceremony")
-app.add_typer(configuration.app, name="config")
-app.add_typer(hsm.app, name="hsm")
-app.command("freeze")(freezes.freeze)
-app.command("unfreeze")(freezes.unfreeze)
-app.command("freezes")(freezes.list_freezes)
-app.add_typer(demo.app, name="demo")
-app.add_typer(webhooks.app, name="webhooks")
 
 
 _QUIET = logging.NullHandler()
@@ -72,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     # in its one error line (`diagnosis`), so without a configured log it is not printed twice.
     logging.getLogger("custody.store").addHandler(_QUIET)
     try:
-        result = app(args=args, standalone_mode=False)
+        result = root.main(args=args, prog_name="custody", standalone_mode=False)
     except CustodyError as exc:
         fail_line(exc.diagnosis(), as_json=as_json, status=exc.status)
         sys.exit(1)

@@ -37,8 +37,10 @@ from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
 from custody.intake.evmfill import EvmFill, Incomplete, TxShape
 from custody.intake.jsonbody import parse_object
 from custody.intake.lookups import Lookups, Read, still_holds
+from custody.keys.repository import key_by_id
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.ledger.service import rfc3339
 from custody.policy import Decision, RequireApprovals
 from custody.policy_versions.service import ActivePolicy
 from custody.requests import lifecycle
@@ -48,6 +50,7 @@ from custody.store.base import utcnow
 from custody.store.database import Database
 from custody.store.models import Request
 from custody.views.requests import request_view
+from custody.wallets.errors import WalletRetired
 
 MAX_IDEMPOTENCY_KEY = 200
 # Decodes of one call at most: the catalog changed under each one (an operator's change, never a
@@ -214,6 +217,7 @@ def _decide_and_store(
     #      of a stuck transaction: that transaction's nonce, custody.intake.replacement)
     replaced = _replaced(session, client.id, decoded)
     draft, fill = _complete(session, decoded, max_fee_wei, replaced)
+    _require_not_retired(session, draft)
 
     # (5) one live request per wallet and nonce (the database enforces it too), but for the
     #     replacement of the nonce's newest signature
@@ -265,6 +269,17 @@ def _decide_and_store(
         active=active,
     )
     return Submission(view=view, replayed=False)
+
+
+def _require_not_retired(session: Session, draft: Draft) -> None:
+    """A retired key's wallets take no request: `custody keys retire` marks the key under the
+    ledger lock held here, so no request slips in between its checks and its commit."""
+    key = key_by_id(session, draft.wallet.key_id)
+    if key.retired_at is not None:
+        raise WalletRetired(
+            f"wallet {draft.wallet.name!r} signs nothing more: its key {key.label!r} was "
+            f"retired at {rfc3339(key.retired_at)} (custody keys retire)"
+        )
 
 
 def _replay(earlier: Request, key: str, body_hash: str) -> Submission:

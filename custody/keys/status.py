@@ -11,6 +11,8 @@ from custody.store.models import Key, KeyBackup
 
 def backup_status(key: Key, latest: KeyBackup | None) -> str:
     """One line: in which backup the key is, or why there is none and what to do."""
+    if key.retired_at is not None:
+        return f"retired {rfc3339(key.retired_at)[:10]}: destroyed on the token, signs nothing"
     if key.backup == Backup.TRUSTED_WRAP:
         if latest is None:
             return "backup-able, in no backup yet (custody ceremony backup)"
@@ -23,6 +25,8 @@ def backup_status(key: Key, latest: KeyBackup | None) -> str:
 
 def backup_short(key: Key, latest: KeyBackup | None) -> str:
     """The same, in a table cell."""
+    if key.retired_at is not None:
+        return f"retired {rfc3339(key.retired_at)[:10]}"
     if key.backup == Backup.TRUSTED_WRAP:
         if latest is None:
             return "backup-able, not backed up yet"
@@ -34,7 +38,7 @@ def backup_short(key: Key, latest: KeyBackup | None) -> str:
 
 def needs_action(key: Key, latest: KeyBackup | None) -> bool:
     """A wallet key no backup holds: one that can be backed up, or one that never can."""
-    return key.algorithm == Algorithm.SECP256K1 and latest is None
+    return key.algorithm == Algorithm.SECP256K1 and latest is None and key.retired_at is None
 
 
 def last_backup(latest: KeyBackup | None) -> dict[str, Any] | None:

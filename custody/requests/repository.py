@@ -62,6 +62,21 @@ def held_nonces_from(session: Session, wallet_id: int, start: int) -> list[int]:
     ]
 
 
+def signable_on_wallets(session: Session, wallet_ids: list[int]) -> list[Request]:
+    """Requests of these wallets that a signer may take now or is taking: `approved` or
+    `signing` (custody.keys.retirement refuses to destroy their key under them)."""
+    return list(
+        session.execute(
+            select(Request)
+            .where(
+                Request.wallet_id.in_(wallet_ids),
+                Request.status.in_((RequestStatus.APPROVED, RequestStatus.SIGNING)),
+            )
+            .order_by(Request.created_at)
+        ).scalars()
+    )
+
+
 def for_client(session: Session, client_id: str, request_id: str) -> tuple[Request, str]:
     """A client's own request; anyone else's is indistinguishable from a missing one."""
     row = session.execute(

@@ -147,6 +147,8 @@ def current(session: Session, scope: Scope | None = None) -> Document:
                 "token": k.token,
                 "key_id": k.key_id,
                 "public_key": k.public_key,
+                # Only when set: seals made before retirement existed stay equal to the rows.
+                **({"retired_at": _moment(k.retired_at)} if k.retired_at else {}),
             }
             for k in keys
         },

@@ -144,9 +144,13 @@ def _claim(
     if not _recheck_allows(session, request, evidence.facts, digest, relying_party):
         return None
 
-    # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM
+    # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM;
+    #     a retired key signs nothing more (its request was approved before the retirement)
     wallet = wallet_by_id(session, evidence.wallet_id)
     key = key_by_id(session, wallet.key_id)
+    if key.retired_at is not None:
+        _fail(session, request, f"key {key.label} of wallet {wallet.name} was retired")
+        return None
     lifecycle.move(
         session,
         request,

@@ -137,6 +137,9 @@ class Key(Base):
     # migration 0014 were all generated non-extractable.
     backup: Mapped[str] = mapped_column(String(16), server_default="none")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Set by `custody keys retire`: its wallets sign nothing more, and the private key is
+    # destroyed on the token (custody.keys.retirement).
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
     __table_args__ = (CheckConstraint("backup IN ('none', 'trusted-wrap')", name="backup_known"),)
 
@@ -630,6 +633,48 @@ class UnfreezeApproval(Base):
 
     __table_args__ = (
         UniqueConstraint("unfreeze_id", "approver_id"),
+        CheckConstraint("decision IN ('approve', 'reject')", name="decision_known"),
+    )
+
+
+class CeremonyProposal(Base):
+    """A key ceremony waiting for (or given) the governance quorum: the exact thing it will do
+    (custody.approvals.ceremony_approvals). Used once, by the ceremony command it names."""
+
+    __tablename__ = "ceremony_proposals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)  # RFC 8785 JSON of what the ceremony will do
+    subject_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    # JSON [{group, count}] when proposed (shown to people); the quorum that counts is the
+    # governance of the policy active when the ceremony runs.
+    required_approvals: Mapped[str] = mapped_column(Text)
+    proposed_by: Mapped[str] = mapped_column(String(100))
+    proposed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'rejected', 'used')", name="state_known"),
+    )
+
+
+class CeremonyApproval(Base):
+    """An approver's device-key decision on a ceremony proposal, with the statement it signed."""
+
+    __tablename__ = "ceremony_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("ceremony_proposals.id"), index=True)
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"))
+    decision: Mapped[str] = mapped_column(String(16))
+    statement: Mapped[bytes] = mapped_column(LargeBinary)  # RFC 8785 bytes that were signed
+    evidence: Mapped[str] = mapped_column(Text)  # JSON: the signature and the key it verified with
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "approver_id"),
         CheckConstraint("decision IN ('approve', 'reject')", name="decision_known"),
     )
 

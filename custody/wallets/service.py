@@ -15,6 +15,7 @@ from custody.names import InvalidName, validate_name
 from custody.store.base import utcnow
 from custody.store.models import Wallet
 from custody.wallets import repository
+from custody.wallets.errors import WalletRetired
 
 
 def create_wallet(
@@ -25,6 +26,8 @@ def create_wallet(
     key = keys.key_by_label(session, key_label)
     if key.algorithm != Algorithm.SECP256K1:
         raise InvalidName(f"key {key_label!r} is {key.algorithm}; EVM wallets need a secp256k1 key")
+    if key.retired_at is not None:
+        raise WalletRetired(f"key {key_label!r} is retired: it can hold no new wallet")
     if repository.find_wallet(session, name) is not None:
         raise AlreadyExists(f"wallet {name!r} already exists")
     address = str(address_from_public_key(bytes.fromhex(key.public_key)))

@@ -19,7 +19,7 @@ import shamir_mnemonic
 
 from custody.hsm import DevToken
 from custody.hsm.pkcs11.library import library
-from tests.e2e.process import clean_env, ok_json, run_custody
+from tests.e2e.process import clean_env, ok_json, run_custody_many
 
 
 @dataclass(frozen=True)
@@ -41,28 +41,27 @@ class Source:
         return dict(json.loads((self.backup / "manifest.json").read_text()))
 
 
-def _run(env: dict[str, str], *args: str) -> Any:
-    return ok_json(run_custody([*args, "--json"], env))
-
-
 @pytest.fixture(scope="session")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
     root = tmp_path_factory.mktemp("ceremony-source")
     home, env = root / "home", clean_env(root / "home")
     tag = secrets.token_hex(4)
     key, cold = f"cer-{tag}", f"cold-{tag}"
-    _run(env, "init")
-    _run(env, "keys", "generate", "--label", key, "--algorithm", "secp256k1")
-    _run(env, "keys", "generate", "--label", cold, "--algorithm", "secp256k1", "--no-backup")
-    wallets = [
-        _run(env, "wallets", "create", f"hot-{tag}", "--chain", "ethereum", "--key", key),
-        _run(env, "wallets", "create", f"hot-sep-{tag}", "--chain", "sepolia", "--key", key),
-    ]
     backup = root / "backup"
     custodians = [arg for name in ("ann", "bo", "cy", "di", "ed") for arg in ("--custodian", name)]
-    made = _run(
-        env, "ceremony", "backup", str(backup), "--shares", "5", "--threshold", "3", *custodians
-    )
+    commands = [
+        ["init"],
+        ["keys", "generate", "--label", key, "--algorithm", "secp256k1"],
+        ["keys", "generate", "--label", cold, "--algorithm", "secp256k1", "--no-backup"],
+        ["wallets", "create", f"hot-{tag}", "--chain", "ethereum", "--key", key],
+        ["wallets", "create", f"hot-sep-{tag}", "--chain", "sepolia", "--key", key],
+        ["ceremony", "backup", str(backup), "--shares", "5", "--threshold", "3", *custodians],
+    ]
+    # One process for the whole set-up: this installation's development token is its own.
+    *_, hot, hot_sep, made = [
+        ok_json(done) for done in run_custody_many([[*c, "--json"] for c in commands], env)
+    ]
+    wallets = [hot, hot_sep]
     return Source(
         home=home,
         env=env,

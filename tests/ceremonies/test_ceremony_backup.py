@@ -48,7 +48,12 @@ def test_the_folder_holds_every_backup_able_key_and_says_why_others_are_not(
     blob = source.backup / key["blob"]
     assert key["blob"] == f"keys/{source.key}.wrapped"
     assert len(blob.read_bytes()) == 72  # RFC 5649 over SoftHSM's 64-byte PKCS#8 form
-    assert sorted(p.name for p in source.backup.iterdir()) == ["keys", "manifest.json"]
+    assert sorted(p.name for p in source.backup.iterdir()) == [
+        "keys",
+        "manifest.json",
+        "transcript.json",
+        "transcript.txt",
+    ]
     for path in (source.backup, source.backup / "keys"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700
     for path in (source.backup / "manifest.json", blob):

@@ -93,3 +93,50 @@ def test_each_custodian_sees_only_their_share_and_proves_it_was_written_down(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"custody.backup.v1 manifest mac"
     ).derive(kek)
     assert hmac.new(key, canonical_bytes(body), hashlib.sha256).hexdigest() == mac
+
+
+def test_cards_show_each_share_boxed_one_custodian_at_a_time_and_never_on_disk(
+    installations: InstallationFactory, hsm_dev_token: DevToken, tmp_path: Path
+) -> None:
+    inst = installations.make("sqlite")
+    inst.wallet(backup=Backup.TRUSTED_WRAP)
+    folder = tmp_path / "backup"
+    env = custody_env(inst.env, CUSTODY_HSM_SO_PIN_FILE=str(hsm_dev_token.pin_file))
+    args = [CUSTODY, "ceremony", "backup", str(folder), "--shares", "2", "--threshold", "2"]
+    screen = Terminal([*args, "--custodian", "ann", "--custodian", "bo", "--cards"], env)
+    try:
+        shares = []
+        for number, name in ((1, "ann"), (2, "bo")):
+            screen.expect(rf"{name}: step up to the screen alone, then press Enter")
+            before = len(screen.raw)
+            screen.send("\r")
+            card = screen.expect(r"(?s)(\+-+\+.*?\+-+\+).*?From your paper, word (\d+): ")
+            assert "\x1b[2J" in screen.raw[before:]  # cleared before the card
+            text = screen_text(card.group(1))
+            assert "SHARE CARD" in text
+            assert re.search(rf"Custodian:\s+{name}\b", text)
+            assert re.search(rf"Share:\s+{number} of 2\b", text)
+            assert re.search(r"Threshold:\s+any 2 shares restore", text)
+            assert re.search(r"Installation:\s+\S+", text)
+            assert re.search(r"Date:\s+\d{4}-\d\d-\d\d", text)
+            assert all(line.startswith("|") for line in text.splitlines()[1:-1] if line)
+            words = dict(re.findall(r"(\d+)\. ([a-z]+)", text))
+            assert sorted(map(int, words)) == list(range(1, 34))
+            share = [words[str(i)] for i in range(1, 34)]
+            shares.append(" ".join(share))
+            screen.send(f"{share[int(card.group(2)) - 1]}\r")
+            second = screen.expect(r"From your paper, word (\d+): ")
+            screen.send(f"{share[int(second.group(1)) - 1]}\r")
+        screen.expect("every share handed out; nothing of them was stored")
+        assert screen.close() == 0
+        shamir_mnemonic.combine_mnemonics(shares)  # the cards hold shares that rebuild the KEK
+        written = [p for p in [*inst.home.rglob("*"), *folder.rglob("*")] if p.is_file()]
+        assert any(p.name == "transcript.json" for p in written)
+        everything = b"".join(p.read_bytes() for p in written)
+        for share in shares:
+            assert " ".join(share.split()[4:8]).encode() not in everything
+    finally:
+        if screen.process.poll() is None:
+            screen.process.kill()
+            screen.process.wait()
+        installations.discard(inst)

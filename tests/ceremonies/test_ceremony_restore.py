@@ -72,13 +72,14 @@ def test_restored_key_signs_a_withdrawal_from_the_backed_up_address(
         assert keys[source.key]["last_backup"]["manifest_sha256"] == done["manifest_sha256"]
         assert source.cold not in keys
         assert token.private_key_value_readable(source.key) is False
-        kinds = [e["kind"] for e in inst.ledger_entries()[-5:]]
+        kinds = [e["kind"] for e in inst.ledger_entries()[-6:]]
         assert kinds == [
             "ceremony.restore",
             "key.restored",
             "wallet.created",
             "wallet.created",
             "configuration.sealed",
+            "ceremony.transcript",
         ]
         # The folder this installation's keys came from is a backup of them: verify says so.
         verified = ok_json(invoke(["ceremony", "verify", str(source.backup), "--json"], inst.env))

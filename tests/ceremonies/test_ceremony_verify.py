@@ -46,7 +46,8 @@ def _verify(inst: Installation, folder: Path, *extra: str) -> CliResult:
 
 def _problems(result: CliResult) -> list[str]:
     assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stdout.strip().splitlines()
+    *lines, saved = result.stdout.strip().splitlines()
+    assert saved.startswith("transcript "), saved  # a failed verify is transcribed too
     assert all(line.startswith("problem: ") for line in lines), lines
     return [line.removeprefix("problem: ") for line in lines]
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.support.cli import CUSTODY, ok_json
+from tests.support.cli import CUSTODY, CliResult, ok_json
 
-__all__ = ["CUSTODY", "clean_env", "custody_env", "ok_json", "run_custody"]
+__all__ = [
+    "CUSTODY",
+    "clean_env",
+    "custody_env",
+    "ok_json",
+    "run_custody",
+    "run_custody_many",
+]
 
 
 def custody_env(extra: Mapping[str, str] | None = None, **more: str) -> dict[str, str]:
@@ -39,3 +48,43 @@ def run_custody(
         check=False,
         cwd=cwd,
     )
+
+
+_MANY = r"""
+import contextlib, io, json, sys
+from custody.cli.main import main
+done = []
+for args in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    done.append([args, code, out.getvalue(), err.getvalue()])
+    if code != 0:
+        break
+json.dump(done, sys.__stdout__)
+"""
+
+
+def run_custody_many(
+    commands: Sequence[Sequence[str]], env: Mapping[str, str], *, timeout: float = 300
+) -> list[CliResult]:
+    """`custody` commands one after another in one process of their own: for an installation
+    whose token is not the session's, one interpreter start instead of one a command. Stops at
+    the first command that fails; its result is the last one."""
+    ran = subprocess.run(
+        [sys.executable, "-c", _MANY, json.dumps([list(c) for c in commands])],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert ran.returncode == 0, f"exit {ran.returncode}\n{ran.stdout}\n{ran.stderr}"
+    return [
+        CliResult([CUSTODY, *args], code, out, err)
+        for args, code, out, err in json.loads(ran.stdout)
+    ]

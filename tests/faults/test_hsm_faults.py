@@ -24,8 +24,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.e2e.process import clean_env, run_custody
+from tests.e2e.process import clean_env, run_custody, run_custody_many
 from tests.support.api import Api, withdrawal
+from tests.support.cli import Finished
 from tests.support.installation import ClientKeys
 from tests.support.tree import Tree, free_port, start
 
@@ -71,7 +72,7 @@ class Served:
         return dict(self.rows(f"SELECT id, status FROM requests WHERE id IN ({marks})", *ids))
 
 
-def _ok(result: subprocess.CompletedProcess[str]) -> Any:
+def _ok(result: Finished) -> Any:
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}{result.stdout}"
     return json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else None
 
@@ -109,9 +110,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         CUSTODY_HSM_CHECK_SECONDS="0.5",
         CUSTODY_CHECKPOINT_INTERVAL_SECONDS="0.5",
     )
-    run = lambda *args: _ok(run_custody([*args, "--json"], env))  # noqa: E731
-    run("keys", "generate", "--label", "hot-key", "--algorithm", "secp256k1")
-    run("wallets", "create", "hot", "--chain", "ethereum", "--key", "hot-key")
     private = Ed25519PrivateKey.generate()
     pem = root / "desk.pem"
     pem.write_bytes(
@@ -119,10 +117,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    client = run("clients", "add", "desk", "--public-key", str(pem))
     policy = root / "allow.yaml"
     policy.write_text(ALLOW_ALL)
-    run("policy", "apply", str(policy))
+    commands = [
+        ["keys", "generate", "--label", "hot-key", "--algorithm", "secp256k1"],
+        ["wallets", "create", "hot", "--chain", "ethereum", "--key", "hot-key"],
+        ["clients", "add", "desk", "--public-key", str(pem)],
+        ["policy", "apply", str(policy)],
+    ]
+    # One process for the set-up: the token is this installation's own.
+    client = [_ok(done) for done in run_custody_many([[*c, "--json"] for c in commands], env)][2]
 
     port = free_port()
     tree = start(

@@ -24,7 +24,6 @@ from custody.freezes.breakers import freeze_on_fork
 from custody.ledger import service as ledger
 from custody.ledger.checkpointer import start_checkpointer
 from custody.ledger.checkpoints import make_checkpoint, runtime_identity
-from tests.e2e.process import custody_env, run_custody
 from tests.ledger.conftest import (
     attacker,
     checkpoint,
@@ -35,6 +34,7 @@ from tests.ledger.conftest import (
     verify_db,
     without_checkpoints,
 )
+from tests.support.cli import invoke
 from tests.support.installation import Installation
 
 ENTRIES = 37
@@ -238,13 +238,13 @@ def test_cli_checkpoint_refuses_a_fork_in_one_line(fresh: Installation) -> None:
     fork_history(fresh, 11)
     grow(fresh, 3)
     before = signed_sizes(fresh)
-    human = run_custody(["ledger", "checkpoint"], custody_env(fresh.env))
+    human = invoke(["ledger", "checkpoint"], fresh.env)
     assert human.returncode != 0, human.stdout
     lines = human.stderr.strip().splitlines()
     assert len(lines) == 1, human.stderr
     assert lines[0].startswith("error:")
     assert "fork" in lines[0]
-    machine = run_custody(["ledger", "checkpoint", "--json"], custody_env(fresh.env))
+    machine = invoke(["ledger", "checkpoint", "--json"], fresh.env)
     assert machine.returncode != 0
     assert "fork" in json.loads(machine.stdout)["error"]["message"]
     assert signed_sizes(fresh) == before

@@ -19,7 +19,6 @@ from custody.ledger import service as ledger
 from custody.ledger.checkpoints import runtime_identity
 from custody.ledger.export import export
 from custody.ledger.verify import verify_export
-from tests.e2e.process import custody_env, run_custody
 from tests.ledger.conftest import (
     attacker,
     checkpoint,
@@ -29,6 +28,7 @@ from tests.ledger.conftest import (
     verify_db,
     without_checkpoints,
 )
+from tests.support.cli import CliResult, Finished, invoke
 from tests.support.installation import Installation
 
 VERIFY_PY = Path(__file__).parents[2] / "custody" / "ledger" / "verify.py"
@@ -39,11 +39,11 @@ def size_of(inst: Installation) -> int:
         return ledger.size(session)
 
 
-def verify_cli(inst: Installation, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_custody(["ledger", "verify", *args], custody_env(inst.env))
+def verify_cli(inst: Installation, *args: str) -> CliResult:
+    return invoke(["ledger", "verify", *args], inst.env)
 
 
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+def one_error_line(result: Finished) -> str:
     assert result.returncode != 0, result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -180,7 +180,7 @@ def test_an_honest_export_has_no_unsigned_tail(fresh: Installation, tmp_path: Pa
     report = verify_export(tmp_path / "export")
     assert report.ok, report.faults
     assert report.signed_size == report.size == signed
-    exported = run_custody(["ledger", "export", str(tmp_path / "cli")], custody_env(fresh.env))
+    exported = invoke(["ledger", "export", str(tmp_path / "cli")], fresh.env)
     assert exported.returncode == 0, exported.stderr
     report = verify_export(tmp_path / "cli")
     assert report.ok, report.faults

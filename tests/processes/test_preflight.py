@@ -17,8 +17,7 @@ from tests.support.tree import free_port
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("command", ["serve", "worker"])
-def test_a_wrong_pin_stops_before_anything_starts(tmp_path: Path, command: str) -> None:
+def test_a_wrong_pin_stops_before_anything_starts(tmp_path: Path) -> None:
     # A token of this test's own: failed logins are counted on the token that saw them.
     token = ensure_dev_token(tmp_path / "hsm", label="wrong-pin")
     home = tmp_path / "home"
@@ -35,20 +34,25 @@ def test_a_wrong_pin_stops_before_anything_starts(tmp_path: Path, command: str) 
     argv = {
         "serve": ["serve", "--host", "127.0.0.1", "--port", str(port)],
         "worker": ["worker", "--processes", "2"],
-    }[command]
+    }
 
-    for attempt in ("refused", "held"):
-        done = run_custody(argv, env, timeout=60)
+    # Each command meets both a PIN the token refuses and the hold that refusal leaves; the
+    # hold is lifted in between, so that the second refusal is the command's own.
+    steps = [("serve", "refused"), ("worker", "held"), ("worker", "refused"), ("serve", "held")]
+    for command, attempt in steps:
+        if (command, attempt) == ("worker", "refused"):
+            assert run_custody(["hsm", "rearm"], right, timeout=60).returncode == 0
+        done = run_custody(argv[command], env, timeout=60)
 
         assert done.returncode == 2, done
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, done.stderr
         assert "PIN" in lines[0]
         assert "wrong-pin" in lines[0]  # names the token
-        # The second start does not try the PIN again: the first refusal holds every login
+        # A start after a refusal does not try the PIN again: the refusal holds every login
         # until an operator re-arms (a real HSM locks its PIN after a few failures).
         assert "custody hsm rearm" in lines[0]
-        assert ("are held since" in lines[0]) == (attempt == "held"), lines[0]
+        assert ("are held since" in lines[0]) == (attempt == "held"), (command, lines[0])
         assert "000000-not-the-pin" not in done.stderr + done.stdout
         assert "Traceback" not in done.stderr + done.stdout
         assert not (home / "run").exists()  # no doorbell: no signer was ever going to start

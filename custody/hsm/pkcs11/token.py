@@ -140,6 +140,16 @@ class Pkcs11Token:
             self._keys.pop(label, None)
             return self._key(label).info
 
+    def destroy_key(self, label: str) -> KeyInfo:
+        """Destroy both halves of a key pair (`custody keys retire`); returns what it was."""
+        with self._call("key destruction", label) as session:
+            self._keys.pop(label, None)
+            key = self._describe(label)
+            public = self._find(PyKCS11.CKO_PUBLIC_KEY, label, bytes.fromhex(key.info.key_id))
+            for handle in [key.handle, *public]:
+                session.destroyObject(handle)
+            return key.info
+
     def sign_secp256k1(self, label: str, digest: bytes) -> EcdsaSignature:
         if len(digest) != 32:
             # Tokens sign any length with CKM_ECDSA (SoftHSM does): a wrong length is a caller bug.
