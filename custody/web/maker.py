@@ -51,7 +51,8 @@ class WalletChoice:
     chain: str
     asset: str
     decimals: int
-    next_nonce: int
+    next_nonce: int | None
+    """None on a connected chain: intake picks the nonce (and fees the form leaves blank)."""
 
 
 def wallets(session: Session) -> list[WalletChoice]:
@@ -60,7 +61,12 @@ def wallets(session: Session) -> list[WalletChoice]:
     ).all()
     return [
         WalletChoice(
-            w.name, w.address, c.name, c.native_asset, c.native_decimals, next_nonce(session, w.id)
+            w.name,
+            w.address,
+            c.name,
+            c.native_asset,
+            c.native_decimals,
+            None if c.rpc_url is not None else next_nonce(session, w.id),
         )
         for w, c in rows
     ]
@@ -126,18 +132,26 @@ def withdrawal_body(form: dict[str, str], choice: WalletChoice) -> bytes:
             raise ValidationFailed(f"{name.replace('_', ' ')} must be a whole number (digits 0-9)")
         return int(raw)
 
+    def given(name: str) -> bool:
+        # On a connected chain a blank field is custody's to fill (nonce, gas, fees).
+        return choice.next_nonce is not None or bool(form.get(name, "").strip())
+
+    evm: dict[str, object] = {}
+    if given("nonce"):
+        evm["nonce"] = integer("nonce")
+    if given("gas"):
+        evm["gas"] = integer("gas")
+    if given("max_fee_gwei"):
+        evm["max_fee_per_gas"] = str(integer("max_fee_gwei") * _GWEI)
+    if given("priority_fee_gwei"):
+        evm["max_priority_fee_per_gas"] = str(integer("priority_fee_gwei") * _GWEI)
     body = {
         "type": "withdrawal",
         "wallet": choice.name,
         "asset": choice.asset,
         "amount": str(base_units(form.get("amount", ""), choice.decimals)),
         "destination": form.get("destination", "").strip(),
-        "evm": {
-            "nonce": integer("nonce"),
-            "gas": integer("gas"),
-            "max_fee_per_gas": str(integer("max_fee_gwei") * _GWEI),
-            "max_priority_fee_per_gas": str(integer("priority_fee_gwei") * _GWEI),
-        },
+        **({"evm": evm} if evm else {}),
     }
     return json.dumps(body).encode()
 
