@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export CUSTODY_HOME ?= $(CURDIR)/var
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck pytest faults bench softhsm chromium venv clean migrations-check
+.PHONY: help demo test lint typecheck pytest faults bench softhsm chromium anvil venv clean migrations-check
 
 help:
 	@echo "make demo   - set up and serve a seeded demo on http://127.0.0.1:8000"
@@ -28,9 +28,26 @@ softhsm:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; \
 	fi
 
-demo: venv softhsm
+# Foundry's anvil, the development chain node (chain id 31337) that tests and the demo run:
+# from npm, into .tools/ (git-ignored). Tests find it there (or CUSTODY_TEST_ANVIL).
+ANVIL_PACKAGE := @foundry-rs/anvil-linux-amd64@1.7
+ANVIL := .tools/anvil/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+anvil: $(ANVIL)
+$(ANVIL):
+	@echo "installing anvil (development chain node) with npm"
+	npm install --prefix .tools/anvil --no-audit --no-fund --silent $(ANVIL_PACKAGE)
+	@test -x $@
+
+# The demo runs a local anvil beside the server (its chain kept in CUSTODY_HOME/anvil-state.json
+# between runs) and seeds the connected chain `local` with a funded wallet `local-eth`.
+DEMO_NODE_PORT ?= 8545
+demo: venv softhsm anvil
 	$(BIN)/custody init
-	$(BIN)/custody demo seed
+	@mkdir -p "$(CUSTODY_HOME)"; \
+	$(ANVIL) --host 127.0.0.1 --port $(DEMO_NODE_PORT) --silent \
+		--state "$(CUSTODY_HOME)/anvil-state.json" & node=$$!; \
+	trap 'kill $$node 2>/dev/null; wait $$node' EXIT; \
+	$(BIN)/custody demo seed --node http://127.0.0.1:$(DEMO_NODE_PORT) && \
 	$(BIN)/custody serve --host 127.0.0.1 --port 8000
 
 lint: venv
@@ -57,7 +74,7 @@ chromium:
 # (`loadgroup` would pin process-starting modules to one worker, but with pytest 9.2 it silently
 # stops grouping: pytest-xdist issue 1386.)
 PYTEST_WORKERS ?= auto
-pytest: venv softhsm chromium
+pytest: venv softhsm chromium anvil
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint typecheck migrations-check pytest
@@ -70,4 +87,4 @@ bench: venv softhsm
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .tools

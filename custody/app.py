@@ -16,7 +16,9 @@ from custody.api import ledger as ledger_routes
 from custody.api import openapi, ops
 from custody.api import policy as policy_routes
 from custody.api import requests as request_routes
+from custody.api import wallets as wallet_routes
 from custody.api import webhooks as webhook_routes
+from custody.broadcast.runner import start_broadcaster
 from custody.freezes.breakers import freeze_on_fork
 from custody.http import problems
 from custody.http.limits import MaxBodySize
@@ -44,6 +46,7 @@ def create_app(
             start_checkpointer(runtime, stop, on_fork=freeze_on_fork) if start_worker else None
         )
         webhooks = start_webhooks(runtime, stop) if start_worker else None
+        broadcaster = start_broadcaster(runtime, stop) if start_worker else None
         if start_worker:
             from custody.signing.worker import SignerWorker
 
@@ -54,7 +57,7 @@ def create_app(
         yield
         stop.set()
         runtime.notify_signer()
-        for running in (thread, checkpointer, webhooks):
+        for running in (thread, checkpointer, webhooks, broadcaster):
             if running is not None:
                 running.join(timeout=10)
 
@@ -75,6 +78,7 @@ def create_app(
     app.include_router(ceremony_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(wallet_routes.router)
     app.include_router(ops.router)
     web.mount(app, runtime, limits)
     app.add_middleware(MaxBodySize, max_bytes=runtime.settings.max_body_bytes)

@@ -12,6 +12,7 @@ from custody.decisions.service import decide
 from custody.errors import ValidationFailed
 from custody.http.problems import problem_responses
 from custody.intake.decoders import decode
+from custody.intake.evmfill import DRY_RUN_FILL, Incomplete
 from custody.intake.jsonbody import parse_object
 from custody.policy.stored import stored_decision
 
@@ -29,7 +30,14 @@ router = APIRouter(
 )
 def simulate(rt: RuntimeDep, client: ClientDep, body: BodyDep) -> Simulation:
     with rt.db.read() as session:
-        draft = decode(session, parse_object(body))
+        data = parse_object(body)
+        try:
+            draft = decode(session, data)
+        except Incomplete:
+            # A connected chain fills nonce, gas and fees when the request is stored; the policy
+            # does not judge them, so a dry run decides on placeholders (its digest is not the
+            # one a stored request will have).
+            draft = decode(session, data, DRY_RUN_FILL)
         facts = draft.facts(client.name)
         active, decision = decide(session, facts, exclude_request=None)
         return Simulation(

@@ -73,6 +73,7 @@ def create_request(
         idempotency_key=idempotency_key,
         body=body,
         max_fee_wei=rt.settings.max_tx_fee_wei,
+        node_timeout=rt.settings.node_timeout_seconds,
     )
     view = RequestView.model_validate(submission.view)
     if submission.replayed:

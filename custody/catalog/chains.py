@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.chains import BUILTIN_CHAINS
-from custody.errors import AlreadyExists, NotFound
+from custody.chains.evm.rpc import shown
+from custody.errors import AlreadyExists, NotFound, ValidationFailed
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.names import CHAIN_NAME_PATTERN, InvalidName, validate_name
 from custody.store.base import utcnow
 from custody.store.models import Chain
+
+_URL = re.compile(r"https?://[^\s/?#]+(/[^\s]*)?")
 
 
 class ChainNotFound(NotFound):
@@ -45,6 +52,7 @@ def add_chain(
     actor: str,
     native_asset: str = "ETH",
     native_decimals: int = 18,
+    node: NodeSettings | None = None,
 ) -> Chain:
     validate_name("chain", name, CHAIN_NAME_PATTERN)
     if not 0 < evm_chain_id < 2**63:
@@ -61,7 +69,10 @@ def add_chain(
         native_asset=native_asset,
         native_decimals=native_decimals,
         created_at=utcnow(),
+        confirmations=1,
     )
+    if node is not None:
+        _apply(chain, node)
     session.add(chain)
     session.flush()
     ledger.append(
@@ -74,9 +85,70 @@ def add_chain(
             "evm_chain_id": str(evm_chain_id),
             "native_asset": native_asset,
             "native_decimals": native_decimals,
+            **(node_view(chain) if node is not None else {}),
         },
     )
     return chain
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """How custody reaches a chain's node; a field left None keeps what the chain has."""
+
+    rpc_url: str | None = None
+    confirmations: int | None = None
+    max_fee_per_gas: int | None = None
+    disconnect: bool = False
+
+
+def _apply(chain: Chain, node: NodeSettings) -> None:
+    if node.rpc_url is not None:
+        if not _URL.fullmatch(node.rpc_url):
+            raise ValidationFailed(f"--rpc-url must be an http(s) URL, got {node.rpc_url!r}")
+        chain.rpc_url = node.rpc_url
+    if node.disconnect:
+        chain.rpc_url = None
+    if node.confirmations is not None:
+        if not 1 <= node.confirmations <= 1000:
+            raise ValidationFailed(
+                f"--confirmations must be between 1 and 1000, got {node.confirmations}"
+            )
+        chain.confirmations = node.confirmations
+    if node.max_fee_per_gas is not None:
+        if node.max_fee_per_gas <= 0:
+            raise ValidationFailed("--max-fee-per-gas must be a positive number of wei")
+        chain.max_fee_per_gas = str(node.max_fee_per_gas)
+
+
+def node_view(chain: Chain) -> dict[str, Any]:
+    """The node settings as the ledger and `chains list` show them; never the URL's path or
+    query, which may carry a provider's API key."""
+    return {
+        "connected": chain.rpc_url is not None,
+        "rpc": shown(chain.rpc_url) if chain.rpc_url else None,
+        "confirmations": chain.confirmations,
+        "max_fee_per_gas": chain.max_fee_per_gas,
+    }
+
+
+def set_chain(session: Session, *, name: str, node: NodeSettings, actor: str) -> Chain:
+    if node == NodeSettings():
+        raise ValidationFailed(
+            "nothing to change: give --rpc-url, --confirmations, --max-fee-per-gas or --disconnect"
+        )
+    chain = chain_by_name(session, name)
+    _apply(chain, node)
+    session.flush()
+    ledger.append(session, EventKind.CHAIN_CHANGED, actor, {"name": name, **node_view(chain)})
+    return chain
+
+
+def connected_chains(session: Session) -> list[Chain]:
+    return list(
+        session.execute(
+            select(Chain).where(Chain.rpc_url.is_not(None)).order_by(Chain.name)
+        ).scalars()
+    )
 
 
 def ensure_builtin_chains(session: Session, actor: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from custody.cli import context
@@ -11,18 +13,29 @@ app = typer.Typer(help="Demo data for trying custody out (development only).", n
 
 
 @app.command("seed")
-def seed(as_json: JsonOption = False) -> None:
+def seed(
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            help="A local anvil's URL: adds the connected chain `local` and a funded wallet "
+            "`local-eth` on it.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Create a demo key, wallet hot-eth, client demo-desk and the demo policy (idempotent)."""
     from custody.setup.demo import seed as seed_demo
 
     with context.runtime() as rt:
-        demo = seed_demo(rt, context.operator())
+        demo = seed_demo(rt, context.operator(), node)
     data = {
         "client_id": demo.client_id,
         "client_private_key": str(demo.client_key_path),
         "wallet": demo.wallet,
         "address": demo.address,
         "policy_digest": demo.policy_digest,
+        "local_wallet": demo.local_wallet,
     }
     emit(
         data,
@@ -30,5 +43,10 @@ def seed(as_json: JsonOption = False) -> None:
         human=(
             f"demo ready: wallet {demo.wallet} {demo.address}\n"
             f"  client demo-desk id {demo.client_id}, private key {demo.client_key_path}"
+            + (
+                f"\n  connected chain local ({node}), wallet {demo.local_wallet}"
+                if demo.local_wallet
+                else ""
+            )
         ),
     )

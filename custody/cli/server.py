@@ -113,13 +113,14 @@ def worker(
         typer.Option(
             "--only",
             help="Run only the signer processes, or only the background process (checkpoints, "
-            "webhooks): to run each as a service of its own.",
+            "webhooks, broadcasts): to run each as a service of its own.",
         ),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sign what is waiting, then exit.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Run signer processes and the background process (checkpoints, webhooks), no API."""
+    """Run signer processes and the background process (checkpoints, webhooks, broadcasts),
+    no API."""
     settings = context.settings()
     if once:
         _logging()

@@ -43,3 +43,30 @@ def list_wallets(as_json: JsonOption = False) -> None:
         as_json=as_json,
         empty="no wallets yet: custody wallets create NAME --chain ethereum --key LABEL",
     )
+
+
+@app.command("balance")
+def balance(
+    name: Annotated[str | None, typer.Argument(help="Wallet name; all wallets without it.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Balance from the chain's node, amounts of live requests, and the next nonce."""
+    from custody.broadcast.balances import balances
+
+    with context.runtime() as rt:
+        rows = [
+            b.model_dump(mode="json")
+            for b in balances(rt.db, timeout=rt.settings.node_timeout_seconds, name=name)
+        ]
+    if as_json:
+        emit(rows[0] if name is not None else rows, as_json=True)
+        return
+    for row in rows:
+        row["pending"] = ", ".join(f"{v} {k}" for k, v in row["pending"].items()) or "-"
+        row["balance"] = row["balance"] or row["node_error"] or "(no node)"
+    table(
+        rows,
+        ["name", "chain", "address", "balance", "asset", "pending", "next_nonce"],
+        as_json=False,
+        empty="no wallets yet",
+    )

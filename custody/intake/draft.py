@@ -36,6 +36,8 @@ class Draft:
     """Who a trade pays what it buys (EIP-55)."""
     receives_asset: str | None = None
     receives_amount: Amount | None = None
+    replaces: str | None = None
+    """The request whose stuck transaction this one replaces (same wallet, same nonce)."""
     details: dict[str, Any] = field(default_factory=dict)
     """Decoded particulars for people and the ledger (method, arguments, typed-data fields)."""
 

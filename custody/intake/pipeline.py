@@ -12,24 +12,29 @@ the HTTP handler never holds the HSM).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
+from custody.chains.evm.rpc import DEFAULT_TIMEOUT_SECONDS
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
 from custody.errors import Conflict
 from custody.freezes import breakers
+from custody.intake import replacement
+from custody.intake.completion import Quote, next_nonce, quote, with_nonce
 from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
+from custody.intake.evmfill import EvmFill, Incomplete, TxShape
 from custody.intake.jsonbody import parse_object
 from custody.intake.lookups import Lookups, Read, still_holds
 from custody.keys.repository import key_by_id
@@ -73,9 +78,13 @@ class _Call:
 
 @dataclass(frozen=True)
 class _Decoded:
-    draft: Draft
+    draft: Draft | None
+    """None when a connected chain's node must fill fields first (`shape` says which)."""
     reads: list[Read]
     """The catalog rows the decode read, each with its answer (custody.intake.lookups)."""
+    data: dict[str, Any]
+    shape: TxShape | None = None
+    quote: Quote | None = None
 
 
 class _CatalogMoved(Exception):
@@ -91,6 +100,7 @@ def submit(
     max_fee_wei: int,
     requested_by_approver: str | None = None,
     authorise: Callable[[Session], None] | None = None,
+    node_timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> Submission:
     """`requested_by_approver`: the person who started it in the approver app (the maker);
     `authorise`: the caller's check that must hold in the transaction that stores the request
@@ -106,11 +116,14 @@ def submit(
             # (2) decode, holding no write lock: strict JSON into a draft whose payload and
             #     digest can no longer change, and the catalog rows it was decoded against
             decoded = _decode(session, body, max_fee_wei)
+        if decoded.shape is not None:
+            # (2b) a connected chain: ask its node for gas and fees, holding no lock at all
+            decoded = replace(decoded, quote=quote(decoded.shape, timeout=node_timeout))
         try:
             with db.write() as session:
                 if authorise is not None:
                     authorise(session)
-                return _decide_and_store(session, call, decoded)
+                return _decide_and_store(session, call, decoded, max_fee_wei)
         except (_CatalogMoved, IntegrityError):
             continue
     raise Conflict("concurrent changes kept conflicting with this request; retry")
@@ -118,18 +131,73 @@ def submit(
 
 def _decode(session: Session, body: bytes, max_fee_wei: int) -> _Decoded:
     lookups = Lookups(session)
-    draft = decode_with(lookups, parse_object(body))
+    data = parse_object(body)
+    try:
+        draft = decode_with(lookups, data)
+    except Incomplete as need:
+        return _Decoded(None, lookups.reads, data, shape=need.shape)
+    check_fee_caps(draft, max_fee_wei)
+    return _Decoded(draft, lookups.reads, data)
+
+
+def check_fee_caps(draft: Draft, max_fee_wei: int) -> None:
+    """The installation's cap on a transaction's whole fee, and its chain's on the fee per gas."""
     if draft.max_fee is not None and draft.max_fee > max_fee_wei:
         raise InvalidBody(
             f"the transaction may pay up to {draft.max_fee} wei in fees (gas x max_fee_per_gas), "
             f"above this installation's cap of {max_fee_wei} (CUSTODY_MAX_TX_FEE_WEI)"
         )
-    return _Decoded(draft, lookups.reads)
+    per_gas = draft.payload.get("max_fee_per_gas")
+    cap = draft.chain.max_fee_per_gas
+    if cap is not None and per_gas is not None and int(per_gas) > int(cap):
+        raise InvalidBody(
+            f"max_fee_per_gas {per_gas} wei is above chain {draft.chain.name}'s cap of {cap} "
+            "(custody chains set --max-fee-per-gas)"
+        )
 
 
-def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submission:
+def _complete(
+    session: Session, decoded: _Decoded, max_fee_wei: int, replaced: Request | None
+) -> tuple[Draft, EvmFill | None]:
+    """The draft, decoded again with the node's fill and the nonce chosen now, under the lock
+    (a replacement's: the nonce of the request it replaces, and fees a node accepts instead)."""
+    if decoded.draft is not None:
+        return decoded.draft, None
+    assert decoded.shape is not None
+    assert decoded.quote is not None
+    nonce = None
+    if decoded.quote.pending_nonce is not None:
+        nonce = next_nonce(session, decoded.shape.wallet.id, decoded.quote.pending_nonce)
+    fill = with_nonce(decoded.quote, nonce)
+    if replaced is not None:
+        fill = replacement.bumped(fill, replaced)
+        if decoded.shape.given.nonce is not None:
+            fill = dataclasses.replace(fill, nonce=None)  # the body's own: `check` judges it
+    draft = decode_with(Lookups(session), decoded.data, fill)
+    check_fee_caps(draft, max_fee_wei)
+    return draft, fill
+
+
+def _replaced(session: Session, client_id: str, decoded: _Decoded) -> Request | None:
+    """The request the body says this one replaces, if any and if it may be replaced now."""
+    request_id = decoded.draft.replaces if decoded.draft else decoded.data.get("replaces")
+    if request_id is None:
+        return None
+    if decoded.draft is not None:
+        wallet, chain = decoded.draft.wallet, decoded.draft.chain
+    else:
+        assert decoded.shape is not None
+        wallet, chain = decoded.shape.wallet, decoded.shape.chain
+    return replacement.replaced_request(
+        session, client_id=client_id, request_id=str(request_id), wallet=wallet, chain=chain
+    )
+
+
+def _decide_and_store(
+    session: Session, call: _Call, decoded: _Decoded, max_fee_wei: int
+) -> Submission:
     """Steps (3) to (7), in the one write transaction."""
-    client, key, draft = call.client, call.key, decoded.draft
+    client, key = call.client, call.key
 
     # (3) re-check cheaply what (1) and (2) relied on: a concurrent call with this key may have
     #     committed since, and the catalog rows the decode read must be unchanged (a few
@@ -143,10 +211,19 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
     # (4) from here on, requests are decided one at a time: the ledger head lock serialises
     #     this transaction with every other writer, so limits see all committed requests
     ledger.lock(session)
+
+    # (4b) on a connected chain, the nonce the body left out: the wallet's next free one, chosen
+    #      under the same lock, so concurrent requests get consecutive nonces (a replacement
+    #      of a stuck transaction: that transaction's nonce, custody.intake.replacement)
+    replaced = _replaced(session, client.id, decoded)
+    draft, fill = _complete(session, decoded, max_fee_wei, replaced)
     _require_not_retired(session, draft)
 
-    # (5) one live request per wallet and nonce (the database enforces it too)
-    if draft.nonce is not None:
+    # (5) one live request per wallet and nonce (the database enforces it too), but for the
+    #     replacement of the nonce's newest signature
+    if replaced is not None:
+        replacement.check(draft, replaced)
+    elif draft.nonce is not None:
         holder = requests.live_for_nonce(session, draft.wallet.id, draft.nonce)
         if holder is not None and holder.client_id == client.id and holder.idempotency_key == key:
             return _replay(holder, key, call.body_hash)  # a concurrent call with this key won
@@ -172,6 +249,8 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
         decision=decision,
         active=active,
         requested_by_approver=call.requested_by_approver,
+        fill=fill,
+        replaced=replaced,
     )
     request.facts = json.dumps(facts.to_dict(), sort_keys=True)
     if isinstance(decision, RequireApprovals):
@@ -240,6 +319,8 @@ def _store(
     decision: Decision,
     active: ActivePolicy | None,
     requested_by_approver: str | None,
+    fill: EvmFill | None,
+    replaced: Request | None,
 ) -> Request:
     now = utcnow()
     request = Request(
@@ -263,6 +344,9 @@ def _store(
         client_token=client.token,
         signing_attempts=0,
         requested_by_approver=requested_by_approver,
+        evm_fill=fill.to_json() if fill is not None else None,
+        replaces=replaced.id if replaced is not None else None,
+        nonce_generation=replaced.nonce_generation + 1 if replaced is not None else 0,
         created_at=now,
         updated_at=now,
     )
@@ -280,6 +364,11 @@ def _store(
         "details": draft.details,
         "requested_by_approver": requested_by_approver,
     }
+    if fill is not None:
+        # What custody chose on the node's word, beside what the client sent (body_hash).
+        created["filled"] = json.loads(fill.to_json())
+    if replaced is not None:
+        created["replaces"] = replaced.id
     lifecycle.create(
         session,
         request,

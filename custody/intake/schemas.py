@@ -11,6 +11,7 @@ from pydantic.config import JsonDict
 from custody.chains import Amount, EvmAddress
 from custody.chains.values import parse_uint
 from custody.intake.errors import InvalidBody
+from custody.intake.evmfill import EvmFill
 
 
 class _Strict(BaseModel):
@@ -23,13 +24,39 @@ ADDRESS: JsonDict = {"pattern": r"^0x[0-9a-fA-F]{40}$"}
 _BASE_UNITS = "base units as a decimal string; numbers with a fraction or exponent are refused"
 
 
+_FILLED = "; on a connected chain custody fills it when left out"
+REPLACES = (
+    "on a connected chain: the id of your signed or broadcast request whose transaction is "
+    "stuck; this one signs the same nonce with higher fees (at least 10% more of each)"
+)
+
+
 class EvmFieldsBody(_Strict):
-    nonce: StrictInt = Field(description="the account nonce, 0 to 2^64 - 1")
-    gas: StrictInt
-    max_fee_per_gas: StrictStr = Field(description="wei, decimal string", json_schema_extra=DECIMAL)
-    max_priority_fee_per_gas: StrictStr = Field(
-        description="wei, decimal string", json_schema_extra=DECIMAL
+    nonce: StrictInt | None = Field(
+        default=None, description="the account nonce, 0 to 2^64 - 1" + _FILLED
     )
+    gas: StrictInt | None = Field(default=None, description="gas limit" + _FILLED)
+    max_fee_per_gas: StrictStr | None = Field(
+        default=None, description="wei, decimal string" + _FILLED, json_schema_extra=DECIMAL
+    )
+    max_priority_fee_per_gas: StrictStr | None = Field(
+        default=None, description="wei, decimal string" + _FILLED, json_schema_extra=DECIMAL
+    )
+
+    def given(self) -> EvmFill:
+        """The fields the body gives, checked; None for those it leaves out."""
+        if self.nonce is not None and not 0 <= self.nonce < 2**64:
+            raise InvalidBody("evm.nonce must be between 0 and 2^64 - 1")
+        return EvmFill(
+            nonce=self.nonce,
+            gas=self.gas,
+            max_fee_per_gas=None
+            if self.max_fee_per_gas is None
+            else parse_uint(self.max_fee_per_gas, what="evm.max_fee_per_gas"),
+            max_priority_fee_per_gas=None
+            if self.max_priority_fee_per_gas is None
+            else parse_uint(self.max_priority_fee_per_gas, what="evm.max_priority_fee_per_gas"),
+        )
 
 
 class WithdrawalBody(_Strict):
@@ -43,7 +70,12 @@ class WithdrawalBody(_Strict):
         description="0x and 40 hex digits; mixed case must be a valid EIP-55 checksum",
         json_schema_extra=ADDRESS,
     )
-    evm: EvmFieldsBody
+    evm: EvmFieldsBody = Field(
+        default_factory=EvmFieldsBody,
+        description="required on a chain without a node; optional, field by field, on a "
+        "connected one",
+    )
+    replaces: StrictStr | None = Field(default=None, description=REPLACES)
 
 
 @dataclass(frozen=True)
@@ -52,10 +84,8 @@ class WithdrawalIntent:
     asset: str
     amount: Amount
     destination: EvmAddress
-    nonce: int
-    gas: int
-    max_fee_per_gas: int
-    max_priority_fee_per_gas: int
+    evm: EvmFill
+    replaces: str | None
 
 
 def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
@@ -65,20 +95,13 @@ def parse_withdrawal(data: dict[str, Any]) -> WithdrawalIntent:
         body = WithdrawalBody.model_validate(data)
     except ValidationError as exc:
         raise InvalidBody(describe_validation_error(exc)) from None
-    evm = body.evm
-    if evm.nonce < 0 or evm.nonce >= 2**64:
-        raise InvalidBody("evm.nonce must be between 0 and 2^64 - 1")
     return WithdrawalIntent(
         wallet=body.wallet,
         asset=body.asset,
         amount=amount,
         destination=EvmAddress.parse(body.destination, what="destination"),
-        nonce=evm.nonce,
-        gas=evm.gas,
-        max_fee_per_gas=parse_uint(evm.max_fee_per_gas, what="evm.max_fee_per_gas"),
-        max_priority_fee_per_gas=parse_uint(
-            evm.max_priority_fee_per_gas, what="evm.max_priority_fee_per_gas"
-        ),
+        evm=body.evm.given(),
+        replaces=body.replaces,
     )
 
 

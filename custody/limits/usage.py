@@ -16,7 +16,7 @@ from custody.policy import RequestFacts
 from custody.policy.context import EvaluationContext
 from custody.policy.limits import LimitCheck, LimitUsage, check_limit, compile_limit
 from custody.policy.limits_schema import Limit
-from custody.requests.states import RESERVES_LIMIT, RequestStatus
+from custody.requests.states import RESERVES_LIMIT
 from custody.store.models import Request
 
 IN_FLIGHT = tuple(s.value for s in RESERVES_LIMIT)
@@ -50,8 +50,10 @@ def usage(
     query = select(Request.id, Request.facts, Request.amount).where(
         or_(
             Request.status.in_(IN_FLIGHT),
+            # Signed, broadcast, confirmed, and failed after signing too: its signature was
+            # released, so its amount may have moved (a reverted transaction still counts).
             and_(
-                Request.status == RequestStatus.SIGNED.value,
+                Request.signed_at.is_not(None),
                 Request.signed_at >= now - timedelta(seconds=limit.window),
             ),
         )

@@ -1,4 +1,5 @@
-"""The background process: the checkpointer and the webhook runner, and a final checkpoint.
+"""The background process: the checkpointer, the webhook runner and the broadcaster (connected
+chains), and a final checkpoint.
 
 The supervisor stops this process after the API and signer processes, so the final checkpoint
 covers every entry they wrote: a clean stop leaves no ledger entry unsigned, and `custody ledger
@@ -28,7 +29,8 @@ def main(role: str, settings: Settings, parent: int) -> None:
     stop = threading.Event()
     children.stop_on_signals(stop)
     # From here a SIGTERM is a clean stop with a final checkpoint (before, it ends the process).
-    log.info("background process running (checkpointer, webhooks)")
+    log.info("background process running (checkpointer, webhooks, broadcaster)")
+    from custody.broadcast.runner import start_broadcaster
     from custody.freezes.breakers import freeze_on_fork
     from custody.ledger.checkpointer import start_checkpointer
     from custody.runtime import Runtime
@@ -39,6 +41,7 @@ def main(role: str, settings: Settings, parent: int) -> None:
         threads = [
             start_checkpointer(runtime, stop, on_fork=freeze_on_fork),
             start_webhooks(runtime, stop),
+            start_broadcaster(runtime, stop),
         ]
         while not stop.wait(1.0):
             pass

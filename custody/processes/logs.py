@@ -16,6 +16,9 @@ def configure(role: str) -> None:
         format=f"%(asctime)s %(levelname)s [{role}] %(name)s: %(message)s",
         force=True,  # a child may have imported something that configured logging
     )
+    # httpx logs every request at INFO: the broadcaster asks chain nodes several times a
+    # second, which would drown everything else. Its failures reach our own loggers.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def adopt_uvicorn() -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
 from custody.requests.states import RequestStatus
-from custody.store.models import LIVE_STATUSES, Request, Wallet
+from custody.store.models import NONCE_HELD, Request, Wallet
 
 
 def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | None:
@@ -20,13 +20,46 @@ def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | 
 
 
 def live_for_nonce(session: Session, wallet_id: int, nonce: int) -> Request | None:
-    return session.execute(
-        select(Request).where(
-            Request.wallet_id == wallet_id,
-            Request.evm_nonce == nonce,
-            Request.status.in_(LIVE_STATUSES),
+    """The request that holds the nonce now: the newest generation, when replacements of a
+    stuck transaction hold it too."""
+    return (
+        session.execute(
+            select(Request)
+            .where(
+                Request.wallet_id == wallet_id,
+                Request.evm_nonce == nonce,
+                NONCE_HELD,
+            )
+            .order_by(Request.nonce_generation.desc())
+            .limit(1)
         )
+        .scalars()
+        .first()
+    )
+
+
+def replacement_of(session: Session, request_id: str) -> Request | None:
+    return session.execute(
+        select(Request).where(Request.replaces == request_id, NONCE_HELD)
     ).scalar_one_or_none()
+
+
+def held_nonces_from(session: Session, wallet_id: int, start: int) -> list[int]:
+    """The nonces from `start` up that live (or once signed) requests of the wallet hold."""
+    return [
+        int(nonce)
+        for nonce in session.execute(
+            select(Request.evm_nonce)
+            .where(
+                Request.wallet_id == wallet_id,
+                Request.evm_nonce >= start,
+                NONCE_HELD,
+            )
+            .distinct()
+            .order_by(Request.evm_nonce)
+        ).scalars()
+        if nonce is not None
+    ]
 
 
 def signable_on_wallets(session: Session, wallet_ids: list[int]) -> list[Request]:

@@ -14,7 +14,9 @@ from enum import StrEnum
 
 class RequestStatus(StrEnum):
     APPROVED = "approved"
+    BROADCAST = "broadcast"
     CANCELLED = "cancelled"
+    CONFIRMED = "confirmed"
     EXPIRED = "expired"
     FAILED = "failed"
     PENDING_APPROVAL = "pending_approval"
@@ -38,6 +40,7 @@ class StateTraits:
 
 
 _WAITING = StateTraits(holds_nonce=True, reserves_limit=True, keeps_reason=False, terminal=False)
+_SIGNED = StateTraits(holds_nonce=True, reserves_limit=False, keeps_reason=False, terminal=False)
 _ENDED = StateTraits(holds_nonce=False, reserves_limit=False, keeps_reason=True, terminal=True)
 
 TRAITS: dict[RequestStatus, StateTraits] = {
@@ -48,8 +51,11 @@ TRAITS: dict[RequestStatus, StateTraits] = {
     RequestStatus.APPROVED: _WAITING,
     RequestStatus.SIGNING: _WAITING,
     # A signed request keeps its nonce forever and counts against limits by when it was signed
-    # (`Request.signed_at`), not as a reservation.
-    RequestStatus.SIGNED: StateTraits(
+    # (`Request.signed_at`), not as a reservation. On a chain without a node it is the end; on a
+    # connected chain the broadcaster takes it on (custody.broadcast).
+    RequestStatus.SIGNED: _SIGNED,
+    RequestStatus.BROADCAST: _SIGNED,
+    RequestStatus.CONFIRMED: StateTraits(
         holds_nonce=True, reserves_limit=False, keeps_reason=False, terminal=True
     ),
     RequestStatus.REJECTED: _ENDED,
@@ -97,7 +103,14 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
             RequestStatus.PENDING_APPROVAL,
         }
     ),
-    RequestStatus.SIGNED: frozenset(),
+    # The node accepted it, or refused it for good (a nonce taken, funds missing: failed).
+    RequestStatus.SIGNED: frozenset({RequestStatus.BROADCAST, RequestStatus.FAILED}),
+    # Sent again after the node lost it, or its receipt vanished in a reorg (broadcast ->
+    # broadcast); K confirmations with status 1, or reverted (status 0) or dropped.
+    RequestStatus.BROADCAST: frozenset(
+        {RequestStatus.BROADCAST, RequestStatus.CONFIRMED, RequestStatus.FAILED}
+    ),
+    RequestStatus.CONFIRMED: frozenset(),
     RequestStatus.REJECTED: frozenset(),
     RequestStatus.EXPIRED: frozenset(),
     RequestStatus.CANCELLED: frozenset(),

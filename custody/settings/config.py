@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # The most one transaction may pay in fees (gas x max_fee_per_gas), in wei: fees are paid
     # from the wallet whatever the policy says about the amount. Default 0.05 ETH.
     max_tx_fee_wei: int = Field(default=50_000_000_000_000_000, ge=0)
+    # Connected chains (custody.broadcast): how long a node may take to answer one call, and
+    # how often the broadcaster sends what was signed and follows receipts.
+    node_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    broadcast_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     signing_batch_size: int = Field(default=32, ge=1, le=1000)
     # An HSM that fails is tried again after a backoff that doubles up to this many seconds
     # (with jitter); requests wait meanwhile. Signers also look at the HSM this often when idle,

@@ -7,7 +7,9 @@ public key.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from custody.catalog import chains as catalog
+from custody.chains.evm.rpc import EvmNode, NodeUnavailable
 from custody.errors import CustodyError
 from custody.hsm.keys import Algorithm, Backup
 from custody.keys import repository as key_repo
@@ -33,6 +37,15 @@ DEMO_CLIENT = "demo-desk"
 DEMO_POLICY = Path(__file__).resolve().parents[2] / "policies" / "demo.yaml"
 
 
+LOCAL_CHAIN = "local"
+LOCAL_CHAIN_ID = 31337  # anvil's
+LOCAL_WALLET = "local-eth"
+# anvil's first development account, unlocked in anvil: it funds the demo's local wallet.
+ANVIL_DEV_ACCOUNT = "0xf39Fd6e51aad88F6F4ce6aB8827279cfFFb92266"
+LOCAL_FUNDS = 100 * 10**18
+NODE_WAIT_SECONDS = 15.0
+
+
 @dataclass(frozen=True)
 class DemoInstallation:
     client_id: str
@@ -40,9 +53,12 @@ class DemoInstallation:
     wallet: str
     address: str
     policy_digest: str
+    local_wallet: str | None = None
 
 
-def seed(runtime: Runtime, actor: str) -> DemoInstallation:
+def seed(runtime: Runtime, actor: str, node_url: str | None = None) -> DemoInstallation:
+    """`node_url`: a local anvil (chain id 31337); with it, a connected chain `local` and a
+    funded wallet `local-eth` on it, with the same key."""
     if runtime.settings.environment is Environment.PRODUCTION:
         raise CustodyError("refusing to seed demo data in production", status=400)
     demo_dir = runtime.settings.home / "demo"
@@ -72,7 +88,60 @@ def seed(runtime: Runtime, actor: str) -> DemoInstallation:
             apply(session, loaded, source_name=DEMO_POLICY.name, actor=actor)
         wallet = repository.wallet_by_name(session, DEMO_WALLET)
         (demo_dir / "client-id").write_text(client.id + "\n")
-        return DemoInstallation(client.id, key_path, DEMO_WALLET, wallet.address, loaded.digest)
+        demo = DemoInstallation(client.id, key_path, DEMO_WALLET, wallet.address, loaded.digest)
+    if node_url is None:
+        return demo
+    _seed_local_chain(runtime, actor, node_url)
+    return dataclasses.replace(demo, local_wallet=LOCAL_WALLET)
+
+
+def _seed_local_chain(runtime: Runtime, actor: str, node_url: str) -> None:
+    with EvmNode(node_url, chain_name=LOCAL_CHAIN, chain_id=LOCAL_CHAIN_ID) as node:
+        _wait_for(node)
+        with runtime.db.write() as session:
+            chain = catalog.find_chain(session, LOCAL_CHAIN)
+            if chain is None:
+                catalog.add_chain(
+                    session,
+                    name=LOCAL_CHAIN,
+                    evm_chain_id=LOCAL_CHAIN_ID,
+                    actor=actor,
+                    node=catalog.NodeSettings(rpc_url=node_url, confirmations=1),
+                )
+            elif chain.rpc_url != node_url:
+                catalog.set_chain(
+                    session,
+                    name=LOCAL_CHAIN,
+                    node=catalog.NodeSettings(rpc_url=node_url),
+                    actor=actor,
+                )
+            if repository.find_wallet(session, LOCAL_WALLET) is None:
+                service.create_wallet(
+                    session,
+                    name=LOCAL_WALLET,
+                    chain_name=LOCAL_CHAIN,
+                    key_label=DEMO_KEY,
+                    actor=actor,
+                )
+            address = repository.wallet_by_name(session, LOCAL_WALLET).address
+        if node.balance(address) < LOCAL_FUNDS // 2:
+            node.call(
+                "eth_sendTransaction",
+                [{"from": ANVIL_DEV_ACCOUNT, "to": address, "value": hex(LOCAL_FUNDS)}],
+            )
+
+
+def _wait_for(node: EvmNode) -> None:
+    """`make demo` starts anvil a moment before seeding: give it a few seconds."""
+    deadline = time.monotonic() + NODE_WAIT_SECONDS
+    while True:
+        try:
+            node.check_chain()
+            return
+        except NodeUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _client_key(path: Path) -> Ed25519PrivateKey:

@@ -24,6 +24,7 @@ from custody.clients.service import INTERNAL_ROLE
 from custody.clients.tokens import MAKER_CLAIM
 from custody.errors import CustodyError
 from custody.intake.decoders import decode
+from custody.intake.evmfill import EvmFill
 from custody.intake.jsonbody import parse_object
 from custody.policy.facts import RequestFacts
 from custody.store.models import Client, Request
@@ -42,6 +43,8 @@ class Evidence:
     wallet_id: int
     """The wallet whose key signs: the one the client named, not the row's `wallet_id`."""
     facts: RequestFacts
+    replaces: str | None = None
+    """The request whose nonce the client's body says this one signs again, if any."""
 
 
 def rederive(session: Session, request: Request) -> Evidence:
@@ -63,11 +66,45 @@ def rederive(session: Session, request: Request) -> Evidence:
             body=request.client_body,
             idempotency_key=request.idempotency_key,
         )
-        draft = decode(session, parse_object(request.client_body))
+        # On a connected chain, with what custody filled in when the body left it out (nonce,
+        # gas, fees): approvals name the digest those fields give, so a changed fill shows
+        # as a digest the approvers never saw.
+        draft = decode(
+            session, parse_object(request.client_body), EvmFill.from_json(request.evm_fill)
+        )
     except CustodyError as exc:
         raise EvidenceRefused(f"the client's signed body does not hold: {exc.message}") from None
     _check_maker(client, request, claims)
-    return Evidence(draft.payload, draft.digest, draft.wallet.id, draft.facts(client.name))
+    _check_replacement(session, request, draft.replaces, draft.nonce)
+    return Evidence(
+        draft.payload, draft.digest, draft.wallet.id, draft.facts(client.name), draft.replaces
+    )
+
+
+def _check_replacement(
+    session: Session, request: Request, replaces: str | None, nonce: int | None
+) -> None:
+    """A nonce's second signature only when the client's signed body names the request whose
+    nonce it takes (invariant 4): the row's generation alone proves nothing."""
+    if replaces is None:
+        if request.nonce_generation != 0 or request.replaces is not None:
+            raise EvidenceRefused(
+                "the request would sign a nonce again, but its client named no request to replace"
+            )
+        return
+    replaced = session.get(Request, replaces)
+    if (
+        replaced is None
+        or replaced.client_id != request.client_id
+        or replaced.wallet_id != request.wallet_id
+        or replaced.evm_nonce != nonce
+        or request.replaces != replaces
+        or request.nonce_generation != replaced.nonce_generation + 1
+    ):
+        raise EvidenceRefused(
+            f"the request replaces {replaces}, which is not its client's request holding "
+            f"nonce {nonce} one generation before it"
+        )
 
 
 def _check_maker(client: Client, request: Request, claims: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from custody.approvals.deadlines import approval_deadline
 from custody.approvals.evidence import Discounted, verified_quorum, verified_rejection
 from custody.chains import Digest
+from custody.chains.evm.eip1559 import PAYLOAD_TYPE as EIP1559_PAYLOAD
 from custody.decisions.service import decide
 from custody.freezes import service as freezes
 from custody.freezes.breakers import configuration_refused
@@ -65,10 +66,13 @@ def claim_next(
     skip_locked: bool,
     configuration: ConfigurationGate,
     relying_party: RelyingParty,
+    max_fee_wei: int,
 ) -> Claim | None:
     """The next request to sign, or None when nothing is waiting or may be signed.
 
-    `relying_party`: whom passkey approvals must answer when they are verified again.
+    `relying_party`: whom passkey approvals must answer when they are verified again;
+    `max_fee_wei`: the installation's cap on a transaction's fee (CUSTODY_MAX_TX_FEE_WEI),
+    checked again on what the client's body and the recorded fill give.
 
     Requests that the checks below stop leave the queue (failed, rejected or back to approval),
     so the loop ends; a stopped request never hides the ones behind it.
@@ -98,6 +102,7 @@ def claim_next(
             worker_id=worker_id,
             lease_seconds=lease_seconds,
             relying_party=relying_party,
+            max_fee_wei=max_fee_wei,
         )
         if claim is not None:
             return claim
@@ -119,6 +124,7 @@ def _claim(
     worker_id: str,
     lease_seconds: int,
     relying_party: RelyingParty,
+    max_fee_wei: int,
 ) -> Claim | None:
     # (1) the request is the oldest approved one, or one whose worker's lease ran out
     now = utcnow()
@@ -126,7 +132,7 @@ def _claim(
 
     # (2) what is approved is what is signed, and what the client signed: decode the client's
     #     signed body again, rebuild the payload's digest, and compare both with the row
-    checked = _checked_evidence(session, request)
+    checked = _checked_evidence(session, request, max_fee_wei)
     if checked is None:
         return None
     evidence, digest = checked
@@ -168,7 +174,9 @@ def _claim(
     )
 
 
-def _checked_evidence(session: Session, request: Request) -> tuple[Evidence, Digest] | None:
+def _checked_evidence(
+    session: Session, request: Request, max_fee_wei: int
+) -> tuple[Evidence, Digest] | None:
     """The client's evidence and its payload's digest, or None once the request is failed."""
     try:
         evidence = rederive(session, request)
@@ -178,7 +186,7 @@ def _checked_evidence(session: Session, request: Request) -> tuple[Evidence, Dig
     except Exception as exc:  # any decoding failure must fail closed
         problem = f"payload no longer decodes: {exc}"
     else:
-        problem = _disagreement(request, evidence, digest)
+        problem = _disagreement(request, evidence, digest) or _over_fee_cap(evidence, max_fee_wei)
     if problem is not None:
         _fail(session, request, problem)
         return None
@@ -193,6 +201,21 @@ def _disagreement(request: Request, evidence: Evidence, digest: Digest) -> str |
         return "evidence: the stored payload differs from the client's body"
     if evidence.wallet_id != request.wallet_id:
         return "evidence: the stored wallet is not the one the client named"
+    return None
+
+
+def _over_fee_cap(evidence: Evidence, max_fee_wei: int) -> str | None:
+    """A fill recorded at intake is a row like any other: an edited one that raised the fees
+    past the installation's cap gets nothing signed (intake checked the same cap)."""
+    payload = evidence.payload
+    if payload.get("type") != EIP1559_PAYLOAD:
+        return None
+    fee = int(payload["gas"]) * int(payload["max_fee_per_gas"])
+    if fee > max_fee_wei:
+        return (
+            f"the transaction may pay up to {fee} wei in fees, above this installation's cap "
+            f"of {max_fee_wei} (CUSTODY_MAX_TX_FEE_WEI)"
+        )
     return None
 
 

@@ -83,6 +83,7 @@ class SignerWorker:
                     skip_locked=not db.sqlite,
                     configuration=self.configuration,
                     relying_party=settings.relying_party,
+                    max_fee_wei=settings.max_tx_fee_wei,
                 )
                 if claim is None:
                     break

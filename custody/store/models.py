@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    or_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -38,7 +39,9 @@ from custody.store.base import Base, UtcDateTime
 
 # Both derive from the lifecycle table (custody.requests.states); a change there needs a migration.
 LIVE_STATUSES = tuple(s.value for s in HOLDS_NONCE)
-_LIVE_SQL = sql_in(HOLDS_NONCE)
+# A request that was ever signed keeps its nonce whatever happens next (a reverted or dropped
+# transaction is `failed`, but its signature is out): signed_at is set once and never cleared.
+_LIVE_SQL = f"{sql_in(HOLDS_NONCE)} OR signed_at IS NOT NULL"
 
 
 class Chain(Base):
@@ -51,6 +54,14 @@ class Chain(Base):
     native_asset: Mapped[str] = mapped_column(String(16))
     native_decimals: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # A chain with a node is *connected*: custody fills nonces and fees, broadcasts and follows
+    # transactions to `confirmations` blocks (custody.broadcast). Neither decides what is
+    # signed, so the configuration seal leaves them out, like webhook URLs.
+    rpc_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    confirmations: Mapped[int] = mapped_column(Integer, server_default="1")
+    # The most a transaction on this chain may offer per gas (wei, decimal string); null: only
+    # the installation's cap on the whole fee (CUSTODY_MAX_TX_FEE_WEI) applies.
+    max_fee_per_gas: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class Asset(Base):
@@ -232,6 +243,18 @@ class Request(Base):
     result_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     result_signature: Mapped[str | None] = mapped_column(String(140), nullable=True)
+    # What custody filled in on a connected chain because the body left it out (JSON: nonce,
+    # gas, fees): the signer decodes the client's body with exactly these again.
+    evm_fill: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Where the broadcast transaction is: its receipt's block and how deep it is now.
+    # A replacement of a stuck transaction names the request it replaces and signs its nonce
+    # again: the one way a nonce gets a second signature. Each replacement is the next
+    # generation of its nonce, and the live-nonce index is unique per generation.
+    replaces: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    nonce_generation: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    confirmations: Mapped[int | None] = mapped_column(Integer, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     signing_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # When a request waiting for approvals lapses (from the rule's expires_after, default 24 h).
@@ -253,6 +276,7 @@ class Request(Base):
             "uq_requests_wallet_nonce_live",
             "wallet_id",
             "evm_nonce",
+            "nonce_generation",
             unique=True,
             sqlite_where=text(_LIVE_SQL),
             postgresql_where=text(_LIVE_SQL),
@@ -264,6 +288,9 @@ class Request(Base):
 
 
 guard(Request.status)
+
+# The SQL twin of the live-nonce index's condition, for queries.
+NONCE_HELD = or_(Request.status.in_(LIVE_STATUSES), Request.signed_at.is_not(None))
 
 
 class LedgerEntry(Base):

@@ -52,11 +52,20 @@ def request_view(request: Request, wallet_name: str) -> dict[str, Any]:
 
 
 def _result(request: Request) -> SignedTransaction | MessageSignature | None:
-    if request.status != RequestStatus.SIGNED:
+    # Once signed it stays visible: broadcast, confirmed, and failed after signing (reverted or
+    # dropped) too, since the signature is out either way.
+    if request.signed_at is None:
         return None
     if request.result_signature is not None:
         return MessageSignature(signature=request.result_signature)
     # The signer stores the raw transaction and its hash together, in the `signed` transition.
     assert request.result_raw is not None
     assert request.result_tx_hash is not None
-    return SignedTransaction(raw_transaction=request.result_raw, tx_hash=request.result_tx_hash)
+    if request.block_number is None:
+        return SignedTransaction(raw_transaction=request.result_raw, tx_hash=request.result_tx_hash)
+    return SignedTransaction(
+        raw_transaction=request.result_raw,
+        tx_hash=request.result_tx_hash,
+        block_number=request.block_number,
+        confirmations=request.confirmations,
+    )

@@ -26,6 +26,10 @@ class PayloadView(JsonModel):
 class SignedTransaction(JsonModel):
     raw_transaction: str = Field(pattern=r"^0x([0-9a-f]{2})*$")
     tx_hash: HexDigest
+    block_number: int | None = absent("on a connected chain: the block of its receipt")
+    confirmations: int | None = absent(
+        "on a connected chain: blocks on top of it, its own included"
+    )
 
 
 class MessageSignature(JsonModel):

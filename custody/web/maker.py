@@ -34,7 +34,7 @@ from custody.clients.tokens import maker_token
 from custody.errors import ValidationFailed
 from custody.intake.pipeline import Submission, submit
 from custody.store.database import Database
-from custody.store.models import LIVE_STATUSES, Chain, Client, Request, Wallet
+from custody.store.models import NONCE_HELD, Chain, Client, Request, Wallet
 
 APP_CLIENT = INTERNAL_CLIENT
 _GWEI = 10**9
@@ -51,7 +51,8 @@ class WalletChoice:
     chain: str
     asset: str
     decimals: int
-    next_nonce: int
+    next_nonce: int | None
+    """None on a connected chain: intake picks the nonce (and fees the form leaves blank)."""
 
 
 def wallets(session: Session) -> list[WalletChoice]:
@@ -60,7 +61,12 @@ def wallets(session: Session) -> list[WalletChoice]:
     ).all()
     return [
         WalletChoice(
-            w.name, w.address, c.name, c.native_asset, c.native_decimals, next_nonce(session, w.id)
+            w.name,
+            w.address,
+            c.name,
+            c.native_asset,
+            c.native_decimals,
+            None if c.rpc_url is not None else next_nonce(session, w.id),
         )
         for w, c in rows
     ]
@@ -68,9 +74,7 @@ def wallets(session: Session) -> list[WalletChoice]:
 
 def next_nonce(session: Session, wallet_id: int) -> int:
     highest = session.execute(
-        select(func.max(Request.evm_nonce)).where(
-            Request.wallet_id == wallet_id, Request.status.in_(LIVE_STATUSES)
-        )
+        select(func.max(Request.evm_nonce)).where(Request.wallet_id == wallet_id, NONCE_HELD)
     ).scalar_one()
     return 0 if highest is None else int(highest) + 1
 
@@ -128,18 +132,26 @@ def withdrawal_body(form: dict[str, str], choice: WalletChoice) -> bytes:
             raise ValidationFailed(f"{name.replace('_', ' ')} must be a whole number (digits 0-9)")
         return int(raw)
 
+    def given(name: str) -> bool:
+        # On a connected chain a blank field is custody's to fill (nonce, gas, fees).
+        return choice.next_nonce is not None or bool(form.get(name, "").strip())
+
+    evm: dict[str, object] = {}
+    if given("nonce"):
+        evm["nonce"] = integer("nonce")
+    if given("gas"):
+        evm["gas"] = integer("gas")
+    if given("max_fee_gwei"):
+        evm["max_fee_per_gas"] = str(integer("max_fee_gwei") * _GWEI)
+    if given("priority_fee_gwei"):
+        evm["max_priority_fee_per_gas"] = str(integer("priority_fee_gwei") * _GWEI)
     body = {
         "type": "withdrawal",
         "wallet": choice.name,
         "asset": choice.asset,
         "amount": str(base_units(form.get("amount", ""), choice.decimals)),
         "destination": form.get("destination", "").strip(),
-        "evm": {
-            "nonce": integer("nonce"),
-            "gas": integer("gas"),
-            "max_fee_per_gas": str(integer("max_fee_gwei") * _GWEI),
-            "max_priority_fee_per_gas": str(integer("priority_fee_gwei") * _GWEI),
-        },
+        **({"evm": evm} if evm else {}),
     }
     return json.dumps(body).encode()
 

@@ -122,7 +122,7 @@ def destination_seen(session: Session, request: Request) -> bool:
         select(func.count())
         .select_from(Request)
         .where(
-            Request.status == RequestStatus.SIGNED.value,
+            Request.signed_at.is_not(None),  # ever signed: also broadcast, confirmed, sent
             func.lower(Request.destination) == request.destination.lower(),
             Request.created_at < request.created_at,
         )
@@ -134,7 +134,7 @@ def venue_used(session: Session, request: Request, venue: str) -> bool:
     """Whether an earlier signed trade went to this venue."""
     payloads = session.execute(
         select(Request.payload).where(
-            Request.status == RequestStatus.SIGNED.value,
+            Request.signed_at.is_not(None),  # ever signed: also broadcast, confirmed, sent
             Request.type == "trade",
             Request.created_at < request.created_at,
         )

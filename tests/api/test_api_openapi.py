@@ -80,7 +80,15 @@ def test_request_answers_are_typed(doc: Document) -> None:
     assert set(approvals) == {"required", "group", "quorum", "decisions", "expires_at"}
     assert set(doc.resolve(approvals["quorum"])["properties"]) == {"required", "received", "met"}
     results = [set(doc.resolve(r)["properties"]) for r in fields["result"]["anyOf"]]
-    assert results == [{"raw_transaction", "tx_hash"}, {"signature"}]
+    # On a connected chain the transaction's block and depth join it (DESIGN.md).
+    assert results == [
+        {"raw_transaction", "tx_hash", "block_number", "confirmations"},
+        {"signature"},
+    ]
+    assert set(doc.resolve(fields["result"]["anyOf"][0])["required"]) == {
+        "raw_transaction",
+        "tx_hash",
+    }
 
     page = doc.response_schema("/v1/requests", "get", 200, JSON)
     assert set(page["required"]) == {"items", "next_cursor"}
@@ -101,14 +109,16 @@ def test_request_bodies_are_documented_as_one_of_by_type(doc: Document) -> None:
         }
         assert len(schema["oneOf"]) == 4
     withdrawal_body = doc.resolve(doc.openapi["components"]["schemas"]["WithdrawalBody"])
+    # `evm` is optional: a connected chain fills what it leaves out (DESIGN.md); a chain
+    # without a node refuses a body without it (tests/broadcast).
     assert set(withdrawal_body["required"]) == {
         "type",
         "wallet",
         "asset",
         "amount",
         "destination",
-        "evm",
     }
+    assert "evm" in withdrawal_body["properties"]
     assert withdrawal_body["properties"]["amount"]["type"] == "string"
     header = doc.openapi["paths"]["/v1/requests"]["post"]["parameters"]
     assert {"name": "Idempotency-Key", "in": "header", "required": True} | header[0] == header[0]

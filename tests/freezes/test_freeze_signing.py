@@ -103,6 +103,7 @@ def test_a_freeze_that_arrives_while_the_hsm_signs_withholds_the_signature(
                 skip_locked=not db.sqlite,
                 configuration=signer.configuration,
                 relying_party=own.settings.relying_party,
+                max_fee_wei=own.settings.max_tx_fee_wei,
             )
         assert claim is not None
         result = pipeline.sign(own.runtime.token(), claim)
@@ -152,6 +153,7 @@ def test_a_wallet_freeze_also_withholds_only_its_own_signatures(own: Installatio
                     skip_locked=not db.sqlite,
                     configuration=signer.configuration,
                     relying_party=own.settings.relying_party,
+                    max_fee_wei=own.settings.max_tx_fee_wei,
                 )
                 for _ in ids
             ]

@@ -14,7 +14,7 @@ import json
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from custody.approvals.approvers import add_approver, hash_token
 from custody.catalog.assets import add_asset
-from custody.intake.decoders import DECODERS
+from custody.intake.decoders import DECODERS, Decoder
 from custody.intake.draft import Draft
+from custody.intake.evmfill import EvmFill
 from custody.intake.lookups import Lookups
 from custody.store.database import sqlite_file
 from custody.store.models import Request, WebSession
@@ -82,12 +83,10 @@ def watch(installation: Installation, monkeypatch: pytest.MonkeyPatch) -> Watch:
     return watch
 
 
-def _watched(
-    watch: Watch, request_type: str, decoder: Callable[[Lookups, dict[str, Any]], Draft]
-) -> Callable[[Lookups, dict[str, Any]], Draft]:
-    def decode(lookups: Lookups, data: dict[str, Any]) -> Draft:
+def _watched(watch: Watch, request_type: str, decoder: Decoder) -> Decoder:
+    def decode(lookups: Lookups, data: dict[str, Any], fill: EvmFill | None) -> Draft:
         watch.seen.append((request_type, watch.open_writes, watch.lock_is_free()))
-        return decoder(lookups, data)
+        return decoder(lookups, data, fill)
 
     return decode
 
@@ -140,8 +139,10 @@ def test_a_catalog_change_during_the_decode_is_caught_and_decoded_again(
     contract = random_address()
     real = DECODERS["contract_call"]
 
-    def registering_meanwhile(lookups: Lookups, data: dict[str, Any]) -> Draft:
-        draft = real(lookups, data)
+    def registering_meanwhile(
+        lookups: Lookups, data: dict[str, Any], fill: EvmFill | None
+    ) -> Draft:
+        draft = real(lookups, data, fill)
         if len(watch.seen) == 1:
             # An operator registers the token while the first decode runs: possible only because
             # the decode holds no write lock (this write would wait for it otherwise).

@@ -17,30 +17,38 @@ from custody.intake.decoders.trade import decode_trade
 from custody.intake.decoders.withdrawal import decode_withdrawal
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
+from custody.intake.evmfill import EvmFill
 from custody.intake.lookups import Lookups
 
 KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message")
 
-Decoder = Callable[[Lookups, dict[str, Any]], Draft]
+Decoder = Callable[[Lookups, dict[str, Any], EvmFill | None], Draft]
+
+
+def _no_fill(decoder: Callable[[Lookups, dict[str, Any]], Draft]) -> Decoder:
+    """Typed data and messages carry no transaction fields to fill."""
+    return lambda lookups, data, fill: decoder(lookups, data)
+
 
 DECODERS: dict[str, Decoder] = {
     "withdrawal": decode_withdrawal,
     "contract_call": decode_contract_call,
-    "trade": decode_trade,
-    "sign_message": decode_sign_message,
+    "trade": _no_fill(decode_trade),
+    "sign_message": _no_fill(decode_sign_message),
 }
 
 
-def decode(session: Session, data: dict[str, Any]) -> Draft:
-    """Decode with the catalog as `session` sees it (the signer, the policy dry run)."""
-    return decode_with(Lookups(session), data)
+def decode(session: Session, data: dict[str, Any], fill: EvmFill | None = None) -> Draft:
+    """Decode with the catalog as `session` sees it (the signer, the policy dry run); `fill`:
+    what custody filled in on a connected chain when the request was stored."""
+    return decode_with(Lookups(session), data, fill)
 
 
-def decode_with(lookups: Lookups, data: dict[str, Any]) -> Draft:
+def decode_with(lookups: Lookups, data: dict[str, Any], fill: EvmFill | None = None) -> Draft:
     request_type = data.get("type")
     if request_type not in KNOWN_TYPES:
         raise InvalidBody(f"type must be one of {', '.join(KNOWN_TYPES)}, got {request_type!r}")
     decoder = DECODERS.get(str(request_type))
     if decoder is None:
         raise InvalidBody(f"request type {request_type!r} is not supported by this server yet")
-    return decoder(lookups, data)
+    return decoder(lookups, data, fill)

@@ -12,10 +12,15 @@ from custody.chains.values import describe, parse_uint
 from custody.intake.decoders.call_meaning import call_details, meaning
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
+from custody.intake.evmfill import EvmFill, TxShape, resolve
 from custody.intake.lookups import Lookups
-from custody.intake.schemas import ADDRESS, DECIMAL, EvmFieldsBody, describe_validation_error
-
-_MAX_NONCE = 2**64
+from custody.intake.schemas import (
+    ADDRESS,
+    DECIMAL,
+    REPLACES,
+    EvmFieldsBody,
+    describe_validation_error,
+)
 
 
 class ContractCallBody(BaseModel):
@@ -31,7 +36,8 @@ class ContractCallBody(BaseModel):
         json_schema_extra={"pattern": r"^0x([0-9a-fA-F]{2}){4,}$"},
     )
     value: StrictStr = Field(description="wei sent with the call", json_schema_extra=DECIMAL)
-    evm: EvmFieldsBody
+    evm: EvmFieldsBody = Field(default_factory=EvmFieldsBody)
+    replaces: StrictStr | None = Field(default=None, description=REPLACES)
 
 
 def _calldata(text: str) -> bytes:
@@ -44,7 +50,7 @@ def _calldata(text: str) -> bytes:
         raise InvalidBody(f"data is not hex: {describe(text)}") from None
 
 
-def decode_contract_call(lookups: Lookups, data: dict[str, Any]) -> Draft:
+def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill | None) -> Draft:
     # Amounts get our own message first: pydantic would say "string" where a person needs
     # "decimal string of base units" (and a float is refused here, never rounded).
     parse_uint(data.get("value"), what="value")
@@ -52,8 +58,7 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any]) -> Draft:
         body = ContractCallBody.model_validate(data)
     except ValidationError as exc:
         raise InvalidBody(f"contract_call request: {describe_validation_error(exc)}") from None
-    if not 0 <= body.evm.nonce < _MAX_NONCE:
-        raise InvalidBody("evm.nonce must be between 0 and 2^64 - 1")
+    given = body.evm.given()
     to = EvmAddress.parse(body.to, what="to")
     calldata = _calldata(body.data)
     if len(calldata) < 4:
@@ -68,7 +73,7 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any]) -> Draft:
     token = lookups.asset_by_contract(chain.id, str(to))
     what = meaning(call, token=token, chain=chain, to=str(to), value=value)
 
-    evm = body.evm
+    evm = resolve(TxShape(wallet, chain, to, value, calldata, given), fill)
     unsigned = build_eip1559(
         Eip1559Fields(
             chain_id=chain.evm_chain_id,
@@ -76,10 +81,8 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any]) -> Draft:
             to=to,
             value=value,
             gas=evm.gas,
-            max_fee_per_gas=parse_uint(evm.max_fee_per_gas, what="evm.max_fee_per_gas"),
-            max_priority_fee_per_gas=parse_uint(
-                evm.max_priority_fee_per_gas, what="evm.max_priority_fee_per_gas"
-            ),
+            max_fee_per_gas=evm.max_fee_per_gas,
+            max_priority_fee_per_gas=evm.max_priority_fee_per_gas,
             data=calldata,
         )
     )
@@ -106,4 +109,5 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any]) -> Draft:
         method_selector=call.selector,
         call_flags=call.flags,
         details=details,
+        replaces=body.replaces,
     )

@@ -8,6 +8,7 @@ from custody.chains import Chain as ChainInfo
 from custody.chains import Eip1559Fields, build_eip1559, summary
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
+from custody.intake.evmfill import EvmFill, TxShape, resolve
 from custody.intake.lookups import Lookups
 from custody.intake.schemas import parse_withdrawal
 from custody.store.models import Chain
@@ -23,7 +24,7 @@ def chain_info(chain: Chain) -> ChainInfo:
     )
 
 
-def decode_withdrawal(lookups: Lookups, data: dict[str, Any]) -> Draft:
+def decode_withdrawal(lookups: Lookups, data: dict[str, Any], fill: EvmFill | None) -> Draft:
     intent = parse_withdrawal(data)
     wallet = lookups.wallet(intent.wallet)
     chain = lookups.chain(wallet.chain_id)
@@ -32,15 +33,18 @@ def decode_withdrawal(lookups: Lookups, data: dict[str, Any]) -> Draft:
             f"asset {intent.asset!r} is not the native asset of chain {chain.name} "
             f"({chain.native_asset}); token transfers are contract calls"
         )
+    evm = resolve(
+        TxShape(wallet, chain, intent.destination, intent.amount.value, b"", intent.evm), fill
+    )
     unsigned = build_eip1559(
         Eip1559Fields(
             chain_id=chain.evm_chain_id,
-            nonce=intent.nonce,
+            nonce=evm.nonce,
             to=intent.destination,
             value=intent.amount.value,
-            gas=intent.gas,
-            max_fee_per_gas=intent.max_fee_per_gas,
-            max_priority_fee_per_gas=intent.max_priority_fee_per_gas,
+            gas=evm.gas,
+            max_fee_per_gas=evm.max_fee_per_gas,
+            max_priority_fee_per_gas=evm.max_priority_fee_per_gas,
         )
     )
     payload = unsigned.payload
@@ -54,6 +58,7 @@ def decode_withdrawal(lookups: Lookups, data: dict[str, Any]) -> Draft:
         payload=payload,
         digest=unsigned.digest.prefixed(),
         summary=summary(payload, chain_info(chain)),
-        nonce=intent.nonce,
-        max_fee=intent.gas * intent.max_fee_per_gas,
+        nonce=evm.nonce,
+        max_fee=evm.gas * evm.max_fee_per_gas,
+        replaces=intent.replaces,
     )

@@ -1,0 +1,1 @@
+"""Connected chains: sending signed transactions and following them to finality."""
