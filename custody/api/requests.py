@@ -25,7 +25,7 @@ from custody.intake.jsonbody import parse_object
 from custody.intake.pipeline import MAX_IDEMPOTENCY_KEY, submit
 from custody.requests import repository
 from custody.requests import service as request_service
-from custody.requests.states import TRAITS, RequestStatus
+from custody.requests.states import RequestStatus
 from custody.views.requests import request_model
 from custody.views.schemas import RequestPage, RequestView
 
@@ -95,31 +95,32 @@ async def get_request(
             le=MAX_WAIT_SECONDS,
             description="Long poll: answer as soon as the status is no longer the one it had "
             "when the call arrived (passing over `signing`, which lasts milliseconds), or after "
-            "this many seconds with the request as it is. A request in a final status is "
-            "answered at once.",
+            "this many seconds with the request as it is. A request nothing will move any more "
+            "(a final status, or signed where nothing is broadcast) is answered at once.",
         ),
     ] = 0,
 ) -> RequestView:
-    def read() -> RequestView:
+    def read() -> tuple[RequestView, bool]:
         with rt.db.read() as session:
             request, wallet_name = repository.for_client(session, client.id, request_id)
             waiting = waiting_for(session, request)
-            return request_model(request, wallet_name, approvals_view(session, request), waiting)
+            view = request_model(request, wallet_name, approvals_view(session, request), waiting)
+            return view, repository.settled(session, request)
 
     if not wait:
-        return await run_in_threadpool(read)
+        return (await run_in_threadpool(read))[0]
     # The ticket comes before each read: a change committed between the two sets it.
     ticket = rt.changes.ticket()
     try:
-        first = latest = await run_in_threadpool(read)
-        if TRAITS[RequestStatus(first.status)].terminal:
-            return first
-        deadline = time.monotonic() + wait
+        first, settled = await run_in_threadpool(read)
+        latest, deadline = first, time.monotonic() + wait
         recheck = rt.settings.long_poll_recheck_seconds
-        while (left := deadline - time.monotonic()) > 0 and not _moved_on(first, latest):
+        while not settled and (left := deadline - time.monotonic()) > 0:
             await ticket.wait(min(left, recheck))
             ticket = rt.changes.ticket()
-            latest = await run_in_threadpool(read)
+            latest, settled = await run_in_threadpool(read)
+            if _moved_on(first, latest):
+                break
         return latest
     finally:
         ticket.close()  # answered, refused or the caller left: nobody waits on it

@@ -9,8 +9,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
-from custody.requests.states import RequestStatus
-from custody.store.models import NONCE_HELD, Request, Wallet
+from custody.requests.states import TRAITS, RequestStatus
+from custody.store.models import NONCE_HELD, Chain, Request, Wallet
 
 
 def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | None:
@@ -87,6 +87,24 @@ def for_client(session: Session, client_id: str, request_id: str) -> tuple[Reque
     if row is None:
         raise NotFound(f"no request {request_id!r}")
     return row[0], row[1]
+
+
+def settled(session: Session, request: Request) -> bool:
+    """Whether nothing will move `request` any more: a final status, or signed with no way on
+    (a signature, or a transaction on a chain without a node for custody.broadcast to send)."""
+    status = RequestStatus(request.status)
+    if TRAITS[status].terminal:
+        return True
+    if status is not RequestStatus.SIGNED:
+        return False
+    if request.result_raw is None:
+        return True
+    node = session.execute(
+        select(Chain.rpc_url)
+        .join(Wallet, Wallet.chain_id == Chain.id)
+        .where(Wallet.id == request.wallet_id)
+    ).scalar_one_or_none()
+    return node is None
 
 
 def page_for_client(
