@@ -211,7 +211,7 @@ class Runtime:
             state = self._session_locked(label)
             if state.fault is not None:
                 self._recover_locked(label)
-            elif state.token is None:
+            elif state.token is None or state.token.ended:
                 state.token = self._open(label)
                 state.pid = os.getpid()
             assert state.token is not None
