@@ -305,7 +305,8 @@ class _SecretFreeToml(TomlConfigSettingsSource):
         if secret is not None:
             raise SettingsInvalid(
                 f"{toml_file}: `{secret}` looks like a PIN or password, and those never go in "
-                "a config file: remove it and set CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE"
+                "a config file: remove it and set CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE (for "
+                "[tokens.NAME]: pin_file or pin_env)"
             )
 
 
