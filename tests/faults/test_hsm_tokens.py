@@ -196,3 +196,19 @@ def test_with_the_second_token_gone_the_main_token_signs_and_the_rest_waits(
     assert Account.recover_transaction(_raw(two_tokens, waiting)) == vault_address
     with sqlite3.connect(two_tokens.home / "custody.db") as db:
         assert list(db.execute("SELECT id FROM requests WHERE status = 'failed'")) == []
+
+
+def test_a_backup_copies_the_main_tokens_keys_and_says_why_not_the_others(
+    two_tokens: TwoTokens,
+) -> None:
+    folder = two_tokens.home.parent / "backup"
+    made = two_tokens.custody(
+        "ceremony", "backup", str(folder), "--shares", "3", "--threshold", "2"
+    )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [k["label"] for k in manifest["keys"]] == ["key-custody-dev"]
+    skipped = {k["label"]: k["reason"] for k in manifest["not_included"]}
+    assert skipped["key-vault"].startswith("on token vault:")
+    verified = two_tokens.custody("ceremony", "verify", str(folder))
+    assert (verified["ok"], verified["problems"]) == (True, [])
+    assert made["manifest_sha256"] == verified["manifest_sha256"]
