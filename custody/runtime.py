@@ -114,18 +114,20 @@ def _extra_token(settings: Settings, token_label: str | None) -> tuple[str, str]
 
 
 def _extra_pin(settings: Settings, label: str, name: str) -> str:
+    """An HsmError when the PIN cannot be read: requests of keys on that token wait for the
+    operator to fix it, as for a token that is away, and the other tokens sign on."""
     from custody.hsm.devtoken import read_pin_file
 
     token = settings.tokens[name]
     if token.pin_env is not None:
         pin = os.environ.get(token.pin_env)
         if not pin:
-            raise Unavailable(f"token {label!r}: set {token.pin_env} to its PIN")
+            raise HsmError(f"token {label!r}: set {token.pin_env} to its PIN")
         return pin
     assert token.pin_file is not None
     path = token.pin_file if token.pin_file.is_absolute() else settings.home / token.pin_file
     if not path.exists():
-        raise Unavailable(f"token {label!r}: its PIN file {path} does not exist")
+        raise HsmError(f"token {label!r}: its PIN file {path} does not exist")
     return read_pin_file(path)
 
 

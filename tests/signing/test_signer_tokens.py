@@ -139,3 +139,30 @@ def test_a_refused_pin_on_the_second_token_holds_its_logins_only(
     assert Account.recover_transaction(result["raw_transaction"]) == on_b.address
     rearm_entries = inst.ledger_entries("hsm.rearmed")
     assert [e["data"]["token"] for e in rearm_entries] == [second_token.label]
+
+
+def test_a_second_token_whose_pin_cannot_be_read_only_makes_its_requests_wait(
+    two_tokens: Installation, second_token: DevToken, tmp_path: Path
+) -> None:
+    inst = two_tokens
+    on_b, on_main = inst.wallet(token=second_token.label), inst.wallet()
+    missing = tmp_path / "moved.pin"
+    inst.add_tokens({"b": DevToken(**{**second_token.__dict__, "pin_file": missing})})
+    with HttpClient(create_app(inst.runtime, run_worker=False)) as http:
+        api = Api(http.request, inst.client())
+        waits = api.create(withdrawal(on_b.name, amount="1", nonce=1)).json()["id"]
+        signs = api.create(withdrawal(on_main.name, amount="1", nonce=1)).json()["id"]
+        worker = SignerWorker(inst.runtime, worker_id="no-pin")
+        assert worker.drain() == 1
+        assert set(_signed(inst, api, [waits, signs])) == {signs}
+        view = api.get(waits).json()
+        assert view["status"] == "approved", view  # waiting, not failed
+        assert "moved.pin" in worker.tokens[second_token.label].detail
+        with inst.runtime.db.read() as session:
+            assert holds.all_holds(session) == []  # no PIN was refused: nothing to re-arm
+
+        missing.write_text(read_pin_file(second_token.pin_file) + "\n")
+        missing.chmod(0o600)
+        assert SignerWorker(inst.runtime, worker_id="pin-back").drain() == 1
+        result = _signed(inst, api, [waits])[waits]
+    assert Account.recover_transaction(result["raw_transaction"]) == on_b.address
