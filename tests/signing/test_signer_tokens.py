@@ -20,8 +20,13 @@ from sqlalchemy import select
 
 from custody.app import create_app
 from custody.hsm import DevToken, KeyNotFound, read_pin_file
-from custody.hsmhealth import holds
+from custody.hsmhealth import holds, status
+from custody.hsmhealth.status import HsmState
+from custody.requests import lifecycle
+from custody.requests import repository as requests
+from custody.requests.states import RequestStatus
 from custody.signing.worker import SignerWorker
+from custody.store.base import utcnow
 from custody.store.models import Key
 from tests.support.api import Api, withdrawal
 from tests.support.cli import invoke, ok_json
@@ -166,3 +171,41 @@ def test_a_second_token_whose_pin_cannot_be_read_only_makes_its_requests_wait(
         assert SignerWorker(inst.runtime, worker_id="pin-back").drain() == 1
         result = _signed(inst, api, [waits])[waits]
     assert Account.recover_transaction(result["raw_transaction"]) == on_b.address
+
+
+def test_a_request_shows_waiting_for_its_own_token_only(
+    two_tokens: Installation, second_token: DevToken
+) -> None:
+    inst = two_tokens
+    on_b, on_main = inst.wallet(token=second_token.label), inst.wallet()
+    outage = f"no HSM token labelled {second_token.label!r} is present"
+    with inst.runtime.db.write() as session:
+        for label, state, detail in (
+            (inst.runtime.token_label, HsmState.OK, ""),
+            (second_token.label, HsmState.UNAVAILABLE, outage),
+        ):
+            status.report(
+                session,
+                process="signer-tokens",
+                token_label=label,
+                state=state,
+                detail=detail,
+                since=utcnow(),
+            )
+    inst.apply_policy(  # approved by people later: the requests stay live, unsigned
+        "version: 1\nrules:\n  - {id: one, match: {type: withdrawal}, "
+        "action: {require_approvals: {count: 1, group: treasury}}}\n"
+    )
+    with HttpClient(create_app(inst.runtime, run_worker=False)) as http:
+        api = Api(http.request, inst.client())
+        ids = {
+            wallet.name: api.create(withdrawal(wallet.name, amount="1", nonce=5)).json()["id"]
+            for wallet in (on_b, on_main)
+        }
+        with inst.runtime.db.write() as session:
+            for request_id in ids.values():
+                request = requests.locked(session, request_id, for_update=True)
+                lifecycle.move(session, request, RequestStatus.APPROVED, actor="test", reason="ok")
+        assert api.get(ids[on_b.name]).json()["waiting"]["hsm"] == outage
+        assert "waiting" not in api.get(ids[on_main.name]).json()
+        assert http.get("/readyz").status_code == 200  # the main token is fine
