@@ -243,12 +243,11 @@ class Runtime:
         self._sessions[self.route(token_label or self.token_label)].fault = error
 
     def _session_locked(self, label: str) -> _Session:
-        state = self._sessions[label]
-        if state.pid is not None and state.pid != os.getpid():
-            # A parent's sessions are not ours to use.
-            for other in self._sessions.values():
-                other.token, other.pid, other.fault = None, None, None
-        return state
+        for state in self._sessions.values():
+            if state.pid is not None and state.pid != os.getpid():
+                # A parent's sessions are not ours to use (nor to close).
+                state.token, state.pid, state.fault = None, None, None
+        return self._sessions[label]
 
     def _recover_locked(self, label: str) -> None:
         from custody.hsm.pkcs11.library import reload
