@@ -79,7 +79,9 @@ class TokenSettings(BaseModel):
 
     label: str | None = Field(default=None, min_length=1, max_length=32)  # default: NAME
     pin_file: Path | None = None  # relative to CUSTODY_HOME
-    pin_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # The NAME of a variable, upper case as variables are: a PIN put here by mistake is more
+    # likely refused than repeated in "set X to its PIN" messages.
+    pin_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
 
     @model_validator(mode="after")
     def _one_pin_source(self) -> TokenSettings:

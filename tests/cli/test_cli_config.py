@@ -94,6 +94,7 @@ def test_extra_tokens_load_from_the_config_file(tmp_path: Path) -> None:
         ),
         ('[tokens.vault]\nlabel = "custody-dev"\npin_env = "V"\n', "several tokens are labelled"),
         ('[tokens.vault]\npin_env = "not a name"\n', "pin_env"),
+        ('[tokens.vault]\npin_env = "s3cretpin"\n', "pin_env"),  # a PIN, not a variable
     ],
 )
 def test_a_bad_token_table_is_refused_in_one_line(tmp_path: Path, table: str, says: str) -> None:
@@ -101,3 +102,4 @@ def test_a_bad_token_table_is_refused_in_one_line(tmp_path: Path, table: str, sa
         load_settings(_home(tmp_path, table))
     assert says in caught.value.message
     assert "\n" not in caught.value.message
+    assert "s3cretpin" not in caught.value.message
