@@ -57,7 +57,8 @@ def generate(
             key = service.record_key(
                 session, info=info, token=configured, backup=backup, actor=context.operator()
             )
-            note = status.backup_status(key, None)
+            others = rt.settings.extra_token_labels.values()
+            note = status.backup_status(key, None, other_tokens=others)
     data = {
         "label": info.label,
         "algorithm": str(info.algorithm),
@@ -79,6 +80,7 @@ def generate(
 def list_keys(as_json: JsonOption = False) -> None:
     """Keys known to custody, with their public keys and whether a backup holds them."""
     with context.runtime() as rt, rt.db.read() as session:
+        others = set(rt.settings.extra_token_labels.values())
         latest = repository.latest_backups(session)
         keys = repository.keys(session)
         rows: list[dict[str, Any]] = [
@@ -91,14 +93,14 @@ def list_keys(as_json: JsonOption = False) -> None:
                 "created_at": k.created_at.isoformat(),
                 "backup": k.backup,
                 "retired_at": k.retired_at.isoformat() if k.retired_at else None,
-                "backup_status": status.backup_status(k, latest.get(k.id)),
+                "backup_status": status.backup_status(k, latest.get(k.id), other_tokens=others),
                 "last_backup": status.last_backup(latest.get(k.id)),
             }
             for k in keys
         ]
-        cells = [status.backup_short(k, latest.get(k.id)) for k in keys]
+        cells = [status.backup_short(k, latest.get(k.id), other_tokens=others) for k in keys]
         notes = [
-            f"{k.label}: {status.backup_status(k, None)}"
+            f"{k.label}: {status.backup_status(k, None, other_tokens=others)}"
             for k in keys
             if status.needs_action(k, latest.get(k.id))
         ]

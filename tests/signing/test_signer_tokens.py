@@ -78,6 +78,9 @@ def test_keys_generate_on_a_named_token_and_keys_list_shows_it(
         assert made["token"] == second_token.label
         listed = {k["label"]: k for k in ok_json(invoke(["keys", "list", "--json"], inst.env))}
         assert listed["gen-on-b"]["token"] == second_token.label
+        # a backup ceremony copies the main token's keys: keys list does not promise one
+        assert listed["gen-on-b"]["backup_status"].startswith(f"on token {second_token.label}:")
+        assert made["backup_status"] == listed["gen-on-b"]["backup_status"]
         on_b = inst.runtime.token_for(second_token.label).get_key("gen-on-b")
         assert on_b.public_key.hex() == made["public_key"]
         human = invoke(["keys", "list"], inst.env).stdout
