@@ -1,9 +1,10 @@
 """What a running custody process holds: settings, the database and (lazily) the HSM token.
 
-The token is opened on first use in the process that uses it, never inherited across a fork:
-PKCS#11 libraries must be initialised after fork. After an HSM fault `recover_token` starts over
-(custody.hsm.pkcs11.library.reload); a refused PIN holds every later login of the installation
-(custody.hsmhealth.holds) instead.
+Each token (the main one and the extra `[tokens.NAME]`) is opened on first use in the process
+that uses it, never inherited across a fork: PKCS#11 libraries must be initialised after fork.
+After an HSM fault `recover_token` starts that token over (custody.hsm.pkcs11.library.reload,
+which reopens the other tokens' sessions too); a refused PIN holds every later login to that
+token (custody.hsmhealth.holds) instead, and only to that token.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import event
 
 from custody import wakeup
-from custody.errors import CustodyError, Unavailable
+from custody.errors import CustodyError, Unavailable, ValidationFailed
 from custody.hsm.errors import HsmError, LoginHeld, PinIncorrect
 from custody.hsmhealth import holds
 from custody.settings import Settings
@@ -46,10 +47,15 @@ class HsmCredentials:
         return f"HsmCredentials(module={self.module!r}, token={self.token!r}, pin=<hidden>)"
 
 
-def hsm_credentials(settings: Settings) -> HsmCredentials:
-    """Production names its HSM explicitly; development uses the token under CUSTODY_HOME."""
+def hsm_credentials(settings: Settings, token_label: str | None = None) -> HsmCredentials:
+    """Production names its HSM explicitly; development uses the token under CUSTODY_HOME.
+
+    `token_label`: one of the extra tokens (`[tokens.NAME]`) instead of the main one; they are
+    slots of the same module, each with its own PIN source.
+    """
     from custody.hsm.devtoken import find_softhsm_module, read_pin_file
 
+    extra = _extra_token(settings, token_label)
     if settings.uses_dev_token:
         conf = settings.hsm_dir / "softhsm2.conf"
         pins = settings.hsm_dir / "pins.json"
@@ -58,16 +64,75 @@ def hsm_credentials(settings: Settings) -> HsmCredentials:
                 f"no development HSM token under {settings.hsm_dir}; run `custody init` first"
             )
         os.environ["SOFTHSM2_CONF"] = str(conf)
-        return HsmCredentials(
-            find_softhsm_module(), settings.hsm_token or DEV_TOKEN_LABEL, read_pin_file(pins)
-        )
-    assert settings.hsm_module is not None
-    return HsmCredentials(settings.hsm_module, settings.hsm_token or "", _production_pin(settings))
+        module = find_softhsm_module()
+        if extra is None:
+            return HsmCredentials(module, settings.main_token_label, read_pin_file(pins))
+    else:
+        assert settings.hsm_module is not None
+        module = settings.hsm_module
+        if extra is None:
+            return HsmCredentials(module, settings.hsm_token or "", _production_pin(settings))
+    return HsmCredentials(module, extra[0], _extra_pin(settings, *extra))
 
 
 def token_label_of(settings: Settings) -> str:
-    """The label of the token this installation signs with (no PIN is read for it)."""
+    """The label of the main token of this installation (no PIN is read for it)."""
     return settings.hsm_token or (DEV_TOKEN_LABEL if settings.uses_dev_token else "")
+
+
+def token_labels(settings: Settings) -> list[str]:
+    """Every token this installation signs with: the main one first."""
+    return [settings.main_token_label, *settings.extra_token_labels.values()]
+
+
+def resolve_token(settings: Settings, name_or_label: str | None) -> str:
+    """The label of the token an operator named (by its `[tokens.NAME]` name or its label);
+    None names the main token. Unknown: one line saying which tokens there are."""
+    if name_or_label is None or name_or_label == settings.main_token_label:
+        return settings.main_token_label
+    extra = settings.extra_token_labels
+    if name_or_label in extra:
+        return extra[name_or_label]
+    if name_or_label in extra.values():
+        return name_or_label
+    raise UnknownToken(
+        f"token {name_or_label!r} is not configured (tokens: "
+        f"{', '.join(token_labels(settings))}); add it with `custody hsm add-token "
+        f"{name_or_label}` in development, or as [tokens.{name_or_label}] in custody.toml"
+    )
+
+
+class UnknownToken(ValidationFailed):
+    slug = "hsm-token-unknown"
+    title = "Unknown HSM token"
+
+
+def _extra_token(settings: Settings, token_label: str | None) -> tuple[str, str] | None:
+    """(label, name) of an extra token, or None for the main one."""
+    if token_label is None or token_label == settings.main_token_label:
+        return None
+    for name, label in settings.extra_token_labels.items():
+        if label == token_label:
+            return label, name
+    raise UnknownToken(f"token {token_label!r} is not configured")
+
+
+def _extra_pin(settings: Settings, label: str, name: str) -> str:
+    """An HsmError when the PIN cannot be read: requests of keys on that token wait for the
+    operator to fix it, as for a token that is away, and the other tokens sign on."""
+    from custody.hsm.devtoken import read_pin_file
+
+    token = settings.tokens[name]
+    if token.pin_env is not None:
+        pin = os.environ.get(token.pin_env)
+        if not pin:
+            raise HsmError(f"token {label!r}: set {token.pin_env} to its PIN")
+        return pin
+    assert token.pin_file is not None
+    path = token.pin_file if token.pin_file.is_absolute() else settings.home / token.pin_file
+    if not path.exists():
+        raise HsmError(f"token {label!r}: its PIN file {path} does not exist")
+    return read_pin_file(path)
 
 
 def process_name() -> str:
@@ -105,21 +170,28 @@ def hsm_so_pin(settings: Settings) -> str:
 RECOVERY_INTERVAL_SECONDS = 1.0
 
 
+@dataclass
+class _Session:
+    """One token's logged-in session in this process, and what the next use must do first."""
+
+    token: Pkcs11Token | None = None
+    pid: int | None = None
+    fault: HsmError | None = None  # the last HSM fault; the next use starts over
+    last_recovery: float = 0.0
+
+
 class Runtime:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db or Database(
             settings.resolved_database_url, timeouts=database_timeouts(settings)
         )
-        self._token: Pkcs11Token | None = None
-        self._token_pid: int | None = None
+        self._sessions = {label: _Session() for label in token_labels(settings)}
         self._lock = threading.Lock()
         self._signer_wake: threading.Event | None = None
         # Long polls of this process (GET /v1/requests/{id}?wait=S), woken by status changes
         self.changes = wakeup.Changes()
         event.listen(self.db.write_sessions, "after_commit", self._after_commit)
-        self._fault: HsmError | None = None  # the last HSM fault; the next use starts over
-        self._last_recovery = 0.0
 
     def attach_signer(self, wake: threading.Event) -> None:
         self._signer_wake = wake
@@ -139,74 +211,112 @@ class Runtime:
             wakeup.ring(self.settings.home, wakeup.Kind.WATCHER)
 
     def token(self) -> Pkcs11Token:
-        """The logged-in token of this process, opened on first use, and opened afresh after
-        an HSM fault (see `recover_token`).
+        """The logged-in main token of this process (see `token_for`)."""
+        return self.token_for(self.token_label)
+
+    def token_for(self, token_label: str) -> Pkcs11Token:
+        """The logged-in session on the token a key row names (`keys.token`), opened on first
+        use, and opened afresh after an HSM fault (see `recover_token`). A label that is not
+        one of the extra tokens is the main token's: keys made before there were several.
 
         Opening it logs in, so it is refused without calling the HSM while a login hold is on
         the token; a refused PIN places that hold (PinIncorrect is raised either way).
         """
+        label = self.route(token_label)
         with self._lock:
-            if self._token_pid != os.getpid():
-                self._token, self._fault = None, None  # a parent's token is not ours to use
-            if self._fault is not None:
-                self._recover_locked()
-            elif self._token is None:
-                self._token = self._open()
-                self._token_pid = os.getpid()
-            assert self._token is not None
-            return self._token
+            state = self._session_locked(label)
+            if state.fault is not None:
+                self._recover_locked(label)
+            elif state.token is None or state.token.ended:
+                state.token = self._open(label)
+                state.pid = os.getpid()
+            assert state.token is not None
+            return state.token
 
-    def recover_token(self) -> Pkcs11Token:
+    def route(self, token_label: str) -> str:
+        return token_label if token_label in self._sessions else self.token_label
+
+    def recover_token(self, token_label: str | None = None) -> Pkcs11Token:
         """Drop the session, reset the PKCS#11 library and log in again.
 
         A token that went away and came back is seen again only this way. Raises HsmError while
-        it is still away; the caller tries again later.
+        it is still away; the caller tries again later. The reset ends every token's session,
+        so the others that were open are opened again at once (a failure there is theirs).
         """
+        label = self.route(token_label or self.token_label)
         with self._lock:
-            self._fault = self._fault or HsmError("recovery asked for")
-            self._last_recovery = 0.0
-            self._recover_locked()
-            assert self._token is not None
-            return self._token
+            state = self._session_locked(label)
+            state.fault = state.fault or HsmError("recovery asked for")
+            state.last_recovery = 0.0
+            self._recover_locked(label)
+            assert state.token is not None
+            return state.token
 
-    def hsm_fault(self, error: HsmError) -> None:
+    def hsm_fault(self, error: HsmError, token_label: str | None = None) -> None:
         """Hear of a failed HSM call that may succeed later; the next use starts over."""
-        self._fault = error
+        self._sessions[self.route(token_label or self.token_label)].fault = error
 
-    def _recover_locked(self) -> None:
+    def _session_locked(self, label: str) -> _Session:
+        for state in self._sessions.values():
+            if state.pid is not None and state.pid != os.getpid():
+                # A parent's sessions are not ours to use (nor to close).
+                state.token, state.pid, state.fault = None, None, None
+        return self._sessions[label]
+
+    def _recover_locked(self, label: str) -> None:
         from custody.hsm.pkcs11.library import reload
 
-        fault = self._fault
+        state = self._sessions[label]
+        fault = state.fault
         assert fault is not None
         # Every component of the process shares this token: one reset per second at most,
         # however many of them ask while the HSM is away.
-        if time.monotonic() - self._last_recovery < RECOVERY_INTERVAL_SECONDS:
+        if time.monotonic() - state.last_recovery < RECOVERY_INTERVAL_SECONDS:
             raise HsmError(f"waiting to retry the HSM after: {fault.message}")
-        self._last_recovery = time.monotonic()
-        old, self._token = self._token, None
-        if old is not None and self._token_pid == os.getpid():
-            old.close()
-        creds = hsm_credentials(self.settings)
-        self._check_hold(creds.token)  # before touching the HSM at all
+        state.last_recovery = time.monotonic()
+        creds = hsm_credentials(self.settings, label)
+        self._check_hold(label)  # before touching the HSM at all
+        survivors = [name for name, open_ in self._sessions.items() if open_.token is not None]
+        for open_ in self._sessions.values():
+            if open_.token is not None and open_.pid == os.getpid():
+                open_.token.close()
+            open_.token = None
         reload(creds.module)
-        self._token = self._open()
-        self._token_pid = os.getpid()
-        self._fault = None
-        log.info("HSM token %r opened again after: %s", creds.token, fault.message)
+        for name in survivors:
+            if name != label:
+                self._reopen_locked(name)
+        state.token = self._open(label)
+        state.pid = os.getpid()
+        state.fault = None
+        log.info("HSM token %r opened again after: %s", label, fault.message)
 
-    def _open(self) -> Pkcs11Token:
+    def _reopen_locked(self, label: str) -> None:
+        """After a reset for another token: this one's session again, or its fault for later."""
+        state = self._sessions[label]
+        try:
+            state.token, state.pid = self._open(label), os.getpid()
+        except HsmError as exc:
+            state.fault = exc
+            log.warning("HSM token %r not opened again after a reset: %s", label, exc.message)
+
+    def _open(self, label: str) -> Pkcs11Token:
         from custody.hsm.pkcs11 import Pkcs11Token
 
-        creds = hsm_credentials(self.settings)
-        self._check_hold(creds.token)
+        creds = hsm_credentials(self.settings, label)
+        self._check_hold(label)
         try:
-            return Pkcs11Token(creds.module, creds.token, creds.pin, on_fault=self.hsm_fault)
+            return Pkcs11Token(
+                creds.module,
+                creds.token,
+                creds.pin,
+                on_fault=lambda error: self.hsm_fault(error, label),
+            )
         except PinIncorrect as exc:
-            self._place_hold(creds.token, exc)
+            self._place_hold(label, exc)
             raise
         except HsmError as exc:
             if exc.retryable:
-                self._fault = exc  # the next attempt resets the library first
+                self._sessions[label].fault = exc  # the next attempt resets the library first
             raise
 
     def _check_hold(self, token_label: str) -> None:
@@ -235,13 +345,16 @@ class Runtime:
     def token_label(self) -> str:
         return self.settings.hsm_token or DEV_TOKEN_LABEL
 
-    def key_ceremony(self, kek: bytes, *, backup: bool) -> KeyCeremony:
+    def key_ceremony(
+        self, kek: bytes, *, backup: bool, token_label: str | None = None
+    ) -> KeyCeremony:
         """A ceremony's own session on the token holding `kek` (custody.hsm.pkcs11.wrapping):
         for a backup the security officer imports it as a trusted wrapping key, so it must open
-        before this process uses the token for anything else; a restore needs no SO."""
+        before this process uses the token for anything else; a restore needs no SO, and may
+        go into any of the installation's tokens (`token_label`, default the main one)."""
         from custody.hsm.pkcs11.wrapping import KeyCeremony
 
-        creds = hsm_credentials(self.settings)
+        creds = hsm_credentials(self.settings, token_label)
         if backup:
             so_pin = hsm_so_pin(self.settings)
             return KeyCeremony.for_backup(
@@ -257,10 +370,10 @@ class Runtime:
 
     def close(self) -> None:
         with self._lock:
-            self._fault = None
-            if self._token is not None and self._token_pid == os.getpid():
-                self._token.close()
-            self._token = None
+            for state in self._sessions.values():
+                if state.token is not None and state.pid == os.getpid():
+                    state.token.close()
+                state.token, state.fault = None, None
         self.db.dispose()
 
 

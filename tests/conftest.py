@@ -16,11 +16,15 @@ from pathlib import Path
 import pytest
 
 from custody.hsm import DevToken, activate_dev_token, ensure_dev_token
+from custody.hsm.devtoken import add_dev_token
 from tests.support.installation import Installation, InstallationFactory, make_installation
 from tests.support.postgres import PostgresServer, postgres_server
 
 _HSM_ROOT = Path(tempfile.mkdtemp(prefix="custody-test-hsm-"))
 SESSION_TOKEN = ensure_dev_token(_HSM_ROOT / "hsm", "custody-test")
+# A second token in the same configuration, as `custody hsm add-token` makes one: SoftHSM lists
+# only the tokens present when it initialises, so it is made before anything loads SoftHSM.
+SECOND_TOKEN = add_dev_token(_HSM_ROOT / "hsm", "custody-test-b")
 activate_dev_token(SESSION_TOKEN)
 
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(_HSM_ROOT / "hypothesis"))
@@ -46,6 +50,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 @pytest.fixture(scope="session")
 def hsm_dev_token() -> DevToken:
     return SESSION_TOKEN
+
+
+@pytest.fixture(scope="session")
+def second_token() -> DevToken:
+    """Another token of the session's SoftHSM configuration (an installation's extra token)."""
+    return SECOND_TOKEN
 
 
 @pytest.fixture(scope="session")

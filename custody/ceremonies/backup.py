@@ -30,6 +30,8 @@ from custody.wallets import repository as wallets
 
 NOT_EXTRACTABLE = "never extractable (generated with --no-backup, or before key ceremonies)"
 NOT_WRAPPABLE = "Ed25519: the token cannot wrap it"
+# The KEK is imported into one token, and a token wraps only its own keys.
+ON_ANOTHER_TOKEN = "on token {token}: a backup ceremony copies the main token's keys only"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class _Inventory:
 def back_up(runtime: Runtime, plan: Plan, actor: str, authorise: Authorise = ungoverned) -> Made:
     # (1) what to back up: every backup-able key of this installation, with its wallets
     with runtime.db.read() as session:
-        inventory = _inventory(session)
+        inventory = _inventory(session, set(runtime.settings.extra_token_labels.values()))
         ledger_size = ledger.size(session)
     if not inventory.included:
         raise CeremonyRefused(
@@ -124,7 +126,7 @@ def back_up(runtime: Runtime, plan: Plan, actor: str, authorise: Authorise = ung
     return Made(plan.directory, digest, index, manifest, split.shares)
 
 
-def _inventory(session: Session) -> _Inventory:
+def _inventory(session: Session, other_tokens: set[str]) -> _Inventory:
     on_key: dict[int, list[dict[str, Any]]] = {}
     for wallet, chain, key in wallets.wallets(session):
         on_key.setdefault(key.id, []).append(
@@ -139,7 +141,10 @@ def _inventory(session: Session) -> _Inventory:
     for key in keys.keys(session):
         if key.retired_at is not None:
             continue  # destroyed on the token; the backups made before still hold it
-        if key.backup == Backup.TRUSTED_WRAP and key.algorithm == Algorithm.SECP256K1:
+        if key.token in other_tokens:
+            reason = ON_ANOTHER_TOKEN.format(token=key.token)
+            excluded.append({"label": key.label, "algorithm": key.algorithm, "reason": reason})
+        elif key.backup == Backup.TRUSTED_WRAP and key.algorithm == Algorithm.SECP256K1:
             included.append((key, on_key.get(key.id, [])))
         else:
             reason = NOT_WRAPPABLE if key.algorithm == Algorithm.ED25519 else NOT_EXTRACTABLE

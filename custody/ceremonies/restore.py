@@ -1,4 +1,5 @@
-"""`custody ceremony restore`: a backup's keys unwrapped into this installation's token.
+"""`custody ceremony restore`: a backup's keys unwrapped into one of this installation's tokens
+(the main one, or another named by `--token`).
 
 All or nothing: every check that needs no HSM comes first, then every key is unwrapped and
 checked on the token, then keys, wallets and ledger entries are written in one transaction. A
@@ -55,8 +56,13 @@ def restore(
     shares: list[str],
     actor: str,
     authorise: Authorise = ungoverned,
+    *,
+    token: str | None = None,
 ) -> Restored:
+    """`token`: the label of the token to restore into (None: the main one); the keys are
+    recorded on it, so their wallets sign there."""
     manifest = backup.manifest
+    token = token or runtime.token_label
 
     # (1) the shares rebuild this backup's KEK (SLIP-39 checksums and digest, then the check
     # value: shares of another backup rebuild another KEK)
@@ -84,8 +90,7 @@ def restore(
 
     # (4) on the token: each key unwrapped and checked (protection, curve, and a signature
     # that verifies in software against the manifest's public key); (5) the records
-    token = runtime.token_label
-    with runtime.key_ceremony(kek, backup=False) as ceremony:
+    with runtime.key_ceremony(kek, backup=False, token_label=token) as ceremony:
         try:
             infos = [
                 ceremony.restore(WrappedKey(info=_info(entry), blob=backup.blobs[entry.label]))

@@ -69,7 +69,12 @@ def verify(runtime: Runtime, directory: Path) -> Report:
     report.problems.extend(_keys_match(runtime, manifest, recorded))
 
     # (5) everything that must be in it is: every backup-able key and every wallet on them
-    report.problems.extend(_nothing_missing(manifest, recorded, on_keys))
+    main = {
+        label: key
+        for label, key in recorded.items()
+        if key.token not in runtime.settings.extra_token_labels.values()
+    }  # a backup holds the main token's keys only (custody.ceremonies.backup)
+    report.problems.extend(_nothing_missing(manifest, main, on_keys))
     return report
 
 
@@ -88,15 +93,15 @@ def _keys_match(runtime: Runtime, manifest: Manifest, recorded: dict[str, Key]) 
                 "under that label (public key or CKA_ID differ)"
             )
             continue
+        token = runtime.route(key.token)  # a backup restored into another token lives there
         try:
-            on_token = runtime.token().get_key(entry.label)
+            on_token = runtime.token_for(token).get_key(entry.label)
         except KeyNotFound:
-            problems.append(f"key {entry.label!r} is not on token {runtime.token_label!r}")
+            problems.append(f"key {entry.label!r} is not on token {token!r}")
             continue
         if on_token.public_key.hex() != entry.public_key:
             problems.append(
-                f"key {entry.label!r} on token {runtime.token_label!r} has another public key "
-                "than the backup"
+                f"key {entry.label!r} on token {token!r} has another public key than the backup"
             )
     return problems
 

@@ -157,7 +157,10 @@ def verify(
 def restore(
     directory: Annotated[Path, typer.Argument(help="A backup folder.")],
     token: Annotated[
-        str | None, typer.Option("--token", help="Token label (default: configured).")
+        str | None,
+        typer.Option(
+            "--token", help="The token to restore into, by name or label (default: the main one)."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -166,17 +169,13 @@ def restore(
     from custody.ceremonies.manifest import open_folder
     from custody.ceremonies.restore import restore as restore_backup
     from custody.ceremonies.restore import subject
+    from custody.runtime import resolve_token
 
     backup = open_folder(directory.absolute())  # a damaged folder is refused before any share
     threshold = backup.manifest.shares.threshold
     with context.runtime() as rt:
-        if token is not None and token != rt.token_label:
-            raise typer.BadParameter(
-                f"token {token!r} is not the configured token {rt.token_label!r} "
-                "(set CUSTODY_HSM_TOKEN to use another)",
-                param_hint="--token",
-            )
-        authorise = quorum.required(rt, "restore", subject(backup, rt.token_label))
+        label = resolve_token(rt.settings, token)  # an unknown token: one line, before shares
+        authorise = quorum.required(rt, "restore", subject(backup, label))
         record = transcript.begin(rt, "restore", context.operator())
         record.step(
             "backup folder read and checked",
@@ -186,7 +185,7 @@ def restore(
             source=backup.manifest.source.model_dump(mode="json"),
         )
         shares = _prompt_shares(threshold) if sys.stdin.isatty() else _read_shares()
-        done = restore_backup(rt, backup, shares, context.operator(), authorise)
+        done = restore_backup(rt, backup, shares, context.operator(), authorise, token=label)
         record.step(
             "KEK rebuilt from the shares and checked; keys unwrapped, each checked by a signature",
             shares_used=done.shares_used,

@@ -60,7 +60,8 @@ def propose_backup(
 def propose_restore(
     directory: Annotated[Path, typer.Argument(help="The backup folder to restore.")],
     token: Annotated[
-        str | None, typer.Option("--token", help="Token label (default: configured).")
+        str | None,
+        typer.Option("--token", help="The token, by name or label (default: the main one)."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -69,13 +70,10 @@ def propose_restore(
     from custody.ceremonies.restore import subject
 
     backup = open_folder(directory.absolute())
+    from custody.runtime import resolve_token
+
     with context.runtime() as rt:
-        if token is not None and token != rt.token_label:
-            raise typer.BadParameter(
-                f"token {token!r} is not the configured token {rt.token_label!r}",
-                param_hint="--token",
-            )
-        label = rt.token_label
+        label = resolve_token(rt.settings, token)
     _propose("restore", subject(backup, label), as_json=as_json)
 
 

@@ -24,7 +24,10 @@ def generate(
     label: Annotated[str, typer.Option("--label", help="Label of the new key on the token.")],
     algorithm: Annotated[Algorithm, typer.Option("--algorithm", help="secp256k1 or ed25519.")],
     token: Annotated[
-        str | None, typer.Option("--token", help="Token label (default: configured).")
+        str | None,
+        typer.Option(
+            "--token", help="The token to generate on, by name or label (default: the main one)."
+        ),
     ] = None,
     no_backup: Annotated[
         bool,
@@ -38,30 +41,24 @@ def generate(
 ) -> None:
     """Generate a key pair on the token: sensitive, and extractable only wrapped under a trusted
     key during a backup ceremony (secp256k1; --no-backup: never), recorded in the ledger."""
-    # custody.setup.init brings in Alembic, which only `custody init` needs at import.
-    from custody.setup.init import token_label
+    from custody.runtime import resolve_token
 
     validate_name("key", label)
     backup = Backup.NONE if no_backup or algorithm not in BACKUP_ALGORITHMS else Backup.TRUSTED_WRAP
     with context.runtime() as rt:
-        configured = token_label(rt)
-        if token is not None and token != configured:
-            raise typer.BadParameter(
-                f"token {token!r} is not the configured token {configured!r} "
-                "(set CUSTODY_HSM_TOKEN to use another)",
-                param_hint="--token",
-            )
+        configured = resolve_token(rt.settings, token)  # an unknown token: one line, nothing made
         with rt.db.read() as session:
             if label in {k.label for k in repository.keys(session)}:
                 from custody.errors import AlreadyExists
 
                 raise AlreadyExists(f"key {label!r} already exists")
-        info = rt.token().generate_key(label, algorithm, backup=backup)
+        info = rt.token_for(configured).generate_key(label, algorithm, backup=backup)
         with rt.db.write() as session:
             key = service.record_key(
                 session, info=info, token=configured, backup=backup, actor=context.operator()
             )
-            note = status.backup_status(key, None)
+            others = rt.settings.extra_token_labels.values()
+            note = status.backup_status(key, None, other_tokens=others)
     data = {
         "label": info.label,
         "algorithm": str(info.algorithm),
@@ -83,6 +80,7 @@ def generate(
 def list_keys(as_json: JsonOption = False) -> None:
     """Keys known to custody, with their public keys and whether a backup holds them."""
     with context.runtime() as rt, rt.db.read() as session:
+        others = set(rt.settings.extra_token_labels.values())
         latest = repository.latest_backups(session)
         keys = repository.keys(session)
         rows: list[dict[str, Any]] = [
@@ -95,14 +93,14 @@ def list_keys(as_json: JsonOption = False) -> None:
                 "created_at": k.created_at.isoformat(),
                 "backup": k.backup,
                 "retired_at": k.retired_at.isoformat() if k.retired_at else None,
-                "backup_status": status.backup_status(k, latest.get(k.id)),
+                "backup_status": status.backup_status(k, latest.get(k.id), other_tokens=others),
                 "last_backup": status.last_backup(latest.get(k.id)),
             }
             for k in keys
         ]
-        cells = [status.backup_short(k, latest.get(k.id)) for k in keys]
+        cells = [status.backup_short(k, latest.get(k.id), other_tokens=others) for k in keys]
         notes = [
-            f"{k.label}: {status.backup_status(k, None)}"
+            f"{k.label}: {status.backup_status(k, None, other_tokens=others)}"
             for k in keys
             if status.needs_action(k, latest.get(k.id))
         ]
@@ -142,7 +140,7 @@ def retire(
         with rt.db.read() as session:
             plan = retirement.plan(session, label, force_no_backup=force_no_backup)
         finishing = plan.retired_at is not None
-        if finishing and not _on_token(rt, plan.label):
+        if finishing and not _on_token(rt, plan.label, plan.token):
             raise Conflict(f"key {label!r} was retired at {plan.retired_at} already")
         if not finishing:
             authorise = quorum.required(rt, "retire-key", plan.subject())
@@ -167,7 +165,7 @@ def retire(
                     authorise=authorise,
                 )
             transcript.recorded(rt, record, "key.retired", index)
-        destroyed = retirement.destroy(rt.token(), plan)
+        destroyed = retirement.destroy(rt.token_for(plan.token), plan)
         record.step(
             "key pair destroyed on the token" if destroyed else "key pair was not on the token",
             token=plan.token,
@@ -193,11 +191,11 @@ def retire(
     )
 
 
-def _on_token(rt: Runtime, label: str) -> bool:
+def _on_token(rt: Runtime, label: str, token: str) -> bool:
     from custody.hsm.errors import KeyNotFound
 
     try:
-        rt.token().get_key(label)
+        rt.token_for(token).get_key(label)
     except KeyNotFound:
         return False
     return True

@@ -52,7 +52,10 @@ def table(
 def fail_line(message: str, *, as_json: bool, status: int | None = None) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"error": {"message": message, "status": status}}) + "\n")
-    err_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    # escaped: a message may name `[tokens."vault"]` or a path with [ ], which are not markup
+    err_console.print(
+        f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def warn_line(message: str) -> None:

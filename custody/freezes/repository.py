@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custody.requests.states import RequestStatus
-from custody.store.models import Approver, Freeze, Request, Unfreeze, UnfreezeApproval, Wallet
+from custody.store.models import Approver, Freeze, Key, Request, Unfreeze, UnfreezeApproval, Wallet
 
 PENDING = "pending"
 # Intake stores its decision as sorted JSON, so a policy denial always starts like this; the
@@ -77,6 +77,12 @@ def wallet_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
     if not wanted:
         return {}
     rows = session.execute(select(Wallet.id, Wallet.name).where(Wallet.id.in_(wanted)))
+    return dict(rows.all())
+
+
+def key_tokens(session: Session) -> dict[int, str]:
+    """The token of each wallet's key (`keys.token`), by wallet id."""
+    rows = session.execute(select(Wallet.id, Key.token).join(Key, Key.id == Wallet.key_id))
     return dict(rows.all())
 
 

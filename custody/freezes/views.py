@@ -78,14 +78,29 @@ class Waiting:
     def __init__(self, session: Session) -> None:
         self._hold = hold(session)
         self._names = repository.wallet_names(session, self._hold.wallet_ids)
-        report = status.current(session, max_age_seconds=status.STALE_AFTER_SECONDS)
-        self._hsm = report.detail if report and report.state is not HsmState.OK else None
+        reports = status.fresh_reports(session, max_age_seconds=status.STALE_AFTER_SECONDS)
+        # per token: with several, a request waits only for the token its key is on
+        self._reported = {r.token_label for r in reports}
+        self._problems: dict[str, str] = {}
+        for r in reports:
+            if r.state is not HsmState.OK:
+                self._problems.setdefault(r.token_label, r.detail)
+        self._tokens = repository.key_tokens(session) if self._problems else {}
+
+    def _hsm(self, request: Request) -> str | None:
+        if not self._problems:
+            return None
+        token = self._tokens.get(request.wallet_id)
+        if token in self._reported:
+            return self._problems.get(token)
+        # a key whose token no signer names (made before there were several): any problem
+        return next(iter(self._problems.values()))
 
     def of(self, request: Request) -> WaitingView | None:
         if request.status not in _LIVE:
             return None
         covering = self._hold.covering(request.wallet_id)
-        hsm = self._hsm if request.status in _FOR_THE_HSM else None
+        hsm = self._hsm(request) if request.status in _FOR_THE_HSM else None
         if not covering:
             if hsm is None:
                 return None

@@ -46,7 +46,8 @@ README_TEXT = """\
 DEVELOPMENT ONLY
 
 This folder holds a SoftHSM2 software token created by custody for development and tests.
-Its PINs are stored in pins.json next to it, so any key in it is only as safe as this folder.
+Its PINs are stored in pins.json next to it (and those of the tokens `custody hsm add-token`
+made in pins-LABEL.json), so any key in it is only as safe as this folder.
 Never generate or import production keys here: production uses a real HSM configured with
 CUSTODY_HSM_MODULE, CUSTODY_HSM_TOKEN and CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE.
 """
@@ -80,6 +81,26 @@ def activate_dev_token(token: DevToken) -> None:
 
 def ensure_dev_token(hsm_dir: Path, label: str = "custody-dev") -> DevToken:
     """Create the development token under `hsm_dir`, or reuse it and its PINs if it exists."""
+    return _ensure(hsm_dir, label, hsm_dir / PINS_FILE)
+
+
+def add_dev_token(hsm_dir: Path, label: str) -> DevToken:
+    """One more development token in the SoftHSM configuration under `hsm_dir` (the same
+    softhsm2.conf, so a process that loaded SoftHSM once sees it beside the first), its PINs in
+    `pins-LABEL.json` beside pins.json; reused, with its PINs, if it exists."""
+    main = hsm_dir / PINS_FILE
+    if not main.exists():
+        raise HsmError(f"no development token under {hsm_dir}; run `custody init` first")
+    if _read_pins(main, None).get("label") == label:
+        raise HsmError(f"{label!r} is the main development token already")
+    return _ensure(hsm_dir, label, extra_pin_file(hsm_dir, label))
+
+
+def extra_pin_file(hsm_dir: Path, label: str) -> Path:
+    return hsm_dir / f"pins-{label}.json"
+
+
+def _ensure(hsm_dir: Path, label: str, pin_file: Path) -> DevToken:
     if not _TOKEN_LABEL.fullmatch(label):
         raise HsmError(f"invalid token label {label!r}: 1-32 characters from A-Z a-z 0-9 . _ -")
     module_path = find_softhsm_module()
@@ -90,7 +111,6 @@ def ensure_dev_token(hsm_dir: Path, label: str = "custody-dev") -> DevToken:
     tokendir = hsm_dir / "tokens"
     tokendir.mkdir(mode=0o700, exist_ok=True)
     conf_path = hsm_dir / "softhsm2.conf"
-    pin_file = hsm_dir / PINS_FILE
     with _exclusive(hsm_dir / ".lock"):
         _write_if_changed(conf_path, CONF_TEMPLATE.format(tokendir=tokendir.resolve()))
         _write_if_changed(hsm_dir / README_FILE, README_TEXT)

@@ -1,13 +1,14 @@
 """What signer processes last found of the HSM, written as they work and read by everyone else.
 
-Each signer process keeps one row up to date: on every change of state at once, and otherwise
-every few seconds (`hsm_check_seconds`). `/readyz`, the request views and `custody hsm status`
-read the freshest rows, so an API process learns of an outage (and of the recovery) within
-seconds without calling the HSM itself.
+Each signer process keeps one row per token it signs with up to date: on every change of state at
+once, and otherwise every few seconds (`hsm_check_seconds`). `/readyz`, the request views and
+`custody hsm status` read the freshest rows, so an API process learns of an outage (and of the
+recovery) within seconds without calling the HSM itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -48,7 +49,7 @@ def report(
     detail: str,
     since: datetime,
 ) -> None:
-    row = session.get(HsmStatus, process)
+    row = session.get(HsmStatus, (process, token_label))
     now = utcnow()
     if row is None:
         session.add(
@@ -62,12 +63,12 @@ def report(
             )
         )
         return
-    row.token_label, row.state, row.detail = token_label, state.value, detail
+    row.state, row.detail = state.value, detail
     row.since, row.checked_at = since, now
 
 
 def withdraw(session: Session, process: str) -> None:
-    """A process that stops cleanly takes its report with it."""
+    """A process that stops cleanly takes its reports with it."""
     repository.delete_report(session, process)
 
 
@@ -82,10 +83,30 @@ def fresh_reports(session: Session, *, max_age_seconds: float) -> list[Report]:
     ]
 
 
-def current(session: Session, *, max_age_seconds: float) -> Report | None:
-    """The HSM as the signers see it now: a problem any fresh report names wins over `ok`
-    (one signer process that cannot sign is one too many), else the newest report."""
-    reports = fresh_reports(session, max_age_seconds=max_age_seconds)
+def current(
+    session: Session, *, max_age_seconds: float, skip_tokens: Collection[str] = ()
+) -> Report | None:
+    """The HSM as the signers see it now, leaving out the tokens in `skip_tokens`: a problem
+    any fresh report names wins over `ok` (one signer process that cannot sign is one too many),
+    else the newest report."""
+    return _worst(
+        r
+        for r in fresh_reports(session, max_age_seconds=max_age_seconds)
+        if r.token_label not in skip_tokens
+    )
+
+
+def of_token(session: Session, *, max_age_seconds: float, token_label: str) -> Report | None:
+    """One token as the signers see it now (the same rule as `current`)."""
+    return _worst(
+        r
+        for r in fresh_reports(session, max_age_seconds=max_age_seconds)
+        if r.token_label == token_label
+    )
+
+
+def _worst(found: Iterable[Report]) -> Report | None:
+    reports = list(found)
     problems = [r for r in reports if r.state is not HsmState.OK]
     if problems:
         return problems[0]

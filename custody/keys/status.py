@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from custody.hsm.keys import Algorithm, Backup
@@ -9,10 +10,16 @@ from custody.ledger.service import rfc3339
 from custody.store.models import Key, KeyBackup
 
 
-def backup_status(key: Key, latest: KeyBackup | None) -> str:
-    """One line: in which backup the key is, or why there is none and what to do."""
+def backup_status(key: Key, latest: KeyBackup | None, *, other_tokens: Collection[str] = ()) -> str:
+    """One line: in which backup the key is, or why there is none and what to do.
+    `other_tokens`: the installation's extra tokens, whose keys no backup ceremony copies."""
     if key.retired_at is not None:
         return f"retired {rfc3339(key.retired_at)[:10]}: destroyed on the token, signs nothing"
+    if key.token in other_tokens and latest is None:
+        return (
+            f"on token {key.token}: backup ceremonies copy the main token's keys only "
+            "(a backup for other tokens is not built)"
+        )
     if key.backup == Backup.TRUSTED_WRAP:
         if latest is None:
             return "backup-able, in no backup yet (custody ceremony backup)"
@@ -23,10 +30,12 @@ def backup_status(key: Key, latest: KeyBackup | None) -> str:
     return "no backup possible (never extractable): move its funds to a wallet on a new key"
 
 
-def backup_short(key: Key, latest: KeyBackup | None) -> str:
+def backup_short(key: Key, latest: KeyBackup | None, *, other_tokens: Collection[str] = ()) -> str:
     """The same, in a table cell."""
     if key.retired_at is not None:
         return f"retired {rfc3339(key.retired_at)[:10]}"
+    if key.token in other_tokens and latest is None:
+        return "in no backup (not the main token)"
     if key.backup == Backup.TRUSTED_WRAP:
         if latest is None:
             return "backup-able, not backed up yet"

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -32,6 +40,7 @@ CONFIG_FILE_NAME = "custody.toml"
 DEV_TOKEN_LABEL = "custody-dev"  # noqa: S105  (a token label, not a secret)
 # Words of a key name that say it holds a PIN or password (invariant 9). The config file is read
 # by every process, copied into backups and tickets, and no tool treats it as secret.
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _SECRET_WORDS = re.compile(r"[a-z0-9]*pins?|pass(word|wd|phrase)|secret")
 
 
@@ -61,6 +70,26 @@ def resolve_home(home: Path | str | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+class TokenSettings(BaseModel):
+    """One more token of the HSM (`[tokens.NAME]` in custody.toml): a slot of the same PKCS#11
+    module, found by its label, with a PIN of its own from a file or an environment variable
+    (never from the file itself, invariant 9)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str | None = Field(default=None, min_length=1, max_length=32)  # default: NAME
+    pin_file: Path | None = None  # relative to CUSTODY_HOME
+    # The NAME of a variable, upper case as variables are: a PIN put here by mistake is more
+    # likely refused than repeated in "set X to its PIN" messages.
+    pin_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _one_pin_source(self) -> TokenSettings:
+        if (self.pin_file is None) == (self.pin_env is None):
+            raise ValueError("each [tokens.NAME] needs exactly one of pin_file and pin_env")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CUSTODY_", extra="forbid", frozen=True, case_sensitive=False
@@ -85,6 +114,9 @@ class Settings(BaseSettings):
     # ceremony's key-encryption key trusted). Never in the TOML file, like the user PIN.
     hsm_so_pin: SecretStr | None = None
     hsm_so_pin_file: Path | None = None
+    # Tokens besides the main one (`custody keys generate --token NAME`), by name; all are slots
+    # of the same PKCS#11 module (CUSTODY_HSM_MODULE, or the development SoftHSM).
+    tokens: dict[str, TokenSettings] = Field(default_factory=dict)
     ledger_key_label: str = "ledger"
     # Signs every state of the configuration the signer trusts (custody.seals).
     root_key_label: str = "installation-root"
@@ -175,6 +207,22 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("tokens")
+    @classmethod
+    def _token_names(cls, value: dict[str, TokenSettings]) -> dict[str, TokenSettings]:
+        for name in value:
+            if not _TOKEN_NAME.fullmatch(name):
+                raise ValueError(f"token name {name!r}: use 1-32 characters from A-Z a-z 0-9 . _ -")
+        return value
+
+    @model_validator(mode="after")
+    def _token_labels_are_distinct(self) -> Settings:
+        labels = [self.main_token_label, *self.extra_token_labels.values()]
+        doubles = sorted({label for label in labels if labels.count(label) > 1})
+        if doubles:
+            raise ValueError(f"several tokens are labelled {doubles[0]!r}: each needs its own")
+        return self
+
     @model_validator(mode="after")
     def _production_needs_a_real_hsm(self) -> Settings:
         if self.environment is Environment.PRODUCTION:
@@ -240,6 +288,15 @@ class Settings(BaseSettings):
         return self.home / "hsm"
 
     @property
+    def main_token_label(self) -> str:
+        return self.hsm_token or DEV_TOKEN_LABEL
+
+    @property
+    def extra_token_labels(self) -> dict[str, str]:
+        """The extra tokens' labels by name (a token's label defaults to its name)."""
+        return {name: token.label or name for name, token in self.tokens.items()}
+
+    @property
     def uses_dev_token(self) -> bool:
         return self.hsm_module is None
 
@@ -257,20 +314,23 @@ class _SecretFreeToml(TomlConfigSettingsSource):
         if secret is not None:
             raise SettingsInvalid(
                 f"{toml_file}: `{secret}` looks like a PIN or password, and those never go in "
-                "a config file: remove it and set CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE"
+                "a config file: remove it and set CUSTODY_HSM_PIN or CUSTODY_HSM_PIN_FILE (for "
+                "[tokens.NAME]: pin_file or pin_env)"
             )
 
 
 def secret_keys(table: dict[str, object], prefix: str = "") -> list[str]:
     """Dotted names of the keys in a TOML table (and its sub-tables) that would hold a secret.
 
-    A key ending in `_file` names a file, not a secret (`hsm_pin_file` is how a PIN is given).
+    A key ending in `_file` names a file, not a secret (`hsm_pin_file` is how a PIN is given),
+    and one ending in `_env` an environment variable (`[tokens.NAME] pin_env`).
     """
     found = []
     for key, value in table.items():
         name = f"{prefix}{key}"
         words = re.split(r"[^a-z0-9]+", key.lower())
-        if words[-1] != "file" and any(_SECRET_WORDS.fullmatch(word) for word in words):
+        names_a_place = words[-1] in ("file", "env")
+        if not names_a_place and any(_SECRET_WORDS.fullmatch(word) for word in words):
             found.append(name)
         if isinstance(value, dict):
             found.extend(secret_keys(value, f"{name}."))

@@ -9,6 +9,7 @@ request is finished exactly once and the ledger shows every attempt.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -44,6 +45,7 @@ from custody.signing.payloads import handler_for
 from custody.store.base import utcnow
 from custody.store.models import Request
 from custody.wallets.repository import wallet_by_id
+from custody.wallets.repository import wallet_ids_on_tokens as wallets_on
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Claim:
     attempt: int
     wallet_id: int
     """The wallet the client named (its evidence): a freeze of it stops the release."""
+    token: str = ""
+    """The token the key is on (`keys.token`): the signer signs there (Runtime.token_for)."""
 
 
 def claim_next(
@@ -67,12 +71,14 @@ def claim_next(
     configuration: ConfigurationGate,
     relying_party: RelyingParty,
     max_fee_wei: int,
+    waiting_tokens: Collection[str] = (),
 ) -> Claim | None:
     """The next request to sign, or None when nothing is waiting or may be signed.
 
     `relying_party`: whom passkey approvals must answer when they are verified again;
     `max_fee_wei`: the installation's cap on a transaction's fee (CUSTODY_MAX_TX_FEE_WEI),
-    checked again on what the client's body and the recorded fill give.
+    checked again on what the client's body and the recorded fill give;
+    `waiting_tokens`: tokens the signer cannot use now; requests of keys on them wait.
 
     Requests that the checks below stop leave the queue (failed, rejected or back to approval),
     so the loop ends; a stopped request never hides the ones behind it.
@@ -84,9 +90,11 @@ def claim_next(
     frozen = freezes.hold(session)
     if frozen.everything:
         return None
+    # requests of keys on a token that fails wait, `approved`, like frozen ones, unclaimed
+    excluded = set(frozen.wallet_ids) | wallets_on(session, waiting_tokens)
     while True:
         request = requests.next_to_sign(
-            session, utcnow(), skip_locked=skip_locked, excluding_wallets=frozen.wallet_ids
+            session, utcnow(), skip_locked=skip_locked, excluding_wallets=excluded
         )
         if request is None:
             return None
@@ -171,6 +179,7 @@ def _claim(
         wallet.address,
         request.signing_attempts,
         wallet_id=evidence.wallet_id,
+        token=key.token,
     )
 
 

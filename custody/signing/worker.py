@@ -58,7 +58,12 @@ class SignerWorker:
         self.wake = threading.Event()
         self.signed = 0
         self.configuration = ConfigurationGate(self._root_key)
-        self.hsm = HsmWatch(runtime, self.worker_id)
+        self.hsm = HsmWatch(runtime, self.worker_id)  # the main token
+        # The extra tokens, each followed on its own: one failing makes only its keys wait.
+        self.tokens = {
+            label: HsmWatch(runtime, self.worker_id, label)
+            for label in runtime.settings.extra_token_labels.values()
+        }
         failpoints.disarm_for(runtime.settings)
 
     def _root_key(self) -> RootKey:
@@ -72,6 +77,7 @@ class SignerWorker:
         """
         if not self.hsm.available():
             return False  # while the HSM fails nothing is claimed: requests wait, approved
+        waiting = [label for label, watch in self.tokens.items() if not watch.available()]
         db, settings = self.runtime.db, self.runtime.settings
         claims: list[pipeline.Claim] = []
         with db.write() as session:
@@ -84,6 +90,7 @@ class SignerWorker:
                     configuration=self.configuration,
                     relying_party=settings.relying_party,
                     max_fee_wei=settings.max_tx_fee_wei,
+                    waiting_tokens=waiting,
                 )
                 if claim is None:
                     break
@@ -92,8 +99,10 @@ class SignerWorker:
             return False
         outcomes: list[Outcome] = []
         for claim in claims:
-            # Once the HSM failed, the rest of the batch waits too instead of failing one by one.
-            outcome = self._sign(claim) if self.hsm.ok else Deferred(self._waiting())
+            # Once a token failed, the rest of the batch on it waits too instead of failing one
+            # by one.
+            watch = self._watch(claim)
+            outcome = self._sign(claim) if watch.ok else Deferred(self._waiting(watch))
             outcomes.append(outcome)
         with db.write() as session:
             # A signature that failed its check freezes all signing before anything of this
@@ -124,11 +133,11 @@ class SignerWorker:
         the HSM. Only a definite answer fails a request: a refusal, a signature that does not
         verify, a payload the key cannot sign."""
         try:
-            return pipeline.sign(self.runtime.token(), claim)
+            return pipeline.sign(self.runtime.token_for(claim.token), claim)
         except KeyNotFound as exc:
             # A token that went away answers "no such key" first: only a token found healthy
             # again (reset, logged in, its ledger key there) makes the answer definite.
-            if not again and self.hsm.probe():
+            if not again and self._watch(claim).probe():
                 return self._sign(claim, again=True)
             return self._outcome_of(claim, exc)
         except Exception as exc:
@@ -140,21 +149,28 @@ class SignerWorker:
                 "request %s: signature failed its software check: %s", claim.request_id, exc.message
             )
             return SignatureCheckFailed(exc.message)
-        if isinstance(exc, HsmError) and exc.retryable and not self._definite(exc):
-            self.hsm.failed(exc)
-            return Deferred(self._waiting())
+        watch = self._watch(claim)
+        if isinstance(exc, HsmError) and exc.retryable and not self._definite(exc, watch):
+            watch.failed(exc)
+            return Deferred(self._waiting(watch))
         if isinstance(exc, CustodyError):
             log.error("request %s failed: %s", claim.request_id, exc.message)
             return exc.message
         log.error("request %s failed unexpectedly", claim.request_id, exc_info=exc)
         return "internal error while signing"
 
-    def _definite(self, exc: HsmError) -> bool:
+    @staticmethod
+    def _definite(exc: HsmError, watch: HsmWatch) -> bool:
         """A missing key is a definite answer only from a token just found healthy."""
-        return isinstance(exc, KeyNotFound) and self.hsm.ok
+        return isinstance(exc, KeyNotFound) and watch.ok
 
-    def _waiting(self) -> str:
-        return f"waiting for the HSM: {self.hsm.detail or 'unavailable'}"
+    def _watch(self, claim: pipeline.Claim) -> HsmWatch:
+        """The watch of the token the claim's key is on (keys.token, as Runtime.route reads it)."""
+        return self.tokens.get(self.runtime.route(claim.token), self.hsm)
+
+    @staticmethod
+    def _waiting(watch: HsmWatch) -> str:
+        return f"waiting for the HSM: {watch.detail or 'unavailable'}"
 
     def drain(self, max_batches: int = 10_000) -> int:
         """Sign until nothing is left (tests, `custody worker --once`); how many were signed."""
@@ -186,7 +202,8 @@ class SignerWorker:
                     last_sweep = time.monotonic()
                     self.expire_due()
                 busy = self.run_once()
-                self.hsm.look()
+                for watch in (self.hsm, *self.tokens.values()):
+                    watch.look()
             except HsmError as exc:
                 # Claims read the root key from the HSM: an outage can show here first.
                 if exc.retryable:
@@ -203,7 +220,8 @@ class SignerWorker:
                 busy = False
                 stop.wait(1.0)
             if not busy:
-                probe_in = self.hsm.seconds_to_probe()
+                probes = [w.seconds_to_probe() for w in (self.hsm, *self.tokens.values())]
+                probe_in = min((p for p in probes if p is not None), default=None)
                 self.wake.wait(poll if probe_in is None else min(max(probe_in, 0.01), 1.0))
                 self.wake.clear()
         self.hsm.withdraw()

@@ -689,8 +689,9 @@ class HsmStatus(Base):
 
     __tablename__ = "hsm_status"
 
+    # One row per signer process and token it signs with (migration 0019).
     process: Mapped[str] = mapped_column(String(200), primary_key=True)
-    token_label: Mapped[str] = mapped_column(String(100))
+    token_label: Mapped[str] = mapped_column(String(100), primary_key=True)
     state: Mapped[str] = mapped_column(String(20))  # ok | unavailable | login_held
     detail: Mapped[str] = mapped_column(Text)
     since: Mapped[datetime] = mapped_column(UtcDateTime())

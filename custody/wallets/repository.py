@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,14 @@ def find_wallet(session: Session, name: str) -> Wallet | None:
 
 def wallet_by_id(session: Session, wallet_id: int) -> Wallet:
     return session.execute(select(Wallet).where(Wallet.id == wallet_id)).scalar_one()
+
+
+def wallet_ids_on_tokens(session: Session, token_labels: Collection[str]) -> set[int]:
+    """The wallets whose key is on one of these tokens (`keys.token`)."""
+    if not token_labels:
+        return set()
+    query = select(Wallet.id).join(Key, Key.id == Wallet.key_id).where(Key.token.in_(token_labels))
+    return set(session.execute(query).scalars())
 
 
 def wallets(session: Session) -> list[tuple[Wallet, Chain, Key]]:

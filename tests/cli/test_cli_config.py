@@ -22,6 +22,7 @@ PIN_LIKE = {
     "hsm_so_pin": f'hsm_so_pin = "{PIN}"\n',
     "hsm.pin": f'[hsm]\npin = "{PIN}"\n',
     "database_password": f'database_password = "{PIN}"\n',
+    "tokens.vault.pin": f'[tokens.vault]\npin_env = "VAULT_PIN"\npin = "{PIN}"\n',
 }
 
 
@@ -69,3 +70,36 @@ def test_the_pin_file_setting_names_a_file_and_is_accepted(
     ok_json(invoke(["init", "--json"], env))
     pin = read_pin_file(hsm_dev_token.pin_file)
     assert pin not in (home / "custody.toml").read_text()
+
+
+def test_extra_tokens_load_from_the_config_file(tmp_path: Path) -> None:
+    home = _home(
+        tmp_path,
+        'hsm_token = "main"\n[tokens.vault]\nlabel = "VAULT-01"\npin_env = "VAULT_PIN"\n'
+        '[tokens."cold.2"]\npin_file = "secrets/cold.pin"\n',
+    )
+    settings = load_settings(home)
+    assert settings.extra_token_labels == {"vault": "VAULT-01", "cold.2": "cold.2"}
+    assert settings.tokens["vault"].pin_env == "VAULT_PIN"
+    assert settings.tokens["cold.2"].pin_file == Path("secrets/cold.pin")
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('[tokens.vault]\nlabel = "v"\n', "exactly one of pin_file and pin_env"),
+        (
+            '[tokens.vault]\npin_env = "V"\npin_file = "v.pin"\n',
+            "exactly one of pin_file and pin_env",
+        ),
+        ('[tokens.vault]\nlabel = "custody-dev"\npin_env = "V"\n', "several tokens are labelled"),
+        ('[tokens.vault]\npin_env = "not a name"\n', "pin_env"),
+        ('[tokens.vault]\npin_env = "s3cretpin"\n', "pin_env"),  # a PIN, not a variable
+    ],
+)
+def test_a_bad_token_table_is_refused_in_one_line(tmp_path: Path, table: str, says: str) -> None:
+    with pytest.raises(SettingsInvalid) as caught:
+        load_settings(_home(tmp_path, table))
+    assert says in caught.value.message
+    assert "\n" not in caught.value.message
+    assert "s3cretpin" not in caught.value.message

@@ -48,7 +48,7 @@ def _report(home: Installation, state: HsmState, detail: str, *, age: float = 0)
         from custody.store.models import HsmStatus
 
         with home.runtime.db.write() as session:
-            row = session.get(HsmStatus, "signer-test")
+            row = session.get(HsmStatus, ("signer-test", "custody-dev"))
             assert row is not None
             row.checked_at = utcnow() - timedelta(seconds=age)
 

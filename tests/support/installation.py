@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from custody.policy_versions.service import apply
 from custody.runtime import Runtime
 from custody.seals.hooks import install as install_seal_hooks
 from custody.settings import Settings, load_settings
+from custody.settings.config import TokenSettings
 from custody.setup.init import initialise
 from custody.store.models import LedgerEntry, Request
 from custody.wallets import service as wallet_service
@@ -77,14 +79,19 @@ class Installation:
             return ClientKeys(client.id, client.name, key)
 
     def wallet(
-        self, chain: str = "ethereum", name: str | None = None, *, backup: Backup = Backup.NONE
+        self,
+        chain: str = "ethereum",
+        name: str | None = None,
+        *,
+        backup: Backup = Backup.NONE,
+        token: str | None = None,
     ) -> WalletInfo:
+        """A wallet of a new key, on the main token or the token labelled `token`."""
         label = f"k-{self.backend}-{secrets.token_hex(5)}"
-        info = self.runtime.token().generate_key(label, Algorithm.SECP256K1, backup=backup)
+        token = token or self.settings.hsm_token or ""
+        info = self.runtime.token_for(token).generate_key(label, Algorithm.SECP256K1, backup=backup)
         with self.runtime.db.write() as session:
-            key_service.record_key(
-                session, info=info, token=self.settings.hsm_token or "", backup=backup, actor="test"
-            )
+            key_service.record_key(session, info=info, token=token, backup=backup, actor="test")
             wallet = wallet_service.create_wallet(
                 session,
                 name=name or f"w-{secrets.token_hex(5)}",
@@ -132,6 +139,22 @@ class Installation:
             if kind is not None:
                 query = query.where(LedgerEntry.kind == kind)
             return [json.loads(row.entry) for row in session.execute(query).scalars()]
+
+    def add_tokens(self, tokens: dict[str, DevToken]) -> None:
+        """Configure these extra tokens (`[tokens.NAME]`, by name), as custody.toml would: a new
+        runtime, and CUSTODY_TOKENS for commands run with `env`. They must be tokens of the
+        session's SoftHSM configuration (tests/conftest.py), the only one this process sees."""
+        extra = {
+            name: {"label": token.label, "pin_file": str(token.pin_file)}
+            for name, token in tokens.items()
+        }
+        self.runtime.close()
+        self.settings = self.settings.model_copy(
+            update={"tokens": {n: TokenSettings(**t) for n, t in extra.items()}}  # type: ignore[arg-type]
+        )
+        self.runtime = Runtime(self.settings)
+        install_seal_hooks(self.runtime)
+        self.env = {**self.env, "CUSTODY_TOKENS": json.dumps(extra)}
 
     def close(self) -> None:
         self.runtime.close()

@@ -84,6 +84,12 @@ class Pkcs11Token:
     def __repr__(self) -> str:
         return f"Pkcs11Token(module={self._module_path!r}, token={self._token_label!r})"
 
+    @property
+    def ended(self) -> bool:
+        """Closed, or its session ended with a reset of its library (custody.runtime may have
+        reset it for another token, or another runtime of this process for its own)."""
+        return self._closed or self._library.finalised
+
     def __enter__(self) -> Pkcs11Token:
         return self
 
