@@ -79,10 +79,36 @@ def add_chain(
     return chain
 
 
+def add_bitcoin_chain(session: Session, *, name: str, actor: str) -> Chain:
+    """One of Bitcoin's built-in networks (custody.chains.bitcoin.networks knows no others)."""
+    chain = Chain(
+        name=name,
+        kind="bitcoin",
+        evm_chain_id=None,
+        native_asset="BTC",
+        native_decimals=8,
+        created_at=utcnow(),
+    )
+    session.add(chain)
+    session.flush()
+    ledger.append(
+        session,
+        EventKind.CHAIN_ADDED,
+        actor,
+        {"name": name, "kind": "bitcoin", "native_asset": "BTC", "native_decimals": 8},
+    )
+    return chain
+
+
 def ensure_builtin_chains(session: Session, actor: str) -> list[str]:
     added = []
     for chain in BUILTIN_CHAINS.values():
-        if find_chain(session, chain.name) is None:
+        if find_chain(session, chain.name) is not None:
+            continue
+        if chain.kind == "bitcoin":
+            add_bitcoin_chain(session, name=chain.name, actor=actor)
+            added.append(chain.name)
+        elif chain.evm_chain_id is not None:
             add_chain(
                 session,
                 name=chain.name,

@@ -36,6 +36,8 @@ class Draft:
     """Who a trade pays what it buys (EIP-55)."""
     receives_asset: str | None = None
     receives_amount: Amount | None = None
+    fee: Amount | None = None
+    """Fixed by what is signed (a PSBT's inputs minus outputs), in base units of `asset`."""
     details: dict[str, Any] = field(default_factory=dict)
     """Decoded particulars for people and the ledger (method, arguments, typed-data fields)."""
 
@@ -57,6 +59,7 @@ class Draft:
             receiver=self.receiver,
             receives_asset=self.receives_asset,
             receives_amount=self.receives_amount,
+            fee=self.fee,
         )
 
     @property

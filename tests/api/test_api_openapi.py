@@ -80,7 +80,11 @@ def test_request_answers_are_typed(doc: Document) -> None:
     assert set(approvals) == {"required", "group", "quorum", "decisions", "expires_at"}
     assert set(doc.resolve(approvals["quorum"])["properties"]) == {"required", "received", "met"}
     results = [set(doc.resolve(r)["properties"]) for r in fields["result"]["anyOf"]]
-    assert results == [{"raw_transaction", "tx_hash"}, {"signature"}]
+    assert results == [
+        {"raw_transaction", "tx_hash"},
+        {"signature"},
+        {"psbt", "raw_transaction", "txid"},
+    ]
 
     page = doc.response_schema("/v1/requests", "get", 200, JSON)
     assert set(page["required"]) == {"items", "next_cursor"}
@@ -98,8 +102,9 @@ def test_request_bodies_are_documented_as_one_of_by_type(doc: Document) -> None:
             "trade",
             "contract_call",
             "sign_message",
+            "bitcoin_psbt",
         }
-        assert len(schema["oneOf"]) == 4
+        assert len(schema["oneOf"]) == 5
     withdrawal_body = doc.resolve(doc.openapi["components"]["schemas"]["WithdrawalBody"])
     assert set(withdrawal_body["required"]) == {
         "type",

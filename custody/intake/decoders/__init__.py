@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.intake.decoders.bitcoin_psbt import decode_bitcoin_psbt
 from custody.intake.decoders.contract_call import decode_contract_call
 from custody.intake.decoders.sign_message import decode_sign_message
 from custody.intake.decoders.trade import decode_trade
@@ -19,7 +20,7 @@ from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
 from custody.intake.lookups import Lookups
 
-KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message")
+KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message", "bitcoin_psbt")
 
 Decoder = Callable[[Lookups, dict[str, Any]], Draft]
 
@@ -28,6 +29,7 @@ DECODERS: dict[str, Decoder] = {
     "contract_call": decode_contract_call,
     "trade": decode_trade,
     "sign_message": decode_sign_message,
+    "bitcoin_psbt": decode_bitcoin_psbt,
 }
 
 

@@ -13,11 +13,20 @@ from custody.intake.schemas import parse_withdrawal
 from custody.store.models import Chain
 
 
+def evm_chain_id(chain: Chain) -> int:
+    """The chain's EVM id; a wallet on a Bitcoin network takes only `bitcoin_psbt` requests."""
+    if chain.evm_chain_id is None:
+        raise InvalidBody(
+            f"chain {chain.name} is not an EVM chain: its wallets take bitcoin_psbt requests"
+        )
+    return chain.evm_chain_id
+
+
 def chain_info(chain: Chain) -> ChainInfo:
     return ChainInfo(
         name=chain.name,
         kind="evm",
-        evm_chain_id=chain.evm_chain_id,
+        evm_chain_id=evm_chain_id(chain),
         native_asset=chain.native_asset,
         native_decimals=chain.native_decimals,
     )
@@ -27,6 +36,7 @@ def decode_withdrawal(lookups: Lookups, data: dict[str, Any]) -> Draft:
     intent = parse_withdrawal(data)
     wallet = lookups.wallet(intent.wallet)
     chain = lookups.chain(wallet.chain_id)
+    chain_id = evm_chain_id(chain)
     if intent.asset != chain.native_asset:
         raise InvalidBody(
             f"asset {intent.asset!r} is not the native asset of chain {chain.name} "
@@ -34,7 +44,7 @@ def decode_withdrawal(lookups: Lookups, data: dict[str, Any]) -> Draft:
         )
     unsigned = build_eip1559(
         Eip1559Fields(
-            chain_id=chain.evm_chain_id,
+            chain_id=chain_id,
             nonce=intent.nonce,
             to=intent.destination,
             value=intent.amount.value,
