@@ -36,6 +36,8 @@ class Draft:
     """Who a trade pays what it buys (EIP-55)."""
     receives_asset: str | None = None
     receives_amount: Amount | None = None
+    spends: frozenset[str] = frozenset()
+    """Bitcoin coins (`txid:vout`) the transaction spends: one live request per coin."""
     fee: Amount | None = None
     """Fixed by what is signed (a PSBT's inputs minus outputs), in base units of `asset`."""
     details: dict[str, Any] = field(default_factory=dict)

@@ -23,13 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
+from custody.chains.bitcoin.psbt import spent_outpoints
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
 from custody.errors import Conflict
 from custody.freezes import breakers
 from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
-from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
+from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse, OutpointInUse
 from custody.intake.jsonbody import parse_object
 from custody.intake.lookups import Lookups, Read, still_holds
 from custody.keys.repository import key_by_id
@@ -157,6 +158,13 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
                 f"{shown} ({holder.status})"
             )
 
+    # (5b) one live request per Bitcoin coin: two signed PSBTs spending one outpoint would let
+    #      whichever is broadcast first decide what was approved
+    if draft.spends:
+        replay = _check_coins(session, call, draft)
+        if replay is not None:
+            return replay
+
     # (6) evaluate the active policy and its limits; no policy means deny
     facts = draft.facts(client.name)
     active, decision = decide(session, facts, exclude_request=None)
@@ -190,6 +198,20 @@ def _decide_and_store(session: Session, call: _Call, decoded: _Decoded) -> Submi
         active=active,
     )
     return Submission(view=view, replayed=False)
+
+
+def _check_coins(session: Session, call: _Call, draft: Draft) -> Submission | None:
+    for holder in requests.live_of_type(session, draft.wallet.id, draft.type):
+        if holder.client_id == call.client.id and holder.idempotency_key == call.key:
+            return _replay(holder, call.key, call.body_hash)  # a concurrent call with this key
+        taken = draft.spends & spent_outpoints(json.loads(holder.payload)["psbt"])
+        if taken:
+            shown = holder.id if holder.client_id == call.client.id else "(another client's)"
+            raise OutpointInUse(
+                f"coin {sorted(taken)[0]} of wallet {draft.wallet.name} is already spent by "
+                f"request {shown} ({holder.status})"
+            )
+    return None
 
 
 def _require_not_retired(session: Session, draft: Draft) -> None:

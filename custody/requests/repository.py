@@ -144,3 +144,16 @@ def waiting_for_client(session: Session, client_id: str) -> list[Request]:
             .with_for_update()
         ).scalars()
     )
+
+
+def live_of_type(session: Session, wallet_id: int, request_type: str) -> list[Request]:
+    """The wallet's live requests of one type (Bitcoin PSBTs: whose coins are taken)."""
+    return list(
+        session.execute(
+            select(Request).where(
+                Request.wallet_id == wallet_id,
+                Request.type == request_type,
+                Request.status.in_(LIVE_STATUSES),
+            )
+        ).scalars()
+    )

@@ -55,6 +55,10 @@ class DecodedPsbt:
     vsize: int
 
     @property
+    def spends(self) -> frozenset[str]:
+        return frozenset(outpoint(bytes(vin.txid), vin.vout) for vin in self.psbt.tx.vin)
+
+    @property
     def sent(self) -> int:
         return sum(d.amount for d in self.destinations)
 
@@ -85,6 +89,8 @@ def decode_psbt(text: str, script: WalletScript, chain: str) -> DecodedPsbt:
         raise InvalidPayload("psbt: the transaction has no inputs")
     if not psbt.outputs:
         raise InvalidPayload("psbt: the transaction has no outputs")
+    if len({(bytes(vin.txid), vin.vout) for vin in psbt.tx.vin}) != len(psbt.tx.vin):
+        raise InvalidPayload("psbt: an input is spent twice")
     if psbt.unknown:
         raise InvalidPayload("psbt: unknown global fields are not accepted")
     sighashes = []
@@ -286,3 +292,13 @@ def finalize(decoded: DecodedPsbt, script: WalletScript) -> tuple[str, str] | No
         decoded.psbt.inputs[index].final_scriptwitness = witness
         tx.vin[index].witness = witness
     return bytes(tx.serialize()).hex(), bytes(tx.txid()).hex()
+
+
+def outpoint(txid: bytes, vout: int) -> str:
+    """`txid:vout` with the txid as block explorers show it."""
+    return f"{txid.hex()}:{vout}"
+
+
+def spent_outpoints(text: str) -> frozenset[str]:
+    """The coins a stored (already decoded once) PSBT spends."""
+    return frozenset(outpoint(bytes(vin.txid), vin.vout) for vin in _parse(text).tx.vin)

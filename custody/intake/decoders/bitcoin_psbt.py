@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from custody.chains import Amount
 from custody.chains.bitcoin import PAYLOAD_TYPE, decode_psbt, wallet_script
-from custody.chains.bitcoin.psbt import DecodedPsbt
+from custody.chains.bitcoin.psbt import DecodedPsbt, outpoint
 from custody.chains.errors import InvalidPayload
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
@@ -73,6 +73,7 @@ def decode_bitcoin_psbt(lookups: Lookups, data: dict[str, Any]) -> Draft:
         digest="0x" + decoded.digest.hex(),
         summary=_summary(decoded, wallet.name, destination),
         fee=Amount(decoded.fee),
+        spends=decoded.spends,
         details=_details(decoded, script.threshold),
     )
 
@@ -101,7 +102,7 @@ def _details(decoded: DecodedPsbt, threshold: int) -> dict[str, Any]:
         "txid": decoded.txid,
         "inputs": [
             {
-                "outpoint": f"{bytes(vin.txid).hex()}:{vin.vout}",
+                "outpoint": outpoint(bytes(vin.txid), vin.vout),
                 "amount": str(inp.witness_utxo.value),
             }
             for vin, inp in zip(decoded.psbt.tx.vin, decoded.psbt.inputs, strict=True)
