@@ -8,6 +8,7 @@ every input of the finalized transaction against the script and amount it spends
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from embit.networks import NETWORKS
 from embit.psbt import PSBT
 
 from custody.chains.bitcoin import wallet_script
+from custody.requests import repository as requests
 from custody.secp256k1 import is_low_s
 from custody.signing.worker import SignerWorker
 from tests.bitcoin.bitcoin_support import (
@@ -225,3 +227,29 @@ def test_bad_psbts_are_refused_with_one_problem_and_no_row(
     before = installation.counts()
     assert api.create(floats).status_code == 422
     assert installation.counts() == before
+
+
+FEE_POLICY = """
+version: 1
+rules:
+  - {id: dear, match: {type: bitcoin_psbt, assets: [BTC], fee_gt: "5000"}, action: deny}
+  - {id: btc, match: {type: bitcoin_psbt, assets: [BTC], fee_lte: "5000"}, action: allow}
+  - {id: allow-withdrawals, match: {type: withdrawal}, action: allow}
+"""
+
+
+def test_policy_sees_the_fee(api: Api, installation: Installation, p2wpkh: BitcoinWallet) -> None:
+    installation.apply_policy(FEE_POLICY)
+    try:
+        cheap = api.create(body(p2wpkh, funding_psbt(p2wpkh, inputs=(100_000,), change=29_000)))
+        dear = api.create(body(p2wpkh, funding_psbt(p2wpkh, inputs=(100_000,), change=20_000)))
+    finally:
+        installation.allow_all_policy()
+    assert cheap.json()["status"] == "approved"
+    assert cheap.json()["policy"]["rule"] == "btc"
+    assert dear.json()["status"] == "rejected"
+    assert dear.json()["policy"]["rule"] == "dear"
+    assert "pays a fee of 10000, above 5000" in dear.json()["policy"]["reason"]
+    with installation.runtime.db.read() as session:
+        stored = requests.locked(session, dear.json()["id"], for_update=False)
+        assert json.loads(stored.facts or "{}")["fee"] == "10000"

@@ -85,9 +85,10 @@ def test_init_keeps_one_ledger_key_and_a_valid_ledger(fresh: dict[str, Any]) -> 
     # init signed what it recorded, so the ledger verifies before any `serve` has run ...
     report = ok_json(fresh["runs"][4])
     assert report["ok"] is True
-    # the six built-in chains (two EVM, four Bitcoin), each key and the approver app's client, recorded once although init ran
-    # three times, and one configuration seal for each of the six steps that changed the
-    # configuration (root key, chains, ledger key, app key, app client, webhook key)
+    # the six built-in chains (two EVM, four Bitcoin), each key and the approver app's client,
+    # recorded once although init ran three times, and one configuration seal for each of the
+    # six steps that changed the configuration (root key, chains, ledger key, app key, app
+    # client, webhook key)
     assert {"installation-root", "ledger", "approver-app", "webhooks"} <= set(labels)
     assert report["size"] == 6 + len(keys) + 1 + 6
     assert report["signed_size"] == report["size"]
