@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient as HttpClient
 from sqlalchemy import text
 
+from custody.app import create_app
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
 from custody.signing.worker import SignerWorker
@@ -115,3 +117,30 @@ def test_an_edited_psbt_in_the_payload_alone_is_not_signed(
     view = assert_not_signed(installation, api, created["id"])
     assert view["status"] == "failed"
     assert "digest" in view["reason"] or "payload" in view["reason"]
+
+
+def test_an_edited_descriptor_is_caught_by_the_configuration_seal(
+    fresh_installation: Installation,
+) -> None:
+    """The descriptor decides which script a PSBT must spend: it is sealed with the wallet, and
+    a row edited behind custody's back freezes signing (on an installation of its own)."""
+    inst = fresh_installation
+    inst.apply_policy(
+        "version: 1\nrules:\n  - {id: btc, match: {type: bitcoin_psbt}, action: allow}\n"
+    )
+    wallet = bitcoin_wallet(inst)
+    other = bitcoin_wallet(inst)
+    with HttpClient(create_app(inst.runtime, run_worker=False)) as http:
+        client = Api(http.request, inst.client())
+        created = client.create(body(wallet, funding_psbt(wallet))).json()
+        assert created["status"] == "approved"
+        with inst.runtime.db.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE wallets SET descriptor = :d WHERE name = :n"),
+                {"d": other.descriptor, "n": wallet.name},
+            )
+        assert SignerWorker(inst.runtime, worker_id="test-worker").drain() == 0
+        assert client.get(created["id"]).json()["status"] == "approved"  # waits, unsigned
+    refused = [e["data"]["reason"] for e in inst.ledger_entries("configuration.refused")]
+    assert refused
+    assert "wallets" in refused[-1]
