@@ -94,11 +94,13 @@ def funding_psbt(
     send: int = 70_000,
     to: str = ELSEWHERE,
     change: int | None = 39_000,
+    also: tuple[tuple[str, int], ...] = (),
 ) -> PSBT:
     """Spend fake funding UTXOs of `wallet` to `to`, the rest (less a fee) back as change."""
     script = wallet_script(wallet.descriptor)
     vin = [TransactionInput(os.urandom(32), i) for i in range(len(inputs))]
     vout = [TransactionOutput(send, address_to_scriptpubkey(to))]
+    vout += [TransactionOutput(amount, address_to_scriptpubkey(other)) for other, amount in also]
     if change is not None:
         vout.append(TransactionOutput(change, Script(script.script_pubkey)))
     psbt = PSBT(Transaction(vin=vin, vout=vout))

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from embit.descriptor import Descriptor
 from embit.descriptor.checksum import add_checksum
+from embit.ec import PrivateKey
 from embit.networks import NETWORKS
 from embit.psbt import PSBT
 
 from custody.chains.bitcoin import wallet_script
+from custody.chains.bitcoin.psbt import script_code
 from custody.requests import repository as requests
 from custody.secp256k1 import is_low_s
 from custody.signing.worker import SignerWorker
@@ -30,7 +33,7 @@ from tests.bitcoin.bitcoin_support import (
     funding_psbt,
     verify_independently,
 )
-from tests.support.api import Api
+from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation
 
 BLOCKED = "bcrt1qyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zs4w3j0"  # P2WPKH of 20 bytes of 0x22
@@ -253,3 +256,26 @@ def test_policy_sees_the_fee(api: Api, installation: Installation, p2wpkh: Bitco
     with installation.runtime.db.read() as session:
         stored = requests.locked(session, dear.json()["id"], for_update=False)
         assert json.loads(stored.facts or "{}")["fee"] == "10000"
+
+
+def test_psbts_custody_cannot_vouch_for_are_refused(
+    api: Api, installation: Installation, p2wpkh: BitcoinWallet
+) -> None:
+    stranger = PrivateKey(secrets.token_bytes(32))
+    signed_by_stranger = funding_psbt(p2wpkh)
+    sighash = signed_by_stranger.tx.sighash_segwit(
+        0, script_code(wallet_script(p2wpkh.descriptor)), 60_000
+    )
+    signature = stranger.sign(sighash).serialize() + b"\x01"
+    signed_by_stranger.inputs[0].partial_sigs[stranger.get_public_key()] = signature
+    _refused(api, installation, body(p2wpkh, signed_by_stranger), "signature by a non-owner key")
+
+    batch = funding_psbt(
+        p2wpkh, inputs=(100_000,), send=30_000, change=None, also=((BLOCKED, 60_000),)
+    )
+    _refused(api, installation, body(p2wpkh, batch), "more than one address")
+
+    evm = installation.wallet()
+    _refused(api, installation, body(BitcoinWallet(evm.name, "", "", ()), funding_psbt(p2wpkh)),
+             "not a Bitcoin wallet")  # fmt: skip
+    _refused(api, installation, withdrawal(p2wpkh.name), "not an EVM chain")
