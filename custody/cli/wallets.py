@@ -23,7 +23,11 @@ def create(  # noqa: PLR0917  (Typer maps each parameter to one command-line opt
     ] = None,
     owners: Annotated[
         str | None,
-        typer.Option("--owners", help="Bitcoin: comma-separated owner key labels (P2WSH)."),
+        typer.Option(
+            "--owners",
+            help="Bitcoin: comma-separated owner key labels (P2WSH); an external cosigner's "
+            "key as 66 hex digits of its compressed public key.",
+        ),
     ] = None,
     threshold: Annotated[
         int | None, typer.Option("--threshold", help="Bitcoin: signatures required (M of N).")

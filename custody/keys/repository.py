@@ -13,8 +13,12 @@ class KeyRecordNotFound(NotFound):
     slug = "key-not-found"
 
 
+def find_key(session: Session, label: str) -> Key | None:
+    return session.execute(select(Key).where(Key.label == label)).scalar_one_or_none()
+
+
 def key_by_label(session: Session, label: str) -> Key:
-    key = session.execute(select(Key).where(Key.label == label)).scalar_one_or_none()
+    key = find_key(session, label)
     if key is None:
         raise KeyRecordNotFound(f"unknown key {label!r} (see `custody keys list`)")
     return key

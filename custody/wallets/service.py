@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from custody.catalog import chains as catalog
 from custody.chains import address_from_public_key
-from custody.chains.bitcoin.descriptors import build_descriptor, wallet_script
+from custody.chains.bitcoin.descriptors import build_descriptor, compressed, wallet_script
 from custody.chains.errors import InvalidPayload
 from custody.errors import AlreadyExists
 from custody.hsm.keys import Algorithm
@@ -72,8 +72,9 @@ def create_bitcoin_wallet(
 ) -> Wallet:
     """P2WPKH for one key and no threshold; P2WSH sortedmulti(threshold) over the owners.
 
-    Owner keys are all this installation's keys for now; where several tokens exist, each key's
-    record names its token and the signer signs with each on its own (custody.signing.payloads).
+    An owner is a key label, or (an external cosigner's key) 66 hex digits of a compressed
+    public key. Custody's owner keys are all on the installation's token for now; where several
+    tokens exist, each key's record names its token (custody.signing.payloads chooses).
     """
     validate_name("wallet", name)
     chain = catalog.chain_by_name(session, chain_name)
@@ -81,18 +82,26 @@ def create_bitcoin_wallet(
         raise InvalidName(f"chain {chain_name!r} is not a Bitcoin network: --owners is for Bitcoin")
     if len(set(owner_labels)) != len(owner_labels):
         raise InvalidName("each owner key may be named once")
-    owners = [_usable_key(session, label) for label in owner_labels]
+    owners = [_owner(session, label) for label in owner_labels]
+    held = [owner for owner in owners if isinstance(owner, Key)]
+    if not held:
+        raise InvalidName("at least one owner must be a key of this installation")
+    if threshold is None and len(owners) != 1:
+        raise InvalidName("give --threshold with several owners")
     if repository.find_wallet(session, name) is not None:
         raise AlreadyExists(f"wallet {name!r} already exists")
+    public_keys = [
+        bytes.fromhex(owner.public_key) if isinstance(owner, Key) else owner for owner in owners
+    ]
     try:
-        descriptor = build_descriptor([bytes.fromhex(k.public_key) for k in owners], threshold)
+        descriptor = build_descriptor(public_keys, threshold)
     except InvalidPayload as exc:
         raise InvalidName(exc.message) from None
     address = wallet_script(descriptor).address(chain.name)
     wallet = Wallet(
         name=name,
         chain_id=chain.id,
-        key_id=owners[0].id,
+        key_id=held[0].id,
         address=address,
         descriptor=descriptor,
         created_at=utcnow(),
@@ -106,13 +115,23 @@ def create_bitcoin_wallet(
         {
             "name": name,
             "chain": chain.name,
-            "key": owners[0].label,
-            "owners": [k.label for k in owners],
+            "key": held[0].label,
+            "owners": [o.label if isinstance(o, Key) else o.hex() for o in owners],
             "address": address,
             "descriptor": descriptor,
         },
     )
     return wallet
+
+
+def _owner(session: Session, text: str) -> Key | bytes:
+    """A key of this installation by label, or an external cosigner's compressed public key."""
+    if len(text) == 66 and text[:2] in ("02", "03") and keys.find_key(session, text) is None:
+        try:
+            return compressed(bytes.fromhex(text))
+        except (ValueError, InvalidPayload):
+            raise InvalidName(f"owner {text!r} is not a valid compressed public key") from None
+    return _usable_key(session, text)
 
 
 def _usable_key(session: Session, label: str) -> Key:
