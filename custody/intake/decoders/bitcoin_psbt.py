@@ -79,10 +79,11 @@ def decode_bitcoin_psbt(lookups: Lookups, data: dict[str, Any]) -> Draft:
 
 
 def _owner_label(lookups: Lookups, compressed_key: bytes) -> str | None:
-    """The label of the owner key custody holds, or None for an external cosigner's key."""
+    """The label of the owner key custody holds, or None for an external cosigner's key (or one
+    of custody's that was retired: destroyed on its token, it signs nothing more)."""
     uncompressed = coincurve.PublicKey(compressed_key).format(compressed=False).hex()
     key = lookups.key_by_public_key(uncompressed)
-    return None if key is None else key.label
+    return None if key is None or key.retired_at is not None else key.label
 
 
 def _summary(decoded: DecodedPsbt, wallet: str, destination: str) -> str:
