@@ -279,3 +279,26 @@ def test_psbts_custody_cannot_vouch_for_are_refused(
     _refused(api, installation, body(BitcoinWallet(evm.name, "", "", ()), funding_psbt(p2wpkh)),
              "not a Bitcoin wallet")  # fmt: skip
     _refused(api, installation, withdrawal(p2wpkh.name), "not an EVM chain")
+
+
+def test_a_daily_limit_counts_sats_sent_not_change(
+    api: Api, installation: Installation, p2wpkh: BitcoinWallet
+) -> None:
+    installation.apply_policy(
+        "version: 1\n"
+        "limits:\n"
+        f"  - {{id: btc-daily, wallets: [{p2wpkh.name}], asset: BTC, window: 24h,"
+        ' max_amount: "100000"}\n'
+        "rules:\n"
+        "  - {id: btc, match: {type: bitcoin_psbt}, action: allow}\n"
+        "  - {id: allow-withdrawals, match: {type: withdrawal}, action: allow}\n"
+    )
+    try:
+        # 60,000 + 40,000 sent fill the limit exactly, with 1,000,000 sats of change around.
+        first = funding_psbt(p2wpkh, inputs=(600_000,), send=60_000, change=539_000)
+        second = funding_psbt(p2wpkh, inputs=(500_000,), send=40_000, change=459_000)
+        third = funding_psbt(p2wpkh, inputs=(10_000,), send=1_000, change=8_000)
+        statuses = [api.create(body(p2wpkh, p)).json()["status"] for p in (first, second, third)]
+    finally:
+        installation.allow_all_policy()
+    assert statuses == ["approved", "approved", "rejected"]
