@@ -47,7 +47,7 @@ def balances(db: Database, *, timeout: float, name: str | None = None) -> list[W
 def _ask_node(
     wallet: Wallet, chain: Chain, timeout: float
 ) -> tuple[int | None, int | None, str | None]:
-    if chain.rpc_url is None:
+    if chain.rpc_url is None or chain.evm_chain_id is None:
         return None, None, None
     with EvmNode(
         chain.rpc_url, chain_name=chain.name, chain_id=chain.evm_chain_id, timeout=timeout

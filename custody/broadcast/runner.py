@@ -35,6 +35,7 @@ class Broadcaster:
         moved = 0
         for chain, url, evm_chain_id in chains:
             assert url is not None
+            assert evm_chain_id is not None  # connected_chains: EVM chains only
             node = self._node(chain, url, evm_chain_id)
             try:
                 moved += follow_chain(self._runtime.db, chain, node)

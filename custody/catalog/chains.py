@@ -102,6 +102,10 @@ class NodeSettings:
 
 
 def _apply(chain: Chain, node: NodeSettings) -> None:
+    if chain.evm_chain_id is None and node != NodeSettings(disconnect=node.disconnect):
+        raise ValidationFailed(
+            f"chain {chain.name} is not an EVM chain: custody connects only EVM chains to a node"
+        )
     if node.rpc_url is not None:
         if not _URL.fullmatch(node.rpc_url):
             raise ValidationFailed(f"--rpc-url must be an http(s) URL, got {node.rpc_url!r}")
@@ -144,17 +148,46 @@ def set_chain(session: Session, *, name: str, node: NodeSettings, actor: str) ->
 
 
 def connected_chains(session: Session) -> list[Chain]:
+    """EVM chains with a node (only they can have one: `_apply`)."""
     return list(
         session.execute(
-            select(Chain).where(Chain.rpc_url.is_not(None)).order_by(Chain.name)
+            select(Chain)
+            .where(Chain.rpc_url.is_not(None), Chain.evm_chain_id.is_not(None))
+            .order_by(Chain.name)
         ).scalars()
     )
+
+
+def add_bitcoin_chain(session: Session, *, name: str, actor: str) -> Chain:
+    """One of Bitcoin's built-in networks (custody.chains.bitcoin.networks knows no others)."""
+    chain = Chain(
+        name=name,
+        kind="bitcoin",
+        evm_chain_id=None,
+        native_asset="BTC",
+        native_decimals=8,
+        created_at=utcnow(),
+    )
+    session.add(chain)
+    session.flush()
+    ledger.append(
+        session,
+        EventKind.CHAIN_ADDED,
+        actor,
+        {"name": name, "kind": "bitcoin", "native_asset": "BTC", "native_decimals": 8},
+    )
+    return chain
 
 
 def ensure_builtin_chains(session: Session, actor: str) -> list[str]:
     added = []
     for chain in BUILTIN_CHAINS.values():
-        if find_chain(session, chain.name) is None:
+        if find_chain(session, chain.name) is not None:
+            continue
+        if chain.kind == "bitcoin":
+            add_bitcoin_chain(session, name=chain.name, actor=actor)
+            added.append(chain.name)
+        elif chain.evm_chain_id is not None:
             add_chain(
                 session,
                 name=chain.name,

@@ -129,6 +129,10 @@ def back_up(runtime: Runtime, plan: Plan, actor: str, authorise: Authorise = ung
 def _inventory(session: Session, other_tokens: set[str]) -> _Inventory:
     on_key: dict[int, list[dict[str, Any]]] = {}
     for wallet, chain, key in wallets.wallets(session):
+        if chain.evm_chain_id is None:
+            # Bitcoin wallets are descriptors over several keys: their keys are backed up, and
+            # after a restore `wallets create` with the same owners gives the same descriptor.
+            continue
         on_key.setdefault(key.id, []).append(
             {
                 "name": wallet.name,

@@ -54,6 +54,7 @@ def verify(runtime: Runtime, directory: Path) -> Report:
         on_keys = {
             (wallet.name, chain.name, wallet.address, key.label)
             for wallet, chain, key in wallets.wallets(session)
+            if chain.evm_chain_id is not None  # Bitcoin wallets: made again from their keys
         }
     if report.ledger_index is None:
         report.problems.append(

@@ -1,4 +1,5 @@
-"""Chains custody knows by name: two built in, more added by operators (`custody chains add`)."""
+"""Chains custody knows by name: EVM chains (two built in, more added by operators with
+`custody chains add`) and Bitcoin's four networks, built in."""
 
 from __future__ import annotations
 
@@ -31,16 +32,20 @@ def validate_chain_name(name: object) -> str:
 @dataclass(frozen=True, slots=True)
 class Chain:
     name: str
-    kind: Literal["evm"]
-    evm_chain_id: int
+    kind: Literal["evm", "bitcoin"]
+    evm_chain_id: int | None
     native_asset: str
     native_decimals: int
 
     def __post_init__(self) -> None:
         validate_chain_name(self.name)
-        if self.kind != "evm":
-            raise InvalidPayload(f"chain kind must be 'evm', got {describe(self.kind)}")
-        ChainId(self.evm_chain_id)
+        if self.kind == "evm" and self.evm_chain_id is not None:
+            ChainId(self.evm_chain_id)
+        elif not (self.kind == "bitcoin" and self.evm_chain_id is None):
+            raise InvalidPayload(
+                f"chain kind must be 'evm' with a chain id or 'bitcoin' without, got "
+                f"{describe(self.kind)}"
+            )
         if not isinstance(self.native_asset, str) or not _ASSET_SYMBOL.fullmatch(self.native_asset):
             raise InvalidPayload(
                 "native asset must be 1-16 letters, digits or dots, "
@@ -58,6 +63,11 @@ BUILTIN_CHAINS: Mapping[str, Chain] = MappingProxyType(
     {
         "ethereum": Chain("ethereum", "evm", 1, "ETH", 18),
         "sepolia": Chain("sepolia", "evm", 11155111, "ETH", 18),
+        # Bitcoin networks by their Bitcoin Core names (custody.chains.bitcoin.networks).
+        "bitcoin": Chain("bitcoin", "bitcoin", None, "BTC", 8),
+        "testnet": Chain("testnet", "bitcoin", None, "BTC", 8),
+        "signet": Chain("signet", "bitcoin", None, "BTC", 8),
+        "regtest": Chain("regtest", "bitcoin", None, "BTC", 8),
     }
 )
 

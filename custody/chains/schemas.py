@@ -44,9 +44,21 @@ class Eip191Payload(JsonModel):
     type: Literal["evm.eip191"]
 
 
+class BitcoinPsbtPayload(JsonModel):
+    """A PSBT (BIP-174, base64, as custody re-serialised it) for a Bitcoin wallet's descriptor;
+    `owners` names the label of each descriptor key custody holds (null: an external cosigner)."""
+
+    chain: str
+    descriptor: str
+    owners: list[str | None]
+    psbt: str
+    type: Literal["bitcoin.psbt"]
+
+
 # The tags are the PAYLOAD_TYPE of each payload's builder (eip1559, typed data, eip191).
 TransactionPayload = Annotated[
-    Eip1559Payload | Eip712Payload | Eip191Payload, Field(discriminator="type")
+    Eip1559Payload | Eip712Payload | Eip191Payload | BitcoinPsbtPayload,
+    Field(discriminator="type"),
 ]
 _PAYLOAD: TypeAdapter[TransactionPayload] = TypeAdapter(TransactionPayload)
 

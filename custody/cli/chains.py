@@ -78,7 +78,8 @@ def set_chain(  # noqa: PLR0917  (Typer maps each parameter to one command-line 
     with context.runtime() as rt:
         with rt.db.read() as session:
             evm_chain_id = catalog.chain_by_name(session, name).evm_chain_id
-        if rpc_url is not None:
+        if rpc_url is not None and evm_chain_id is not None:
+            # (a chain without an EVM id is refused by set_chain below)
             check_node(rt.settings.node_timeout_seconds, rpc_url, name, evm_chain_id)
         with rt.db.write() as session:
             chain = catalog.set_chain(

@@ -1,4 +1,4 @@
-"""`custody wallets`: named accounts, each one HSM key on one chain."""
+"""`custody wallets`: named accounts, each one HSM key on one chain (or, on Bitcoin, M of N)."""
 
 from __future__ import annotations
 
@@ -8,38 +8,73 @@ import typer
 
 from custody.cli import context
 from custody.cli.output import JsonOption, emit, table
+from custody.errors import ValidationFailed
 from custody.wallets import repository, service
 
 app = typer.Typer(help="Wallets: an HSM key on a chain, with its address.", no_args_is_help=True)
 
 
 @app.command("create")
-def create(
+def create(  # noqa: PLR0917  (Typer maps each parameter to one command-line option)
     name: Annotated[str, typer.Argument(help="Wallet name, e.g. hot-eth.")],
     chain: Annotated[str, typer.Option("--chain", help="Chain name.")],
-    key: Annotated[str, typer.Option("--key", help="Label of a secp256k1 key.")],
+    key: Annotated[
+        str | None, typer.Option("--key", help="Label of a secp256k1 key (single-key wallet).")
+    ] = None,
+    owners: Annotated[
+        str | None,
+        typer.Option(
+            "--owners",
+            help="Bitcoin: comma-separated owner key labels (P2WSH); an external cosigner's "
+            "key as 66 hex digits of its compressed public key.",
+        ),
+    ] = None,
+    threshold: Annotated[
+        int | None, typer.Option("--threshold", help="Bitcoin: signatures required (M of N).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a wallet; its address is derived from the key's public key in the HSM."""
+    if (key is None) == (owners is None) or (owners is None) != (threshold is None):
+        raise ValidationFailed("give either --key, or --owners with --threshold")
     with context.runtime() as rt, rt.db.write() as session:
-        wallet = service.create_wallet(
-            session, name=name, chain_name=chain, key_label=key, actor=context.operator()
-        )
-        data = {"name": wallet.name, "chain": chain, "key": key, "address": wallet.address}
+        if owners is not None:
+            wallet = service.create_bitcoin_wallet(
+                session,
+                name=name,
+                chain_name=chain,
+                owner_labels=[label.strip() for label in owners.split(",")],
+                threshold=threshold,
+                actor=context.operator(),
+            )
+        else:
+            assert key is not None
+            wallet = service.create_wallet(
+                session, name=name, chain_name=chain, key_label=key, actor=context.operator()
+            )
+        data = {
+            "name": wallet.name,
+            "chain": chain,
+            "key": key or owners,
+            "address": wallet.address,
+        }
+        if wallet.descriptor is not None:
+            data["descriptor"] = wallet.descriptor
     emit(data, as_json=as_json, human=f"wallet {name} on {chain}: [bold]{data['address']}[/bold]")
 
 
 @app.command("list")
 def list_wallets(as_json: JsonOption = False) -> None:
-    """All wallets with their addresses."""
+    """All wallets with their addresses (and, on Bitcoin, their output descriptors)."""
     with context.runtime() as rt, rt.db.read() as session:
         rows = [
             {"name": w.name, "chain": c.name, "key": k.label, "address": w.address}
+            | ({} if w.descriptor is None else {"descriptor": w.descriptor})
             for w, c, k in repository.wallets(session)
         ]
     table(
         rows,
-        ["name", "chain", "key", "address"],
+        ["name", "chain", "key", "address", "descriptor"],
         as_json=as_json,
         empty="no wallets yet: custody wallets create NAME --chain ethereum --key LABEL",
     )

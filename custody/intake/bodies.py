@@ -11,13 +11,14 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
+from custody.intake.decoders.bitcoin_psbt import BitcoinPsbtBody
 from custody.intake.decoders.contract_call import ContractCallBody
 from custody.intake.decoders.sign_message import SignMessageBody
 from custody.intake.decoders.trade import TradeBody
 from custody.intake.schemas import WithdrawalBody
 
 RequestBody = Annotated[
-    WithdrawalBody | ContractCallBody | TradeBody | SignMessageBody,
+    WithdrawalBody | ContractCallBody | TradeBody | SignMessageBody | BitcoinPsbtBody,
     Field(discriminator="type"),
 ]
 REQUEST_BODY: TypeAdapter[RequestBody] = TypeAdapter(RequestBody)

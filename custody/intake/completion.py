@@ -34,7 +34,9 @@ class Quote:
 def quote(shape: TxShape, *, timeout: float) -> Quote:
     """Ask the chain's node for what the body left out (raises NodeUnavailable, WrongChain)."""
     chain, given = shape.chain, shape.given
+    # Only EVM chains connect to a node (custody.catalog.chains refuses the others).
     assert chain.rpc_url is not None
+    assert chain.evm_chain_id is not None
     with EvmNode(
         chain.rpc_url, chain_name=chain.name, chain_id=chain.evm_chain_id, timeout=timeout
     ) as node:

@@ -38,6 +38,10 @@ class Draft:
     receives_amount: Amount | None = None
     replaces: str | None = None
     """The request whose stuck transaction this one replaces (same wallet, same nonce)."""
+    spends: frozenset[str] = frozenset()
+    """Bitcoin coins (`txid:vout`) the transaction spends: one live request per coin."""
+    fee: Amount | None = None
+    """Fixed by what is signed (a PSBT's inputs minus outputs), in base units of `asset`."""
     details: dict[str, Any] = field(default_factory=dict)
     """Decoded particulars for people and the ledger (method, arguments, typed-data fields)."""
 
@@ -59,6 +63,7 @@ class Draft:
             receiver=self.receiver,
             receives_asset=self.receives_asset,
             receives_amount=self.receives_amount,
+            fee=self.fee,
         )
 
     @property

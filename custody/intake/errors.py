@@ -11,3 +11,9 @@ class IdempotencyConflict(Conflict):
 
 class NonceInUse(Conflict):
     slug = "nonce-in-use"
+
+
+class OutpointInUse(Conflict):
+    """A Bitcoin PSBT spends a coin that a live request of the wallet already spends."""
+
+    slug = "outpoint-in-use"

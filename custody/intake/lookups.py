@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from custody.catalog.assets import asset_by_contract
 from custody.catalog.chains import chain_by_id
 from custody.catalog.venues import find_venue
+from custody.keys.repository import find_key_by_public_key
 from custody.store.base import Base
-from custody.store.models import Asset, Chain, Venue, Wallet
+from custody.store.models import Asset, Chain, Key, Venue, Wallet
 from custody.wallets.errors import WalletNotFound
 from custody.wallets.repository import find_wallet
 
@@ -35,6 +36,7 @@ _QUESTIONS: dict[str, Callable[..., Base | None]] = {
     "chain": chain_by_id,
     "asset_by_contract": asset_by_contract,
     "venue": find_venue,
+    "key_by_public_key": find_key_by_public_key,
 }
 
 
@@ -80,6 +82,12 @@ class Lookups:
         venue = self._ask("venue", name)
         assert venue is None or isinstance(venue, Venue)
         return venue
+
+    def key_by_public_key(self, public_key_hex: str) -> Key | None:
+        """Which of custody's keys, if any, is a Bitcoin wallet's owner key."""
+        key = self._ask("key_by_public_key", public_key_hex)
+        assert key is None or isinstance(key, Key)
+        return key
 
     def _ask(self, question: str, *args: Any) -> Base | None:
         row = _QUESTIONS[question](self._session, *args)

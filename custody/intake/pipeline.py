@@ -24,16 +24,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
+from custody.chains.bitcoin.psbt import spent_outpoints
 from custody.chains.evm.rpc import DEFAULT_TIMEOUT_SECONDS
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
-from custody.errors import Conflict
+from custody.errors import Conflict, CustodyError
 from custody.freezes import breakers
 from custody.intake import replacement
 from custody.intake.completion import Quote, next_nonce, quote, with_nonce
 from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
-from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse
+from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse, OutpointInUse
 from custody.intake.evmfill import EvmFill, Incomplete, TxShape
 from custody.intake.jsonbody import parse_object
 from custody.intake.lookups import Lookups, Read, still_holds
@@ -234,6 +235,13 @@ def _decide_and_store(
                 f"{shown} ({holder.status})"
             )
 
+    # (5b) one live request per Bitcoin coin: two signed PSBTs spending one outpoint would let
+    #      whichever is broadcast first decide what was approved
+    if draft.spends:
+        replay = _check_coins(session, call, draft)
+        if replay is not None:
+            return replay
+
     # (6) evaluate the active policy and its limits; no policy means deny
     facts = draft.facts(client.name)
     active, decision = decide(session, facts, exclude_request=None)
@@ -269,6 +277,23 @@ def _decide_and_store(
         active=active,
     )
     return Submission(view=view, replayed=False)
+
+
+def _check_coins(session: Session, call: _Call, draft: Draft) -> Submission | None:
+    for holder in requests.live_of_type(session, draft.wallet.id, draft.type):
+        if holder.client_id == call.client.id and holder.idempotency_key == call.key:
+            return _replay(holder, call.key, call.body_hash)  # a concurrent call with this key
+        try:
+            taken = draft.spends & spent_outpoints(json.loads(holder.payload)["psbt"])
+        except (ValueError, KeyError, TypeError, CustodyError):
+            continue  # a row edited behind custody's back: the signer fails that request
+        if taken:
+            shown = holder.id if holder.client_id == call.client.id else "(another client's)"
+            raise OutpointInUse(
+                f"coin {sorted(taken)[0]} of wallet {draft.wallet.name} is already spent by "
+                f"request {shown} ({holder.status})"
+            )
+    return None
 
 
 def _require_not_retired(session: Session, draft: Draft) -> None:

@@ -13,8 +13,12 @@ class KeyRecordNotFound(NotFound):
     slug = "key-not-found"
 
 
+def find_key(session: Session, label: str) -> Key | None:
+    return session.execute(select(Key).where(Key.label == label)).scalar_one_or_none()
+
+
 def key_by_label(session: Session, label: str) -> Key:
-    key = session.execute(select(Key).where(Key.label == label)).scalar_one_or_none()
+    key = find_key(session, label)
     if key is None:
         raise KeyRecordNotFound(f"unknown key {label!r} (see `custody keys list`)")
     return key
@@ -32,3 +36,8 @@ def latest_backups(session: Session) -> dict[int, KeyBackup]:
     """The newest backup of each key that is in one, by key id."""
     rows = session.execute(select(KeyBackup).order_by(KeyBackup.created_at))
     return {row.key_id: row for row in rows.scalars()}
+
+
+def find_key_by_public_key(session: Session, public_key_hex: str) -> Key | None:
+    """The key record with this public key (uncompressed SEC1, lower-case hex), if any."""
+    return session.execute(select(Key).where(Key.public_key == public_key_hex)).scalar_one_or_none()

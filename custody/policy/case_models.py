@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from custody.chains.bitcoin.addresses import ListedAddress, SegwitAddress
 from custody.chains.errors import InvalidPayload
 from custody.chains.evm.calldata import DecodedCall, decode_calldata
 from custody.chains.values import Amount, EvmAddress
@@ -52,7 +53,7 @@ def _literal(message: str) -> str:
     return message.replace("{", "(").replace("}", ")")
 
 
-def _text(address: EvmAddress | None) -> str | None:
+def _text(address: EvmAddress | SegwitAddress | None) -> str | None:
     # Facts hold destinations as text: other chains' addresses are not EVM addresses.
     return None if address is None else str(address)
 
@@ -63,7 +64,7 @@ class CaseFacts(_Strict):
     chain: Name
     asset: Name
     amount: Amount
-    destination: EvmAddress | None = None
+    destination: ListedAddress | None = None
     client: Name | None = None
     contract: EvmAddress | None = None
     method: Selector | None = None
@@ -75,6 +76,7 @@ class CaseFacts(_Strict):
     receiver: EvmAddress | None = None
     receives_asset: Name | None = None
     receives_amount: Amount | None = None
+    fee: Amount | None = None
 
     @model_validator(mode="after")
     def _calldata_decodes(self) -> CaseFacts:
@@ -110,6 +112,7 @@ class CaseFacts(_Strict):
             receiver=_text(self.receiver),
             receives_asset=self.receives_asset,
             receives_amount=self.receives_amount,
+            fee=self.fee,
         )
 
 

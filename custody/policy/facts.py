@@ -43,6 +43,7 @@ class _StoredFacts(TypedDict):
     receiver: NotRequired[str | None]
     receives_asset: NotRequired[str | None]
     receives_amount: NotRequired[Amount | None]
+    fee: NotRequired[Amount | None]
 
 
 _STORED_FACTS = TypeAdapter(_StoredFacts)
@@ -75,6 +76,9 @@ class RequestFacts:
     receives_asset: str | None = None
     receives_amount: Amount | None = None
     """Base units of `receives_asset` that a trade buys (at least, for a limit order)."""
+    fee: Amount | None = None
+    """What the transaction pays miners, in base units of `asset`, where it is fixed by what is
+    signed (a Bitcoin PSBT's inputs minus outputs); not counted in `amount`."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Amount):
@@ -82,6 +86,8 @@ class RequestFacts:
             raise ValueError("amount must be an Amount of base units")
         if self.receives_amount is not None and not isinstance(self.receives_amount, Amount):
             raise ValueError("receives_amount must be an Amount of base units")
+        if self.fee is not None and not isinstance(self.fee, Amount):
+            raise ValueError("fee must be an Amount of base units")
         if not isinstance(self.call_flags, frozenset) or not self.call_flags <= _FLAGS:
             # An unknown flag would be a decoder's warning that no allow_* key can ever answer.
             raise ValueError(f"call_flags must be a frozenset of {sorted(_FLAGS)}")
@@ -108,6 +114,7 @@ class RequestFacts:
             "receiver": self.receiver,
             "receives_asset": self.receives_asset,
             "receives_amount": None if self.receives_amount is None else str(self.receives_amount),
+            **({} if self.fee is None else {"fee": str(self.fee)}),
         }
 
     @classmethod
@@ -131,6 +138,7 @@ class RequestFacts:
             receiver=data.get("receiver"),
             receives_asset=data.get("receives_asset"),
             receives_amount=data.get("receives_amount"),
+            fee=data.get("fee"),
         )
 
     def summary(self) -> str:

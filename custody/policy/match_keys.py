@@ -20,7 +20,13 @@ from custody.policy.allowlists import DestinationOnAllowlists, Key, Listing
 from custody.policy.calls import ALLOW_KEYS
 from custody.policy.conditions import InTimeWindow, UsdBound
 from custody.policy.facts import RequestFacts
-from custody.policy.predicates import AmountBound, FactIn, FactMatchesGlob, Predicate
+from custody.policy.predicates import (
+    AmountBound,
+    FactIn,
+    FactMatchesGlob,
+    FeeBound,
+    Predicate,
+)
 from custody.policy.receivers import ReceiverIn
 from custody.policy.timewindow import TimeWindow
 
@@ -85,6 +91,13 @@ def _amount(compare: Callable[[Amount, Amount], bool], words: str) -> KeyCompile
     return compile_bound
 
 
+def _fee(compare: Callable[[Amount, Amount], bool], words: str) -> KeyCompiler:
+    def compile_bound(bound: Amount, context: CompileContext) -> Predicate:
+        return FeeBound(compare, bound, words)
+
+    return compile_bound
+
+
 def _usd(compare: Callable[[Fraction, Fraction], bool], words: str) -> KeyCompiler:
     def compile_bound(bound: Fraction, context: CompileContext) -> Predicate:
         return UsdBound(compare, bound, words)
@@ -134,6 +147,8 @@ MATCH_KEYS: Mapping[str, KeyCompiler] = {
     "amount_lt": _amount(operator.lt, "below"),
     "amount_gte": _amount(operator.ge, "at least"),
     "amount_gt": _amount(operator.gt, "above"),
+    "fee_lte": _fee(operator.le, "at most"),
+    "fee_gt": _fee(operator.gt, "above"),
     "destination_in": _destination(negate=False),
     "destination_not_in": _destination(negate=True),
     "receiver_in": _receiver_in,

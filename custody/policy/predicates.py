@@ -76,6 +76,24 @@ def _is_glob(name: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class FeeBound:
+    """The fee a request pays, where what is signed fixes it (a Bitcoin PSBT); a request without
+    one satisfies no fee bound, so an allow rule with `fee_lte` never lets it through."""
+
+    compare: Callable[[Amount, Amount], bool]
+    bound: Amount
+    words: str
+
+    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
+        return facts.fee is not None and self.compare(facts.fee, self.bound)
+
+    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
+        if facts.fee is None:
+            return "has no fee fixed by what is signed"
+        return f"pays a fee of {facts.fee}, {self.words} {self.bound}"
+
+
+@dataclass(frozen=True, slots=True)
 class AmountBound:
     compare: Callable[[Amount, Amount], bool]
     bound: Amount

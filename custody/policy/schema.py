@@ -22,7 +22,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from custody.chains.values import Amount, EvmAddress
+from custody.chains.bitcoin.addresses import ListedAddress
+from custody.chains.values import Amount
 from custody.policy.actions import Action, ActionKind, ApprovalRequirement, OnExceed, Quorum
 from custody.policy.breakers import Breaker, Breakers
 from custody.policy.calls import AllowFlag, Contracts, Methods
@@ -66,7 +67,8 @@ Label = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 class AllowlistEntry(PolicyModel):
     chain: Name
-    address: EvmAddress
+    address: ListedAddress
+    """EVM (EIP-55 where mixed case) or a Bitcoin segwit address, by the chain's kind."""
     label: Label
     activation_delay: DurationSeconds | None = None
     """Usable only this long after the policy version listing it was applied."""
@@ -94,6 +96,8 @@ class Match(PolicyModel):
     amount_lt: Amount | None = None
     amount_gte: Amount | None = None
     amount_gt: Amount | None = None
+    fee_lte: Amount | None = None
+    fee_gt: Amount | None = None
     destination_in: AllowlistRefs | None = None
     destination_not_in: AllowlistRefs | None = None
     receiver_in: AllowlistRefs | None = None

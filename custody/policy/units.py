@@ -19,7 +19,7 @@ from custody.policy.context import UNKNOWN, EvaluationContext, Undecidable
 from custody.policy.facts import RequestFacts
 from custody.policy.references import Loc, LocatedProblem
 
-AMOUNT_KEYS = ("amount_lte", "amount_lt", "amount_gte", "amount_gt")
+AMOUNT_KEYS = ("amount_lte", "amount_lt", "amount_gte", "amount_gt", "fee_lte", "fee_gt")
 
 
 class _Rule(Protocol):
@@ -68,6 +68,8 @@ class UnnamedAssetBound:
 
 
 def _message(key: str, assets: tuple[str, ...]) -> str:
+    if key.startswith("fee_"):
+        return "counts base units of one asset: name the chain's native asset with assets: [SYMBOL]"
     usd = key.replace("amount_", "amount_usd_")
     if not assets:
         return (

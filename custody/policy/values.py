@@ -25,6 +25,7 @@ _UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
 class RequestType(StrEnum):
+    BITCOIN_PSBT = "bitcoin_psbt"
     CONTRACT_CALL = "contract_call"
     SIGN_MESSAGE = "sign_message"
     TRADE = "trade"

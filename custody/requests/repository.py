@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
 from custody.requests.states import TRAITS, RequestStatus
-from custody.store.models import NONCE_HELD, Chain, Request, Wallet
+from custody.store.models import LIVE_STATUSES, NONCE_HELD, Chain, Request, Wallet
 
 
 def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | None:
@@ -193,5 +193,18 @@ def waiting_for_client(session: Session, client_id: str) -> list[Request]:
             .where(Request.client_id == client_id, Request.status.in_(waiting))
             .order_by(Request.created_at)
             .with_for_update()
+        ).scalars()
+    )
+
+
+def live_of_type(session: Session, wallet_id: int, request_type: str) -> list[Request]:
+    """The wallet's live requests of one type (Bitcoin PSBTs: whose coins are taken)."""
+    return list(
+        session.execute(
+            select(Request).where(
+                Request.wallet_id == wallet_id,
+                Request.type == request_type,
+                Request.status.in_(LIVE_STATUSES),
+            )
         ).scalars()
     )

@@ -159,6 +159,8 @@ def current(session: Session, scope: Scope | None = None) -> Document:
                 "key_id": w.key_id,
                 "key": _name(key_labels, w.key_id),
                 "address": w.address,
+                # Only when set (Bitcoin): the script its requests must spend is sealed too.
+                **({"descriptor": w.descriptor} if w.descriptor is not None else {}),
             }
             for w in wallets
         },

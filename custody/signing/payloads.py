@@ -19,6 +19,8 @@ from custody.chains import (
     unsigned_from_payload,
     verify_signed,
 )
+from custody.chains.bitcoin import WalletScript, wallet_script
+from custody.chains.bitcoin import psbt as bitcoin_psbt
 from custody.chains.errors import SignatureMismatch
 from custody.chains.evm.eip191 import PAYLOAD_TYPE as EIP191_PAYLOAD
 from custody.chains.evm.eip191 import eip191_digest
@@ -146,3 +148,63 @@ def handler_for(payload: dict[str, Any]) -> PayloadHandler:
     if handler is None:
         raise UnknownPayload(f"no signer for payload type {payload.get('type')!r}")
     return handler
+
+
+class BitcoinPsbtHandler:
+    """PSBTs: the PSBT is parsed again against the wallet's descriptor and every BIP-143 sighash
+    computed here; each owner key custody holds signs every input (until M signatures are in),
+    each signature is checked in software against the descriptor's key, then the transaction is
+    finalized once M are in."""
+
+    def digest(self, payload: dict[str, Any]) -> Digest:
+        return Digest(self._decoded(payload)[0].digest)
+
+    def sign(
+        self, signer: Signer, key_label: str, address: str, payload: dict[str, Any], digest: Digest
+    ) -> dict[str, str]:
+        decoded, script = self._decoded(payload)
+        if Digest(decoded.digest) != digest:
+            raise CustodyError("payload digest changed between claim and signing", status=500)
+        if script.address(payload["chain"]) != address:
+            raise SignatureMismatch("the payload's descriptor is not the wallet's")
+        for owner_key, label in held_owner_keys(script.owners, payload["owners"]):
+            for index, sighash in enumerate(decoded.sighashes):
+                present = bitcoin_psbt.signatures(decoded, index)
+                if owner_key in present or len(present) >= script.threshold:
+                    continue
+                signature = signer.sign_secp256k1(label, sighash)
+                failpoints.hit("after-hsm-sign")
+                der = bitcoin_psbt.der_signature(signature.r, signature.s)
+                bitcoin_psbt.add_signature(decoded, index, owner_key, der)
+        finalized = bitcoin_psbt.finalize(decoded, script)
+        result = {"psbt": str(decoded.psbt.to_base64())}
+        if finalized is not None:
+            result["raw_transaction"], result["txid"] = finalized
+        return result
+
+    @staticmethod
+    def _decoded(
+        payload: dict[str, Any],
+    ) -> tuple[bitcoin_psbt.DecodedPsbt, WalletScript]:
+        if set(payload) != _BITCOIN_KEYS or payload["type"] != BITCOIN_PSBT:
+            raise CustodyError(
+                f"PSBT payload must have exactly {sorted(_BITCOIN_KEYS)}", status=500
+            )
+        script = wallet_script(payload["descriptor"])
+        decoded = bitcoin_psbt.decode_psbt(payload["psbt"], script, payload["chain"])
+        if decoded.canonical != payload["psbt"] or len(payload["owners"]) != len(script.owners):
+            raise CustodyError("stored PSBT payload is not in canonical form", status=500)
+        return decoded, script
+
+
+def held_owner_keys(owners: tuple[bytes, ...], labels: list[str | None]) -> list[tuple[bytes, str]]:
+    """The owner keys custody holds, with their labels, in descriptor order.
+
+    The one place that chooses which keys sign: today every held key is on the installation's
+    token; with several tokens, this is where each key's token is chosen."""
+    return [(key, label) for key, label in zip(owners, labels, strict=True) if label is not None]
+
+
+BITCOIN_PSBT = bitcoin_psbt.PAYLOAD_TYPE
+_BITCOIN_KEYS = {"type", "chain", "descriptor", "owners", "psbt"}
+HANDLERS[BITCOIN_PSBT] = BitcoinPsbtHandler()

@@ -253,7 +253,8 @@ def finish(session: Session, claim: Claim, result: dict[str, str], *, worker_id:
     failpoints.hit("before-signed-commit")
     signed_data: dict[str, Any] = dict(result)  # raw_transaction and tx_hash, or signature
     request.result_raw = result.get("raw_transaction")
-    request.result_tx_hash = result.get("tx_hash")
+    request.result_tx_hash = result.get("tx_hash") or result.get("txid")
+    request.result_psbt = result.get("psbt")
     request.result_signature = result.get("signature")
     lifecycle.move(
         session,

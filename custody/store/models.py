@@ -50,7 +50,8 @@ class Chain(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(32), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
-    evm_chain_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    # None for chains that are not EVM (Bitcoin's networks are known by name: custody.chains).
+    evm_chain_id: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
     native_asset: Mapped[str] = mapped_column(String(16))
     native_decimals: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -163,6 +164,9 @@ class Wallet(Base):
     chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
     key_id: Mapped[int] = mapped_column(ForeignKey("keys.id"))
     address: Mapped[str] = mapped_column(String(64))
+    # Bitcoin wallets: the BIP-380 output descriptor (with checksum) whose script they spend;
+    # `key_id` is then its first owner key. None for EVM wallets.
+    descriptor: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (UniqueConstraint("chain_id", "address"),)
@@ -255,6 +259,8 @@ class Request(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     confirmations: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A Bitcoin request's PSBT with custody's signatures (base64 BIP-174).
+    result_psbt: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     signing_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # When a request waiting for approvals lapses (from the rule's expires_after, default 24 h).

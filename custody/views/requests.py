@@ -12,7 +12,13 @@ from custody.policy.stored import read_decision
 from custody.policy.values import RequestType
 from custody.requests.states import RequestStatus
 from custody.store.models import Request
-from custody.views.schemas import MessageSignature, PayloadView, RequestView, SignedTransaction
+from custody.views.schemas import (
+    BitcoinTransaction,
+    MessageSignature,
+    PayloadView,
+    RequestView,
+    SignedTransaction,
+)
 
 
 def request_model(
@@ -51,11 +57,19 @@ def request_view(request: Request, wallet_name: str) -> dict[str, Any]:
     return request_model(request, wallet_name).model_dump(mode="json")
 
 
-def _result(request: Request) -> SignedTransaction | MessageSignature | None:
+def _result(
+    request: Request,
+) -> SignedTransaction | MessageSignature | BitcoinTransaction | None:
     # Once signed it stays visible: broadcast, confirmed, and failed after signing (reverted or
     # dropped) too, since the signature is out either way.
     if request.signed_at is None:
         return None
+    if request.result_psbt is not None:
+        return BitcoinTransaction(
+            psbt=request.result_psbt,
+            raw_transaction=request.result_raw,
+            txid=request.result_tx_hash,
+        )
     if request.result_signature is not None:
         return MessageSignature(signature=request.result_signature)
     # The signer stores the raw transaction and its hash together, in the `signed` transition.

@@ -32,6 +32,16 @@ class SignedTransaction(JsonModel):
     )
 
 
+class BitcoinTransaction(JsonModel):
+    """A PSBT with custody's signatures; once M are in, the finalized transaction and its id."""
+
+    psbt: str = Field(description="base64 BIP-174 with custody's partial signatures")
+    raw_transaction: str | None = Field(
+        default=None, pattern=r"^([0-9a-f]{2})+$", description="hex, ready to broadcast"
+    )
+    txid: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
 class MessageSignature(JsonModel):
     signature: str = Field(
         pattern=r"^0x[0-9a-f]{130}$", description="r || s || v (v = 27 + y-parity), low-s"
@@ -50,7 +60,9 @@ class RequestView(JsonModel):
     payload: PayloadView
     approvals: ApprovalsView
     created_at: Rfc3339
-    result: SignedTransaction | MessageSignature | None = absent("present once signed")
+    result: SignedTransaction | MessageSignature | BitcoinTransaction | None = absent(
+        "present once signed"
+    )
     reason: str | None = absent("why a request was rejected, failed or stopped")
     waiting: WaitingView | None = absent(
         "why a live request is not signed now: the freezes that cover it (issue 9 §3)"

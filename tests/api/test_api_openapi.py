@@ -84,6 +84,7 @@ def test_request_answers_are_typed(doc: Document) -> None:
     assert results == [
         {"raw_transaction", "tx_hash", "block_number", "confirmations"},
         {"signature"},
+        {"psbt", "raw_transaction", "txid"},
     ]
     assert set(doc.resolve(fields["result"]["anyOf"][0])["required"]) == {
         "raw_transaction",
@@ -106,8 +107,9 @@ def test_request_bodies_are_documented_as_one_of_by_type(doc: Document) -> None:
             "trade",
             "contract_call",
             "sign_message",
+            "bitcoin_psbt",
         }
-        assert len(schema["oneOf"]) == 4
+        assert len(schema["oneOf"]) == 5
     withdrawal_body = doc.resolve(doc.openapi["components"]["schemas"]["WithdrawalBody"])
     # `evm` is optional: a connected chain fills what it leaves out (DESIGN.md); a chain
     # without a node refuses a body without it (tests/broadcast).

@@ -43,7 +43,14 @@ def test_first_init_creates_everything(fresh: dict[str, Any]) -> None:
     assert report["created_dev_token"] is True
     assert report["created_ledger_key"] is True
     assert report["created_webhook_key"] is True
-    assert sorted(report["added_chains"]) == ["ethereum", "sepolia"]
+    assert sorted(report["added_chains"]) == [
+        "bitcoin",
+        "ethereum",
+        "regtest",
+        "sepolia",
+        "signet",
+        "testnet",
+    ]
     assert Path(report["home"]) == home.resolve()
     assert (home / "custody.toml").is_file()
     assert (home / "custody.db").is_file()
@@ -78,11 +85,12 @@ def test_init_keeps_one_ledger_key_and_a_valid_ledger(fresh: dict[str, Any]) -> 
     # init signed what it recorded, so the ledger verifies before any `serve` has run ...
     report = ok_json(fresh["runs"][4])
     assert report["ok"] is True
-    # the two chains, each key and the approver app's client, recorded once although init ran
-    # three times, and one configuration seal for each of the six steps that changed the
-    # configuration (root key, chains, ledger key, app key, app client, webhook key)
+    # the six built-in chains (two EVM, four Bitcoin), each key and the approver app's client,
+    # recorded once although init ran three times, and one configuration seal for each of the
+    # six steps that changed the configuration (root key, chains, ledger key, app key, app
+    # client, webhook key)
     assert {"installation-root", "ledger", "approver-app", "webhooks"} <= set(labels)
-    assert report["size"] == 2 + len(keys) + 1 + 6
+    assert report["size"] == 6 + len(keys) + 1 + 6
     assert report["signed_size"] == report["size"]
     assert ok_json(fresh["runs"][0])["checkpoint_size"] == report["size"]
     assert ok_json(fresh["runs"][1])["checkpoint_size"] is None  # nothing new to sign

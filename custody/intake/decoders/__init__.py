@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody.intake.decoders.bitcoin_psbt import decode_bitcoin_psbt
 from custody.intake.decoders.contract_call import decode_contract_call
 from custody.intake.decoders.sign_message import decode_sign_message
 from custody.intake.decoders.trade import decode_trade
@@ -20,7 +21,7 @@ from custody.intake.errors import InvalidBody
 from custody.intake.evmfill import EvmFill
 from custody.intake.lookups import Lookups
 
-KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message")
+KNOWN_TYPES = ("withdrawal", "contract_call", "trade", "sign_message", "bitcoin_psbt")
 
 Decoder = Callable[[Lookups, dict[str, Any], EvmFill | None], Draft]
 
@@ -35,6 +36,7 @@ DECODERS: dict[str, Decoder] = {
     "contract_call": decode_contract_call,
     "trade": _no_fill(decode_trade),
     "sign_message": _no_fill(decode_sign_message),
+    "bitcoin_psbt": _no_fill(decode_bitcoin_psbt),
 }
 
 

@@ -10,6 +10,7 @@ from custody.chains import Amount, EvmAddress, InvalidPayload, build_eip1559, de
 from custody.chains.evm.eip1559 import Eip1559Fields
 from custody.chains.values import describe, parse_uint
 from custody.intake.decoders.call_meaning import call_details, meaning
+from custody.intake.decoders.withdrawal import evm_chain_id
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
 from custody.intake.evmfill import EvmFill, TxShape, resolve
@@ -76,7 +77,7 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill |
     evm = resolve(TxShape(wallet, chain, to, value, calldata, given), fill)
     unsigned = build_eip1559(
         Eip1559Fields(
-            chain_id=chain.evm_chain_id,
+            chain_id=evm_chain_id(chain),
             nonce=evm.nonce,
             to=to,
             value=value,

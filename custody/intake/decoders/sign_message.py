@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from custody.chains import Amount
 from custody.chains.evm.eip191 import PAYLOAD_TYPE, eip191_digest
+from custody.intake.decoders.withdrawal import evm_chain_id
 from custody.intake.draft import Draft
 from custody.intake.errors import InvalidBody
 from custody.intake.lookups import Lookups
@@ -40,6 +41,7 @@ def decode_sign_message(lookups: Lookups, data: dict[str, Any]) -> Draft:
         raise InvalidBody("sign_message request: message may contain only printable text")
     wallet = lookups.wallet(body.wallet)
     chain = lookups.chain(wallet.chain_id)
+    evm_chain_id(chain)  # an EIP-191 signature by a Bitcoin wallet's key would mean nothing
     payload = {"type": PAYLOAD_TYPE, "message": body.message}
     shown = body.message if len(body.message) <= 80 else body.message[:77] + "..."
     return Draft(

@@ -14,11 +14,20 @@ from custody.intake.schemas import parse_withdrawal
 from custody.store.models import Chain
 
 
+def evm_chain_id(chain: Chain) -> int:
+    """The chain's EVM id; a wallet on a Bitcoin network takes only `bitcoin_psbt` requests."""
+    if chain.evm_chain_id is None:
+        raise InvalidBody(
+            f"chain {chain.name} is not an EVM chain: its wallets take bitcoin_psbt requests"
+        )
+    return chain.evm_chain_id
+
+
 def chain_info(chain: Chain) -> ChainInfo:
     return ChainInfo(
         name=chain.name,
         kind="evm",
-        evm_chain_id=chain.evm_chain_id,
+        evm_chain_id=evm_chain_id(chain),
         native_asset=chain.native_asset,
         native_decimals=chain.native_decimals,
     )
@@ -28,6 +37,7 @@ def decode_withdrawal(lookups: Lookups, data: dict[str, Any], fill: EvmFill | No
     intent = parse_withdrawal(data)
     wallet = lookups.wallet(intent.wallet)
     chain = lookups.chain(wallet.chain_id)
+    chain_id = evm_chain_id(chain)
     if intent.asset != chain.native_asset:
         raise InvalidBody(
             f"asset {intent.asset!r} is not the native asset of chain {chain.name} "
@@ -38,7 +48,7 @@ def decode_withdrawal(lookups: Lookups, data: dict[str, Any], fill: EvmFill | No
     )
     unsigned = build_eip1559(
         Eip1559Fields(
-            chain_id=chain.evm_chain_id,
+            chain_id=chain_id,
             nonce=evm.nonce,
             to=intent.destination,
             value=intent.amount.value,
