@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.app import create_app
-from custody.approvals.approvers import add_approver
 from custody.web import sessions
 from tests.bitcoin.bitcoin_support import ELSEWHERE, bitcoin_wallet, body, funding_psbt
 from tests.support.api import Api
+from tests.support.approver_app import session_cookie
 from tests.support.installation import Installation
 
 
@@ -35,15 +34,7 @@ def test_detail_shows_btc_change_and_fee(app: HttpClient, installation: Installa
         assert created.json()["status"] == "pending_approval", created.text
     finally:
         installation.allow_all_policy()
-    with installation.runtime.db.write() as session:
-        approver = add_approver(
-            session,
-            name=f"checker-{secrets.token_hex(4)}",
-            groups=["treasury"],
-            device_key_pem=None,
-            actor="test",
-        )
-        cookie = sessions.start(session, approver_id=approver.id, minutes=30)
+    cookie = session_cookie(installation, ["treasury"], prefix="checker")
     page = app.get(
         f"/app/requests/{created.json()['id']}",
         headers={"Cookie": f"{sessions.COOKIE_NAME}={cookie}"},

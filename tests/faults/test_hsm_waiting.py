@@ -4,7 +4,6 @@ found healthy is a definite answer and fails the request instead of leaving it w
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.app import create_app
-from custody.approvals.approvers import add_approver
 from custody.hsmhealth import status
 from custody.hsmhealth.status import HsmState
 from custody.requests import lifecycle
@@ -23,6 +21,7 @@ from custody.signing.worker import SignerWorker
 from custody.store.base import utcnow
 from custody.web import sessions
 from tests.support.api import Api, withdrawal
+from tests.support.approver_app import session_cookie
 from tests.support.installation import Installation
 
 OUTAGE = "no HSM token labelled 'custody-dev' is present (signing failed: CKR_DEVICE_REMOVED)"
@@ -84,15 +83,7 @@ def test_an_hsm_outage_shows_in_the_request_readyz_and_the_approver_app(
     assert ready.json()["checks"]["hsm"] == OUTAGE
     assert ready.headers["content-type"].startswith("application/problem+json")
 
-    with home.runtime.db.write() as session:
-        approver = add_approver(
-            session,
-            name=f"viewer-{secrets.token_hex(3)}",
-            groups=["treasury"],
-            device_key_pem=None,
-            actor="test",
-        )
-        cookie = sessions.start(session, approver_id=approver.id, minutes=30)
+    cookie = session_cookie(home, ["treasury"], prefix="viewer")
     page = http.get(
         f"/app/requests/{request_id}", headers={"Cookie": f"{sessions.COOKIE_NAME}={cookie}"}
     )

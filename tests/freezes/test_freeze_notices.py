@@ -4,17 +4,16 @@ app's request page says why a request waits."""
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any
 
 from fastapi.testclient import TestClient as HttpClient
 
-from custody.approvals.approvers import add_approver
 from custody.web import sessions
 from custody.webhooks.dispatcher import dispatch_all
 from tests.freezes.conftest import cli_json, submit
 from tests.freezes.test_unfreeze_governance import GOVERNED
 from tests.support.api import Api
+from tests.support.approver_app import session_cookie
 from tests.support.installation import Installation
 from tests.webhooks.helpers import deliveries, set_client_url, set_group_url
 
@@ -84,15 +83,7 @@ def test_the_approver_app_shows_why_a_request_waits(http: HttpClient, home: Inst
     created = submit(Api(http.request, home.client()), wallet.name)
     assert created["status"] == "pending_approval"
     cli_json(home, "freeze", "--wallet", wallet.name, "--reason", "waiting for the auditors")
-    with home.runtime.db.write() as session:
-        approver = add_approver(
-            session,
-            name=f"checker-{secrets.token_hex(3)}",
-            groups=["treasury"],
-            device_key_pem=None,
-            actor="test",
-        )
-        cookie = sessions.start(session, approver_id=approver.id, minutes=30)
+    cookie = session_cookie(home, ["treasury"], prefix="checker")
     page = http.get(
         f"/app/requests/{created['id']}", headers={"Cookie": f"{sessions.COOKIE_NAME}={cookie}"}
     )

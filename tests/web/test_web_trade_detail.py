@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.app import create_app
-from custody.approvals.approvers import add_approver
 from custody.web import sessions
 from tests.intake.intake_support import random_address
 from tests.intake.trade_support import Tokens, order, trade, venue
 from tests.support.api import Api
+from tests.support.approver_app import session_cookie
 from tests.support.installation import Installation
 
 
@@ -50,15 +49,7 @@ def test_detail_shows_both_sides_and_a_receiver_that_is_not_the_wallet(
         assert created.json()["status"] == "pending_approval", created.text
     finally:
         installation.allow_all_policy()
-    with installation.runtime.db.write() as session:
-        approver = add_approver(
-            session,
-            name=f"checker-{secrets.token_hex(4)}",
-            groups=["treasury"],
-            device_key_pem=None,
-            actor="test",
-        )
-        cookie = sessions.start(session, approver_id=approver.id, minutes=30)
+    cookie = session_cookie(installation, ["treasury"], prefix="checker")
     page = app.get(
         f"/app/requests/{created.json()['id']}",
         headers={"Cookie": f"{sessions.COOKIE_NAME}={cookie}"},
