@@ -15,12 +15,15 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.process import clean_env, ok_json
+from tests.support.tree import free_port, start
 
 pytestmark = pytest.mark.slow
 
@@ -81,61 +84,75 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    """A working directory outside the clone, and an environment naming nothing in it."""
-    return tmp_path
+@dataclass(frozen=True)
+class Installed:
+    """The wheel in its venv, and an installation made by its `custody init` in a directory
+    outside the clone (also the working directory of every command)."""
+
+    venv: Path
+    outside: Path
+    env: dict[str, str]
+    init: dict[str, Any]
+
+    @property
+    def custody(self) -> str:
+        return str(self.venv / "bin" / "custody")
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return _run([self.custody, *args], cwd=self.outside, env=self.env)
+
+    def python(self, code: str) -> str:
+        ran = _run([str(self.venv / "bin" / "python"), "-c", code], cwd=self.outside, env=self.env)
+        return ran.stdout.strip()
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = clean_env(home)
-    env.pop("PYTHONPATH", None)
-    return env
+@pytest.fixture(scope="module")
+def installed(venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    outside = tmp_path_factory.mktemp("outside")
+    env = clean_env(outside / "home")
+    env.pop("PYTHONPATH", None)  # nothing may point into the clone
+    init = ok_json(_run([str(venv / "bin" / "custody"), "init", "--json"], cwd=outside, env=env))
+    return Installed(venv, outside, env, init)
 
 
-def _in_venv(venv: Path, code: str, cwd: Path, env: dict[str, str]) -> str:
-    return _run([str(venv / "bin" / "python"), "-c", code], cwd=cwd, env=env).stdout.strip()
+def test_the_installed_package_is_the_wheel(installed: Installed) -> None:
+    code = "import custody, custody.setup.demo as d; print(custody.__file__); print(d.DEMO_POLICY)"
+    package, demo_policy = map(Path, installed.python(code).splitlines())
+    for path in (package, demo_policy):
+        assert path.is_relative_to(installed.venv), path
+        assert not path.is_relative_to(REPO), path
+    shebang = Path(installed.custody).read_text().splitlines()[0]
+    assert shebang == f"#!{installed.venv / 'bin' / 'python'}"
 
 
-def test_the_installed_package_is_the_wheel(venv: Path, outside: Path) -> None:
-    env = _env(outside / "home")
-    location = Path(_in_venv(venv, "import custody; print(custody.__file__)", outside, env))
-    assert location.is_relative_to(venv), location
-    assert not location.is_relative_to(REPO)
-    script = (venv / "bin" / "custody").read_text().splitlines()[0]
-    assert script == f"#!{venv / 'bin' / 'python'}"
-
-
-def test_init_keys_and_the_shipped_demo_policy(venv: Path, outside: Path) -> None:
-    home = outside / "home"
-    env = _env(home)
-    custody = str(venv / "bin" / "custody")
-    init = ok_json(_run([custody, "init", "--json"], cwd=outside, env=env))
-    assert init["created_dev_token"] is True
-    keys = ok_json(_run([custody, "keys", "list", "--json"], cwd=outside, env=env))
+def test_init_migrates_and_creates_the_keys(installed: Installed) -> None:
+    assert installed.init["created_dev_token"] is True
+    assert installed.init["created_ledger_key"] is True
+    keys = ok_json(installed.run("keys", "list", "--json"))
     assert isinstance(keys, list)
     assert keys
-    demo = _in_venv(
-        venv,
-        "from custody.setup.demo import DEMO_POLICY; print(DEMO_POLICY)",
-        outside,
-        env,
-    )
-    assert Path(demo).is_relative_to(venv)
-    _run([custody, "policy", "validate", demo], cwd=outside, env=env)
-    _run([custody, "demo", "seed"], cwd=outside, env=env)
-    versions = _run([custody, "policy", "versions"], cwd=outside, env=env)
-    assert "demo.yaml" in versions.stdout
 
 
-def test_the_approver_app_finds_its_pages_and_files(venv: Path, outside: Path) -> None:
-    code = (
-        "from starlette.staticfiles import StaticFiles\n"
-        "from custody.web.render import environment\n"
-        "environment.get_template('base.html')\n"
-        "files = StaticFiles(packages=[('custody.web', 'static')])\n"
-        "path, _ = files.lookup_path('app.css')\n"
-        "print(path)\n"
-    )
-    css = _in_venv(venv, code, outside, _env(outside / "home"))
-    assert Path(css).is_relative_to(venv)
+def test_the_shipped_demo_policy_validates_and_seeds(installed: Installed) -> None:
+    demo_policy = installed.python("import custody.setup.demo as d; print(d.DEMO_POLICY)")
+    installed.run("policy", "validate", demo_policy)
+    installed.run("demo", "seed")
+    assert "demo.yaml" in installed.run("policy", "versions").stdout
+
+
+def test_serve_answers_with_the_shipped_pages_and_files(installed: Installed) -> None:
+    """`custody serve` from the wheel: ready, and the approver app renders its sign-in page
+    (templates) and serves its style sheet (static files) from the installed package."""
+    port = free_port()
+    argv = ["serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)]
+    log = installed.outside / "serve.log"
+    tree = start(argv, installed.env, log, roles=["api-1"], port=port, command=installed.custody)
+    try:
+        css = httpx.get(f"{tree.url}/app/static/app.css", timeout=10)
+        page = httpx.get(f"{tree.url}/app/login", timeout=10)
+    finally:
+        tree.stop()
+    assert css.status_code == 200
+    assert css.content == (REPO / "custody" / "web" / "static" / "app.css").read_bytes()
+    assert page.status_code == 200, page.text
+    assert "<html" in page.text
