@@ -1,10 +1,11 @@
 """The wheel works without the repository: built, installed without `-e` into a fresh venv, and
-run from a directory outside the clone, `custody init`, `keys list`, `policy validate` on the
-shipped demo policy and `demo seed` work, and the approver app finds its templates and static
-files. So nothing the service reads at run time is looked up relative to the source tree.
+run from a directory outside the clone, `custody init` (the migrations), `keys list`,
+`policy validate` on the shipped demo policy, `demo seed`, and `custody serve` with the approver
+app's templates and static files work. So nothing the service reads at run time is looked up
+relative to the source tree.
 
-Installing every dependency from an index would take minutes: the fresh venv reaches the shared
-venv's third-party packages through a `.pth` line naming its site-packages. A directory named in
+Installing every dependency from an index would take minutes: the fresh venv reaches the test
+run's venv's third-party packages through a `.pth` line naming its site-packages. A directory named in
 a `.pth` file is added to sys.path but its own `.pth` files are not run, so the editable install
 of custody there stays inactive and `import custody` can only find the wheel's copy.
 """
