@@ -5,8 +5,6 @@ RUN useradd --system --home /var/lib/custody custody && mkdir -p /var/lib/custod
 WORKDIR /opt/custody
 COPY pyproject.toml README.md alembic.ini ./
 COPY custody custody
-COPY migrations migrations
-COPY policies policies
 RUN pip install --no-cache-dir -e .
 USER custody
 ENV CUSTODY_HOME=/var/lib/custody

@@ -51,8 +51,8 @@ demo: venv softhsm anvil
 	$(BIN)/custody serve --host 127.0.0.1 --port 8000
 
 lint: venv
-	$(BIN)/ruff check custody tests bench migrations
-	$(BIN)/ruff format --check custody tests bench migrations
+	$(BIN)/ruff check custody tests bench
+	$(BIN)/ruff format --check custody tests bench
 	$(BIN)/lint-imports --no-cache
 
 typecheck: venv

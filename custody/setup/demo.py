@@ -11,6 +11,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -23,7 +24,7 @@ from custody.errors import CustodyError
 from custody.hsm.keys import Algorithm, Backup
 from custody.keys import repository as key_repo
 from custody.keys import service as key_service
-from custody.policy.loader import load_policy_file
+from custody.policy.loader import load_policy_text
 from custody.policy_versions.service import active_policy, apply
 from custody.runtime import Runtime
 from custody.settings import Environment
@@ -34,7 +35,8 @@ from custody.wallets import repository, service
 DEMO_KEY = "hot-eth-key"
 DEMO_WALLET = "hot-eth"
 DEMO_CLIENT = "demo-desk"
-DEMO_POLICY = Path(__file__).resolve().parents[2] / "policies" / "demo.yaml"
+# Package data, so `custody demo seed` works from an installed wheel as from a clone.
+DEMO_POLICY = resources.files("custody.setup").joinpath("policies", "demo.yaml")
 
 
 LOCAL_CHAIN = "local"
@@ -70,7 +72,7 @@ def seed(runtime: Runtime, actor: str, node_url: str | None = None) -> DemoInsta
     )
     (demo_dir / "client-public.pem").write_bytes(public_pem)
     _ensure_key(runtime, actor)
-    loaded = load_policy_file(DEMO_POLICY)
+    loaded = load_policy_text(DEMO_POLICY.read_text(encoding="utf-8"), DEMO_POLICY.name)
     with runtime.db.write() as session:
         if repository.find_wallet(session, DEMO_WALLET) is None:
             service.create_wallet(

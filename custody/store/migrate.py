@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from alembic import command
 from alembic.config import Config
@@ -10,14 +10,16 @@ from alembic.config import Config
 from custody.errors import Unavailable
 from custody.store.database import create_private, normalise_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# A package resource, so an installed wheel finds the migrations it ships with; Alembic resolves
+# `package:directory` through importlib.resources. (alembic.ini names the same directory by path.)
+MIGRATIONS = "custody.store:migrations"
 
 
 def alembic_config(url: str) -> Config:
-    if not (MIGRATIONS_DIR / "env.py").exists():
-        raise Unavailable(f"migrations not found at {MIGRATIONS_DIR}")
+    if not resources.files("custody.store").joinpath("migrations", "env.py").is_file():
+        raise Unavailable(f"migrations not found in the installed package ({MIGRATIONS})")
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", MIGRATIONS)
     # ConfigParser interpolation would choke on a '%' in a password.
     config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
     return config

@@ -8,7 +8,6 @@ for pages, and never a stack trace.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +30,6 @@ PREFIX = "/app"
 # limit of every call, they spend the stricter `sign_in` bucket of their source address.
 SIGN_IN_PATHS = (f"{PREFIX}/api/login/", f"{PREFIX}/api/enrol/", f"{PREFIX}/enrol/")
 STATIC_PATHS = (f"{PREFIX}/static/",)
-STATIC_DIR = Path(__file__).parent / "static"
 log = logging.getLogger("custody.web")
 
 
@@ -41,7 +39,7 @@ def create_web_app(runtime: Runtime, limits: RateLimits) -> FastAPI:
     web.state.rate_limits = limits
     web.include_router(pages.router)
     web.include_router(api.router)
-    web.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    web.mount("/static", StaticFiles(packages=[("custody.web", "static")]), name="static")
     _install_errors(web)
 
     @web.middleware("http")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
 
 from custody.web.detail import when
 from custody.web.sessions import SignedIn
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# Loaded as package data, so an installed wheel serves the pages it ships with.
+environment = Environment(
+    loader=PackageLoader("custody.web", "templates"), autoescape=select_autoescape()
+)
+templates = Jinja2Templates(env=environment)
 templates.env.filters["when"] = when
 
 

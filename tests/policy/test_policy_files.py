@@ -1,4 +1,5 @@
-"""The policy files shipped in `policies/` load, and the demo policy does what its header says."""
+"""The example policy files in `policies/` and the demo policy shipped in the package
+(`custody/setup/policies/`) load, and the demo policy does what its header says."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from custody.chains import Amount
 from custody.policy import Allow, Deny, RequestFacts, RequireApprovals, evaluate, load_policy_file
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
+DEMO = Path(__file__).resolve().parents[2] / "custody" / "setup" / "policies" / "demo.yaml"
+POLICY_FILES = [*sorted(POLICIES.glob("*.yaml")), DEMO]
 ONE_ETH = 10**18
 DEMO_DESTINATION = "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7"
 STRANGER = "0x539Ed2eC14EA976b7fC5dFccD3094479BF2B4C3a"
 
 
 def test_there_are_policy_files() -> None:
-    assert {"demo.yaml", "example.yaml"} <= {path.name for path in POLICIES.glob("*.yaml")}
+    assert {"demo.yaml", "example.yaml", "worked-examples.yaml"} <= {p.name for p in POLICY_FILES}
 
 
-@pytest.mark.parametrize("path", sorted(POLICIES.glob("*.yaml")), ids=lambda path: path.name)
+@pytest.mark.parametrize("path", POLICY_FILES, ids=lambda path: path.name)
 def test_every_policy_file_validates(path: Path) -> None:
     loaded = load_policy_file(path)
     assert loaded.policy.rules
@@ -48,7 +51,7 @@ def withdrawal(amount: int, destination: str | None, **changes: str) -> RequestF
     ],
 )
 def test_demo_policy(facts: RequestFacts, expected: type) -> None:
-    decision = evaluate(load_policy_file(POLICIES / "demo.yaml"), facts)
+    decision = evaluate(load_policy_file(DEMO), facts)
     assert type(decision) is expected
     if isinstance(decision, RequireApprovals):
         assert (decision.count, decision.group) == (2, "treasury")

@@ -94,12 +94,13 @@ def start(
     *,
     roles: Sequence[str],
     port: int | None = None,
+    command: str = CUSTODY,
 ) -> Tree:
     """Start `custody ARGV` and wait until each of `roles` was started (and, for a server,
-    until /readyz answers 200)."""
+    until /readyz answers 200). `command`: another installation's `custody` script."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [CUSTODY, *argv],
+            [command, *argv],
             env=dict(env),
             stdout=sink,
             stderr=subprocess.STDOUT,
