@@ -5,9 +5,10 @@ app's templates and static files work. So nothing the service reads at run time 
 relative to the source tree.
 
 Installing every dependency from an index would take minutes: the fresh venv reaches the test
-run's venv's third-party packages through a `.pth` line naming its site-packages. A directory named in
-a `.pth` file is added to sys.path but its own `.pth` files are not run, so the editable install
-of custody there stays inactive and `import custody` can only find the wheel's copy.
+run's venv's third-party packages through a `.pth` line naming its site-packages. A directory
+named in a `.pth` file is added to sys.path but its own `.pth` files are not run, so the
+editable install of custody there stays inactive and `import custody` can only find the wheel's
+copy.
 """
 
 from __future__ import annotations
