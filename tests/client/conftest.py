@@ -20,7 +20,7 @@ from tests.support.server import serving
 from tests.webhooks.conftest import receiver  # noqa: F401  (a real HTTP receiver)
 
 # Above this many wei a withdrawal waits for two treasury approvals: a request that stays put.
-APPROVAL_ABOVE = 1_000_000
+APPROVAL_ABOVE = 10**18  # 1 ETH, as the demo policy
 POLICY = f"""
 version: 1
 rules:
