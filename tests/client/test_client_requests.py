@@ -151,3 +151,15 @@ def test_waiting_times_out_on_a_request_that_waits_for_approvals_then_sees_it_ca
     assert custody.list(status="pending_approval").items == []
     with pytest.raises(Conflict):
         custody.cancel(pending.id)
+
+
+def test_waiting_for_confirmed_where_nothing_broadcasts_ends_once_signed(
+    custody: Client, wallet: WalletInfo
+) -> None:
+    """No node is connected to this chain: the server answers the poll of a signed request at
+    once, and `wait` takes that for the end instead of polling until its timeout."""
+    created = custody.create(_small(wallet))
+    started = time.monotonic()
+    done = custody.wait(created.id, timeout=60, until="confirmed")
+    assert done.status == "signed"
+    assert time.monotonic() - started < 30
