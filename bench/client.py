@@ -1,24 +1,22 @@
-"""A load-generating API client for the benchmarks (signed calls, like a trading system)."""
+"""A load-generating API client for the benchmarks: the client SDK, as a trading system uses it."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 import socket
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from custody.client import Client, load_private_key
+
 DESTINATION = "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7"
+# A benchmark must not hang on one lost request: no withdrawal of the run takes this long.
+SIGNED_WITHIN_SECONDS = 120.0
 
 
 def free_port() -> int:
@@ -39,6 +37,22 @@ def wait_ready(base: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"server at {base} did not become ready")
 
 
+def withdrawal(nonce: int) -> dict[str, Any]:
+    return {
+        "type": "withdrawal",
+        "wallet": "hot-eth",
+        "asset": "ETH",
+        "amount": "1000",
+        "destination": DESTINATION,
+        "evm": {
+            "nonce": nonce,
+            "gas": 21000,
+            "max_fee_per_gas": "30000000000",
+            "max_priority_fee_per_gas": "1000000000",
+        },
+    }
+
+
 @dataclass
 class BenchClient:
     base: str
@@ -47,80 +61,32 @@ class BenchClient:
 
     @classmethod
     def from_home(cls, home: Path, base: str) -> BenchClient:
-        key = serialization.load_pem_private_key(
-            (home / "demo" / "client-private.pem").read_bytes(), password=None
-        )
-        assert isinstance(key, Ed25519PrivateKey)
+        key = load_private_key(home / "demo" / "client-private.pem")
         return cls(base, (home / "demo" / "client-id").read_text().strip(), key)
 
-    def call(
-        self,
-        http: httpx.Client,
-        method: str,
-        uri: str,
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        now = int(time.time())
-        claims = {
-            "sub": self.client_id,
-            "uri": uri,
-            "method": method,
-            "bodyHash": hashlib.sha256(body).hexdigest(),
-            "nonce": secrets.token_hex(16),
-            "iat": now,
-            "exp": now + 30,
-        }
-        if headers and "Idempotency-Key" in headers:
-            claims["idempotencyKey"] = headers["Idempotency-Key"]  # the header is signed too
-        token = jwt.encode(claims, self.key, algorithm="EdDSA")
-        return http.request(
-            method,
-            self.base + uri,
-            content=body,
-            headers={"Authorization": f"Bearer {token}"} | (headers or {}),
-        )
+    def sdk(self, http: httpx.Client) -> Client:
+        return Client(self.base, self.client_id, self.key, http=http)
 
-    def _post(self, http: httpx.Client, nonce: int) -> str:
-        body = json.dumps(
-            {
-                "type": "withdrawal",
-                "wallet": "hot-eth",
-                "asset": "ETH",
-                "amount": "1000",
-                "destination": DESTINATION,
-                "evm": {
-                    "nonce": nonce,
-                    "gas": 21000,
-                    "max_fee_per_gas": "30000000000",
-                    "max_priority_fee_per_gas": "1000000000",
-                },
-            }
-        ).encode()
-        answer = self.call(
-            http, "POST", "/v1/requests", body, {"Idempotency-Key": str(uuid.uuid4())}
-        )
-        answer.raise_for_status()
-        return str(answer.json()["id"])
+    @staticmethod
+    def _post(custody: Client, nonce: int) -> str:
+        return custody.create(withdrawal(nonce)).id
 
-    def _await_signed(self, http: httpx.Client, request_id: str) -> None:
+    @staticmethod
+    def _await_signed(custody: Client, request_id: str) -> None:
         """Long polls (`?wait=`): the answer comes when the status changes, with no sleep here."""
-        while True:
-            uri = f"/v1/requests/{request_id}?wait=10"
-            state: dict[str, Any] = self.call(http, "GET", uri).json()
-            if state["status"] == "signed":
-                return
-            if state["status"] not in ("approved", "signing"):
-                raise RuntimeError(f"{request_id} ended {state['status']}")
+        state = custody.wait(request_id, timeout=SIGNED_WITHIN_SECONDS, until="signed")
+        if state.status != "signed":
+            raise RuntimeError(f"{request_id} ended {state.status}")
 
     def latency(self, count: int, first_nonce: int) -> dict[str, float]:
         """Create-to-signed as a client sees it, one request at a time: from sending the POST
         to the long poll's answer that shows `signed` (milliseconds)."""
         seconds = []
-        with httpx.Client(timeout=30) as http:
+        with httpx.Client(timeout=httpx.Timeout(10, read=60)) as http:
+            custody = self.sdk(http)
             for nonce in range(first_nonce, first_nonce + count):
                 start = time.perf_counter()
-                self._await_signed(http, self._post(http, nonce))
+                self._await_signed(custody, self._post(custody, nonce))
                 seconds.append(time.perf_counter() - start)
         seconds.sort()
         return {
@@ -129,16 +95,18 @@ class BenchClient:
             "latency_p99_ms": 1000 * seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))],
         }
 
-    def run(self, count: int, concurrency: int) -> dict[str, float]:
+    def run(self, count: int, concurrency: int, first_nonce: int = 0) -> dict[str, float]:
         limits = httpx.Limits(max_connections=concurrency)
         with (
-            httpx.Client(limits=limits, timeout=30) as http,
+            httpx.Client(limits=limits, timeout=httpx.Timeout(30, read=60)) as http,
             ThreadPoolExecutor(concurrency) as pool,
         ):
+            custody = self.sdk(http)
             start = time.perf_counter()
-            ids = list(pool.map(lambda n: self._post(http, n), range(count)))
+            nonces = range(first_nonce, first_nonce + count)
+            ids = list(pool.map(lambda n: self._post(custody, n), nonces))
             posted = time.perf_counter()
-            list(pool.map(lambda rid: self._await_signed(http, rid), ids))
+            list(pool.map(lambda rid: self._await_signed(custody, rid), ids))
             done = time.perf_counter()
         return {
             "requests": float(count),
