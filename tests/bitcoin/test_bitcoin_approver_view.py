@@ -83,3 +83,5 @@ def test_detail_shows_every_output_of_a_batch(app: HttpClient, installation: Ins
     assert f"{ELSEWHERE} (30000 sats)" in page
     assert f"{SECOND} (20000 sats)" in page
     assert "2 outputs; the amount is their sum" in page
+    assert "Batch: pays 2 addresses" in page
+    assert f"Batch output to {SECOND} is not on any allowlist" in page
