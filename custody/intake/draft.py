@@ -42,6 +42,10 @@ class Draft:
     """Bitcoin coins (`txid:vout`) the transaction spends: one live request per coin."""
     fee: Amount | None = None
     """Fixed by what is signed (a PSBT's inputs minus outputs), in base units of `asset`."""
+    fee_rate: Amount | None = None
+    """sat/vB over the signed size, with `fee`."""
+    destinations: tuple[str, ...] = ()
+    """Every address paid when there are several (a Bitcoin batch), `destination` first."""
     details: dict[str, Any] = field(default_factory=dict)
     """Decoded particulars for people and the ledger (method, arguments, typed-data fields)."""
 
@@ -64,6 +68,8 @@ class Draft:
             receives_asset=self.receives_asset,
             receives_amount=self.receives_amount,
             fee=self.fee,
+            fee_rate=self.fee_rate,
+            destinations=self.destinations,
         )
 
     @property

@@ -82,26 +82,46 @@ class DestinationOnAllowlists:
 
     A request without a destination is on no allowlist: it never passes `destination_in`, and it
     does match `destination_not_in`, so a deny rule written that way also catches it.
+
+    A request paying several addresses (a Bitcoin batch) is judged on every one of them, so
+    that one listed address never carries unlisted ones: in a rule that permits (allow,
+    require_approvals) the condition holds only when it holds for EVERY destination; in a deny
+    rule it holds when it holds for ANY. Either way a batch is treated no better than its worst
+    destination would be alone.
     """
 
     listing: Listing
     negate: bool
+    every: bool = True
+    """True in permitting rules (every destination must satisfy), False in deny rules (any)."""
 
     def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
-        return self._listed(facts, context) != self.negate
+        destinations = facts.every_destination
+        if not destinations:
+            return self.negate
+        holding = (self._holds(facts.chain, d, context) for d in destinations)
+        return all(holding) if self.every else any(holding)
 
-    def _listed(self, facts: RequestFacts, context: EvaluationContext) -> bool:
-        if facts.destination is None:
-            return False
-        return self.listing.contains(facts.chain, facts.destination, context)
+    def _holds(self, chain: str, destination: str, context: EvaluationContext) -> bool:
+        return self.listing.contains(chain, destination, context) != self.negate
 
     def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
         names = ", ".join(self.listing.names)
-        if facts.destination is None:
+        destinations = facts.every_destination
+        if not destinations:
             return f"has no destination, so is on no allowlist ({names})"
-        if self.negate and self.listing.pending(facts.chain, facts.destination):
+        if not self.every:
+            # the destinations that made a deny rule hold
+            destinations = (
+                tuple(d for d in destinations if self._holds(facts.chain, d, context))
+                or destinations
+            )
+        if self.negate and any(self.listing.pending(facts.chain, d) for d in destinations):
             plural = "" if len(self.listing.names) == 1 else "s"
             where = f"is on allowlist{plural} {names} but not active yet (activation delay)"
         else:
             where = self.listing.words(listed=not self.negate)
-        return f"goes to {facts.destination}, which {where}"
+        if len(destinations) == 1:
+            return f"goes to {destinations[0]}, which {where}"
+        each = "each of which" if self.every else "of which each"
+        return f"goes to {', '.join(destinations)}, {each} {where}"

@@ -77,6 +77,9 @@ class CaseFacts(_Strict):
     receives_asset: Name | None = None
     receives_amount: Amount | None = None
     fee: Amount | None = None
+    fee_rate: Amount | None = None
+    destinations: tuple[ListedAddress, ...] = ()
+    """A batch: every address paid (`destination` is then the first, or left out)."""
 
     @model_validator(mode="after")
     def _calldata_decodes(self) -> CaseFacts:
@@ -101,7 +104,7 @@ class CaseFacts(_Strict):
             chain=self.chain,
             asset=self.asset,
             amount=self.amount,
-            destination=_text(self.destination),
+            destination=_text(self.destination or (self.destinations or (None,))[0]),
             client=self.client,
             contract=_text(self.contract),
             method_selector=selector,
@@ -113,6 +116,8 @@ class CaseFacts(_Strict):
             receives_asset=self.receives_asset,
             receives_amount=self.receives_amount,
             fee=self.fee,
+            fee_rate=self.fee_rate,
+            destinations=tuple(str(d) for d in self.destinations),
         )
 
 

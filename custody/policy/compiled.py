@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from custody.policy.actions import ActionKind
 from custody.policy.allowlists import split_entries
@@ -53,7 +53,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
 
 
 def _compile_rule(rule: Rule, context: CompileContext) -> CompiledRule:
-    predicates = compile_match(rule.match, context)
+    deny = rule.action.kind is ActionKind.DENY
+    predicates = compile_match(rule.match, replace(context, deny=deny))
     if rule.action.kind is not ActionKind.DENY:
         allowed = frozenset(flag for key, flag in ALLOW_KEYS.items() if getattr(rule.match, key))
         gates: list[Predicate] = [FlagsPermitted(allowed)]

@@ -44,6 +44,8 @@ class _StoredFacts(TypedDict):
     receives_asset: NotRequired[str | None]
     receives_amount: NotRequired[Amount | None]
     fee: NotRequired[Amount | None]
+    fee_rate: NotRequired[Amount | None]
+    destinations: NotRequired[list[str]]
 
 
 _STORED_FACTS = TypeAdapter(_StoredFacts)
@@ -79,6 +81,11 @@ class RequestFacts:
     fee: Amount | None = None
     """What the transaction pays miners, in base units of `asset`, where it is fixed by what is
     signed (a Bitcoin PSBT's inputs minus outputs); not counted in `amount`."""
+    fee_rate: Amount | None = None
+    """The fee per virtual byte of the signed transaction (sat/vB, rounded up), with `fee`."""
+    destinations: tuple[str, ...] = ()
+    """Every address a request pays when it pays several (a Bitcoin batch; change excluded);
+    `destination` is then the first. Empty: the request pays `destination` alone."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Amount):
@@ -88,6 +95,13 @@ class RequestFacts:
             raise ValueError("receives_amount must be an Amount of base units")
         if self.fee is not None and not isinstance(self.fee, Amount):
             raise ValueError("fee must be an Amount of base units")
+        if self.fee_rate is not None and not isinstance(self.fee_rate, Amount):
+            raise ValueError("fee_rate must be an Amount (sat/vB)")
+        if self.destinations and (
+            not isinstance(self.destinations, tuple) or self.destinations[0] != self.destination
+        ):
+            # One list for every rule to judge: `destination` alone must never differ from it.
+            raise ValueError("destinations must be a tuple starting with destination")
         if not isinstance(self.call_flags, frozenset) or not self.call_flags <= _FLAGS:
             # An unknown flag would be a decoder's warning that no allow_* key can ever answer.
             raise ValueError(f"call_flags must be a frozenset of {sorted(_FLAGS)}")
@@ -115,6 +129,8 @@ class RequestFacts:
             "receives_asset": self.receives_asset,
             "receives_amount": None if self.receives_amount is None else str(self.receives_amount),
             **({} if self.fee is None else {"fee": str(self.fee)}),
+            **({} if self.fee_rate is None else {"fee_rate": str(self.fee_rate)}),
+            **({"destinations": list(self.destinations)} if self.destinations else {}),
         }
 
     @classmethod
@@ -139,7 +155,16 @@ class RequestFacts:
             receives_asset=data.get("receives_asset"),
             receives_amount=data.get("receives_amount"),
             fee=data.get("fee"),
+            fee_rate=data.get("fee_rate"),
+            destinations=tuple(data.get("destinations", ())),
         )
+
+    @property
+    def every_destination(self) -> tuple[str, ...]:
+        """Every address the request pays: what destination rules judge."""
+        if self.destinations:
+            return self.destinations
+        return () if self.destination is None else (self.destination,)
 
     def summary(self) -> str:
         """The request in words, as the subject of a decision's reason."""

@@ -25,6 +25,7 @@ from custody.policy.predicates import (
     FactIn,
     FactMatchesGlob,
     FeeBound,
+    FeeRateBound,
     Predicate,
 )
 from custody.policy.receivers import ReceiverIn
@@ -39,6 +40,9 @@ class CompileContext:
     """Entries usable at once, per allowlist."""
     delayed: Mapping[str, Mapping[Key, int]] = field(default_factory=dict)
     """Entries with an activation delay (seconds), per allowlist."""
+    deny: bool = False
+    """Whether the rule being compiled denies: its destination conditions then hold when ANY
+    destination of a batch satisfies them, in other rules only when EVERY one does."""
 
 
 KeyCompiler = Callable[[Any, CompileContext], Predicate | None]
@@ -98,6 +102,13 @@ def _fee(compare: Callable[[Amount, Amount], bool], words: str) -> KeyCompiler:
     return compile_bound
 
 
+def _fee_rate(compare: Callable[[Amount, Amount], bool], words: str) -> KeyCompiler:
+    def compile_bound(bound: Amount, context: CompileContext) -> Predicate:
+        return FeeRateBound(compare, bound, words)
+
+    return compile_bound
+
+
 def _usd(compare: Callable[[Fraction, Fraction], bool], words: str) -> KeyCompiler:
     def compile_bound(bound: Fraction, context: CompileContext) -> Predicate:
         return UsdBound(compare, bound, words)
@@ -113,7 +124,7 @@ def listing(names: tuple[str, ...], context: CompileContext) -> Listing:
 
 def _destination(negate: bool) -> KeyCompiler:
     def compile_lists(names: tuple[str, ...], context: CompileContext) -> Predicate:
-        return DestinationOnAllowlists(listing(names, context), negate)
+        return DestinationOnAllowlists(listing(names, context), negate, every=not context.deny)
 
     return compile_lists
 
@@ -149,6 +160,8 @@ MATCH_KEYS: Mapping[str, KeyCompiler] = {
     "amount_gt": _amount(operator.gt, "above"),
     "fee_lte": _fee(operator.le, "at most"),
     "fee_gt": _fee(operator.gt, "above"),
+    "fee_rate_lte": _fee_rate(operator.le, "at most"),
+    "fee_rate_gt": _fee_rate(operator.gt, "above"),
     "destination_in": _destination(negate=False),
     "destination_not_in": _destination(negate=True),
     "receiver_in": _receiver_in,

@@ -94,6 +94,24 @@ class FeeBound:
 
 
 @dataclass(frozen=True, slots=True)
+class FeeRateBound:
+    """The fee rate (sat/vB) of a transaction whose fee is fixed by what is signed; like
+    `FeeBound`, a request without one satisfies no bound."""
+
+    compare: Callable[[Amount, Amount], bool]
+    bound: Amount
+    words: str
+
+    def __call__(self, facts: RequestFacts, context: EvaluationContext = UNKNOWN) -> bool:
+        return facts.fee_rate is not None and self.compare(facts.fee_rate, self.bound)
+
+    def explain(self, facts: RequestFacts, context: EvaluationContext) -> str | None:
+        if facts.fee_rate is None:
+            return "has no fee rate fixed by what is signed"
+        return f"pays {facts.fee_rate} sat/vB, {self.words} {self.bound}"
+
+
+@dataclass(frozen=True, slots=True)
 class AmountBound:
     compare: Callable[[Amount, Amount], bool]
     bound: Amount

@@ -98,6 +98,8 @@ class Match(PolicyModel):
     amount_gt: Amount | None = None
     fee_lte: Amount | None = None
     fee_gt: Amount | None = None
+    fee_rate_lte: Amount | None = None
+    fee_rate_gt: Amount | None = None
     destination_in: AllowlistRefs | None = None
     destination_not_in: AllowlistRefs | None = None
     receiver_in: AllowlistRefs | None = None

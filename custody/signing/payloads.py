@@ -7,6 +7,8 @@ fails closed.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eth_keys.datatypes import Signature
@@ -27,6 +29,7 @@ from custody.chains.evm.eip191 import eip191_digest
 from custody.chains.evm.eip712 import canonical_typed_data
 from custody.chains.evm.eip1559 import PAYLOAD_TYPE as EIP1559
 from custody.errors import CustodyError
+from custody.hsm.errors import HsmError
 from custody.hsm.signer import Signer
 from custody.signing import failpoints
 
@@ -150,11 +153,42 @@ def handler_for(payload: dict[str, Any]) -> PayloadHandler:
     return handler
 
 
+class Tokens(Protocol):
+    """The installation's tokens as one signing attempt finds them (the worker follows each)."""
+
+    def signer(self, token_label: str) -> Signer:
+        """The token a key row names (`keys.token`); raises HsmError when it cannot sign now."""
+        ...
+
+    def failed(self, token_label: str, error: HsmError) -> None:
+        """A retryable HSM error on the token: record it and return to go on without the
+        token, or raise to stop signing (a definite answer, or a single-token signer)."""
+        ...
+
+
+class OwnersWaiting(CustodyError):
+    """Fewer owner keys are reachable than the PSBT needs from custody: the request waits,
+    `approved`, for their tokens (nothing made in this attempt is released)."""
+
+    status = 503
+    title = "Owner keys unavailable"
+    slug = "owner-keys-unavailable"
+
+
+@dataclass(frozen=True)
+class HeldKey:
+    public_key: bytes
+    label: str
+    token: str
+    """`keys.token` of the key: the token it signs on."""
+
+
 class BitcoinPsbtHandler:
     """PSBTs: the PSBT is parsed again against the wallet's descriptor and every BIP-143 sighash
-    computed here; each owner key custody holds signs every input (until M signatures are in),
-    each signature is checked in software against the descriptor's key, then the transaction is
-    finalized once M are in."""
+    computed here; each owner key custody holds signs every input on its own token (until M
+    signatures are in), each signature is checked in software against the descriptor's key,
+    then the transaction is finalized once M are in. A token that fails is skipped while the
+    keys on the others still give every input what all held keys would."""
 
     def digest(self, payload: dict[str, Any]) -> Digest:
         return Digest(self._decoded(payload)[0].digest)
@@ -162,20 +196,39 @@ class BitcoinPsbtHandler:
     def sign(
         self, signer: Signer, key_label: str, address: str, payload: dict[str, Any], digest: Digest
     ) -> dict[str, str]:
+        return self.sign_on(_OneToken(signer), (), address, payload, digest)
+
+    def sign_on(
+        self,
+        tokens: Tokens,
+        owner_tokens: tuple[str | None, ...],
+        address: str,
+        payload: dict[str, Any],
+        digest: Digest,
+    ) -> dict[str, str]:
+        """`owner_tokens`: the token of each owner key in the payload's order (None for an
+        external cosigner's); empty when every held key is on the one token `tokens` gives."""
         decoded, script = self._decoded(payload)
         if Digest(decoded.digest) != digest:
             raise CustodyError("payload digest changed between claim and signing", status=500)
         if script.address(payload["chain"]) != address:
             raise SignatureMismatch("the payload's descriptor is not the wallet's")
-        for owner_key, label in held_owner_keys(script.owners, payload["owners"]):
-            for index, sighash in enumerate(decoded.sighashes):
-                present = bitcoin_psbt.signatures(decoded, index)
-                if owner_key in present or len(present) >= script.threshold:
-                    continue
-                signature = signer.sign_secp256k1(label, sighash)
-                failpoints.hit("after-hsm-sign")
-                der = bitcoin_psbt.der_signature(signature.r, signature.s)
-                bitcoin_psbt.add_signature(decoded, index, owner_key, der)
+        held = held_owner_keys(script.owners, payload["owners"], owner_tokens)
+        away: dict[str, str] = {}
+        for key in held:
+            if key.token in away or not _inputs_wanting(decoded, script, key.public_key):
+                continue
+            try:
+                signer = tokens.signer(key.token)
+                _sign_inputs(signer, decoded, script, key)
+            except HsmError as exc:
+                if not exc.retryable:
+                    raise
+                tokens.failed(key.token, exc)
+                away[key.token] = exc.message
+        if away and short_of_signatures(decoded, script, held, away):
+            reasons = "; ".join(f"{token or 'main token'}: {why}" for token, why in away.items())
+            raise OwnersWaiting(f"waiting for the tokens of the owner keys ({reasons})")
         finalized = bitcoin_psbt.finalize(decoded, script)
         result = {"psbt": str(decoded.psbt.to_base64())}
         if finalized is not None:
@@ -197,12 +250,81 @@ class BitcoinPsbtHandler:
         return decoded, script
 
 
-def held_owner_keys(owners: tuple[bytes, ...], labels: list[str | None]) -> list[tuple[bytes, str]]:
-    """The owner keys custody holds, with their labels, in descriptor order.
+class _OneToken:
+    """Every held key on one signer; its failures stop signing (the caller waits for it)."""
 
-    The one place that chooses which keys sign: today every held key is on the installation's
-    token; with several tokens, this is where each key's token is chosen."""
-    return [(key, label) for key, label in zip(owners, labels, strict=True) if label is not None]
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+
+    def signer(self, token_label: str) -> Signer:
+        return self._signer
+
+    def failed(self, token_label: str, error: HsmError) -> None:
+        raise error
+
+
+def _inputs_wanting(
+    decoded: bitcoin_psbt.DecodedPsbt, script: WalletScript, public_key: bytes
+) -> list[int]:
+    """The inputs this key has not signed that still lack signatures."""
+    wanting = []
+    for index in range(len(decoded.sighashes)):
+        present = bitcoin_psbt.signatures(decoded, index)
+        if public_key not in present and len(present) < script.threshold:
+            wanting.append(index)
+    return wanting
+
+
+def _sign_inputs(
+    signer: Signer, decoded: bitcoin_psbt.DecodedPsbt, script: WalletScript, key: HeldKey
+) -> None:
+    for index in _inputs_wanting(decoded, script, key.public_key):
+        signature = signer.sign_secp256k1(key.label, decoded.sighashes[index])
+        failpoints.hit("after-hsm-sign")
+        der = bitcoin_psbt.der_signature(signature.r, signature.s)
+        bitcoin_psbt.add_signature(decoded, index, key.public_key, der)
+
+
+def short_of_signatures(
+    decoded: bitcoin_psbt.DecodedPsbt,
+    script: WalletScript,
+    held: list[HeldKey],
+    away: Collection[str],
+) -> bool:
+    """Whether, without the keys on the `away` tokens, some input gets fewer signatures than
+    all held keys would give it (up to M): then the request waits for those tokens rather than
+    release a PSBT that is less signed than custody can make it."""
+    for index in range(len(decoded.sighashes)):
+        present = set(bitcoin_psbt.signatures(decoded, index))
+        missing = [key for key in held if key.public_key not in present]
+        reachable = [key for key in missing if key.token not in away]
+        everything = min(script.threshold, len(present) + len(missing))
+        if min(script.threshold, len(present) + len(reachable)) < everything:
+            return True
+    return False
+
+
+def owners_away(
+    payload: dict[str, Any], owner_tokens: tuple[str | None, ...], away: Collection[str]
+) -> bool:
+    """Whether a stored PSBT payload must wait for the `away` tokens (see short_of_signatures);
+    the claim asks before re-checking anything, so a wait adds nothing to the ledger."""
+    decoded, script = BitcoinPsbtHandler._decoded(payload)
+    held = held_owner_keys(script.owners, payload["owners"], owner_tokens)
+    return short_of_signatures(decoded, script, held, away)
+
+
+def held_owner_keys(
+    owners: tuple[bytes, ...], labels: list[str | None], tokens: tuple[str | None, ...]
+) -> list[HeldKey]:
+    """The owner keys custody holds, with their labels and tokens, in descriptor order: the one
+    place that chooses which keys sign. `tokens` empty: every held key on one token."""
+    tokens = tokens or tuple("" for _ in owners)
+    return [
+        HeldKey(key, label, token or "")
+        for key, label, token in zip(owners, labels, tokens, strict=True)
+        if label is not None
+    ]
 
 
 BITCOIN_PSBT = bitcoin_psbt.PAYLOAD_TYPE

@@ -24,7 +24,7 @@ from custody.decisions.service import decide
 from custody.freezes import service as freezes
 from custody.freezes.breakers import configuration_refused
 from custody.hsm.signer import Signer
-from custody.keys.repository import key_by_id
+from custody.keys.repository import find_key, key_by_id
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.ledger.service import rfc3339
@@ -41,7 +41,13 @@ from custody.seals.gate import ConfigurationGate
 from custody.settings import RelyingParty
 from custody.signing import failpoints
 from custody.signing.evidence import Evidence, EvidenceRefused, rederive
-from custody.signing.payloads import handler_for
+from custody.signing.payloads import (
+    BITCOIN_PSBT,
+    BitcoinPsbtHandler,
+    Tokens,
+    handler_for,
+    owners_away,
+)
 from custody.store.base import utcnow
 from custody.store.models import Request
 from custody.wallets.repository import wallet_by_id
@@ -60,6 +66,8 @@ class Claim:
     """The wallet the client named (its evidence): a freeze of it stops the release."""
     token: str = ""
     """The token the key is on (`keys.token`): the signer signs there (Runtime.token_for)."""
+    owner_tokens: tuple[str | None, ...] = ()
+    """PSBTs: the token of each owner key, in the payload's order (None: an external key's)."""
 
 
 def claim_next(
@@ -98,6 +106,10 @@ def claim_next(
         )
         if request is None:
             return None
+        if _owners_away(session, request, waiting_tokens):
+            # a multisig wallet waits only when the keys on the tokens that work fall short
+            excluded.add(request.wallet_id)
+            continue
         # (0) every configuration row used below (client keys, wallets, approvers, policy) is
         #     the sealed one; otherwise nothing is signed, requests wait, and signing freezes
         refusal = configuration.refusal(session, _scope(session, request))
@@ -180,7 +192,34 @@ def _claim(
         request.signing_attempts,
         wallet_id=evidence.wallet_id,
         token=key.token,
+        owner_tokens=_owner_tokens(session, payload),
     )
+
+
+def _owner_tokens(session: Session, payload: dict[str, Any]) -> tuple[str | None, ...]:
+    """The token of each owner key of a PSBT payload (`keys.token`); () for other payloads."""
+    if payload.get("type") != BITCOIN_PSBT or not isinstance(payload.get("owners"), list):
+        return ()
+    tokens: list[str | None] = []
+    for label in payload["owners"]:
+        key = None if label is None else find_key(session, str(label))
+        # A held label with no key row signs nowhere: its token's answer (no such key) fails it.
+        tokens.append(None if label is None else (key.token if key is not None else ""))
+    return tuple(tokens)
+
+
+def _owners_away(session: Session, request: Request, waiting_tokens: Collection[str]) -> bool:
+    """A multisig PSBT whose reachable owner keys fall short waits, unclaimed."""
+    if not waiting_tokens:
+        return False
+    payload = json.loads(request.payload)
+    owner_tokens = _owner_tokens(session, payload)
+    if not owner_tokens:
+        return False
+    try:
+        return owners_away(payload, owner_tokens, waiting_tokens)
+    except Exception:  # a payload that no longer decodes is failed by the claim itself
+        return False
 
 
 def _checked_evidence(
@@ -233,6 +272,16 @@ def sign(signer: Signer, claim: Claim) -> dict[str, str]:
     return handler_for(claim.payload).sign(
         signer, claim.key_label, claim.address, claim.payload, claim.digest
     )
+
+
+def sign_on(tokens: Tokens, claim: Claim) -> dict[str, str]:
+    """`sign` with each key on its own token: a PSBT's owner keys each on theirs."""
+    handler = handler_for(claim.payload)
+    if isinstance(handler, BitcoinPsbtHandler) and claim.owner_tokens:
+        return handler.sign_on(
+            tokens, claim.owner_tokens, claim.address, claim.payload, claim.digest
+        )
+    return sign(tokens.signer(claim.token), claim)
 
 
 def finish(session: Session, claim: Claim, result: dict[str, str], *, worker_id: str) -> bool:

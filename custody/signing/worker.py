@@ -17,11 +17,13 @@ from custody.chains.errors import SignatureMismatch
 from custody.errors import CustodyError
 from custody.freezes.breakers import signature_check_failed
 from custody.hsm.errors import HsmError, HsmSignatureInvalid, KeyNotFound
+from custody.hsm.signer import Signer
 from custody.runtime import Runtime
 from custody.seals.gate import ConfigurationGate
 from custody.seals.service import RootKey
 from custody.signing import failpoints, pipeline
 from custody.signing.hsmwatch import HsmWatch
+from custody.signing.payloads import OwnersWaiting
 from custody.store.base import utcnow
 
 log = logging.getLogger("custody.signing")
@@ -102,7 +104,9 @@ class SignerWorker:
             # Once a token failed, the rest of the batch on it waits too instead of failing one
             # by one.
             watch = self._watch(claim)
-            outcome = self._sign(claim) if watch.ok else Deferred(self._waiting(watch))
+            # A PSBT's owner keys may be on several tokens: its handler skips a failing one.
+            ready = watch.ok or bool(claim.owner_tokens)
+            outcome = self._sign(claim) if ready else Deferred(self._waiting(watch))
             outcomes.append(outcome)
         with db.write() as session:
             # A signature that failed its check freezes all signing before anything of this
@@ -133,7 +137,7 @@ class SignerWorker:
         the HSM. Only a definite answer fails a request: a refusal, a signature that does not
         verify, a payload the key cannot sign."""
         try:
-            return pipeline.sign(self.runtime.token_for(claim.token), claim)
+            return pipeline.sign_on(_WatchedTokens(self), claim)
         except KeyNotFound as exc:
             # A token that went away answers "no such key" first: only a token found healthy
             # again (reset, logged in, its ledger key there) makes the answer definite.
@@ -144,6 +148,8 @@ class SignerWorker:
             return self._outcome_of(claim, exc)
 
     def _outcome_of(self, claim: pipeline.Claim, exc: Exception) -> Outcome:
+        if isinstance(exc, OwnersWaiting):
+            return Deferred(exc.message)  # each failing token was recorded by its own watch
         if isinstance(exc, SignatureMismatch | HsmSignatureInvalid):
             log.critical(
                 "request %s: signature failed its software check: %s", claim.request_id, exc.message
@@ -166,7 +172,10 @@ class SignerWorker:
 
     def _watch(self, claim: pipeline.Claim) -> HsmWatch:
         """The watch of the token the claim's key is on (keys.token, as Runtime.route reads it)."""
-        return self.tokens.get(self.runtime.route(claim.token), self.hsm)
+        return self.watch_of(claim.token)
+
+    def watch_of(self, token_label: str) -> HsmWatch:
+        return self.tokens.get(self.runtime.route(token_label), self.hsm)
 
     @staticmethod
     def _waiting(watch: HsmWatch) -> str:
@@ -226,3 +235,30 @@ class SignerWorker:
                 self.wake.clear()
         self.hsm.withdraw()
         log.info("signer worker %s stopped", self.worker_id)
+
+
+class TokenAway(HsmError):
+    """A token its watch already knows to be failing: not tried again before its next probe."""
+
+
+class _WatchedTokens:
+    """The tokens as this worker's watches see them, for a payload whose keys are on several
+    (custody.signing.payloads.Tokens): a failing one is recorded by its watch and skipped."""
+
+    def __init__(self, worker: SignerWorker) -> None:
+        self._worker = worker
+
+    def signer(self, token_label: str) -> Signer:
+        watch = self._worker.watch_of(token_label)
+        if not watch.ok:
+            raise TokenAway(self._worker._waiting(watch))
+        return self._worker.runtime.token_for(token_label)
+
+    def failed(self, token_label: str, error: HsmError) -> None:
+        watch = self._worker.watch_of(token_label)
+        if isinstance(error, TokenAway):
+            return
+        if isinstance(error, KeyNotFound) and watch.probe():
+            # found healthy again: the key is not there, a definite answer (the request fails)
+            raise CustodyError(f"{error.message} ({watch.token_label}, found healthy)")
+        watch.failed(error)

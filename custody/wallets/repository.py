@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import not_, or_, select
 from sqlalchemy.orm import Session
 
 from custody.store.models import Chain, Key, Wallet
@@ -27,10 +27,17 @@ def wallet_by_id(session: Session, wallet_id: int) -> Wallet:
 
 
 def wallet_ids_on_tokens(session: Session, token_labels: Collection[str]) -> set[int]:
-    """The wallets whose key is on one of these tokens (`keys.token`)."""
+    """The wallets whose one key is on one of these tokens (`keys.token`). Not multisig
+    (P2WSH) wallets: their owner keys may be on several tokens, and whether one request of
+    theirs waits depends on which of its keys are reachable (custody.signing.pipeline)."""
     if not token_labels:
         return set()
-    query = select(Wallet.id).join(Key, Key.id == Wallet.key_id).where(Key.token.in_(token_labels))
+    query = (
+        select(Wallet.id)
+        .join(Key, Key.id == Wallet.key_id)
+        .where(Key.token.in_(token_labels))
+        .where(or_(Wallet.descriptor.is_(None), not_(Wallet.descriptor.startswith("wsh("))))
+    )
     return set(session.execute(query).scalars())
 
 

@@ -144,14 +144,18 @@ def _units(session: Session, row: Row, details: dict[str, Any]) -> str | None:
 
 def _listings(session: Session, row: Row) -> list[Listing]:
     destination = row.request.destination
+    return [] if destination is None else _listed(session, row.chain.name, destination)
+
+
+def _listed(session: Session, chain: str, address: str) -> list[Listing]:
     active = active_policy(session)
-    if destination is None or active is None:
+    if active is None:
         return []
     return [
         Listing(name, entry.label)
         for name, entries in sorted(active.policy.policy.allowlists.items())
         for entry in entries
-        if entry.chain == row.chain.name and entry.address.lowercase == destination.lower()
+        if entry.chain == chain and entry.address.lowercase == address.lower()
     ]
 
 
@@ -161,6 +165,14 @@ def _flags(
     flags = [FLAG_TEXT.get(f, f) for f in sorted(facts.call_flags)] if facts else []
     if request.destination and not repository.destination_seen(session, request):
         flags.append("New destination: no earlier signed request sent anything here")
+    if facts is not None and len(facts.destinations) > 1:
+        # "To" shows the first address: every other output of a batch is named here
+        flags.append(f"Batch: pays {len(facts.destinations)} addresses (every output below)")
+        flags.extend(
+            f"Batch output to {address} is not on any allowlist"
+            for address in facts.destinations[1:]
+            if not _listed(session, facts.chain, address)
+        )
     receiver = details.get("receiver")
     if isinstance(receiver, dict) and receiver.get("is_wallet") is False:
         flags.append(f"Pays someone else: what the order buys goes to {receiver['address']}")

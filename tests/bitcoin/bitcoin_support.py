@@ -51,14 +51,16 @@ class BitcoinWallet:
     key_labels: tuple[str, ...]
 
 
-def new_key(installation: Installation) -> str:
+def new_key(installation: Installation, token: str | None = None) -> str:
+    """A key on the main token, or on the token labelled `token`."""
     label = f"btc-{installation.backend}-{secrets.token_hex(5)}"
-    info = installation.runtime.token().generate_key(label, Algorithm.SECP256K1)
+    token = token or installation.settings.hsm_token or ""
+    info = installation.runtime.token_for(token).generate_key(label, Algorithm.SECP256K1)
     with installation.runtime.db.write() as session:
         key_service.record_key(
             session,
             info=info,
-            token=installation.settings.hsm_token or "",
+            token=token,
             backup=Backup.NONE,
             actor="test",
         )
@@ -66,9 +68,15 @@ def new_key(installation: Installation) -> str:
 
 
 def bitcoin_wallet(
-    installation: Installation, owners: int = 1, threshold: int | None = None
+    installation: Installation,
+    owners: int = 1,
+    threshold: int | None = None,
+    *,
+    tokens: tuple[str | None, ...] = (),
 ) -> BitcoinWallet:
-    labels = [new_key(installation) for _ in range(owners)]
+    """`tokens`: the token of each owner key (None: the main token); all on the main one if
+    empty."""
+    labels = [new_key(installation, token) for token in (tokens or (None,) * owners)]
     with installation.runtime.db.write() as session:
         wallet: Wallet = service.create_bitcoin_wallet(
             session,

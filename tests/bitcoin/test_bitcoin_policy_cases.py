@@ -12,13 +12,21 @@ from custody.policy.errors import PolicyInvalid
 
 ELSEWHERE = "bc1qzyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygsszvapf"
 DESK = "bc1qyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zc6v074"
+OTHER_DESK = "bc1q2424242424242424242424242424242484yscm"
+BLOCKED = "bc1qvenxvenxvenxvenxvenxvenxvenxvenxggpksv"
 POLICY = f"""
 version: 1
 allowlists:
   desks:
     - {{chain: bitcoin, address: "{DESK.upper()}", label: "OTC desk"}}
+    - {{chain: bitcoin, address: "{OTHER_DESK}", label: "OTC desk 2"}}
+    - {{chain: bitcoin, address: "{BLOCKED}", label: "also blocked"}}
+  blocked:
+    - {{chain: bitcoin, address: "{BLOCKED}", label: "sanctioned"}}
 rules:
   - {{id: dear, match: {{type: bitcoin_psbt, assets: [BTC], fee_gt: "50000"}}, action: deny}}
+  - {{id: burning, match: {{type: bitcoin_psbt, fee_rate_gt: "200"}}, action: deny}}
+  - {{id: no-blocked, match: {{type: bitcoin_psbt, destination_in: [blocked]}}, action: deny}}
   - id: listed
     match: {{type: bitcoin_psbt, destination_in: [desks], assets: [BTC], amount_lte: "100000000"}}
     action: allow
@@ -41,6 +49,21 @@ cases:
   - name: a fee-burning PSBT
     facts: {{amount: "1", fee: "60000"}}
     expect: {{decision: deny, rule: dear}}
+  - name: a fee rate above 200 sat/vB
+    facts: {{amount: "1", fee_rate: "201"}}
+    expect: {{decision: deny, rule: burning}}
+  - name: a fee rate of 200 sat/vB
+    facts: {{amount: "1", fee_rate: "200"}}
+    expect: {{decision: allow, rule: listed}}
+  - name: a batch to two desks
+    facts: {{amount: "2", destination: null, destinations: ["{DESK}", "{OTHER_DESK}"]}}
+    expect: {{decision: allow, rule: listed}}
+  - name: a batch with one address off the list
+    facts: {{amount: "2", destination: null, destinations: ["{DESK}", "{ELSEWHERE}"]}}
+    expect: {{decision: deny, rule: null}}
+  - name: a batch with one blocked address
+    facts: {{amount: "2", destination: null, destinations: ["{DESK}", "{BLOCKED}"]}}
+    expect: {{decision: deny, rule: no-blocked}}
 """
 
 

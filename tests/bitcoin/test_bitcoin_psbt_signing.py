@@ -270,11 +270,6 @@ def test_psbts_custody_cannot_vouch_for_are_refused(
     signed_by_stranger.inputs[0].partial_sigs[stranger.get_public_key()] = signature
     _refused(api, installation, body(p2wpkh, signed_by_stranger), "signature by a non-owner key")
 
-    batch = funding_psbt(
-        p2wpkh, inputs=(100_000,), send=30_000, change=None, also=((BLOCKED, 60_000),)
-    )
-    _refused(api, installation, body(p2wpkh, batch), "more than one address")
-
     evm = installation.wallet()
     _refused(api, installation, body(BitcoinWallet(evm.name, "", "", ()), funding_psbt(p2wpkh)),
              "not a Bitcoin wallet")  # fmt: skip
@@ -302,3 +297,34 @@ def test_a_daily_limit_counts_sats_sent_not_change(
     finally:
         installation.allow_all_policy()
     assert statuses == ["approved", "approved", "rejected"]
+
+
+FEE_RATE_POLICY = """
+version: 1
+rules:
+  - {id: hasty, match: {type: bitcoin_psbt, fee_rate_gt: "50"}, action: deny}
+  - {id: btc, match: {type: bitcoin_psbt, fee_rate_lte: "50"}, action: allow}
+  - {id: allow-withdrawals, match: {type: withdrawal}, action: allow}
+"""
+
+
+def test_policy_sees_the_fee_rate(
+    api: Api, installation: Installation, p2wpkh: BitcoinWallet
+) -> None:
+    installation.apply_policy(FEE_RATE_POLICY)
+    try:
+        # one input, two outputs: about 141 vB once signed, so 1,000 sats ~8 sat/vB and 10,000
+        # sats ~71 sat/vB
+        slow = api.create(body(p2wpkh, funding_psbt(p2wpkh, inputs=(100_000,), change=29_000)))
+        hasty = api.create(body(p2wpkh, funding_psbt(p2wpkh, inputs=(100_000,), change=20_000)))
+    finally:
+        installation.allow_all_policy()
+    assert slow.json()["status"] == "approved"
+    assert slow.json()["policy"]["rule"] == "btc"
+    assert hasty.json()["status"] == "rejected"
+    assert hasty.json()["policy"]["rule"] == "hasty"
+    with installation.runtime.db.read() as session:
+        stored = requests.locked(session, hasty.json()["id"], for_update=False)
+        rate = json.loads(stored.facts or "{}")["fee_rate"]
+    assert 60 < int(rate) < 80
+    assert f"pays {rate} sat/vB, above 50" in hasty.json()["policy"]["reason"]

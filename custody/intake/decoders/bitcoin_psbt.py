@@ -1,7 +1,9 @@
 """Bitcoin PSBTs (BIP-174) spending a P2WPKH or M-of-N P2WSH wallet.
 
-The policy sees BTC leaving the wallet: `amount` is what the one destination receives (outputs
-back to the wallet's own script are change, not counted), `fee` what miners get. Approvers sign
+The policy sees BTC leaving the wallet: `amount` is what every destination receives together
+(outputs back to the wallet's own script are change, not counted), `destinations` every address
+paid (a batch is judged on each, custody.policy.allowlists), `fee` what miners get and
+`fee_rate` that per virtual byte. Approvers sign
 a digest of the unsigned txid and every input's BIP-143 sighash (custody.chains.bitcoin), which
 commits to the whole transaction and to each input's amount.
 """
@@ -47,13 +49,11 @@ def decode_bitcoin_psbt(lookups: Lookups, data: dict[str, Any]) -> Draft:
         decoded = decode_psbt(body.psbt, script, chain.name)
     except InvalidPayload as exc:
         raise InvalidBody(exc.message) from None
-    if len({d.address for d in decoded.destinations}) > 1:
-        # Allowlist rules judge one destination; a batch would let one listed address carry
-        # unlisted ones past an allow rule.
-        raise InvalidBody("psbt: pays more than one address besides change; send one per request")
     if not decoded.destinations:
         raise InvalidBody("psbt: pays nothing away (only change); nothing to approve")
-    destination = decoded.destinations[0].address
+    # In output order, each once: destination rules judge every one (custody.policy.allowlists).
+    addresses = tuple(dict.fromkeys(d.address for d in decoded.destinations))
+    destination = addresses[0]
     owners = [_owner_label(lookups, key) for key in script.owners]
     payload = {
         "type": PAYLOAD_TYPE,
@@ -71,8 +71,10 @@ def decode_bitcoin_psbt(lookups: Lookups, data: dict[str, Any]) -> Draft:
         destination=destination,
         payload=payload,
         digest="0x" + decoded.digest.hex(),
-        summary=_summary(decoded, wallet.name, destination),
+        summary=_summary(decoded, wallet.name, addresses),
         fee=Amount(decoded.fee),
+        fee_rate=Amount(decoded.fee_rate),
+        destinations=addresses if len(addresses) > 1 else (),
         spends=decoded.spends,
         details=_details(decoded, script.threshold),
     )
@@ -86,9 +88,10 @@ def _owner_label(lookups: Lookups, compressed_key: bytes) -> str | None:
     return None if key is None or key.retired_at is not None else key.label
 
 
-def _summary(decoded: DecodedPsbt, wallet: str, destination: str) -> str:
+def _summary(decoded: DecodedPsbt, wallet: str, addresses: tuple[str, ...]) -> str:
     return (
-        f"send {decoded.sent} sats ({_btc(decoded.sent)} BTC) from {wallet} to {destination}, "
+        f"send {decoded.sent} sats ({_btc(decoded.sent)} BTC) from {wallet} to "
+        f"{', '.join(addresses)}, "
         f"{decoded.change} sats change, fee {decoded.fee} sats (~{decoded.fee_rate} sat/vB); "
         f"unsigned txid {decoded.txid}"
     )
