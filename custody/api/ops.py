@@ -13,6 +13,7 @@ from custody.hsm.errors import LoginHeld
 from custody.hsmhealth import holds, status
 from custody.hsmhealth.status import HsmState
 from custody.http.problems import problem, problem_responses
+from custody.metrics.collector import registry_for
 from custody.runtime import Runtime, token_label_of
 from custody.store.errors import RETRY_OUTAGE_SECONDS
 
@@ -76,5 +77,8 @@ def hsm_check(rt: Runtime) -> str:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(rt: RuntimeDep) -> Response:
+    """The process's own metrics and the installation's `custody_*` metrics, read from the
+    database (custody.metrics): whichever API process answers, it answers for all of them."""
+    body = generate_latest() + generate_latest(registry_for(rt))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,166 @@
+"""`/metrics` over real HTTP: the `custody_*` metrics read from the database at scrape time
+(custody.metrics), and a scrape that stays bounded when the database does not answer."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from custody.app import create_app
+from custody.freezes import repository as freeze_rows
+from custody.freezes import service as freezes
+from custody.hsmhealth import holds
+from custody.metrics import repository
+from custody.metrics.collector import SCRAPE_WAIT_SECONDS
+from custody.runtime import Runtime
+from custody.signing.worker import SignerWorker
+from tests.support.api import Api, withdrawal
+from tests.support.installation import Installation, InstallationFactory, allow_all_installation
+from tests.support.server import serving
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(base_url: str) -> tuple[Samples, float]:
+    """Every sample of `/metrics`, keyed by name and labels, and how long the scrape took."""
+    started = time.monotonic()
+    answer = httpx.get(f"{base_url}/metrics", timeout=30)
+    took = time.monotonic() - started
+    assert answer.status_code == 200, answer.text
+    samples: Samples = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples, took
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def names(samples: Samples) -> set[str]:
+    return {name for name, _ in samples}
+
+
+@pytest.fixture
+def served(fresh_installation: Installation) -> Iterator[tuple[Installation, str]]:
+    fresh_installation.allow_all_policy()
+    app = create_app(fresh_installation.runtime, run_worker=False)
+    with serving(lambda _port: app) as port:
+        yield fresh_installation, f"http://127.0.0.1:{port}"
+
+
+def test_a_signed_withdrawal_a_freeze_and_a_login_hold_show_in_the_metrics(
+    served: tuple[Installation, str],
+) -> None:
+    inst, base_url = served
+    wallet = inst.wallet()
+    with httpx.Client(base_url=base_url) as http:
+        api = Api(http.request, inst.client())
+        created = api.create(withdrawal(wallet.name, nonce=0))
+        assert created.status_code == 201, created.text
+    assert SignerWorker(inst.runtime, worker_id="metrics-test").drain() == 1
+    with inst.runtime.db.write() as session:
+        freezes.freeze(
+            session, wallet_id=None, reason="metrics test", actor="test", source="operator"
+        )
+        holds.place(
+            session, inst.settings.main_token_label, reason="PIN refused", held_by="metrics-test"
+        )
+
+    samples, _ = scrape(base_url)
+
+    assert value(samples, "custody_metrics_database_up") == 1
+    assert value(samples, "custody_requests", type="withdrawal", status="signed") == 1
+    assert value(samples, "custody_policy_decisions", decision="allow", rule="allow-all") == 1
+    assert value(samples, "custody_ledger_entries") == len(inst.ledger_entries())
+    unsigned = value(samples, "custody_ledger_unsigned_entries")
+    assert 0 <= unsigned <= value(samples, "custody_ledger_entries")
+    assert value(samples, "custody_freezes_active", scope="installation") == 1
+    assert value(samples, "custody_freezes_active", scope="wallet") == 0
+    assert value(samples, "custody_webhook_backlog") >= 0
+    token = inst.settings.main_token_label
+    assert value(samples, "custody_login_hold", token=token) == 1
+    assert value(samples, "custody_hsm_up", token=token) == 0
+    assert value(samples, "custody_signed_last_hour") == 1
+    p50 = value(samples, "custody_signing_latency_seconds", quantile="0.5")
+    assert 0 <= p50 <= value(samples, "custody_signing_latency_seconds", quantile="0.99") < 600
+    # the process's own metrics are still there
+    assert "process_cpu_seconds_total" in names(samples) or "python_info" in names(samples)
+
+
+def test_a_lifted_freeze_leaves_the_count(served: tuple[Installation, str]) -> None:
+    inst, base_url = served
+    with inst.runtime.db.write() as session:
+        row = freezes.freeze(
+            session, wallet_id=None, reason="to lift", actor="test", source="operator"
+        )
+        freeze_id = row.id
+    assert value(scrape(base_url)[0], "custody_freezes_active", scope="installation") == 1
+    with inst.runtime.db.write() as session:
+        row = freeze_rows.by_id(session, freeze_id)
+        assert row is not None
+        freezes.lift(session, row, by="test", reason="done")
+    assert value(scrape(base_url)[0], "custody_freezes_active", scope="installation") == 0
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_database_leaves_the_domain_metrics_out(
+    installations: InstallationFactory,
+) -> None:
+    with allow_all_installation(installations) as inst:
+        url = f"postgresql://custody@127.0.0.1:{_closed_port()}/custody"
+        runtime = Runtime(inst.settings.model_copy(update={"database_url": url}))
+        try:
+            app = create_app(runtime, run_worker=False)
+            with serving(lambda _port: app) as port:
+                samples, took = scrape(f"http://127.0.0.1:{port}")
+        finally:
+            runtime.close()
+    assert value(samples, "custody_metrics_database_up") == 0
+    assert not {n for n in names(samples) if n.startswith("custody_")} - {
+        "custody_metrics_database_up"
+    }
+    assert took < SCRAPE_WAIT_SECONDS + 3
+
+
+def test_a_database_that_does_not_answer_costs_a_scrape_its_wait_only(
+    installations: InstallationFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    counting = repository.requests_by_type_and_status
+
+    def hanging(session: object) -> object:
+        release.wait(30)  # as a server that stopped answering mid-query
+        return counting(session)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repository, "requests_by_type_and_status", hanging)
+    with allow_all_installation(installations) as inst:
+        app = create_app(inst.runtime, run_worker=False)
+        try:
+            with serving(lambda _port: app) as port:
+                base_url = f"http://127.0.0.1:{port}"
+                first, took_first = scrape(base_url)
+                second, took_second = scrape(base_url)  # joins the hung read, starts none
+                release.set()
+                time.sleep(0.2)
+                monkeypatch.undo()
+                after, _ = scrape(base_url)
+        finally:
+            release.set()
+    for samples, took in ((first, took_first), (second, took_second)):
+        assert value(samples, "custody_metrics_database_up") == 0
+        assert ("custody_ledger_entries", frozenset()) not in samples
+        assert took < SCRAPE_WAIT_SECONDS + 2
+    assert value(after, "custody_metrics_database_up") == 1
