@@ -37,6 +37,8 @@ LATENCY_QUANTILES = (0.5, 0.9, 0.99)
 log = logging.getLogger("custody.metrics")
 NO_RULE = "(none)"  # the default deny: no rule matched
 FREEZE_SCOPES = ("installation", "wallet")
+# Who freezes (custody.store.models.Freeze.source, without the id after the colon).
+FREEZE_SOURCES = ("operator", "client", "breaker", "signer")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Snapshot:
     ledger_size: int = 0
     checkpoint: tuple[int, datetime] | None = None
     deliveries: dict[str, int] = field(default_factory=dict)
-    freezes: dict[str, int] = field(default_factory=dict)
+    freezes: dict[tuple[str, str], int] = field(default_factory=dict)
     tokens: dict[str, HsmToken] = field(default_factory=dict)
     signing_seconds: list[float] = field(default_factory=list)
 
@@ -70,8 +72,11 @@ def take_snapshot(db: Database, configured_tokens: Sequence[str]) -> Snapshot:
             ledger_size=repository.ledger_size(session),
             checkpoint=repository.newest_checkpoint(session),
             deliveries=repository.webhook_deliveries_by_status(session),
-            freezes=repository.active_freezes_by_scope(session),
         )
+        for scope, source, count in repository.active_freezes(session):
+            # `breaker:<id>`, `client:<id>`: the kind of source; the ids are in the freeze list
+            key = (scope, source.split(":", 1)[0])
+            snap.freezes[key] = snap.freezes.get(key, 0) + count
         times = repository.signing_times_since(session, now - LATENCY_WINDOW)
         reports = status.fresh_reports(session, max_age_seconds=status.STALE_AFTER_SECONDS)
         held = {h.token_label for h in holds.all_holds(session)}
@@ -190,11 +195,13 @@ def families(snap: Snapshot) -> Iterator[Metric]:
 
     freezes = GaugeMetricFamily(
         "custody_freezes_active",
-        "Active freezes by scope (installation: all signing; wallet: one wallet)",
-        labels=["scope"],
+        "Active freezes by scope (installation: all signing; wallet: one wallet) and source "
+        "(operator, client, breaker, signer)",
+        labels=["scope", "source"],
     )
-    for scope in FREEZE_SCOPES:
-        freezes.add_metric([scope], snap.freezes.get(scope, 0))
+    every = {(scope, source): 0 for scope in FREEZE_SCOPES for source in FREEZE_SOURCES}
+    for (scope, source), count in (every | snap.freezes).items():
+        freezes.add_metric([scope, source], count)
     yield freezes
 
     yield GaugeMetricFamily(

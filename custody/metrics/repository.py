@@ -59,12 +59,15 @@ def webhook_deliveries_by_status(session: Session) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def active_freezes_by_scope(session: Session) -> dict[str, int]:
+def active_freezes(session: Session) -> list[tuple[str, str, int]]:
+    """(scope, source, count) of the active freezes; scope `installation` or `wallet`."""
     scope = case((Freeze.wallet_id.is_(None), "installation"), else_="wallet")
     rows = session.execute(
-        select(scope, func.count()).where(Freeze.lifted_at.is_(None)).group_by(scope)
+        select(scope, Freeze.source, func.count())
+        .where(Freeze.lifted_at.is_(None))
+        .group_by(scope, Freeze.source)
     )
-    return {str(s): count for s, count in rows}
+    return [(str(s), str(source), int(count)) for s, source, count in rows]
 
 
 def signing_times_since(session: Session, cutoff: datetime) -> list[tuple[datetime, datetime]]:

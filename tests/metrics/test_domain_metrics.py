@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from custody.app import create_app
+from custody.freezes import breakers
 from custody.freezes import repository as freeze_rows
 from custody.freezes import service as freezes
 from custody.hsmhealth import holds
@@ -82,8 +83,8 @@ def test_a_signed_withdrawal_a_freeze_and_a_login_hold_show_in_the_metrics(
     assert value(samples, "custody_ledger_entries") == len(inst.ledger_entries())
     unsigned = value(samples, "custody_ledger_unsigned_entries")
     assert 0 <= unsigned <= value(samples, "custody_ledger_entries")
-    assert value(samples, "custody_freezes_active", scope="installation") == 1
-    assert value(samples, "custody_freezes_active", scope="wallet") == 0
+    assert value(samples, "custody_freezes_active", scope="installation", source="operator") == 1
+    assert value(samples, "custody_freezes_active", scope="wallet", source="operator") == 0
     assert value(samples, "custody_webhook_backlog") >= 0
     token = inst.settings.main_token_label
     assert value(samples, "custody_login_hold", token=token) == 1
@@ -95,19 +96,30 @@ def test_a_signed_withdrawal_a_freeze_and_a_login_hold_show_in_the_metrics(
     assert "process_cpu_seconds_total" in names(samples) or "python_info" in names(samples)
 
 
-def test_a_lifted_freeze_leaves_the_count(served: tuple[Installation, str]) -> None:
+def test_a_tripped_breaker_shows_until_its_freeze_is_lifted(
+    served: tuple[Installation, str],
+) -> None:
     inst, base_url = served
+
+    def breakers_active() -> float:
+        samples = scrape(base_url)[0]
+        return value(samples, "custody_freezes_active", scope="installation", source="breaker")
+
     with inst.runtime.db.write() as session:
         row = freezes.freeze(
-            session, wallet_id=None, reason="to lift", actor="test", source="operator"
+            session,
+            wallet_id=None,
+            reason="too many denials",
+            actor="breaker",
+            source=breakers.source_of("denials"),
         )
         freeze_id = row.id
-    assert value(scrape(base_url)[0], "custody_freezes_active", scope="installation") == 1
+    assert breakers_active() == 1
     with inst.runtime.db.write() as session:
-        row = freeze_rows.by_id(session, freeze_id)
-        assert row is not None
-        freezes.lift(session, row, by="test", reason="done")
-    assert value(scrape(base_url)[0], "custody_freezes_active", scope="installation") == 0
+        found = freeze_rows.by_id(session, freeze_id)
+        assert found is not None
+        freezes.lift(session, found, by="test", reason="looked into")
+    assert breakers_active() == 0
 
 
 def _closed_port() -> int:
