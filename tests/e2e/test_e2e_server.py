@@ -23,6 +23,7 @@ from tests.e2e.process import CUSTODY, custody_env
 from tests.support.api import Api, withdrawal
 from tests.support.cli import invoke, ok_json
 from tests.support.installation import Installation
+from tests.support.metrics import scrape, value
 
 pytestmark = pytest.mark.slow
 
@@ -214,6 +215,12 @@ def test_withdrawal_signed_by_the_server_executes_on_an_evm(
     ]
     assert len(signed) == 1
     assert signed[0]["data"]["raw_transaction"] == raw
+
+    # The API process answers for the signer process's work, read from the database.
+    samples, _ = scrape(server.url)
+    assert value(samples, "custody_metrics_database_up") == 1
+    assert value(samples, "custody_requests", type="withdrawal", status="signed") >= 1
+    assert value(samples, "custody_hsm_up", token=installation.settings.main_token_label) == 1
 
 
 def test_sigterm_stops_the_server_cleanly(server: Server) -> None:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from custody.app import create_app
 from custody.freezes import breakers
@@ -23,30 +22,8 @@ from custody.runtime import Runtime
 from custody.signing.worker import SignerWorker
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, InstallationFactory, allow_all_installation
+from tests.support.metrics import names, scrape, value
 from tests.support.server import serving
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(base_url: str) -> tuple[Samples, float]:
-    """Every sample of `/metrics`, keyed by name and labels, and how long the scrape took."""
-    started = time.monotonic()
-    answer = httpx.get(f"{base_url}/metrics", timeout=30)
-    took = time.monotonic() - started
-    assert answer.status_code == 200, answer.text
-    samples: Samples = {}
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples, took
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
-
-
-def names(samples: Samples) -> set[str]:
-    return {name for name, _ in samples}
 
 
 @pytest.fixture
