@@ -16,10 +16,14 @@ from custody.freezes import breakers
 from custody.freezes import repository as freeze_rows
 from custody.freezes import service as freezes
 from custody.hsmhealth import holds
+from custody.ledger.checkpoints import make_checkpoint, runtime_identity
 from custody.metrics import repository
 from custody.metrics.collector import SCRAPE_WAIT_SECONDS
 from custody.runtime import Runtime
 from custody.signing.worker import SignerWorker
+from custody.webhooks.dispatcher import dispatch_all
+from custody.webhooks.service import log_rows as webhook_log
+from custody.webhooks.service import set_client_webhook
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, InstallationFactory, allow_all_installation
 from tests.support.metrics import names, scrape, value
@@ -153,3 +157,47 @@ def test_a_database_that_does_not_answer_costs_a_scrape_its_wait_only(
         assert ("custody_ledger_entries", frozenset()) not in samples
         assert took < SCRAPE_WAIT_SECONDS + 2
     assert value(after, "custody_metrics_database_up") == 1
+
+
+def test_checkpoints_webhook_backlog_and_a_default_deny(
+    served: tuple[Installation, str],
+) -> None:
+    inst, base_url = served
+    rt = inst.runtime
+    wallet = inst.wallet()
+    client = inst.client()
+    with rt.db.write() as session:
+        # nothing listens there: the deliveries stay pending
+        set_client_webhook(session, name=client.name, url="http://127.0.0.1:9/hook", actor="t")
+    inst.apply_policy(
+        "version: 1\nrules:\n"
+        "  - {id: too-big, match: {type: withdrawal, assets: [ETH], amount_gt: '10'},"
+        " action: deny}\n"
+        "  - {id: mid, match: {type: withdrawal, assets: [ETH], amount_gt: '5'}, action: allow}\n"
+    )
+    with httpx.Client(base_url=base_url) as http:
+        api = Api(http.request, client)
+        for amount, nonce in (("3", 0), ("11", 1)):  # no rule matches; too-big matches
+            denied = api.create(withdrawal(wallet.name, amount=amount, nonce=nonce))
+            assert denied.status_code == 201, denied.text
+            assert denied.json()["policy"]["decision"] == "deny"
+
+    before = scrape(base_url)[0]
+    assert value(before, "custody_policy_decisions", decision="deny", rule="(none)") == 1
+    assert value(before, "custody_policy_decisions", decision="deny", rule="too-big") == 1
+    assert value(before, "custody_requests", type="withdrawal", status="rejected") == 2
+    assert value(before, "custody_ledger_unsigned_entries") > 0
+
+    dispatch_all(rt.db)
+    made = make_checkpoint(rt.db, rt.token(), runtime_identity(rt), on_fork=None)
+    assert made is not None
+    with rt.db.read() as session:
+        pending = len(webhook_log(session, status="pending"))
+    assert pending >= 1
+
+    after = scrape(base_url)[0]
+    assert value(after, "custody_webhook_backlog") == pending
+    assert value(after, "custody_webhook_failed_deliveries") == 0
+    assert value(after, "custody_ledger_entries") == made.tree_size
+    assert value(after, "custody_ledger_unsigned_entries") == 0
+    assert 0 <= value(after, "custody_checkpoint_age_seconds") < 60
