@@ -371,6 +371,13 @@ def test_a_frozen_database_is_a_prompt_503_and_recovers_without_a_restart(
             assert ready.json()["checks"]["database"] != "ok"
             assert took < 3
 
+            took, metrics = _timed(lambda: http.get("/metrics"))
+            _measured("frozen: /metrics answered without the custody_* metrics", took)
+            assert metrics.status_code == 200
+            assert "custody_metrics_database_up 0.0" in metrics.text
+            assert "custody_requests" not in metrics.text
+            assert took < 4
+
             took, created = _timed(lambda: api.create(body, key=key))
             _measured("frozen: first API call answered 503", took)
             _assert_unavailable(created, pg.port)
@@ -392,6 +399,9 @@ def test_a_frozen_database_is_a_prompt_503_and_recovers_without_a_restart(
 
         recovered = _eventually(lambda: http.get("/readyz").status_code == 200, within=30)
         _measured("thawed: /readyz 200 again", recovered)
+        _eventually(
+            lambda: "custody_metrics_database_up 1.0" in http.get("/metrics").text, within=10
+        )
         retried = api.create(body, key=key)  # the same call again, as Retry-After invites
         _measured("thawed: first request created again", time.monotonic() - thawed)
         assert retried.status_code == 201, retried.text
