@@ -60,6 +60,7 @@ class Snapshot:
     freezes: dict[tuple[str, str], int] = field(default_factory=dict)
     tokens: dict[str, HsmToken] = field(default_factory=dict)
     signing_seconds: list[float] = field(default_factory=list)
+    approval_seconds: list[float] = field(default_factory=list)
 
 
 def take_snapshot(db: Database, configured_tokens: Sequence[str]) -> Snapshot:
@@ -78,9 +79,11 @@ def take_snapshot(db: Database, configured_tokens: Sequence[str]) -> Snapshot:
             key = (scope, source.split(":", 1)[0])
             snap.freezes[key] = snap.freezes.get(key, 0) + count
         times = repository.signing_times_since(session, now - LATENCY_WINDOW)
+        approvals = repository.approval_times_since(session, now - LATENCY_WINDOW)
         reports = status.fresh_reports(session, max_age_seconds=status.STALE_AFTER_SECONDS)
         held = {h.token_label for h in holds.all_holds(session)}
-    snap.signing_seconds = sorted(max(0.0, (s - c).total_seconds()) for c, s in times)
+    snap.signing_seconds = _durations(times)
+    snap.approval_seconds = _durations(approvals)
     labels = list(dict.fromkeys([*configured_tokens, *(r.token_label for r in reports)]))
     for label in labels:
         mine = [r for r in reports if r.token_label == label]
@@ -88,6 +91,10 @@ def take_snapshot(db: Database, configured_tokens: Sequence[str]) -> Snapshot:
         up = bool(mine) and all(r.state is HsmState.OK for r in mine) and label not in held
         snap.tokens[label] = HsmToken(up=up, held=label in held)
     return snap
+
+
+def _durations(spans: Sequence[tuple[datetime, datetime]]) -> list[float]:
+    return sorted(max(0.0, (end - start).total_seconds()) for start, end in spans)
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
@@ -219,6 +226,23 @@ def families(snap: Snapshot) -> Iterator[Metric]:
         for q in LATENCY_QUANTILES:
             latency.add_metric([f"{q:g}"], quantile(snap.signing_seconds, q))
     yield latency
+
+    yield GaugeMetricFamily(
+        "custody_approved_last_hour",
+        "Requests whose approval quorum was met in the last hour (the population of "
+        "custody_approval_wait_seconds)",
+        value=len(snap.approval_seconds),
+    )
+    wait = GaugeMetricFamily(
+        "custody_approval_wait_seconds",
+        "Seconds from a request's creation to the approval that completed its quorum, "
+        "nearest-rank quantiles over the quorums met in the last hour; absent without any",
+        labels=["quantile"],
+    )
+    if snap.approval_seconds:
+        for q in LATENCY_QUANTILES:
+            wait.add_metric([f"{q:g}"], quantile(snap.approval_seconds, q))
+    yield wait
 
 
 _LOCK = threading.Lock()

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import JSON, ColumnElement, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from custody.requests.states import RequestStatus
 from custody.store.models import (
+    Approval,
     Freeze,
     LedgerCheckpoint,
     LedgerHead,
@@ -76,3 +78,28 @@ def signing_times_since(session: Session, cutoff: datetime) -> list[tuple[dateti
         select(Request.created_at, Request.signed_at).where(Request.signed_at >= cutoff)
     )
     return [(created, signed) for created, signed in rows if signed is not None]
+
+
+# A request in one of these went past its quorum; the others never reached it (or not yet).
+_PAST_QUORUM = (
+    RequestStatus.APPROVED,
+    RequestStatus.SIGNING,
+    RequestStatus.SIGNED,
+    RequestStatus.BROADCAST,
+    RequestStatus.CONFIRMED,
+    RequestStatus.FAILED,
+)
+
+
+def approval_times_since(session: Session, cutoff: datetime) -> list[tuple[datetime, datetime]]:
+    """(created_at, last approval) of every request whose quorum was met since `cutoff`: the
+    approval that completed a quorum is the request's last `approve`."""
+    last = func.max(Approval.created_at)
+    rows = session.execute(
+        select(Request.created_at, last)
+        .join(Approval, Approval.request_id == Request.id)
+        .where(Approval.decision == "approve", Request.status.in_([s.value for s in _PAST_QUORUM]))
+        .group_by(Request.id, Request.created_at)
+        .having(last >= cutoff)
+    )
+    return [(created, approved) for created, approved in rows]

@@ -30,6 +30,7 @@ def exported() -> set[str]:
         freezes={("installation", "breaker"): 1},
         tokens={"t": HsmToken(up=True, held=False)},
         signing_seconds=[1.0, 2.0],
+        approval_seconds=[3.0],
     )
     names = {family.name for family in families(snap)}
     return names | {"custody_metrics_database_up"}

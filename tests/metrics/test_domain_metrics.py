@@ -10,8 +10,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.app import create_app
+from custody.approvals.approvers import add_approver
 from custody.freezes import breakers
 from custody.freezes import repository as freeze_rows
 from custody.freezes import service as freezes
@@ -24,6 +27,7 @@ from custody.signing.worker import SignerWorker
 from custody.webhooks.dispatcher import dispatch_all
 from custody.webhooks.service import log_rows as webhook_log
 from custody.webhooks.service import set_client_webhook
+from tests.approvals.conftest import Device
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, InstallationFactory, allow_all_installation
 from tests.support.metrics import names, scrape, value
@@ -201,3 +205,47 @@ def test_checkpoints_webhook_backlog_and_a_default_deny(
     assert value(after, "custody_ledger_entries") == made.tree_size
     assert value(after, "custody_ledger_unsigned_entries") == 0
     assert 0 <= value(after, "custody_checkpoint_age_seconds") < 60
+
+
+ONE_APPROVAL = """
+version: 1
+rules:
+  - id: one-treasury
+    match: {type: withdrawal}
+    action: {require_approvals: {count: 1, group: treasury}}
+"""
+
+
+def test_a_met_quorum_shows_in_the_approval_wait(served: tuple[Installation, str]) -> None:
+    inst, base_url = served
+    wallet = inst.wallet()
+    key = Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with inst.runtime.db.write() as session:
+        add_approver(session, name="ap-metrics", groups=["treasury"], device_key_pem=pem, actor="t")
+    device = Device("ap-metrics", key)
+    inst.apply_policy(ONE_APPROVAL)
+    with httpx.Client(base_url=base_url) as http:
+        api = Api(http.request, inst.client())
+        created = api.create(withdrawal(wallet.name, nonce=0)).json()
+        assert created["status"] == "pending_approval", created
+        waiting = scrape(base_url)[0]
+        assert value(waiting, "custody_approved_last_hour") == 0
+        assert ("custody_approval_wait_seconds", frozenset({("quantile", "0.5")})) not in waiting
+
+        approved = http.post(
+            f"/v1/requests/{created['id']}/approvals",
+            content=device.body(created["id"], created["payload"]["digest"]),
+            headers={"Content-Type": "application/json"},
+        )
+        assert approved.status_code in (200, 201), approved.text
+        assert api.get(created["id"]).json()["status"] == "approved"
+
+    samples = scrape(base_url)[0]
+    assert value(samples, "custody_approved_last_hour") == 1
+    wait = value(samples, "custody_approval_wait_seconds", quantile="0.5")
+    assert 0 <= wait == value(samples, "custody_approval_wait_seconds", quantile="0.99") < 600
+    rule = {"decision": "require_approvals", "rule": "one-treasury"}
+    assert value(samples, "custody_policy_decisions", **rule) == 1
