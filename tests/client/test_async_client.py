@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from eth_account import Account
 
 from custody.client import AsyncClient, InvalidRequest, RetryPolicy
 from tests.client.faults import AsyncLosesFirstAnswer
+from tests.support import loops
 from tests.support.api import withdrawal
 from tests.support.installation import ClientKeys, WalletInfo
 
@@ -49,7 +49,7 @@ def test_the_async_client_creates_waits_retries_and_raises_problems(
             assert refused.value.status == 422
             assert "color" in refused.value.detail
 
-    asyncio.run(scenario())
+    loops.run(scenario)
 
 
 def test_the_async_client_from_files(live_url: str, desk: ClientKeys, tmp_path: Path) -> None:
@@ -62,4 +62,4 @@ def test_the_async_client_from_files(live_url: str, desk: ClientKeys, tmp_path: 
             assert custody.client_id == desk.id
             assert (await custody.list(limit=5)).items == []
 
-    asyncio.run(scenario())
+    loops.run(scenario)

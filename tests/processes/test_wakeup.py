@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
 from custody import wakeup
 from custody.wakeup import Doorbell
-
-T = TypeVar("T")
+from tests.support import loops
 
 
 @pytest.fixture
@@ -110,7 +106,7 @@ def test_a_change_between_the_ticket_and_the_wait_is_not_missed() -> None:
         woken_late = await late.wait(5)
         return woken_early, woken_late, changes.waiting
 
-    assert _in_a_thread_of_its_own(scenario) == (True, True, 0)
+    assert loops.run(scenario) == (True, True, 0)
 
 
 def test_a_ticket_nobody_sets_ends_at_its_timeout() -> None:
@@ -118,10 +114,4 @@ def test_a_ticket_nobody_sets_ends_at_its_timeout() -> None:
         changes = wakeup.Changes()
         return await changes.ticket().wait(0.05), changes.waiting
 
-    assert _in_a_thread_of_its_own(scenario) == (False, 0)
-
-
-def _in_a_thread_of_its_own(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """An event loop of the scenario's own: this thread may run one already (Playwright's)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(scenario())).result(timeout=30)
+    assert loops.run(scenario) == (False, 0)
