@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from custody.chains.bitcoin import wallet_script
 from custody.signing.worker import SignerWorker
+from custody.web import sessions
 from tests.bitcoin.bitcoin_support import (
     BitcoinWallet,
     bitcoin_wallet,
@@ -24,6 +25,7 @@ from tests.bitcoin.bitcoin_support import (
 )
 from tests.signing.conftest import assert_not_signed
 from tests.support.api import Api
+from tests.support.approver_app import session_cookie
 from tests.support.installation import Installation
 from tests.support.lifecycle import assert_histories_hold
 
@@ -118,13 +120,24 @@ def test_a_signed_psbt_is_replaced_by_one_paying_more(
 
 
 def test_a_replacement_is_judged_and_approved_like_any_request(
-    api: Api, signer: SignerWorker, wallet: BitcoinWallet
+    api: Api,
+    http: HttpClient,
+    installation: Installation,
+    signer: SignerWorker,
+    wallet: BitcoinWallet,
 ) -> None:
     first_psbt, first = _signed(api, signer, wallet)
     larger = _respend(wallet, first_psbt, send=105_000, change=2_000)
     created = api.create(_replacing(wallet, larger, first["id"])).json()
     assert created["status"] == "pending_approval", created
     assert signer.drain() == 0
+    # The approver sees what it replaces.
+    cookie = session_cookie(installation, ["treasury"], prefix="checker")
+    page = http.get(
+        f"/app/requests/{created['id']}", headers={"Cookie": f"{sessions.COOKIE_NAME}={cookie}"}
+    )
+    assert page.status_code == 200, page.text
+    assert f'id="replaces">{first["id"]}' in page.text
 
 
 def test_without_replaces_a_signed_coin_is_still_refused(
@@ -181,6 +194,11 @@ def test_what_cannot_be_replaced_is_refused_with_one_problem_and_no_row(
         wider.tx.vin[index].txid = wider.inputs[index].txid = first_psbt.tx.vin[index].txid
         wider.tx.vin[index].vout = wider.inputs[index].vout = first_psbt.tx.vin[index].vout
     refused(api, _replacing(wallet, wider, first["id"]), 422, "higher fee and fee rate")
+    # A replacement too may take no coin another live request spends.
+    grabbing = _respend(wallet, first_psbt, change=37_000)
+    grabbing.tx.vin[1].txid = grabbing.inputs[1].txid = waiting.tx.vin[1].txid
+    grabbing.tx.vin[1].vout = grabbing.inputs[1].vout = waiting.tx.vin[1].vout
+    refused(api, _replacing(wallet, grabbing, first["id"]), 409, f"by request {pending['id']}")
     early = _respend(wallet, waiting, send=104_000, change=None)
     refused(api, _replacing(wallet, early, pending["id"]), 409, "only a signed transaction")
     assert installation.counts() == before
