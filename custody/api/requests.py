@@ -104,7 +104,14 @@ async def get_request(
         with rt.db.read() as session:
             request, wallet_name = repository.for_client(session, client.id, request_id)
             waiting = waiting_for(session, request)
-            view = request_model(request, wallet_name, approvals_view(session, request), waiting)
+            newer = repository.replacement_of(session, request.id)
+            view = request_model(
+                request,
+                wallet_name,
+                approvals_view(session, request),
+                waiting,
+                replaced_by=newer.id if newer is not None else None,
+            )
             return view, repository.settled(session, request)
 
     if not wait:

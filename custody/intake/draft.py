@@ -37,7 +37,8 @@ class Draft:
     receives_asset: str | None = None
     receives_amount: Amount | None = None
     replaces: str | None = None
-    """The request whose stuck transaction this one replaces (same wallet, same nonce)."""
+    """The request whose transaction this one replaces: same wallet, and the same nonce (EVM) or
+    at least one of the same coins (Bitcoin)."""
     spends: frozenset[str] = frozenset()
     """Bitcoin coins (`txid:vout`) the transaction spends: one live request per coin."""
     fee: Amount | None = None

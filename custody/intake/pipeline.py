@@ -30,7 +30,7 @@ from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
 from custody.errors import Conflict, CustodyError
 from custody.freezes import breakers
-from custody.intake import replacement
+from custody.intake import coin_replacement, replacement
 from custody.intake.completion import Quote, next_nonce, quote, with_nonce
 from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
@@ -184,6 +184,10 @@ def _replaced(session: Session, client_id: str, decoded: _Decoded) -> Request | 
     request_id = decoded.draft.replaces if decoded.draft else decoded.data.get("replaces")
     if request_id is None:
         return None
+    if decoded.draft is not None and decoded.draft.spends:
+        return coin_replacement.replaced_request(
+            session, client_id=client_id, request_id=str(request_id), draft=decoded.draft
+        )
     if decoded.draft is not None:
         wallet, chain = decoded.draft.wallet, decoded.draft.chain
     else:
@@ -222,7 +226,9 @@ def _decide_and_store(
 
     # (5) one live request per wallet and nonce (the database enforces it too), but for the
     #     replacement of the nonce's newest signature
-    if replaced is not None:
+    if replaced is not None and draft.spends:
+        coin_replacement.check(draft, replaced)
+    elif replaced is not None:
         replacement.check(draft, replaced)
     elif draft.nonce is not None:
         holder = requests.live_for_nonce(session, draft.wallet.id, draft.nonce)
@@ -236,9 +242,11 @@ def _decide_and_store(
             )
 
     # (5b) one live request per Bitcoin coin: two signed PSBTs spending one outpoint would let
-    #      whichever is broadcast first decide what was approved
+    #      whichever is broadcast first decide what was approved (but for a replacement, which
+    #      spends its line's coins again by name: custody.intake.coin_replacement)
     if draft.spends:
-        replay = _check_coins(session, call, draft)
+        line = coin_replacement.line_of(session, replaced) if replaced is not None else set()
+        replay = _check_coins(session, call, draft, line)
         if replay is not None:
             return replay
 
@@ -279,8 +287,12 @@ def _decide_and_store(
     return Submission(view=view, replayed=False)
 
 
-def _check_coins(session: Session, call: _Call, draft: Draft) -> Submission | None:
+def _check_coins(
+    session: Session, call: _Call, draft: Draft, replaced_line: set[str]
+) -> Submission | None:
     for holder in requests.live_of_type(session, draft.wallet.id, draft.type):
+        if holder.id in replaced_line:
+            continue
         if holder.client_id == call.client.id and holder.idempotency_key == call.key:
             return _replay(holder, call.key, call.body_hash)  # a concurrent call with this key
         try:

@@ -26,9 +26,11 @@ def request_model(
     wallet_name: str,
     approvals: ApprovalsView | None = None,
     waiting: WaitingView | None = None,
+    replaced_by: str | None = None,
 ) -> RequestView:
     """`approvals`: the live state; without it, the state before anyone decided. `waiting`: the
-    freezes that hold it now (live reads only: stored answers and webhooks never carry it)."""
+    freezes that hold it now (live reads only: stored answers and webhooks never carry it), as
+    does `replaced_by`: the request that replaces this one now."""
     decision = read_decision(request.policy_decision)
     return RequestView(
         id=request.id,
@@ -49,6 +51,8 @@ def request_model(
         result=_result(request),
         reason=request.failure_reason or None,
         waiting=waiting,
+        replaces=request.replaces,
+        replaced_by=replaced_by,
     )
 
 

@@ -67,6 +67,10 @@ class RequestView(JsonModel):
     waiting: WaitingView | None = absent(
         "why a live request is not signed now: the freezes that cover it (issue 9 §3)"
     )
+    replaces: str | None = absent("the request whose transaction this one replaces")
+    replaced_by: str | None = absent(
+        "the request that replaces this one's transaction (live reads only)"
+    )
 
 
 class RequestPage(JsonModel):

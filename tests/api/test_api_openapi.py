@@ -58,9 +58,10 @@ def test_request_answers_are_typed(doc: Document) -> None:
     created = doc.response_schema("/v1/requests", "post", 201, JSON)
     read = doc.response_schema("/v1/requests/{request_id}", "get", 200, JSON)
     assert created == read
-    assert set(created["properties"]) == REQUEST_FIELDS | {"result", "reason", "waiting"}
-    # `result`, `reason` and `waiting` appear only when there is one; everything else always
-    # (maybe null).
+    optional = {"result", "reason", "waiting", "replaces", "replaced_by"}
+    assert set(created["properties"]) == REQUEST_FIELDS | optional
+    # `result`, `reason`, `waiting` and the replacement links appear only when there is one;
+    # everything else always (maybe null).
     assert set(created["required"]) == REQUEST_FIELDS
     assert created["additionalProperties"] is False
 

@@ -33,6 +33,13 @@ class BitcoinPsbtBody(BaseModel):
     type: Literal["bitcoin_psbt"]
     wallet: StrictStr = Field(description="wallet name (a wallet on a Bitcoin chain)")
     psbt: StrictStr = Field(description="base64 BIP-174 PSBT", min_length=1)
+    replaces: StrictStr | None = Field(
+        default=None,
+        description=(
+            "the id of your signed request of this wallet whose transaction this one replaces "
+            "(BIP-125): it spends at least one of its coins and pays a higher fee and fee rate"
+        ),
+    )
 
 
 def decode_bitcoin_psbt(lookups: Lookups, data: dict[str, Any]) -> Draft:
@@ -76,6 +83,7 @@ def decode_bitcoin_psbt(lookups: Lookups, data: dict[str, Any]) -> Draft:
         fee_rate=Amount(decoded.fee_rate),
         destinations=addresses if len(addresses) > 1 else (),
         spends=decoded.spends,
+        replaces=body.replaces,
         details=_details(decoded, script.threshold),
     )
 
