@@ -39,7 +39,22 @@ def listen(host: str, port: int) -> socket.socket:
     in the backlog instead of being refused.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
+    # Named IPPROTO_TCP, not 0 (as socket.create_server makes it): the connections accepted from
+    # it inherit the protocol, and asyncio turns Nagle's algorithm off only on sockets that say
+    # TCP. With Nagle on, a response written in two parts waits for the client's delayed ACK:
+    # 40 ms added to every call on Linux.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as create_server does
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def serve(

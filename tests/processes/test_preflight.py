@@ -78,3 +78,19 @@ def test_a_port_in_use_stops_serve_with_one_line(home: Installation) -> None:
     assert len(lines) == 1, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
     assert "custody serving" not in done.stdout
+
+
+def test_connections_to_the_api_socket_are_sent_without_delay() -> None:
+    """The supervisor's listening socket says TCP, so the connections accepted from it do too and
+    asyncio turns Nagle's algorithm off on them (it looks at the socket's protocol); with Nagle
+    on, every response written in two parts waited 40 ms for the client's delayed ACK."""
+    from custody.processes.launch import listen
+
+    with (
+        listen("127.0.0.1", 0) as listener,
+        socket.create_connection(listener.getsockname()[:2]),
+    ):
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.proto == socket.IPPROTO_TCP
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
