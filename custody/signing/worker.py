@@ -67,6 +67,9 @@ class SignerWorker:
             for label in runtime.settings.extra_token_labels.values()
         }
         failpoints.disarm_for(runtime.settings)
+        # Claims of a batch whose results did not commit (the database failed between the two
+        # transactions): this worker's own, released at its next turn instead of at lease end.
+        self._unrecorded: list[str] = []
 
     def _root_key(self) -> RootKey:
         return RootKey.on(self.runtime.token(), self.runtime.settings.root_key_label)
@@ -77,6 +80,8 @@ class SignerWorker:
         Claims and results are each written in one transaction per batch: the HSM is fast, and
         per-request commits (each an fsync) would otherwise dominate.
         """
+        if self._unrecorded:
+            self._release_unrecorded()
         if not self.hsm.available():
             return False  # while the HSM fails nothing is claimed: requests wait, approved
         waiting = [label for label, watch in self.tokens.items() if not watch.available()]
@@ -99,6 +104,7 @@ class SignerWorker:
                 claims.append(claim)
         if not claims:
             return False
+        self._unrecorded = [claim.request_id for claim in claims]
         outcomes: list[Outcome] = []
         for claim in claims:
             # Once a token failed, the rest of the batch on it waits too instead of failing one
@@ -130,7 +136,22 @@ class SignerWorker:
                     pipeline.fail(session, claim.request_id, reason, worker_id=self.worker_id)
                 elif pipeline.finish(session, claim, outcome, worker_id=self.worker_id):
                     self.signed += 1
+        self._unrecorded = []
         return True
+
+    def _release_unrecorded(self) -> None:
+        """Back to `approved` what this worker claimed and could not record: no signature of
+        that batch was released (it was never stored), so the requests are signed afresh, at
+        once, rather than after their lease runs out."""
+        with self.runtime.db.write() as session:
+            for request_id in self._unrecorded:
+                pipeline.defer(
+                    session,
+                    request_id,
+                    "the database failed before the signature was recorded",
+                    worker_id=self.worker_id,
+                )
+        self._unrecorded = []
 
     def _sign(self, claim: pipeline.Claim, *, again: bool = False) -> Outcome:
         """The signed transaction, why it cannot be signed (fail closed), or that it waits for
