@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from custody.api.deps import BodyDep, RuntimeDep
+from custody.api.deps import BodyDep, RuntimeDep, approval_fields
 from custody.api.openapi import json_body
 from custody.api.schemas import CeremonyDecisionAnswer
 from custody.approvals import ceremony_approvals
-from custody.errors import ValidationFailed
 from custody.http.problems import problem_responses
-from custody.intake.jsonbody import parse_object
 
 router = APIRouter(
     prefix="/v1/ceremonies",
@@ -35,10 +33,7 @@ router = APIRouter(
     ),
 )
 def decide_ceremony(proposal_id: int, rt: RuntimeDep, body: BodyDep) -> CeremonyDecisionAnswer:
-    data = parse_object(body)
-    unknown = set(data) - {"approver", "decision", "signature"}
-    if unknown:
-        raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
+    data = approval_fields(body)
     with rt.db.write() as session:
         decided = ceremony_approvals.decide(
             session,

@@ -3,16 +3,29 @@ re-exported, the runtime and the raw body from custody.http)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from custody.clients.auth import AuthenticatedClient, CallContext, TokenRules, authenticate
-from custody.errors import Forbidden, Unauthorized
+from custody.errors import Forbidden, Unauthorized, ValidationFailed
 from custody.http.deps import BodyDep, RuntimeDep, raw_body, runtime
 from custody.http.ratelimit import RateLimits, RateLimitsDep
+from custody.intake.jsonbody import parse_object
 from custody.runtime import Runtime
+
+APPROVAL_FIELDS = frozenset({"approver", "decision", "signature"})
+
+
+def approval_fields(body: bytes) -> dict[str, Any]:
+    """The body of a device-key decision (on a request, a policy proposal, a lift, a ceremony):
+    strict JSON with those three fields and no others (each endpoint checks their values)."""
+    data = parse_object(body)
+    unknown = set(data) - APPROVAL_FIELDS
+    if unknown:
+        raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
+    return data
 
 
 def call_uri(request: Request) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from custody.api.deps import BodyDep, OperatorDep, RuntimeDep
+from custody.api.deps import BodyDep, OperatorDep, RuntimeDep, approval_fields
 from custody.api.openapi import json_body
 from custody.errors import ValidationFailed
 from custody.freezes import repository as freezes
@@ -76,10 +76,7 @@ def list_freezes(rt: RuntimeDep, _caller: OperatorDep) -> FreezeList:
 )
 def decide_unfreeze(freeze_id: int, rt: RuntimeDep, body: BodyDep) -> UnfreezeAnswer:
     """Authenticated by the signature, not by a client token (like request approvals)."""
-    data = parse_object(body)
-    unknown = set(data) - {"approver", "decision", "signature"}
-    if unknown:
-        raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
+    data = approval_fields(body)
     with rt.db.read() as session:
         verified = unfreezes.verify_decision(
             session,

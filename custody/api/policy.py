@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from custody.api.deps import BodyDep, ClientDep, RuntimeDep
+from custody.api.deps import BodyDep, ClientDep, RuntimeDep, approval_fields
 from custody.api.openapi import json_body
 from custody.api.schemas import FactsView, PayloadSummary, ProposalAnswer, Simulation
 from custody.approvals.policy_approvals import approve_proposal_with_device_key
 from custody.decisions.service import decide
-from custody.errors import ValidationFailed
 from custody.http.problems import problem_responses
 from custody.intake.decoders import decode
 from custody.intake.evmfill import DRY_RUN_FILL, Incomplete
@@ -56,10 +55,7 @@ def simulate(rt: RuntimeDep, client: ClientDep, body: BodyDep) -> Simulation:
     openapi_extra=json_body("ApprovalBody", "The decision and its device-key signature."),
 )
 def approve_proposal(version: int, rt: RuntimeDep, body: BodyDep) -> ProposalAnswer:
-    data = parse_object(body)
-    unknown = set(data) - {"approver", "decision", "signature"}
-    if unknown:
-        raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
+    data = approval_fields(body)
     with rt.db.write() as session:
         state = approve_proposal_with_device_key(
             session,

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep
+from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep, approval_fields
 from custody.api.openapi import json_body, required_header
 from custody.approvals.device import record_device_approval, verify_device_approval
 from custody.approvals.schemas import ApprovalAnswer
@@ -21,7 +21,6 @@ from custody.errors import ValidationFailed
 from custody.freezes.views import Waiting, waiting_for
 from custody.http.problems import problem_responses
 from custody.http.ratelimit import RateLimitsDep
-from custody.intake.jsonbody import parse_object
 from custody.intake.pipeline import MAX_IDEMPOTENCY_KEY, submit
 from custody.requests import repository
 from custody.requests import service as request_service
@@ -190,10 +189,7 @@ def add_approval(
     """Authenticated by the Ed25519 signature over the approval statement (see DESIGN.md),
     not by a client token: approvers are people with devices, not trading systems. A verified
     approval spends its approver's rate limit (the one the web app charges too)."""
-    data = parse_object(body)
-    unknown = set(data) - {"approver", "decision", "signature"}
-    if unknown:
-        raise ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
+    data = approval_fields(body)
     with rt.db.read() as session:
         verified = verify_device_approval(
             session,
