@@ -99,7 +99,7 @@ async def get_request(
         ),
     ] = 0,
 ) -> RequestView:
-    def read() -> tuple[RequestView, bool]:
+    def read(settling: bool = True) -> tuple[RequestView, bool]:
         with rt.db.read() as session:
             request, wallet_name = repository.for_client(session, client.id, request_id)
             waiting = waiting_for(session, request)
@@ -111,10 +111,11 @@ async def get_request(
                 waiting,
                 replaced_by=newer.id if newer is not None else None,
             )
-            return view, repository.settled(session, request)
+            # Only a long poll asks whether anything will move the request still.
+            return view, settling and repository.settled(session, request)
 
     if not wait:
-        return (await run_in_threadpool(read))[0]
+        return (await run_in_threadpool(read, False))[0]
     # The ticket comes before each read: a change committed between the two sets it.
     ticket = rt.changes.ticket()
     try:
