@@ -34,14 +34,16 @@ router = APIRouter(
 )
 def decide_ceremony(proposal_id: int, rt: RuntimeDep, body: BodyDep) -> CeremonyDecisionAnswer:
     data = approval_fields(body)
-    with rt.db.write() as session:
-        decided = ceremony_approvals.decide(
+    with rt.db.read() as session:
+        verified = ceremony_approvals.verify_decision(
             session,
             proposal_id=proposal_id,
             approver_name=data.get("approver"),
             decision=data.get("decision"),
             signature=data.get("signature"),
         )
+    with rt.db.write() as session:
+        decided = ceremony_approvals.record_decision(session, verified)
     return CeremonyDecisionAnswer.model_validate(
         {"proposal": decided.proposal_id, "state": decided.state, "quorum": decided.quorum.view()}
     )

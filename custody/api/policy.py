@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from custody.api.deps import BodyDep, ClientDep, RuntimeDep, approval_fields
 from custody.api.openapi import json_body
 from custody.api.schemas import FactsView, PayloadSummary, ProposalAnswer, Simulation
-from custody.approvals.policy_approvals import approve_proposal_with_device_key
+from custody.approvals import policy_approvals
 from custody.decisions.service import decide
 from custody.http.problems import problem_responses
 from custody.intake.decoders import decode
@@ -56,12 +56,14 @@ def simulate(rt: RuntimeDep, client: ClientDep, body: BodyDep) -> Simulation:
 )
 def approve_proposal(version: int, rt: RuntimeDep, body: BodyDep) -> ProposalAnswer:
     data = approval_fields(body)
-    with rt.db.write() as session:
-        state = approve_proposal_with_device_key(
+    with rt.db.read() as session:
+        verified = policy_approvals.verify_decision(
             session,
             version_id=version,
             approver_name=data.get("approver"),
             decision=data.get("decision"),
             signature=data.get("signature"),
         )
+    with rt.db.write() as session:
+        state = policy_approvals.record_decision(session, verified)
     return ProposalAnswer.model_validate({"version": version, "state": state})

@@ -136,32 +136,44 @@ def propose(session: Session, kind: str, subject: dict[str, Any], actor: str) ->
 
 
 @dataclass(frozen=True)
+class VerifiedDecision:
+    """A decision whose signature verified, and what it was verified against: the write
+    transaction records it only if the proposal and the approver's key are still the same."""
+
+    proposal_id: int
+    approver_id: str
+    decision: str
+    statement: bytes
+    signature: str
+    public_key: str
+
+
+@dataclass(frozen=True)
 class Decided:
     proposal_id: int
     state: str
     quorum: QuorumState
 
 
-def decide(
+def verify_decision(
     session: Session,
     *,
     proposal_id: int,
     approver_name: object,
     decision: object,
     signature: object,
-) -> Decided:
-    """Verify and record one approver's decision on a pending proposal (from the CLI or
-    `POST /v1/ceremonies/proposals/{id}/approvals`)."""
+) -> VerifiedDecision:
+    """Check one approver's decision on a pending proposal (from the CLI or `POST
+    /v1/ceremonies/proposals/{id}/approvals`), in a read transaction: anyone may post one, and
+    a signature check under the write lock would hold up every other writer meanwhile."""
     if not isinstance(approver_name, str) or not isinstance(signature, str):
         raise InvalidApproval("approver and signature must be strings")
     if not isinstance(decision, str) or decision not in DECISIONS:
         raise InvalidApproval(f"decision must be approve or reject, got {decision!r}")
-    ledger.lock(session)
-    row = repository.ceremony_proposal(session, proposal_id, for_update=True)
+    row = repository.ceremony_proposal(session, proposal_id, for_update=False)
     if row is None:
         raise NotFound(f"no ceremony proposal {proposal_id}")
-    if row.state != PENDING:
-        raise ApprovalConflict(f"ceremony proposal {proposal_id} is {row.state}, not pending")
+    _check_pending(row)
     approver = repository.approver_named(session, approver_name)
     if approver is None or approver.device_public_key is None or approver.disabled_at:
         raise ApprovalRefused("no enabled approver with a device key by that name")
@@ -171,12 +183,30 @@ def decide(
             "signature does not verify over this proposal's statement (RFC 8785 of type, "
             "proposal, ceremony, subject_sha256, decision, approver)"
         )
+    return VerifiedDecision(
+        row.id, approver.id, decision, signed, signature, approver.device_public_key
+    )
+
+
+def record_decision(session: Session, verified: VerifiedDecision) -> Decided:
+    """Record a verified decision under the ledger lock, after checking again what may have
+    changed since it was verified: the proposal's state, the approver, the governance."""
+    ledger.lock(session)
+    row = repository.ceremony_proposal(session, verified.proposal_id, for_update=True)
+    if row is None:
+        raise NotFound(f"no ceremony proposal {verified.proposal_id}")
+    _check_pending(row)
+    approver = session.get(Approver, verified.approver_id)
+    if approver is None or approver.disabled_at or approver.device_public_key is None:
+        raise ApprovalRefused("no enabled approver with a device key by that name")
+    if approver.device_public_key != verified.public_key:
+        raise ApprovalRefused("the approver's device key changed while the approval was verified")
     required = _governance_now(session)
     groups = repository.membership(session, [approver.id]).get(approver.id, set())
     if not {r.group for r in required} & groups:
         raise ApprovalRefused(f"approver {approver.name} is not in a group that governs custody")
-    _store(session, row, approver, decision, signed, signature)
-    if decision == "reject":
+    _store(session, row, approver, verified)
+    if verified.decision == "reject":
         row.state, row.decided_at = REJECTED, utcnow()
         ledger.append(
             session,
@@ -185,6 +215,11 @@ def decide(
             {"proposal": row.id, "ceremony": row.kind, "by": approver.name},
         )
     return Decided(row.id, row.state, _count(session, row, row.subject_sha256, required))
+
+
+def _check_pending(row: CeremonyProposal) -> None:
+    if row.state != PENDING:
+        raise ApprovalConflict(f"ceremony proposal {row.id} is {row.state}, not pending")
 
 
 @dataclass(frozen=True)
@@ -239,13 +274,8 @@ def use(session: Session, kind: str, subject: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _store(  # noqa: PLR0917  (private: one call site)
-    session: Session,
-    row: CeremonyProposal,
-    approver: Approver,
-    decision: str,
-    signed: bytes,
-    signature: str,
+def _store(
+    session: Session, row: CeremonyProposal, approver: Approver, verified: VerifiedDecision
 ) -> None:
     try:
         with session.begin_nested():
@@ -253,10 +283,10 @@ def _store(  # noqa: PLR0917  (private: one call site)
                 CeremonyApproval(
                     proposal_id=row.id,
                     approver_id=approver.id,
-                    decision=decision,
-                    statement=signed,
+                    decision=verified.decision,
+                    statement=verified.statement,
                     evidence=json.dumps(
-                        {"signature": signature, "public_key": approver.device_public_key}
+                        {"signature": verified.signature, "public_key": verified.public_key}
                     ),
                     created_at=utcnow(),
                 )
@@ -272,9 +302,9 @@ def _store(  # noqa: PLR0917  (private: one call site)
         {
             "ceremony_proposal": row.id,
             "approver": approver.name,
-            "decision": decision,
-            "statement": signed.decode(),
-            "evidence": {"signature": signature},
+            "decision": verified.decision,
+            "statement": verified.statement.decode(),
+            "evidence": {"signature": verified.signature},
         },
     )
 

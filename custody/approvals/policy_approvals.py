@@ -11,6 +11,7 @@ the one recorded when the version was proposed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import rfc8785
 from sqlalchemy import select
@@ -53,33 +54,58 @@ def policy_statement(version: PolicyVersion, approver: str, decision: str) -> by
     )
 
 
-def approve_proposal_with_device_key(
+@dataclass(frozen=True)
+class VerifiedDecision:
+    """A decision whose signature verified, and what it was verified against: the write
+    transaction records it only if the proposal and the approver's key are still the same."""
+
+    version_id: int
+    approver_id: str
+    decision: str
+    statement: bytes
+    signature: str
+    public_key: str
+
+
+def verify_decision(
     session: Session,
     *,
     version_id: int,
     approver_name: object,
     decision: object,
     signature: object,
-) -> str:
-    """Verify and record one decision; returns the proposal's state afterwards."""
+) -> VerifiedDecision:
+    """Check one decision on a proposed version, in a read transaction: anyone may post one,
+    and a signature check under the write lock would hold up every other writer meanwhile."""
     if not isinstance(approver_name, str) or not isinstance(signature, str):
         raise InvalidApproval("approver and signature must be strings")
     if decision not in DECISIONS:
         raise InvalidApproval(f"decision must be approve or reject, got {decision!r}")
-    ledger.lock(session)
-    version = session.get(PolicyVersion, version_id)
-    if version is None or version.required_approvals is None:
-        raise NotFound(f"no policy proposal {version_id}")
-    if version.state != PROPOSED:
-        raise ApprovalConflict(f"policy version {version_id} is {version.state}, not proposed")
+    version = _proposed(session, version_id)
     approver = session.execute(
         select(Approver).where(Approver.name == approver_name)
     ).scalar_one_or_none()
     if approver is None or approver.device_public_key is None or approver.disabled_at:
         raise ApprovalRefused("no enabled approver with a device key by that name")
-    required = _governance_now(session, version)
+    _governance_now(session, version)
     statement = policy_statement(version, approver.name, str(decision))
     _verify(approver.device_public_key, signature, statement)
+    return VerifiedDecision(
+        version.id, approver.id, str(decision), statement, signature, approver.device_public_key
+    )
+
+
+def record_decision(session: Session, verified: VerifiedDecision) -> str:
+    """Record a verified decision under the ledger lock, after checking again what may have
+    changed since it was verified; returns the proposal's state afterwards."""
+    ledger.lock(session)
+    version = _proposed(session, verified.version_id)
+    approver = session.get(Approver, verified.approver_id)
+    if approver is None or approver.device_public_key is None or approver.disabled_at:
+        raise ApprovalRefused("no enabled approver with a device key by that name")
+    if approver.device_public_key != verified.public_key:
+        raise ApprovalRefused("the approver's device key changed while the approval was verified")
+    required = _governance_now(session, version)
     if not {r.group for r in required} & set(groups_of(session, approver.id)):
         raise ApprovalRefused(f"approver {approver.name} is not in a group governing policy")
     try:
@@ -88,14 +114,14 @@ def approve_proposal_with_device_key(
                 PolicyApproval(
                     version_id=version.id,
                     approver_id=approver.id,
-                    decision=str(decision),
-                    statement=statement,
-                    evidence=json.dumps({"signature": signature}),
+                    decision=verified.decision,
+                    statement=verified.statement,
+                    evidence=json.dumps({"signature": verified.signature}),
                     created_at=utcnow(),
                 )
             )
     except IntegrityError:
-        raise ApprovalConflict(f"{approver.name} already decided on version {version_id}") from None
+        raise ApprovalConflict(f"{approver.name} already decided on version {version.id}") from None
     ledger.append(
         session,
         EventKind.APPROVAL_ADDED,
@@ -103,12 +129,12 @@ def approve_proposal_with_device_key(
         {
             "policy_version": version.id,
             "approver": approver.name,
-            "decision": decision,
-            "statement": statement.decode(),
-            "evidence": {"signature": signature},
+            "decision": verified.decision,
+            "statement": verified.statement.decode(),
+            "evidence": {"signature": verified.signature},
         },
     )
-    if decision == "reject":
+    if verified.decision == "reject":
         version.state = REJECTED
         ledger.append(
             session,
@@ -119,6 +145,15 @@ def approve_proposal_with_device_key(
     elif _quorum_met(session, version.id, required):
         mark_applied(session, version, "approvals", "governance quorum reached")
     return version.state
+
+
+def _proposed(session: Session, version_id: int) -> PolicyVersion:
+    version = session.get(PolicyVersion, version_id)
+    if version is None or version.required_approvals is None:
+        raise NotFound(f"no policy proposal {version_id}")
+    if version.state != PROPOSED:
+        raise ApprovalConflict(f"policy version {version_id} is {version.state}, not proposed")
+    return version
 
 
 def _governance_now(session: Session, version: PolicyVersion) -> tuple[Requirement, ...]:

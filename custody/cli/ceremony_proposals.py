@@ -137,14 +137,17 @@ def approve(
     """Record an approver's device-key decision on a ceremony proposal."""
     from custody.approvals import ceremony_approvals
 
-    with context.runtime() as rt, rt.db.write() as session:
-        decided = ceremony_approvals.decide(
-            session,
-            proposal_id=proposal,
-            approver_name=approver,
-            decision="reject" if reject else "approve",
-            signature=signature,
-        )
+    with context.runtime() as rt:
+        with rt.db.read() as session:
+            verified = ceremony_approvals.verify_decision(
+                session,
+                proposal_id=proposal,
+                approver_name=approver,
+                decision="reject" if reject else "approve",
+                signature=signature,
+            )
+        with rt.db.write() as session:
+            decided = ceremony_approvals.record_decision(session, verified)
     quorum = decided.quorum
     data = {
         "proposal": decided.proposal_id,
