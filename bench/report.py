@@ -21,8 +21,9 @@ def write_report(
             f"- machine: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}; "
             f"SoftHSM {machine['softhsm']}",
             f"- set-up: fresh `custody init` + `custody demo seed` (SQLite, development SoftHSM2 "
-            f"token), `custody serve` with one API and one signer process (rate limits raised "
-            f"for the one benchmark client); {int(results['requests'])} withdrawals from "
+            f"token), `custody serve` with its default processes here: {machine['processes']} "
+            f"(rate limits raised for the one benchmark client); {int(results['requests'])} "
+            f"withdrawals from "
             f"{args.concurrency} concurrent client threads on the same machine",
             "",
             "| measure | per second |",

@@ -4,7 +4,7 @@
 
 1. raw PyKCS11 secp256k1 signs per second in one process (the HSM's ceiling here);
 2. signed withdrawals per second end to end: signed HTTP calls to a running `custody serve`
-   (SQLite, one signer process), from the first POST until the last request reads `signed`;
+   (SQLite, its default processes), from the first POST until the last request reads `signed`;
 3. create-to-signed latency as a client sees it, one request at a time, learning of the result
    by a long poll (`GET /v1/requests/{id}?wait=`), not a sleep.
 """
@@ -114,10 +114,19 @@ def main() -> None:
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "softhsm": _softhsm_version(),
+        "processes": _default_processes(),
     }
     write_report(args.output, machine, results, args)
     for key, value in results.items():
         print(f"{key}: {value:,.2f}")
+
+
+def _default_processes() -> str:
+    """What `custody serve` with no flags runs on this machine with SQLite, as the run did."""
+    from custody.processes.sizing import available_cores, default_processes
+
+    api, signers = default_processes(available_cores(), sqlite=True)
+    return f"{api} API and {signers} signer process{'' if signers == 1 else 'es'}"
 
 
 def _cpu() -> str:

@@ -60,18 +60,30 @@ def serve(  # noqa: PLR0917  (Typer maps each parameter to one command-line opti
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, max=64, help="API processes. Default: settings (1)."),
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="API processes. Default: settings, else sized to the cores and the database.",
+        ),
     ] = None,
     signers: Annotated[
         int | None,
-        typer.Option("--signers", min=1, max=64, help="Signer processes. Default: settings (1)."),
+        typer.Option(
+            "--signers",
+            min=1,
+            max=64,
+            help="Signer processes. Default: settings, else sized to the cores and the database.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Serve the HTTP API, with signer and background processes, under one supervisor."""
-    from custody.processes import launch
+    from custody.processes import launch, sizing
 
     settings = context.settings()
+    with_workers = settings.worker_in_process if worker is None else worker
+    processes = sizing.for_settings(settings, api_flag=workers, signers_flag=signers)
     _logging("supervisor")
     _preflight(settings, as_json=as_json)
     bind_host, bind_port = host or settings.host, port or settings.port
@@ -82,18 +94,30 @@ def serve(  # noqa: PLR0917  (Typer maps each parameter to one command-line opti
             f"cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}", as_json=as_json
         )
         raise typer.Exit(3) from None  # uvicorn's own exit status for a server that cannot start
+    signer_processes = processes.signers if with_workers else 0
     emit(
-        {"host": bind_host, "port": bind_port},
+        {
+            "host": bind_host,
+            "port": bind_port,
+            "api_processes": processes.api,
+            "signer_processes": signer_processes,
+            "cores": processes.cores,
+        },
         as_json=as_json,
-        human=f"custody serving on http://{bind_host}:{bind_port} (home {settings.home})",
+        human=f"custody serving on http://{bind_host}:{bind_port} (home {settings.home})\n"
+        + (
+            processes.describe()
+            if with_workers
+            else f"{processes.describe_api()}; no signer or background process (--no-worker)"
+        ),
     )
     with listener:
         code = launch.serve(
             settings,
             listener,
-            api_processes=workers or settings.api_processes,
-            signer_processes=signers or settings.signer_processes,
-            with_workers=settings.worker_in_process if worker is None else worker,
+            api_processes=processes.api,
+            signer_processes=processes.signers,
+            with_workers=with_workers,
         )
     raise typer.Exit(code)
 
@@ -106,7 +130,12 @@ class WorkerPart(StrEnum):
 def worker(
     processes: Annotated[
         int | None,
-        typer.Option("--processes", min=1, max=64, help="Signer processes. Default: settings (1)."),
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="Signer processes. Default: settings, else as `custody serve` would run.",
+        ),
     ] = None,
     only: Annotated[
         WorkerPart | None,
@@ -129,16 +158,17 @@ def worker(
         return
     if only is WorkerPart.BACKGROUND and processes is not None:
         raise typer.BadParameter("--processes does not go with --only background")
-    from custody.processes import launch
+    from custody.processes import launch, sizing
 
     _logging("supervisor")
     _preflight(settings, as_json=as_json)
-    signers = 0 if only is WorkerPart.BACKGROUND else processes or settings.signer_processes
+    planned = sizing.for_settings(settings, api_flag=None, signers_flag=processes)
+    signers = 0 if only is WorkerPart.BACKGROUND else planned.signers
     background = only is not WorkerPart.SIGNERS
     emit(
         {"signers": signers, "background": background},
         as_json=as_json,
-        human=f"custody worker: {signers} signer process(es)"
+        human=f"custody worker: {planned.describe_signers() if signers else 'no signer process'}"
         f"{', the background process' if background else ''} (home {settings.home})",
     )
     raise typer.Exit(launch.work(settings, signer_processes=signers, background=background))

@@ -160,9 +160,9 @@ class Settings(BaseSettings):
     # The processes `custody serve` and `custody worker` supervise (custody.processes): API
     # processes sharing one listening socket (`--workers`), signer processes (`--signers`,
     # `custody worker --processes`); one background process besides runs the checkpointer and
-    # the webhook runner.
-    api_processes: int = Field(default=1, ge=1, le=64)
-    signer_processes: int = Field(default=1, ge=1, le=64)
+    # the webhook runner. Unset: sized to the cores and the database (custody.processes.sizing).
+    api_processes: int | None = Field(default=None, ge=1, le=64)
+    signer_processes: int | None = Field(default=None, ge=1, le=64)
     # A child that died is restarted after a delay doubling from 0.5 s per quick death in a row,
     # with jitter, up to this.
     restart_backoff_max_seconds: float = Field(default=30.0, ge=1, le=3600)

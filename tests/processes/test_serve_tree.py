@@ -74,6 +74,8 @@ def test_each_part_runs_in_a_process_of_its_own(server: Tree) -> None:
         assert listening in _socket_inodes(pid), pid
     # Every process logs, and says which one it is.
     assert "[signer-1] custody.signing: signer worker" in server.output()
+    # The start-up lines say how many processes run, and why.
+    assert "2 API processes (--workers/--signers), 1 signer process (sized to " in server.output()
 
 
 def test_withdrawal_is_signed_across_the_processes(
