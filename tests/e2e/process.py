@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tests.support.cli import CUSTODY, CliResult, ok_json
 
+ROOT = Path(__file__).resolve().parents[2]
+
 __all__ = [
     "CUSTODY",
     "clean_env",
@@ -52,16 +54,13 @@ def run_custody(
 
 _MANY = r"""
 import contextlib, io, json, sys
-from custody.cli.main import main
+sys.path.append(sys.argv[2])  # the checkout these tests come from, for tests.support
+from tests.support.exit_codes import exit_code
 done = []
 for args in json.loads(sys.argv[1]):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        code = exit_code(args)
     done.append([args, code, out.getvalue(), err.getvalue()])
     if code != 0:
         break
@@ -76,7 +75,7 @@ def run_custody_many(
     whose token is not the session's, one interpreter start instead of one a command. Stops at
     the first command that fails; its result is the last one."""
     ran = subprocess.run(
-        [sys.executable, "-c", _MANY, json.dumps([list(c) for c in commands])],
+        [sys.executable, "-c", _MANY, json.dumps([list(c) for c in commands]), str(ROOT)],
         env=dict(env),
         capture_output=True,
         text=True,

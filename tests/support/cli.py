@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from custody.cli.main import main
+from tests.support.exit_codes import exit_code
 
 CUSTODY = str(Path(sys.prefix) / "bin" / "custody")
 
@@ -75,21 +75,8 @@ def invoke(
         if stdin is not None:
             patch.setattr(sys, "stdin", io.StringIO(stdin))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = _exit_code(list(args))
+            code = exit_code(list(args))
     return CliResult([CUSTODY, *args], code, out.getvalue(), err.getvalue())
-
-
-def _exit_code(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        if exc.code is None:
-            return 0
-        if isinstance(exc.code, int):
-            return exc.code
-        sys.stderr.write(f"{exc.code}\n")  # what the interpreter prints for sys.exit("text")
-        return 1
-    raise AssertionError("custody.cli.main.main returned instead of exiting")
 
 
 class Finished(Protocol):
