@@ -144,7 +144,8 @@ def _inventory(session: Session, other_tokens: set[str]) -> _Inventory:
             }
         )
     included, excluded = [], []
-    for key in keys.keys(session):
+    recorded = keys.keys(session)
+    for key in recorded:
         if key.retired_at is not None:
             continue  # destroyed on the token; the backups made before still hold it
         if key.token in other_tokens:
@@ -158,7 +159,7 @@ def _inventory(session: Session, other_tokens: set[str]) -> _Inventory:
     in_backup = {key.label for key, _ in included}
     by_public = {
         compressed(bytes.fromhex(key.public_key)).hex(): key.label
-        for key in keys.keys(session)
+        for key in recorded
         if key.algorithm == Algorithm.SECP256K1
     }
     described = [_bitcoin_wallet(wallet, chain, by_public) for wallet, chain in bitcoin]
