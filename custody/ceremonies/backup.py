@@ -17,6 +17,7 @@ from custody.ceremonies import kek as keks
 from custody.ceremonies import manifest as folder
 from custody.ceremonies.authority import Authorise, ungoverned
 from custody.ceremonies.errors import CeremonyRefused
+from custody.chains.bitcoin.descriptors import compressed, wallet_script
 from custody.hsm.keys import Algorithm, Backup, WrappedKey
 from custody.keys import repository as keys
 from custody.keys import service as key_service
@@ -25,7 +26,7 @@ from custody.ledger.events import EventKind
 from custody.ledger.service import rfc3339
 from custody.runtime import Runtime
 from custody.store.base import utcnow
-from custody.store.models import Key
+from custody.store.models import Chain, Key, Wallet
 from custody.wallets import repository as wallets
 
 NOT_EXTRACTABLE = "never extractable (generated with --no-backup, or before key ceremonies)"
@@ -81,8 +82,9 @@ class Made:
 
 @dataclass(frozen=True)
 class _Inventory:
-    included: list[tuple[Key, list[dict[str, Any]]]]  # backup-able keys and their wallets
+    included: list[tuple[Key, list[dict[str, Any]]]]  # backup-able keys and their EVM wallets
     excluded: list[dict[str, str]]
+    bitcoin_wallets: list[dict[str, Any]]  # each with its descriptor's owners and threshold
 
 
 def back_up(runtime: Runtime, plan: Plan, actor: str, authorise: Authorise = ungoverned) -> Made:
@@ -128,10 +130,10 @@ def back_up(runtime: Runtime, plan: Plan, actor: str, authorise: Authorise = ung
 
 def _inventory(session: Session, other_tokens: set[str]) -> _Inventory:
     on_key: dict[int, list[dict[str, Any]]] = {}
+    bitcoin: list[tuple[Wallet, Chain]] = []
     for wallet, chain, key in wallets.wallets(session):
         if chain.evm_chain_id is None:
-            # Bitcoin wallets are descriptors over several keys: their keys are backed up, and
-            # after a restore `wallets create` with the same owners gives the same descriptor.
+            bitcoin.append((wallet, chain))  # a descriptor over several keys: below
             continue
         on_key.setdefault(key.id, []).append(
             {
@@ -142,7 +144,8 @@ def _inventory(session: Session, other_tokens: set[str]) -> _Inventory:
             }
         )
     included, excluded = [], []
-    for key in keys.keys(session):
+    recorded = keys.keys(session)
+    for key in recorded:
         if key.retired_at is not None:
             continue  # destroyed on the token; the backups made before still hold it
         if key.token in other_tokens:
@@ -153,7 +156,36 @@ def _inventory(session: Session, other_tokens: set[str]) -> _Inventory:
         else:
             reason = NOT_WRAPPABLE if key.algorithm == Algorithm.ED25519 else NOT_EXTRACTABLE
             excluded.append({"label": key.label, "algorithm": key.algorithm, "reason": reason})
-    return _Inventory(included, excluded)
+    in_backup = {key.label for key, _ in included}
+    by_public = {
+        compressed(bytes.fromhex(key.public_key)).hex(): key.label
+        for key in recorded
+        if key.algorithm == Algorithm.SECP256K1
+    }
+    described = [_bitcoin_wallet(wallet, chain, by_public) for wallet, chain in bitcoin]
+    bitcoin_wallets = [
+        entry for entry in described if any(o["label"] in in_backup for o in entry["owners"])
+    ]
+    return _Inventory(included, excluded, bitcoin_wallets)
+
+
+def _bitcoin_wallet(wallet: Wallet, chain: Chain, by_public: dict[str, str]) -> dict[str, Any]:
+    """The wallet as `wallets create` makes it again: its owners in the descriptor's order,
+    each a key label of this installation or (an external cosigner) a bare public key. A
+    wallet none of whose keys is in the backup is not the backup's to restore."""
+    assert wallet.descriptor is not None  # every Bitcoin wallet has one (wallets.service)
+    script = wallet_script(wallet.descriptor)
+    return {
+        "name": wallet.name,
+        "chain": chain.name,
+        "address": wallet.address,
+        "descriptor": wallet.descriptor,
+        "threshold": script.threshold if script.is_multisig else None,
+        "owners": [
+            {"label": by_public.get(owner.hex()), "public_key": owner.hex()}
+            for owner in script.owners
+        ],
+    }
 
 
 def _require_recorded(key: Key, wrapped: WrappedKey) -> None:
@@ -210,6 +242,7 @@ def _manifest(  # noqa: PLR0917  (private: one call site, every value it renders
             for item, (_, key_wallets) in zip(wrapped, inventory.included, strict=True)
         ],
         "not_included": inventory.excluded,
+        "bitcoin_wallets": inventory.bitcoin_wallets,
     }
     body["mac"] = keks.manifest_mac(kek, folder.unsigned_bytes(body))
     return body

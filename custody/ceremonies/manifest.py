@@ -58,6 +58,30 @@ class WalletEntry(_Model):
     address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
 
 
+class BitcoinOwner(_Model):
+    """One key of a Bitcoin wallet's descriptor, in the descriptor's order: a key of this
+    installation (`label`) or an external cosigner's (`label` null)."""
+
+    label: str | None
+    public_key: str = Field(pattern=_HEX, min_length=66, max_length=66)  # compressed
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str | None) -> str | None:
+        return None if value is None else validate_label(value)
+
+
+class BitcoinWalletEntry(_Model):
+    """What `wallets create` needs to make the wallet again, and what it must then give."""
+
+    name: str = Field(min_length=1, max_length=64)
+    chain: str = Field(min_length=1, max_length=32)
+    address: str = Field(min_length=14, max_length=90)
+    descriptor: str = Field(min_length=1, max_length=2048)
+    threshold: int | None = Field(ge=1)  # None: P2WPKH over its one owner
+    owners: tuple[BitcoinOwner, ...] = Field(min_length=1)
+
+
 class KeyEntry(_Model):
     label: str
     algorithm: Literal["secp256k1"]
@@ -129,6 +153,9 @@ class Manifest(_Model):
     wrapping: Literal["CKM_AES_KEY_WRAP_PAD"]
     keys: tuple[KeyEntry, ...]
     not_included: tuple[NotIncluded, ...]
+    # Absent in manifests written before backups recorded Bitcoin wallets: their restore
+    # cannot make those wallets again (custody.ceremonies.restore says so).
+    bitcoin_wallets: tuple[BitcoinWalletEntry, ...] | None = None
     mac: str = Field(pattern=_HEX, min_length=64, max_length=64)
 
     @model_validator(mode="after")
@@ -137,6 +164,7 @@ class Manifest(_Model):
         if len(set(labels)) != len(labels):
             raise ValueError("a key label appears twice")
         wallets = [wallet.name for key in self.keys for wallet in key.wallets]
+        wallets += [wallet.name for wallet in self.bitcoin_wallets or ()]
         if len(set(wallets)) != len(wallets):
             raise ValueError("a wallet name appears twice")
         if self.shares.threshold > self.shares.count:

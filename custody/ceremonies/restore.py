@@ -16,6 +16,7 @@ import coincurve
 from sqlalchemy.orm import Session
 
 from custody.catalog import chains as catalog
+from custody.ceremonies import bitcoin_wallets as bitcoin
 from custody.ceremonies import kek as keks
 from custody.ceremonies.authority import Authorise, ungoverned
 from custody.ceremonies.errors import BackupInvalid, CeremonyRefused, SharesInvalid
@@ -41,8 +42,9 @@ class Restored:
     ledger_index: int
     token: str
     keys: list[KeyInfo]
-    wallets: list[dict[str, str]]  # name, chain, key, address
+    wallets: list[dict[str, str]]  # name, chain, key, address (and a Bitcoin descriptor)
     shares_used: list[int]
+    not_recreated: list[dict[str, str | None]]  # Bitcoin wallets: name (or None), reason
 
 
 def subject(backup: BackupFolder, token: str) -> dict[str, str]:
@@ -84,9 +86,11 @@ def restore(
             "KEK does not verify"
         )
 
-    # (3) this installation can take every key and wallet
+    # (3) this installation can take every key and wallet; each Bitcoin wallet's descriptor
+    # and address derive from its owners and threshold
     with runtime.db.read() as session:
         _require_room(session, manifest)
+        wallet_plan = bitcoin.plan(session, manifest)
 
     # (4) on the token: each key unwrapped and checked (protection, curve, and a signature
     # that verifies in software against the manifest's public key); (5) the records
@@ -98,11 +102,13 @@ def restore(
             ]
             with runtime.db.write() as session:
                 approvals = authorise(session)
-                index, made = _record(session, backup, infos, token, used, actor, approvals)
+                index, made = _record(
+                    session, backup, infos, token, used, actor, approvals, wallet_plan
+                )
         except BaseException as exc:
             _discard(ceremony, exc)
             raise
-    return Restored(backup.sha256, index, token, infos, made, used)
+    return Restored(backup.sha256, index, token, infos, made, used, wallet_plan.not_recreated)
 
 
 def _info(entry: KeyEntry) -> KeyInfo:
@@ -171,6 +177,7 @@ def _record(  # noqa: PLR0917  (private: one call site)
     used: list[int],
     actor: str,
     approvals: dict[str, Any],
+    wallet_plan: bitcoin.Plan,
 ) -> tuple[int, list[dict[str, str]]]:
     manifest = backup.manifest
     entry = ledger.append(
@@ -185,7 +192,9 @@ def _record(  # noqa: PLR0917  (private: one call site)
             "token": token,
             "shares_used": used,
             "keys": [info.label for info in infos],
-            "wallets": [w.name for key in manifest.keys for w in key.wallets],
+            "wallets": [w.name for key in manifest.keys for w in key.wallets]
+            + [w.name for w in wallet_plan.make],
+            "wallets_not_recreated": wallet_plan.not_recreated,
         }
         | approvals,
     )
@@ -215,6 +224,7 @@ def _record(  # noqa: PLR0917  (private: one call site)
                     "address": wallet.address,
                 }
             )
+    made += [bitcoin.recreate(session, wallet, actor) for wallet in wallet_plan.make]
     return entry.index, made
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from custody.ceremonies import repository
 from custody.ceremonies.errors import BackupInvalid
 from custody.ceremonies.manifest import Manifest, read_blobs, read_manifest
+from custody.chains.bitcoin.descriptors import compressed, wallet_script
 from custody.hsm.errors import KeyNotFound
 from custody.hsm.keys import Backup
 from custody.keys import repository as keys
@@ -46,15 +47,22 @@ def verify(runtime: Runtime, directory: Path) -> Report:
     report.manifest_sha256 = digest
     report.keys = [key.label for key in manifest.keys]
     report.wallets = [wallet.name for key in manifest.keys for wallet in key.wallets]
+    report.wallets += [wallet.name for wallet in manifest.bitcoin_wallets or ()]
 
     # (2) recorded: this ledger's `ceremony.backup` (or `ceremony.restore`) names this manifest
     with runtime.db.read() as session:
         report.ledger_index = repository.backup_entry_index(session, digest)
         recorded = {key.label: key for key in keys.keys(session)}
+        listed = wallets.wallets(session)
         on_keys = {
             (wallet.name, chain.name, wallet.address, key.label)
-            for wallet, chain, key in wallets.wallets(session)
-            if chain.evm_chain_id is not None  # Bitcoin wallets: made again from their keys
+            for wallet, chain, key in listed
+            if chain.evm_chain_id is not None  # Bitcoin wallets: by descriptor, below
+        }
+        described = {
+            (wallet.name, chain.name, wallet.address, wallet.descriptor)
+            for wallet, chain, _ in listed
+            if wallet.descriptor is not None
         }
     if report.ledger_index is None:
         report.problems.append(
@@ -76,6 +84,7 @@ def verify(runtime: Runtime, directory: Path) -> Report:
         if key.token not in runtime.settings.extra_token_labels.values()
     }  # a backup holds the main token's keys only (custody.ceremonies.backup)
     report.problems.extend(_nothing_missing(manifest, main, on_keys))
+    report.problems.extend(_bitcoin_wallets_match(manifest, described))
     return report
 
 
@@ -133,4 +142,31 @@ def _nothing_missing(
             f"wallet {name!r} (key {label!r} on {chain}, {address}) in the backup is not a "
             "wallet of this installation"
         )
+    return problems
+
+
+def _bitcoin_wallets_match(
+    manifest: Manifest, described: set[tuple[str, str, str, str]]
+) -> list[str]:
+    """Every Bitcoin wallet with an owner key in the backup is in it, as it is here. A backup
+    made before manifests recorded Bitcoin wallets holds none: its keys only."""
+    if manifest.bitcoin_wallets is None:
+        return []
+    in_backup = {compressed(bytes.fromhex(key.public_key)) for key in manifest.keys}
+    ours = {
+        wallet for wallet in described if in_backup.intersection(wallet_script(wallet[3]).owners)
+    }
+    backed_up = {
+        (wallet.name, wallet.chain, wallet.address, wallet.descriptor)
+        for wallet in manifest.bitcoin_wallets
+    }
+    problems = [
+        f"wallet {name!r} ({chain}, {address}) is not in this backup as it is here: make a new "
+        "backup"
+        for name, chain, address, _ in sorted(ours - backed_up)
+    ]
+    problems += [
+        f"wallet {name!r} ({chain}, {address}) in the backup is not a wallet of this installation"
+        for name, chain, address, _ in sorted(backed_up - ours)
+    ]
     return problems

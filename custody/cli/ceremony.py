@@ -192,7 +192,7 @@ def restore(
             keys={k.label: k.public_key.hex() for k in done.keys},
         )
         transcript.recorded(rt, record, "ceremony.restore", done.ledger_index)
-        record.step("wallets registered", wallets=done.wallets)
+        record.step("wallets registered", wallets=done.wallets, not_recreated=done.not_recreated)
         saved = transcript.save(rt, record)
     data: dict[str, Any] = {
         "manifest_sha256": done.manifest_sha256,
@@ -204,6 +204,7 @@ def restore(
             for k in done.keys
         ],
         "wallets": done.wallets,
+        "wallets_not_recreated": done.not_recreated,
     } | _saved(saved)
     lines = [
         f"restored {len(done.keys)} keys into token {done.token} from backup "
@@ -211,6 +212,12 @@ def restore(
         f"ledger entry {done.ledger_index})"
     ]
     lines += [f"  wallet {w['name']} on {w['chain']}: {w['address']}" for w in done.wallets]
+    lines += [
+        f"  not re-created: wallet {w['name']}: {w['reason']}"
+        if w["name"]
+        else f"  not re-created: {w['reason']}"
+        for w in done.not_recreated
+    ]
     lines.append(_saved_line(saved))
     emit(data, as_json=as_json, human="\n".join(lines))
 
@@ -281,6 +288,7 @@ def _backup_data(made: Made) -> dict[str, Any]:
             for key in manifest.keys
         ],
         "not_included": [n.model_dump(mode="json") for n in manifest.not_included],
+        "bitcoin_wallets": [w.model_dump(mode="json") for w in manifest.bitcoin_wallets or ()],
     }
 
 

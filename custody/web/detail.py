@@ -163,8 +163,7 @@ def _flags(
     session: Session, request: Request, facts: RequestFacts | None, details: dict[str, Any]
 ) -> list[str]:
     flags = [FLAG_TEXT.get(f, f) for f in sorted(facts.call_flags)] if facts else []
-    if request.destination and not repository.destination_seen(session, request):
-        flags.append("New destination: no earlier signed request sent anything here")
+    flags += _new_destinations(session, request, facts)
     if facts is not None and len(facts.destinations) > 1:
         # "To" shows the first address: every other output of a batch is named here
         flags.append(f"Batch: pays {len(facts.destinations)} addresses (every output below)")
@@ -180,6 +179,18 @@ def _flags(
     if request.type == "trade" and venue and not repository.venue_used(session, request, venue):
         flags.append(f"First use of venue {venue}: no earlier trade was signed for it")
     return flags
+
+
+def _new_destinations(session: Session, request: Request, facts: RequestFacts | None) -> list[str]:
+    """Every address the request pays that no earlier signed request paid: a batch's second
+    output is as new to the approver as its first."""
+    batch = list(facts.destinations) if facts is not None else []
+    addresses = batch or ([request.destination] if request.destination else [])
+    seen = repository.destinations_paid_before(session, request, addresses)
+    new = [address for address in addresses if address.lower() not in seen]
+    if not batch:
+        return ["New destination: no earlier signed request sent anything here"] if new else []
+    return [f"New destination {address}: no earlier signed request paid it" for address in new]
 
 
 def when(moment: datetime | None) -> str:

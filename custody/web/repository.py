@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from custody.approvals.duties import is_maker
 from custody.approvals.quorum import required_groups
 from custody.chains.schemas import Eip712Payload, read_payload
+from custody.policy.facts import RequestFacts
 from custody.policy.stored import read_decision
 from custody.requests.states import RequestStatus
 from custody.store.models import Approval, Chain, LedgerEntry, Request, Wallet
@@ -114,20 +115,34 @@ def intake_details(session: Session, request: Request) -> dict[str, Any]:
     return {}
 
 
-def destination_seen(session: Session, request: Request) -> bool:
-    """Whether an earlier signed request of any wallet sent to this destination."""
-    if not request.destination:
-        return True
-    count = session.execute(
-        select(func.count())
-        .select_from(Request)
-        .where(
-            Request.signed_at.is_not(None),  # ever signed: also broadcast, confirmed, sent
-            func.lower(Request.destination) == request.destination.lower(),
-            Request.created_at < request.created_at,
-        )
-    ).scalar_one()
-    return bool(count)
+def destinations_paid_before(session: Session, request: Request, addresses: list[str]) -> set[str]:
+    """Which of `addresses` (lower-cased) an earlier signed request of any wallet paid: as its
+    destination, or as another output of a batch (which only the batch's facts name)."""
+    earlier = (
+        Request.signed_at.is_not(None),  # ever signed: also broadcast, confirmed, sent
+        Request.created_at < request.created_at,
+    )
+    wanted = {address.lower() for address in addresses}
+    destination = func.lower(Request.destination)
+    seen = set(
+        session.execute(
+            select(destination).where(*earlier, destination.in_(wanted)).distinct()
+        ).scalars()
+    )
+    rest = wanted - seen
+    if not rest:
+        return seen
+    # Facts naming an address are a cheap first cut; the parsed facts decide, since a wallet's
+    # own address is named there too.
+    named = [func.lower(Request.facts).contains(f'"{a}"', autoescape=True) for a in rest]
+    query = select(Request.facts).where(*earlier, or_(*named)).execution_options(yield_per=200)
+    with session.execute(query) as result:  # closed when the answer is known early
+        for facts in filter(None, result.scalars()):  # the condition holds only for text
+            batch = RequestFacts.from_json(facts).destinations
+            seen.update(rest.intersection(d.lower() for d in batch))
+            if seen >= wanted:
+                break
+    return seen
 
 
 def venue_used(session: Session, request: Request, venue: str) -> bool:

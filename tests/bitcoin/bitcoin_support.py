@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from bitcointx.core import CTransaction
 from bitcointx.core.script import CScript
@@ -28,6 +29,7 @@ from custody.hsm import Algorithm, Backup
 from custody.keys import service as key_service
 from custody.store.models import Wallet
 from custody.wallets import repository, service
+from tests.support.api import Api
 from tests.support.installation import Installation
 
 # A regtest P2WPKH address no test wallet owns (from a throwaway key).
@@ -138,3 +140,14 @@ def verify_independently(raw_hex: str, spent: list[tuple[bytes, int]]) -> CTrans
             witness=tx.wit.vtxinwit[index].scriptWitness,
         )
     return tx
+
+
+def refused(api: Api, installation: Installation, request_body: dict[str, Any], words: str) -> None:
+    """422 problem+json naming `words`, and no request or ledger row written."""
+    before = installation.counts()
+    response = api.create(request_body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert words in problem["detail"], problem
+    assert installation.counts() == before

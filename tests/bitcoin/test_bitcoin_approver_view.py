@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import pytest
+from embit import script
+from embit.ec import PrivateKey
+from embit.networks import NETWORKS
 from embit.psbt import PSBT
 from fastapi.testclient import TestClient as HttpClient
 
 from custody.app import create_app
+from custody.signing.worker import SignerWorker
 from custody.web import sessions
 from tests.bitcoin.bitcoin_support import (
     ELSEWHERE,
@@ -76,3 +81,55 @@ def test_detail_shows_every_output_of_a_batch(app: HttpClient, installation: Ins
     assert "2 outputs; the amount is their sum" in page
     assert "Batch: pays 2 addresses" in page
     assert f"Batch output to {SECOND} is not on any allowlist" in page
+
+
+def _unused_address() -> str:
+    key = PrivateKey(secrets.token_bytes(32)).get_public_key()
+    return str(script.p2wpkh(key).address(NETWORKS["regtest"]))
+
+
+def _sign(
+    api: Api, signer: SignerWorker, installation: Installation, request: dict[str, str]
+) -> None:
+    installation.apply_policy(
+        "version: 1\nrules:\n  - {id: btc, match: {type: bitcoin_psbt}, action: allow}\n"
+    )
+    try:
+        created = api.create(request)
+        assert created.json()["status"] == "approved", created.text
+        assert signer.drain() == 1  # the signer re-checks this policy
+    finally:
+        installation.allow_all_policy()
+    assert api.get(created.json()["id"]).json()["status"] == "signed"
+
+
+def test_every_new_address_of_a_batch_is_flagged(
+    app: HttpClient, api: Api, signer: SignerWorker, installation: Installation
+) -> None:
+    wallet = bitcoin_wallet(installation)
+    paid, fresh = _unused_address(), _unused_address()
+    _sign(api, signer, installation, body(wallet, funding_psbt(wallet, to=paid)))
+    batch = funding_psbt(
+        wallet, inputs=(100_000,), send=30_000, to=paid, also=((fresh, 20_000),), change=49_000
+    )
+    page = _page(app, installation, wallet, batch)
+    # the first address was paid before: the second, new one must not hide behind it
+    assert f"New destination {fresh}: no earlier signed request paid it" in page
+    assert f"New destination {paid}" not in page
+    assert "New destination: " not in page
+
+
+def test_an_address_a_signed_batch_paid_is_not_new_any_more(
+    app: HttpClient, api: Api, signer: SignerWorker, installation: Installation
+) -> None:
+    wallet = bitcoin_wallet(installation)
+    first, second, other = _unused_address(), _unused_address(), _unused_address()
+    batch = funding_psbt(
+        wallet, inputs=(100_000,), send=30_000, to=first, also=((second, 20_000),), change=49_000
+    )
+    _sign(api, signer, installation, body(wallet, batch))
+    assert "New destination" not in _page(
+        app, installation, wallet, funding_psbt(wallet, to=second)
+    )
+    fresh = _page(app, installation, wallet, funding_psbt(wallet, to=other))
+    assert "New destination: no earlier signed request sent anything here" in fresh

@@ -1,5 +1,6 @@
-"""A key ceremony backup of an installation with Bitcoin wallets: their keys are in it, and
-`ceremony verify` does not ask for the wallets themselves (descriptors are made again from keys)."""
+"""A key ceremony backup of an installation with Bitcoin wallets: their keys are in it, and each
+wallet with its owners and threshold (restore makes it again: test_bitcoin_restore.py);
+`ceremony verify` reports a Bitcoin wallet made after the backup."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 
 from custody.hsm import Algorithm, Backup, DevToken
 from custody.keys import service as key_service
+from custody.wallets import repository as wallet_repository
 from custody.wallets import service as wallet_service
 from tests.e2e.process import custody_env, ok_json, run_custody
 from tests.support.cli import invoke
-from tests.support.installation import InstallationFactory
+from tests.support.installation import Installation, InstallationFactory
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +50,28 @@ def test_backup_and_verify_with_a_bitcoin_wallet(
         manifest = json.loads((folder / "manifest.json").read_text())
         assert {k["label"] for k in manifest["keys"]} == set(labels)
         assert all(k["wallets"] == [] for k in manifest["keys"])
+        (vault,) = manifest["bitcoin_wallets"]
+        assert (vault["name"], vault["threshold"]) == ("vault", 2)
+        assert [o["label"] for o in vault["owners"]] == labels
         verified = invoke(["ceremony", "verify", str(folder), "--json"], inst.env)
         assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert json.loads(verified.stdout)["wallets"] == ["vault"]
+        # A Bitcoin wallet made after the backup on its keys is one the backup lacks.
+        with inst.runtime.db.write() as session:
+            wallet_service.create_bitcoin_wallet(
+                session, name="later", chain_name="regtest", owner_labels=labels[:1],
+                threshold=None, actor="test",
+            )  # fmt: skip
+        verified = invoke(["ceremony", "verify", str(folder), "--json"], inst.env)
+        assert verified.returncode == 1
+        assert [p for p in json.loads(verified.stdout)["problems"] if "later" in p] == [
+            f"wallet 'later' (regtest, {_address(inst, 'later')}) is not in this backup as it "
+            "is here: make a new backup"
+        ]
     finally:
         installations.discard(inst)
+
+
+def _address(inst: Installation, name: str) -> str:
+    with inst.runtime.db.read() as session:
+        return wallet_repository.wallet_by_name(session, name).address

@@ -31,6 +31,7 @@ from tests.bitcoin.bitcoin_support import (
     bitcoin_wallet,
     body,
     funding_psbt,
+    refused,
     verify_independently,
 )
 from tests.support.api import Api, withdrawal
@@ -180,46 +181,34 @@ def test_the_amount_limit_counts_what_leaves_not_the_change(
     assert api.create(body(p2wpkh, large)).json()["status"] == "rejected"
 
 
-def _refused(
-    api: Api, installation: Installation, request_body: dict[str, Any], words: str
-) -> None:
-    before = installation.counts()
-    response = api.create(request_body)
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert words in problem["detail"], problem
-    assert installation.counts() == before
-
-
 def test_bad_psbts_are_refused_with_one_problem_and_no_row(
     api: Api, installation: Installation, p2wpkh: BitcoinWallet, multisig: BitcoinWallet
 ) -> None:
-    _refused(api, installation, body(p2wpkh, "not base64 at all!"), "not base64")
-    _refused(api, installation, body(p2wpkh, base64.b64encode(b"hello").decode()), "not a PSBT")
+    refused(api, installation, body(p2wpkh, "not base64 at all!"), "not base64")
+    refused(api, installation, body(p2wpkh, base64.b64encode(b"hello").decode()), "not a PSBT")
 
     missing = funding_psbt(p2wpkh)
     missing.inputs[1].witness_utxo = None
-    _refused(api, installation, body(p2wpkh, missing), "input 1 has no witness_utxo")
+    refused(api, installation, body(p2wpkh, missing), "input 1 has no witness_utxo")
 
     foreign = funding_psbt(multisig)  # spends the multisig's script, not p2wpkh's
     foreign.inputs[0].witness_script = None
     foreign.inputs[1].witness_script = None
-    _refused(api, installation, body(p2wpkh, foreign), "does not spend this wallet's script")
+    refused(api, installation, body(p2wpkh, foreign), "does not spend this wallet's script")
 
     none = funding_psbt(p2wpkh)
     none.inputs[0].sighash_type = 2  # SIGHASH_NONE
-    _refused(api, installation, body(p2wpkh, none), "only ALL")
+    refused(api, installation, body(p2wpkh, none), "only ALL")
 
     no_script = funding_psbt(multisig)
     no_script.inputs[0].witness_script = None
-    _refused(api, installation, body(multisig, no_script), "witness_script")
+    refused(api, installation, body(multisig, no_script), "witness_script")
 
     burning = funding_psbt(p2wpkh, inputs=(5_000_000,), send=1_000, change=None)
-    _refused(api, installation, body(p2wpkh, burning), "above this chain's cap")
+    refused(api, installation, body(p2wpkh, burning), "above this chain's cap")
 
     overspend = funding_psbt(p2wpkh, inputs=(10_000,), send=20_000, change=None)
-    _refused(api, installation, body(p2wpkh, overspend), "spend more than the inputs")
+    refused(api, installation, body(p2wpkh, overspend), "spend more than the inputs")
 
     floats = {
         "type": "bitcoin_psbt",
@@ -258,7 +247,7 @@ def test_policy_sees_the_fee(api: Api, installation: Installation, p2wpkh: Bitco
         assert json.loads(stored.facts or "{}")["fee"] == "10000"
 
 
-def test_psbts_custody_cannot_vouch_for_are_refused(
+def test_psbts_custody_cannot_vouch_for_arerefused(
     api: Api, installation: Installation, p2wpkh: BitcoinWallet
 ) -> None:
     stranger = PrivateKey(secrets.token_bytes(32))
@@ -268,12 +257,12 @@ def test_psbts_custody_cannot_vouch_for_are_refused(
     )
     signature = stranger.sign(sighash).serialize() + b"\x01"
     signed_by_stranger.inputs[0].partial_sigs[stranger.get_public_key()] = signature
-    _refused(api, installation, body(p2wpkh, signed_by_stranger), "signature by a non-owner key")
+    refused(api, installation, body(p2wpkh, signed_by_stranger), "signature by a non-owner key")
 
     evm = installation.wallet()
-    _refused(api, installation, body(BitcoinWallet(evm.name, "", "", ()), funding_psbt(p2wpkh)),
+    refused(api, installation, body(BitcoinWallet(evm.name, "", "", ()), funding_psbt(p2wpkh)),
              "not a Bitcoin wallet")  # fmt: skip
-    _refused(api, installation, withdrawal(p2wpkh.name), "not an EVM chain")
+    refused(api, installation, withdrawal(p2wpkh.name), "not an EVM chain")
 
 
 def test_a_daily_limit_counts_sats_sent_not_change(

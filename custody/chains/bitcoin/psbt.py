@@ -1,4 +1,5 @@
-"""PSBTs (BIP-174) decoded strictly against one wallet's script, signed and finalised.
+"""PSBTs (BIP-174 version 0, BIP-370 version 2) decoded strictly against one wallet's script,
+signed and finalised.
 
 Strict means: every input spends the wallet's own script and carries its `witness_utxo` (and,
 for P2WSH, the wallet's `witness_script`); nothing custody cannot vouch for (unknown fields,
@@ -13,10 +14,11 @@ from __future__ import annotations
 import binascii
 import hashlib
 from dataclasses import dataclass
+from io import BytesIO
 
 import coincurve
 from embit.ec import PublicKey
-from embit.psbt import PSBT
+from embit.psbt import PSBT, read_string
 from embit.script import Script, Witness
 from embit.transaction import Transaction
 
@@ -33,6 +35,7 @@ DIGEST_TAG = b"custody/bitcoin-psbt/v1"
 # Witness bytes per input when signed: count, DER signature + hash type (at most 73), key or
 # script; used to estimate the fee rate before any signature exists.
 _SIGNATURE = 1 + 73
+_TX_MODIFIABLE = b"\x06"  # BIP-370 PSBT_GLOBAL_TX_MODIFIABLE
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,66 @@ def _parse(text: str) -> PSBT:
         psbt = PSBT.parse(raw)
     except Exception as exc:  # embit raises several types for malformed PSBTs
         raise InvalidPayload(f"psbt: not a valid PSBT ({exc})") from None
-    if psbt.version not in (None, 0):
-        raise InvalidPayload("psbt: only version 0 PSBTs are accepted")
+    maps = _key_maps(raw, len(psbt.inputs) + len(psbt.outputs))
+    if any(len({key for key, _ in pairs}) != len(pairs) for pairs in maps):
+        # embit keeps the last of two equal keys for some fields: two readings of one PSBT
+        raise InvalidPayload("psbt: a key appears twice in one map")
+    if psbt.version == 2:
+        _check_v2(psbt)
+    elif psbt.version in (None, 0):
+        _check_v0(psbt, dict(maps[0]))
+    else:
+        raise InvalidPayload("psbt: only version 0 (BIP-174) and 2 (BIP-370) PSBTs are accepted")
     return psbt
+
+
+def _check_v0(psbt: PSBT, globals_: dict[bytes, bytes]) -> None:
+    """The transaction embit reads is the PSBT's unsigned transaction, byte for byte. embit
+    lets version 2's input and output fields (txid, vout, sequence, amount, script) override
+    it, and reads an input sequence of 0 as 0xffffffff: either way custody would sign another
+    transaction than the one its coordinator built."""
+    unsigned = globals_.get(b"\x00", b"")
+    if bytes(psbt.tx.serialize()) != unsigned:
+        raise InvalidPayload(
+            "psbt: the transaction read differs from the PSBT's unsigned transaction (version 2 "
+            "input or output fields in a version 0 PSBT, or an input sequence of 0)"
+        )
+
+
+def _check_v2(psbt: PSBT) -> None:
+    """BIP-370: the transaction is built from fields, each of which must be there. Modifiable
+    flags and per-input lock times are not taken: custody signs one fixed transaction (ALL),
+    whose lock time is the fallback one (0 when absent)."""
+    if _TX_MODIFIABLE in psbt.unknown:
+        raise InvalidPayload(
+            "psbt: PSBT_GLOBAL_TX_MODIFIABLE is not accepted: custody signs a finished "
+            "transaction with SIGHASH_ALL"
+        )
+    if psbt.tx_version is None:
+        raise InvalidPayload("psbt: a version 2 PSBT must carry PSBT_GLOBAL_TX_VERSION")
+    for index, inp in enumerate(psbt.inputs):
+        if inp.txid is None or len(inp.txid) != 32 or inp.vout is None:
+            raise InvalidPayload(f"psbt: input {index} lacks its previous txid or output index")
+        if inp.sequence == 0:  # embit reads it as 0xffffffff: another transaction
+            raise InvalidPayload(f"psbt: input {index}: a sequence of 0 is not accepted")
+    for index, out in enumerate(psbt.outputs):
+        if out.value is None or out.script_pubkey is None:
+            raise InvalidPayload(f"psbt: output {index} lacks its amount or script")
+    if psbt.tx.version != psbt.tx_version:  # embit reads version 0 as 2
+        raise InvalidPayload(f"psbt: transaction version {psbt.tx_version} is not accepted")
+
+
+def _key_maps(raw: bytes, scopes: int) -> list[list[tuple[bytes, bytes]]]:
+    """The key-value pairs of the global map and of `scopes` input and output maps, as they
+    are in the bytes of a PSBT embit has parsed already (so well formed)."""
+    stream = BytesIO(raw[len(PSBT.MAGIC) :])
+    maps = []
+    for _ in range(1 + scopes):
+        pairs = []
+        while key := read_string(stream):
+            pairs.append((key, read_string(stream)))
+        maps.append(pairs)
+    return maps
 
 
 def _check_input(psbt: PSBT, index: int, script: WalletScript) -> int:

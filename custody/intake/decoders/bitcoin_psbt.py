@@ -26,13 +26,13 @@ from custody.intake.schemas import describe_validation_error
 
 
 class BitcoinPsbtBody(BaseModel):
-    """A PSBT (BIP-174, version 0) for a Bitcoin wallet to sign with its keys."""
+    """A PSBT (BIP-174 version 0, or BIP-370 version 2) for a Bitcoin wallet to sign."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     type: Literal["bitcoin_psbt"]
     wallet: StrictStr = Field(description="wallet name (a wallet on a Bitcoin chain)")
-    psbt: StrictStr = Field(description="base64 BIP-174 PSBT", min_length=1)
+    psbt: StrictStr = Field(description="base64 PSBT, version 0 or 2", min_length=1)
     replaces: StrictStr | None = Field(
         default=None,
         description=(
