@@ -51,3 +51,13 @@ def wallets(session: Session) -> list[tuple[Wallet, Chain, Key]]:
         .order_by(Wallet.name)
     )
     return [(w, c, k) for w, c, k in rows]
+
+
+def safe_wallet_ids(session: Session) -> set[int]:
+    return set(session.execute(select(SafeWallet.wallet_id)).scalars())
+
+
+def locked_safe(session: Session, wallet_id: int) -> SafeWallet:
+    return session.execute(
+        select(SafeWallet).where(SafeWallet.wallet_id == wallet_id).with_for_update()
+    ).scalar_one()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custody.catalog import chains as catalog
@@ -220,9 +219,7 @@ def _check_adopted(
 
 
 def mark_deployed(session: Session, wallet: Wallet, *, tx_hashes: list[str], actor: str) -> None:
-    row = session.execute(
-        select(SafeWallet).where(SafeWallet.wallet_id == wallet.id).with_for_update()
-    ).scalar_one()
+    row = repository.locked_safe(session, wallet.id)
     row.deployed_at = utcnow()
     ledger.append(
         session,

@@ -402,6 +402,8 @@ def test_concurrent_safe_withdrawals_take_consecutive_safe_and_executor_nonces(
     assert sorted(int(p["executor"]["nonce"]) for p in payloads) == list(range(start, start + 6))
     world.settle([c["id"] for c in created])
     assert safe_nonce(world.anvil, world.address) == 6
+    shown = ok_json(invoke(["wallets", "balance", world.safe["name"], "--json"], world.inst.env))
+    assert shown["next_nonce"] == 6  # the Safe's own nonce, not its account's
     assert world.anvil.balance(destination) == sum(10**15 + i for i in range(6))
 
 
