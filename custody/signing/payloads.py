@@ -167,6 +167,14 @@ class Tokens(Protocol):
         ...
 
 
+class KeyGone(CustodyError):
+    """A token found healthy says it does not hold the key: a definite answer (Tokens.failed)."""
+
+    status = 500
+    title = "Key not on its token"
+    slug = "key-gone"
+
+
 class OwnersWaiting(CustodyError):
     """Fewer owner keys are reachable than the PSBT needs from custody: the request waits,
     `approved`, for their tokens (nothing made in this attempt is released)."""
@@ -365,31 +373,7 @@ class SafeTxHandler:
             raise CustodyError("payload digest changed between claim and signing", status=500)
         if str(request.safe) != address:
             raise SignatureMismatch("the payload's Safe is not the wallet's")
-        signatures: list[tuple[EvmAddress, int, int, int]] = []
-        away: dict[str, str] = {}
-        for owner, token in zip(request.owners, owner_tokens, strict=True):
-            if len(signatures) == request.threshold:
-                break
-            if owner.key is None or token is None or token in away:
-                continue
-            try:
-                signature = tokens.signer(token).sign_secp256k1(owner.key, digest.value)
-            except HsmError as exc:
-                if not exc.retryable:
-                    raise
-                tokens.failed(token, exc)
-                away[token] = exc.message
-                continue
-            failpoints.hit("after-hsm-sign")
-            v = 27 + signature.recovery_id
-            verify_typed_signature(digest, signature.r, signature.s, v, owner.address)
-            signatures.append((owner.address, signature.r, signature.s, v))
-        if len(signatures) < request.threshold:
-            reasons = "; ".join(f"{token or 'main token'}: {why}" for token, why in away.items())
-            raise OwnersWaiting(
-                f"{len(signatures)} of the {request.threshold} owner signatures the Safe needs "
-                f"could be made; waiting for the owner keys' tokens ({reasons or 'none held'})"
-            )
+        signatures = _owner_signatures(tokens, request, owner_tokens, digest)
         packed = safe.signature_bytes(signatures)
         unsigned = request.executor_tx(packed)
         try:
@@ -409,6 +393,55 @@ class SafeTxHandler:
             "signatures": "0x" + packed.hex(),
             **signed.as_result(),
         }
+
+
+def _owner_signatures(
+    tokens: Tokens,
+    request: safe_payload.SafeRequest,
+    owner_tokens: tuple[str | None, ...],
+    digest: Digest,
+) -> list[tuple[EvmAddress, int, int, int]]:
+    """M owner signatures over the safeTxHash, each checked against its owner; raises
+    OwnersWaiting while failing tokens may still make up M, a CustodyError when they cannot."""
+    signatures: list[tuple[EvmAddress, int, int, int]] = []
+    away: dict[str, str] = {}  # tokens failing for now: their keys may sign later
+    waiting = 0  # owners on those tokens
+    gone: list[str] = []  # keys a healthy token says it does not hold: a definite answer
+    for owner, token in zip(request.owners, owner_tokens, strict=True):
+        if len(signatures) == request.threshold:
+            break
+        if owner.key is None or token is None:
+            continue
+        if token in away:
+            waiting += 1
+            continue
+        try:
+            signature = tokens.signer(token).sign_secp256k1(owner.key, digest.value)
+        except HsmError as exc:
+            if not exc.retryable:
+                raise
+            try:
+                tokens.failed(token, exc)
+            except KeyGone as definite:
+                gone.append(f"{owner.key}: {definite.message}")
+                continue
+            away[token] = exc.message
+            waiting += 1
+            continue
+        failpoints.hit("after-hsm-sign")
+        v = 27 + signature.recovery_id
+        verify_typed_signature(digest, signature.r, signature.s, v, owner.address)
+        signatures.append((owner.address, signature.r, signature.s, v))
+    if len(signatures) < request.threshold:
+        made = f"{len(signatures)} of the {request.threshold} owner signatures the Safe needs"
+        if len(signatures) + waiting < request.threshold:
+            # nothing to wait for: the keys that could still make up M are not there
+            raise CustodyError(
+                f"only {made} can be made: {'; '.join(gone) or 'too few owner keys held'}"
+            )
+        reasons = "; ".join(f"{token or 'main token'}: {why}" for token, why in away.items())
+        raise OwnersWaiting(f"{made} could be made; waiting for the owner keys' tokens ({reasons})")
+    return signatures
 
 
 def safe_owners_away(

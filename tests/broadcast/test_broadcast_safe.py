@@ -95,6 +95,10 @@ class SafeWorld:
         finally:
             broadcaster.close()
 
+    def remove_tokens(self, names: list[str]) -> None:
+        """These tokens leave the installation's configuration: their keys are nowhere."""
+        self.inst.add_tokens({n: t for n, t in self.tokens.items() if n not in names})
+
     def refuse_pins(self, names: list[str], tmp_path: Path) -> None:
         """These tokens' PINs are refused from now on: their keys cannot sign."""
         wrong = tmp_path / "wrong.pin"
@@ -269,6 +273,66 @@ def test_a_two_of_three_safe_across_three_tokens_is_deployed_funded_and_emptied(
     assert len(set(signers)) == 2
     assert {a.lower() for a in signers} <= expected
     assert [a.lower() for a in signers] == sorted(a.lower() for a in signers)
+
+
+def signed_by(world: SafeWorld, request_id: str, digest_hex: str) -> set[str]:
+    """The owners whose signatures the request's `request.signed` entry carries."""
+    (signed,) = [
+        e for e in world.inst.ledger_entries("request.signed") if e["data"]["request"] == request_id
+    ]
+    digest = bytes.fromhex(digest_hex[2:])
+    packed = bytes.fromhex(signed["data"]["signatures"][2:])
+    owners = set()
+    for i in range(len(packed) // 65):
+        part = packed[i * 65 : (i + 1) * 65]
+        signature = Signature(
+            vrs=(
+                part[64] - 27,
+                int.from_bytes(part[:32], "big"),
+                int.from_bytes(part[32:64], "big"),
+            )
+        )
+        owners.add(signature.recover_public_key_from_msg_hash(digest).to_checksum_address().lower())
+    return owners
+
+
+def test_with_one_owner_token_removed_the_safe_still_signs(world: SafeWorld) -> None:
+    deploy(world)
+    world.anvil.fund(world.address, 2 * ETH)
+    destination = fresh_address()
+    created = world.submit(withdrawal(world.safe["name"], ETH, destination))
+    world.remove_tokens(["c"])
+    world.settle([created["id"]])
+    assert world.anvil.balance(destination) == ETH
+    expected = {owner_address(world, world.owners[i]).lower() for i in (0, 1)}
+    assert signed_by(world, created["id"], created["payload"]["digest"]) == expected
+
+
+def test_with_two_owner_tokens_removed_the_request_fails_clearly_and_nothing_is_sent(
+    world: SafeWorld,
+) -> None:
+    deploy(world)
+    world.anvil.fund(world.address, 2 * ETH)
+    executor_nonce = world.anvil.nonce(world.executor.address)
+    destination = fresh_address()
+    created = world.submit(withdrawal(world.safe["name"], ETH, destination))
+    world.remove_tokens(["b", "c"])
+    world.settle([created["id"]], until="failed")
+    request = world.request(created["id"])
+    assert request.result_raw is None
+    assert request.signed_at is None
+    reason = request.failure_reason or ""
+    assert "only 1 of the 2 owner signatures the Safe needs can be made" in reason, reason
+    assert world.owners[1] in reason
+    assert world.owners[2] in reason
+    assert world.anvil.nonce(world.executor.address) == executor_nonce
+    assert world.anvil.balance(destination) == 0
+    assert safe_nonce(world.anvil, world.address) == 0
+    # its nonces are free again: the next request takes them
+    world.remove_tokens([])
+    again = world.submit(withdrawal(world.safe["name"], ETH, destination))
+    assert again["payload"]["transaction"]["nonce"] == "0"
+    assert int(again["payload"]["transaction"]["executor"]["nonce"]) == executor_nonce
 
 
 def test_with_one_owner_token_failing_the_safe_still_signs(
