@@ -25,6 +25,7 @@ SESSION_TOKEN = ensure_dev_token(_HSM_ROOT / "hsm", "custody-test")
 # A second token in the same configuration, as `custody hsm add-token` makes one: SoftHSM lists
 # only the tokens present when it initialises, so it is made before anything loads SoftHSM.
 SECOND_TOKEN = add_dev_token(_HSM_ROOT / "hsm", "custody-test-b")
+THIRD_TOKEN = add_dev_token(_HSM_ROOT / "hsm", "custody-test-c")  # a Safe's third owner's
 activate_dev_token(SESSION_TOKEN)
 
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(_HSM_ROOT / "hypothesis"))
@@ -56,6 +57,12 @@ def hsm_dev_token() -> DevToken:
 def second_token() -> DevToken:
     """Another token of the session's SoftHSM configuration (an installation's extra token)."""
     return SECOND_TOKEN
+
+
+@pytest.fixture(scope="session")
+def third_token() -> DevToken:
+    """A third token of the session's SoftHSM configuration (2-of-3 across three tokens)."""
+    return THIRD_TOKEN
 
 
 @pytest.fixture(scope="session")

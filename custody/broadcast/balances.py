@@ -6,11 +6,14 @@ from __future__ import annotations
 from custody.broadcast import repository
 from custody.broadcast.schemas import WalletBalance
 from custody.chains.evm.rpc import EvmNode
+from custody.chains.evm.safe_node import safe_nonce
+from custody.chains.values import EvmAddress
 from custody.errors import CustodyError
 from custody.intake.completion import next_nonce
 from custody.store.database import Database
 from custody.store.models import Chain, Wallet
 from custody.wallets import repository as wallets
+from custody.wallets.safes import find_safe
 
 
 def balances(db: Database, *, timeout: float, name: str | None = None) -> list[WalletBalance]:
@@ -21,7 +24,10 @@ def balances(db: Database, *, timeout: float, name: str | None = None) -> list[W
         if name is not None and not rows:
             wallets.wallet_by_name(session, name)  # raises: unknown wallet
         pending = {w.id: _sums(repository.pending_amounts(session, w.id)) for w, _ in rows}
-    answers = [_ask_node(wallet, chain, timeout) for wallet, chain in rows]
+        multisig = {w.id for w, _ in rows if find_safe(session, w.id) is not None}
+    answers = [
+        _ask_node(wallet, chain, timeout, is_safe=wallet.id in multisig) for wallet, chain in rows
+    ]
     result = []
     for (wallet, chain), (balance, counted, problem) in zip(rows, answers, strict=True):
         nonce = None
@@ -45,15 +51,21 @@ def balances(db: Database, *, timeout: float, name: str | None = None) -> list[W
 
 
 def _ask_node(
-    wallet: Wallet, chain: Chain, timeout: float
+    wallet: Wallet, chain: Chain, timeout: float, *, is_safe: bool
 ) -> tuple[int | None, int | None, str | None]:
+    """Balance and the nonce count the next request starts from: a Safe's own nonce (read from
+    the contract) for a Safe wallet, the account's pending count otherwise."""
     if chain.rpc_url is None or chain.evm_chain_id is None:
         return None, None, None
     with EvmNode(
         chain.rpc_url, chain_name=chain.name, chain_id=chain.evm_chain_id, timeout=timeout
     ) as node:
         try:
-            return node.balance(wallet.address), node.pending_nonce(wallet.address), None
+            if is_safe:
+                count = safe_nonce(node, EvmAddress.parse(wallet.address))
+            else:
+                count = node.pending_nonce(wallet.address)
+            return node.balance(wallet.address), count, None
         except CustodyError as exc:
             return None, None, exc.message
 

@@ -131,7 +131,12 @@ def back_up(runtime: Runtime, plan: Plan, actor: str, authorise: Authorise = ung
 def _inventory(session: Session, other_tokens: set[str]) -> _Inventory:
     on_key: dict[int, list[dict[str, Any]]] = {}
     bitcoin: list[tuple[Wallet, Chain]] = []
+    multisig = wallets.safe_wallet_ids(session)
     for wallet, chain, key in wallets.wallets(session):
+        if wallet.id in multisig:
+            # A Safe's address is not its first owner key's: its owner keys are backed up, and
+            # after a restore `wallets create --safe --address` adopts the Safe on chain.
+            continue
         if chain.evm_chain_id is None:
             bitcoin.append((wallet, chain))  # a descriptor over several keys: below
             continue

@@ -55,9 +55,47 @@ class BitcoinPsbtPayload(JsonModel):
     type: Literal["bitcoin.psbt"]
 
 
+class SafeOwnerPayload(JsonModel):
+    address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    key: str | None = Field(description="custody's key for this owner; null: not held here")
+
+
+class SafeExecutorPayload(JsonModel):
+    """The executor wallet's `execTransaction`: it pays gas, within the installation's caps."""
+
+    address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    gas: DecimalString
+    key: str
+    max_fee_per_gas: DecimalString
+    max_priority_fee_per_gas: DecimalString
+    nonce: DecimalString
+
+
+class SafeTxPayload(JsonModel):
+    """A Safe v1.4.1 transaction (SafeTx) for a Safe wallet; the digest is its `safeTxHash`.
+    `owners` sorted by address; refunds are never used (gas fields zero)."""
+
+    base_gas: DecimalString
+    chain_id: DecimalString
+    data: str = Field(pattern=r"^0x([0-9a-f]{2})*$")
+    executor: SafeExecutorPayload
+    gas_price: DecimalString
+    gas_token: str
+    nonce: DecimalString = Field(description="the Safe's nonce")
+    operation: int = Field(ge=0, le=1, description="0 call, 1 delegatecall")
+    owners: list[SafeOwnerPayload]
+    refund_receiver: str
+    safe: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    safe_tx_gas: DecimalString
+    threshold: int
+    to: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    type: Literal["evm.safe_tx"]
+    value: DecimalString
+
+
 # The tags are the PAYLOAD_TYPE of each payload's builder (eip1559, typed data, eip191).
 TransactionPayload = Annotated[
-    Eip1559Payload | Eip712Payload | Eip191Payload | BitcoinPsbtPayload,
+    Eip1559Payload | Eip712Payload | Eip191Payload | BitcoinPsbtPayload | SafeTxPayload,
     Field(discriminator="type"),
 ]
 _PAYLOAD: TypeAdapter[TransactionPayload] = TypeAdapter(TransactionPayload)

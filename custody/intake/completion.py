@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session
 
 from custody.chains.evm import fees as fee_rules
 from custody.chains.evm.rpc import EvmNode, NodeRefused
+from custody.chains.evm.safe_node import safe_nonce
+from custody.chains.evm.safe_payload import executor_gas
+from custody.chains.values import EvmAddress
 from custody.intake.errors import InvalidBody
 from custody.intake.evmfill import EvmFill, TxShape
 from custody.requests import repository as requests
@@ -29,6 +32,8 @@ class Quote:
 
     fill: EvmFill
     pending_nonce: int | None
+    executor_pending: int | None = None
+    """A Safe wallet's request: the executor's pending account nonce."""
 
 
 def quote(shape: TxShape, *, timeout: float) -> Quote:
@@ -41,13 +46,23 @@ def quote(shape: TxShape, *, timeout: float) -> Quote:
         chain.rpc_url, chain_name=chain.name, chain_id=chain.evm_chain_id, timeout=timeout
     ) as node:
         gas = given.gas
-        if gas is None:
+        if gas is None and shape.safe is not None:
+            # what the Safe's call costs, and what execTransaction adds around it
+            gas = fee_rules.gas_limit(executor_gas(_estimate(node, shape), shape.safe.threshold))
+        elif gas is None:
             gas = fee_rules.gas_limit(_estimate(node, shape))
         fill_fees = None
         if given.max_priority_fee_per_gas is None or given.max_fee_per_gas is None:
             base, tips = node.fee_history(fee_rules.HISTORY_BLOCKS, fee_rules.TIP_PERCENTILE)
             fill_fees = fee_rules.fees(base, tips, given_max_fee=given.max_fee_per_gas)
-        pending = node.pending_nonce(shape.wallet.address) if given.nonce is None else None
+        pending = None
+        if given.nonce is None and shape.safe is not None:
+            pending = safe_nonce(node, EvmAddress.parse(shape.wallet.address))
+        elif given.nonce is None:
+            pending = node.pending_nonce(shape.wallet.address)
+        executor_pending = None
+        if shape.safe is not None:
+            executor_pending = node.pending_nonce(shape.safe.executor.address)
     return Quote(
         EvmFill(
             gas=gas if given.gas is None else None,
@@ -59,6 +74,7 @@ def quote(shape: TxShape, *, timeout: float) -> Quote:
             else None,
         ),
         pending,
+        executor_pending,
     )
 
 
@@ -89,6 +105,8 @@ def next_nonce(session: Session, wallet_id: int, pending: int) -> int:
     return candidate
 
 
-def with_nonce(quote: Quote, nonce: int | None) -> EvmFill:
+def with_nonce(quote: Quote, nonce: int | None, executor_nonce: int | None = None) -> EvmFill:
     fill = quote.fill
-    return EvmFill(nonce, fill.gas, fill.max_fee_per_gas, fill.max_priority_fee_per_gas)
+    return EvmFill(
+        nonce, fill.gas, fill.max_fee_per_gas, fill.max_priority_fee_per_gas, executor_nonce
+    )

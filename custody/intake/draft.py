@@ -47,6 +47,10 @@ class Draft:
     """sat/vB over the signed size, with `fee`."""
     destinations: tuple[str, ...] = ()
     """Every address paid when there are several (a Bitcoin batch), `destination` first."""
+    executor_wallet_id: int | None = None
+    """A Safe wallet's request: the wallet that sends `execTransaction`."""
+    executor_nonce: int | None = None
+    """...and the account nonce of that transaction (`nonce` is then the Safe's)."""
     details: dict[str, Any] = field(default_factory=dict)
     """Decoded particulars for people and the ledger (method, arguments, typed-data fields)."""
 

@@ -25,6 +25,8 @@ class EvmFill:
     gas: int | None = None
     max_fee_per_gas: int | None = None
     max_priority_fee_per_gas: int | None = None
+    executor_nonce: int | None = None
+    """A Safe wallet's request: the account nonce of the executor's `execTransaction`."""
 
     def to_json(self) -> str:
         """Amounts as strings, like every other amount custody stores."""
@@ -41,7 +43,18 @@ class EvmFill:
 
 
 # What a dry run (POST /v1/policy/simulate) decides on where a stored request would be filled.
-DRY_RUN_FILL = EvmFill(nonce=0, gas=21_000, max_fee_per_gas=0, max_priority_fee_per_gas=0)
+DRY_RUN_FILL = EvmFill(
+    nonce=0, gas=21_000, max_fee_per_gas=0, max_priority_fee_per_gas=0, executor_nonce=0
+)
+
+
+@dataclass(frozen=True)
+class SafeShape:
+    """A Safe wallet's request: the node estimates the call from the Safe, the executor sends
+    it, and the Safe's own nonce is read from the contract."""
+
+    executor: Wallet
+    threshold: int
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,7 @@ class TxShape:
     data: bytes
     given: EvmFill
     """The fields the body gave itself."""
+    safe: SafeShape | None = None
 
     @property
     def missing(self) -> tuple[str, ...]:

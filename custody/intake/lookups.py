@@ -22,11 +22,24 @@ from sqlalchemy.orm import Session
 from custody.catalog.assets import asset_by_contract
 from custody.catalog.chains import chain_by_id
 from custody.catalog.venues import find_venue
-from custody.keys.repository import find_key_by_public_key
+from custody.keys.repository import find_key, find_key_by_public_key
 from custody.store.base import Base
-from custody.store.models import Asset, Chain, Key, Venue, Wallet
+from custody.store.models import Asset, Chain, Key, SafeWallet, Venue, Wallet
 from custody.wallets.errors import WalletNotFound
 from custody.wallets.repository import find_wallet
+
+
+def _safe(session: Session, wallet_id: int) -> SafeWallet | None:
+    return session.get(SafeWallet, wallet_id)
+
+
+def _wallet_by_id(session: Session, wallet_id: int) -> Wallet | None:
+    return session.get(Wallet, wallet_id)
+
+
+def _key_by_id(session: Session, key_id: int) -> Key | None:
+    return session.get(Key, key_id)
+
 
 Snapshot = tuple[tuple[str, Any], ...] | None
 
@@ -37,6 +50,10 @@ _QUESTIONS: dict[str, Callable[..., Base | None]] = {
     "asset_by_contract": asset_by_contract,
     "venue": find_venue,
     "key_by_public_key": find_key_by_public_key,
+    "safe": _safe,
+    "key": find_key,
+    "wallet_by_id": _wallet_by_id,
+    "key_by_id": _key_by_id,
 }
 
 
@@ -88,6 +105,29 @@ class Lookups:
         key = self._ask("key_by_public_key", public_key_hex)
         assert key is None or isinstance(key, Key)
         return key
+
+    def safe(self, wallet_id: int) -> SafeWallet | None:
+        """The wallet's Safe configuration, if it is a Safe wallet."""
+        row = self._ask("safe", wallet_id)
+        assert row is None or isinstance(row, SafeWallet)
+        return row
+
+    def key(self, label: str) -> Key:
+        key = self._ask("key", label)
+        if key is None:
+            raise WalletNotFound(f"key {label!r} of a Safe wallet no longer exists")
+        assert isinstance(key, Key)
+        return key
+
+    def key_by_id(self, key_id: int) -> Key:
+        key = self._ask("key_by_id", key_id)
+        assert isinstance(key, Key)
+        return key
+
+    def wallet_by_id(self, wallet_id: int) -> Wallet:
+        wallet = self._ask("wallet_by_id", wallet_id)
+        assert isinstance(wallet, Wallet)
+        return wallet
 
     def _ask(self, question: str, *args: Any) -> Base | None:
         row = _QUESTIONS[question](self._session, *args)

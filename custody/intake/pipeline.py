@@ -166,10 +166,14 @@ def _complete(
         return decoded.draft, None
     assert decoded.shape is not None
     assert decoded.quote is not None
-    nonce = None
+    nonce = executor_nonce = None
     if decoded.quote.pending_nonce is not None:
         nonce = next_nonce(session, decoded.shape.wallet.id, decoded.quote.pending_nonce)
-    fill = with_nonce(decoded.quote, nonce)
+    if decoded.shape.safe is not None and decoded.quote.executor_pending is not None:
+        # a Safe's execTransaction takes the executor's next free nonce, under the same lock
+        executor = decoded.shape.safe.executor
+        executor_nonce = next_nonce(session, executor.id, decoded.quote.executor_pending)
+    fill = with_nonce(decoded.quote, nonce, executor_nonce)
     if replaced is not None:
         fill = replacement.bumped(fill, replaced)
         if decoded.shape.given.nonce is not None:
@@ -371,6 +375,8 @@ def _store(
         amount=str(draft.amount),
         destination=draft.destination,
         evm_nonce=draft.nonce,
+        executor_wallet_id=draft.executor_wallet_id,
+        executor_nonce=draft.executor_nonce,
         payload=json.dumps(draft.payload, sort_keys=True),
         digest=draft.digest,
         summary=draft.summary,

@@ -59,4 +59,5 @@ class EventKind(StrEnum):
     VENUE_ADDED = "venue.added"
     VENUE_TYPES_SET = "venue.types_set"
     WALLET_CREATED = "wallet.created"
+    WALLET_DEPLOYED = "wallet.deployed"
     WEBHOOKS_GROUP_URL_SET = "webhooks.group_url_set"

@@ -26,6 +26,8 @@ class CallFlag(StrEnum):
     DELEGATECALL = "delegatecall"
     UNKNOWN_METHOD = "unknown_method"
     UNLIMITED_APPROVAL = "unlimited_approval"
+    SELF_CALL = "self_call"
+    """A Safe wallet calling itself: owner, threshold, module or guard changes."""
 
 
 ALLOW_KEYS: dict[str, CallFlag] = {f"allow_{flag.value}": flag for flag in CallFlag}

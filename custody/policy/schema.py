@@ -106,6 +106,7 @@ class Match(PolicyModel):
     allow_delegatecall: AllowFlag | None = None
     allow_unknown_method: AllowFlag | None = None
     allow_unlimited_approval: AllowFlag | None = None
+    allow_self_call: AllowFlag | None = None
     amount_usd_lte: UsdAmount | None = None
     amount_usd_lt: UsdAmount | None = None
     amount_usd_gte: UsdAmount | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
@@ -26,8 +26,11 @@ def live_for_nonce(session: Session, wallet_id: int, nonce: int) -> Request | No
         session.execute(
             select(Request)
             .where(
-                Request.wallet_id == wallet_id,
-                Request.evm_nonce == nonce,
+                or_(
+                    (Request.wallet_id == wallet_id) & (Request.evm_nonce == nonce),
+                    # the execTransaction a Safe request sends from this (executor) wallet
+                    (Request.executor_wallet_id == wallet_id) & (Request.executor_nonce == nonce),
+                ),
                 NONCE_HELD,
             )
             .order_by(Request.nonce_generation.desc())
@@ -45,21 +48,48 @@ def replacement_of(session: Session, request_id: str) -> Request | None:
 
 
 def held_nonces_from(session: Session, wallet_id: int, start: int) -> list[int]:
-    """The nonces from `start` up that live (or once signed) requests of the wallet hold."""
+    """The nonces from `start` up that live (or once signed) requests of the wallet hold: its
+    own transactions', and the `execTransaction`s it sends for Safe wallets."""
+    own = select(Request.evm_nonce.label("nonce")).where(
+        Request.wallet_id == wallet_id,
+        Request.evm_nonce >= start,
+        NONCE_HELD,
+    )
+    executed = select(Request.executor_nonce.label("nonce")).where(
+        Request.executor_wallet_id == wallet_id,
+        Request.executor_nonce >= start,
+        NONCE_HELD,
+    )
+    both = union(own, executed).subquery()
     return [
         int(nonce)
-        for nonce in session.execute(
-            select(Request.evm_nonce)
-            .where(
-                Request.wallet_id == wallet_id,
-                Request.evm_nonce >= start,
-                NONCE_HELD,
-            )
-            .distinct()
-            .order_by(Request.evm_nonce)
-        ).scalars()
+        for nonce in session.execute(select(both.c.nonce).order_by(both.c.nonce)).scalars()
         if nonce is not None
     ]
+
+
+def nonce_holders(session: Session, wallet_id: int) -> int:
+    """How many requests not yet settled hold a nonce of the wallet (own or as executor)."""
+    unsettled = (
+        RequestStatus.PENDING_APPROVAL.value,
+        RequestStatus.APPROVED.value,
+        RequestStatus.SIGNING.value,
+        RequestStatus.SIGNED.value,
+        RequestStatus.BROADCAST.value,
+    )
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(Request)
+            .where(
+                or_(
+                    (Request.wallet_id == wallet_id) & Request.evm_nonce.is_not(None),
+                    Request.executor_wallet_id == wallet_id,
+                ),
+                Request.status.in_(unsettled),
+            )
+        ).scalar_one()
+    )
 
 
 def signable_on_wallets(session: Session, wallet_ids: list[int]) -> list[Request]:

@@ -24,6 +24,7 @@ from custody.chains import (
 from custody.chains.bitcoin import WalletScript, wallet_script
 from custody.chains.bitcoin import psbt as bitcoin_psbt
 from custody.chains.errors import SignatureMismatch
+from custody.chains.evm import safe, safe_payload
 from custody.chains.evm.eip191 import PAYLOAD_TYPE as EIP191_PAYLOAD
 from custody.chains.evm.eip191 import eip191_digest
 from custody.chains.evm.eip712 import canonical_typed_data
@@ -164,6 +165,14 @@ class Tokens(Protocol):
         """A retryable HSM error on the token: record it and return to go on without the
         token, or raise to stop signing (a definite answer, or a single-token signer)."""
         ...
+
+
+class KeyGone(CustodyError):
+    """A token found healthy says it does not hold the key: a definite answer (Tokens.failed)."""
+
+    status = 500
+    title = "Key not on its token"
+    slug = "key-gone"
 
 
 class OwnersWaiting(CustodyError):
@@ -330,3 +339,127 @@ def held_owner_keys(
 BITCOIN_PSBT = bitcoin_psbt.PAYLOAD_TYPE
 _BITCOIN_KEYS = {"type", "chain", "descriptor", "owners", "psbt"}
 HANDLERS[BITCOIN_PSBT] = BitcoinPsbtHandler()
+
+
+class SafeTxHandler:
+    """Safe wallets: the SafeTx is parsed again from the stored payload and its `safeTxHash`
+    computed here; owner keys sign it each on its own token, in address order, until M
+    signatures are in (a token that fails is skipped while M others remain); every signature
+    must recover to its owner's address in software; then the executor key signs the
+    `execTransaction` that carries them, checked like any transaction."""
+
+    def digest(self, payload: dict[str, Any]) -> Digest:
+        return safe_payload.from_payload(payload).digest
+
+    def sign(
+        self, signer: Signer, key_label: str, address: str, payload: dict[str, Any], digest: Digest
+    ) -> dict[str, str]:
+        request = safe_payload.from_payload(payload)
+        tokens = tuple("" for _ in request.owners)
+        return self.sign_on(_OneToken(signer), tokens, "", address, payload, digest)
+
+    def sign_on(  # noqa: PLR0917  (BitcoinPsbtHandler.sign_on's, and the executor's token)
+        self,
+        tokens: Tokens,
+        owner_tokens: tuple[str | None, ...],
+        executor_token: str,
+        address: str,
+        payload: dict[str, Any],
+        digest: Digest,
+    ) -> dict[str, str]:
+        """`owner_tokens`: the token of each owner in the payload's order (None: not held)."""
+        request = safe_payload.from_payload(payload)
+        if request.digest != digest:
+            raise CustodyError("payload digest changed between claim and signing", status=500)
+        if str(request.safe) != address:
+            raise SignatureMismatch("the payload's Safe is not the wallet's")
+        signatures = _owner_signatures(tokens, request, owner_tokens, digest)
+        packed = safe.signature_bytes(signatures)
+        unsigned = request.executor_tx(packed)
+        try:
+            signature = tokens.signer(executor_token).sign_secp256k1(
+                request.executor.key, unsigned.digest.value
+            )
+        except HsmError as exc:
+            if not exc.retryable:
+                raise
+            tokens.failed(executor_token, exc)
+            raise OwnersWaiting(f"waiting for the executor's token: {exc.message}") from None
+        failpoints.hit("after-hsm-sign")
+        signed = assemble_signed(unsigned, signature.r, signature.s, signature.recovery_id)
+        verify_signed(signed, request.executor.address)
+        return {
+            "safe_tx_hash": digest.prefixed(),
+            "signatures": "0x" + packed.hex(),
+            **signed.as_result(),
+        }
+
+
+def _owner_signatures(
+    tokens: Tokens,
+    request: safe_payload.SafeRequest,
+    owner_tokens: tuple[str | None, ...],
+    digest: Digest,
+) -> list[tuple[EvmAddress, int, int, int]]:
+    """M owner signatures over the safeTxHash, each checked against its owner; raises
+    OwnersWaiting while failing tokens may still make up M, a CustodyError when they cannot."""
+    signatures: list[tuple[EvmAddress, int, int, int]] = []
+    away: dict[str, str] = {}  # tokens failing for now: their keys may sign later
+    waiting = 0  # owners on those tokens
+    gone: list[str] = []  # keys a healthy token says it does not hold: a definite answer
+    for owner, token in zip(request.owners, owner_tokens, strict=True):
+        if len(signatures) == request.threshold:
+            break
+        if owner.key is None or token is None:
+            continue
+        if token in away:
+            waiting += 1
+            continue
+        try:
+            signature = tokens.signer(token).sign_secp256k1(owner.key, digest.value)
+        except HsmError as exc:
+            if not exc.retryable:
+                raise
+            try:
+                tokens.failed(token, exc)
+            except KeyGone as definite:
+                gone.append(f"{owner.key}: {definite.message}")
+                continue
+            away[token] = exc.message
+            waiting += 1
+            continue
+        failpoints.hit("after-hsm-sign")
+        v = 27 + signature.recovery_id
+        verify_typed_signature(digest, signature.r, signature.s, v, owner.address)
+        signatures.append((owner.address, signature.r, signature.s, v))
+    if len(signatures) < request.threshold:
+        made = f"{len(signatures)} of the {request.threshold} owner signatures the Safe needs"
+        if len(signatures) + waiting < request.threshold:
+            # nothing to wait for: the keys that could still make up M are not there
+            raise CustodyError(
+                f"only {made} can be made: {'; '.join(gone) or 'too few owner keys held'}"
+            )
+        reasons = "; ".join(f"{token or 'main token'}: {why}" for token, why in away.items())
+        raise OwnersWaiting(f"{made} could be made; waiting for the owner keys' tokens ({reasons})")
+    return signatures
+
+
+def safe_owners_away(
+    payload: dict[str, Any],
+    owner_tokens: tuple[str | None, ...],
+    executor_token: str,
+    away: Collection[str],
+) -> bool:
+    """Whether a Safe request must wait: fewer than M owner keys on tokens that work, or the
+    executor's token failing."""
+    request = safe_payload.from_payload(payload)
+    reachable = sum(
+        1
+        for owner, token in zip(request.owners, owner_tokens, strict=True)
+        if owner.key is not None and token is not None and token not in away
+    )
+    return reachable < request.threshold or executor_token in away
+
+
+SAFE_TX = safe_payload.PAYLOAD_TYPE
+HANDLERS[SAFE_TX] = SafeTxHandler()

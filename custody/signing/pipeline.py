@@ -43,10 +43,13 @@ from custody.signing import failpoints
 from custody.signing.evidence import Evidence, EvidenceRefused, rederive
 from custody.signing.payloads import (
     BITCOIN_PSBT,
+    SAFE_TX,
     BitcoinPsbtHandler,
+    SafeTxHandler,
     Tokens,
     handler_for,
     owners_away,
+    safe_owners_away,
 )
 from custody.store.base import utcnow
 from custody.store.models import Request
@@ -67,7 +70,10 @@ class Claim:
     token: str = ""
     """The token the key is on (`keys.token`): the signer signs there (Runtime.token_for)."""
     owner_tokens: tuple[str | None, ...] = ()
-    """PSBTs: the token of each owner key, in the payload's order (None: an external key's)."""
+    """PSBTs and Safes: the token of each owner key, in the payload's order (None: a key
+    custody does not hold)."""
+    executor_token: str = ""
+    """Safes: the token of the executor's key, which signs `execTransaction`."""
 
 
 def claim_next(
@@ -193,19 +199,32 @@ def _claim(
         wallet_id=evidence.wallet_id,
         token=key.token,
         owner_tokens=_owner_tokens(session, payload),
+        executor_token=_executor_token(session, payload),
     )
 
 
 def _owner_tokens(session: Session, payload: dict[str, Any]) -> tuple[str | None, ...]:
-    """The token of each owner key of a PSBT payload (`keys.token`); () for other payloads."""
-    if payload.get("type") != BITCOIN_PSBT or not isinstance(payload.get("owners"), list):
+    """The token of each owner key of a PSBT or Safe payload (`keys.token`); () for others."""
+    if payload.get("type") == SAFE_TX and isinstance(payload.get("owners"), list):
+        labels = [o.get("key") if isinstance(o, dict) else None for o in payload["owners"]]
+    elif payload.get("type") == BITCOIN_PSBT and isinstance(payload.get("owners"), list):
+        labels = list(payload["owners"])
+    else:
         return ()
     tokens: list[str | None] = []
-    for label in payload["owners"]:
+    for label in labels:
         key = None if label is None else find_key(session, str(label))
         # A held label with no key row signs nowhere: its token's answer (no such key) fails it.
         tokens.append(None if label is None else (key.token if key is not None else ""))
     return tuple(tokens)
+
+
+def _executor_token(session: Session, payload: dict[str, Any]) -> str:
+    executor = payload.get("executor") if payload.get("type") == SAFE_TX else None
+    if not isinstance(executor, dict):
+        return ""
+    key = find_key(session, str(executor.get("key")))
+    return key.token if key is not None else ""
 
 
 def _owners_away(session: Session, request: Request, waiting_tokens: Collection[str]) -> bool:
@@ -217,6 +236,9 @@ def _owners_away(session: Session, request: Request, waiting_tokens: Collection[
     if not owner_tokens:
         return False
     try:
+        if payload.get("type") == SAFE_TX:
+            executor = _executor_token(session, payload)
+            return safe_owners_away(payload, owner_tokens, executor, waiting_tokens)
         return owners_away(payload, owner_tokens, waiting_tokens)
     except Exception:  # a payload that no longer decodes is failed by the claim itself
         return False
@@ -256,7 +278,9 @@ def _over_fee_cap(evidence: Evidence, max_fee_wei: int) -> str | None:
     """A fill recorded at intake is a row like any other: an edited one that raised the fees
     past the installation's cap gets nothing signed (intake checked the same cap)."""
     payload = evidence.payload
-    if payload.get("type") != EIP1559_PAYLOAD:
+    if payload.get("type") == SAFE_TX:
+        payload = payload["executor"]  # the execTransaction's gas and fees
+    elif payload.get("type") != EIP1559_PAYLOAD:
         return None
     fee = int(payload["gas"]) * int(payload["max_fee_per_gas"])
     if fee > max_fee_wei:
@@ -277,6 +301,15 @@ def sign(signer: Signer, claim: Claim) -> dict[str, str]:
 def sign_on(tokens: Tokens, claim: Claim) -> dict[str, str]:
     """`sign` with each key on its own token: a PSBT's owner keys each on theirs."""
     handler = handler_for(claim.payload)
+    if isinstance(handler, SafeTxHandler):
+        return handler.sign_on(
+            tokens,
+            claim.owner_tokens,
+            claim.executor_token,
+            claim.address,
+            claim.payload,
+            claim.digest,
+        )
     if isinstance(handler, BitcoinPsbtHandler) and claim.owner_tokens:
         return handler.sign_on(
             tokens, claim.owner_tokens, claim.address, claim.payload, claim.digest

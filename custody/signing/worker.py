@@ -23,7 +23,7 @@ from custody.seals.gate import ConfigurationGate
 from custody.seals.service import RootKey
 from custody.signing import failpoints, pipeline
 from custody.signing.hsmwatch import HsmWatch
-from custody.signing.payloads import OwnersWaiting
+from custody.signing.payloads import KeyGone, OwnersWaiting
 from custody.store.base import utcnow
 
 log = logging.getLogger("custody.signing")
@@ -281,5 +281,5 @@ class _WatchedTokens:
             return
         if isinstance(error, KeyNotFound) and watch.probe():
             # found healthy again: the key is not there, a definite answer (the request fails)
-            raise CustodyError(f"{error.message} ({watch.token_label}, found healthy)")
+            raise KeyGone(f"{error.message} ({watch.token_label}, found healthy)")
         watch.failed(error)

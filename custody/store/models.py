@@ -172,6 +172,25 @@ class Wallet(Base):
     __table_args__ = (UniqueConstraint("chain_id", "address"),)
 
 
+class SafeWallet(Base):
+    """A wallet that is a Safe v1.4.1 multisig: M of the owner keys sign each SafeTx, and the
+    executor (an EVM wallet of one key) sends `execTransaction` and pays its gas. The wallet's
+    `address` is the Safe proxy's, its `key_id` the first owner key."""
+
+    __tablename__ = "safe_wallets"
+
+    wallet_id: Mapped[int] = mapped_column(ForeignKey("wallets.id"), primary_key=True)
+    # JSON list of owner key labels, as given at creation (the contract sorts nothing).
+    owners: Mapped[str] = mapped_column(Text)
+    threshold: Mapped[int] = mapped_column(Integer)
+    executor_wallet_id: Mapped[int] = mapped_column(ForeignKey("wallets.id"))
+    # The CREATE2 salt and the contracts the address was computed with: fixed at creation.
+    salt_nonce: Mapped[str] = mapped_column(String(80))
+    factory: Mapped[str] = mapped_column(String(42))
+    singleton: Mapped[str] = mapped_column(String(42))
+    deployed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
 class Client(Base):
     __tablename__ = "clients"
 
@@ -259,6 +278,10 @@ class Request(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     confirmations: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A Safe wallet's request: the executor wallet that sends `execTransaction`, and the account
+    # nonce of that transaction (`evm_nonce` is then the Safe's own nonce).
+    executor_wallet_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    executor_nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # A Bitcoin request's PSBT with custody's signatures (base64 BIP-174).
     result_psbt: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from sqlalchemy import not_, or_, select
 from sqlalchemy.orm import Session
 
-from custody.store.models import Chain, Key, Wallet
+from custody.store.models import Chain, Key, SafeWallet, Wallet
 from custody.wallets.errors import WalletNotFound
 
 
@@ -28,7 +28,7 @@ def wallet_by_id(session: Session, wallet_id: int) -> Wallet:
 
 def wallet_ids_on_tokens(session: Session, token_labels: Collection[str]) -> set[int]:
     """The wallets whose one key is on one of these tokens (`keys.token`). Not multisig
-    (P2WSH) wallets: their owner keys may be on several tokens, and whether one request of
+    (P2WSH, Safe) wallets: their owner keys may be on several tokens, and whether one request of
     theirs waits depends on which of its keys are reachable (custody.signing.pipeline)."""
     if not token_labels:
         return set()
@@ -37,6 +37,8 @@ def wallet_ids_on_tokens(session: Session, token_labels: Collection[str]) -> set
         .join(Key, Key.id == Wallet.key_id)
         .where(Key.token.in_(token_labels))
         .where(or_(Wallet.descriptor.is_(None), not_(Wallet.descriptor.startswith("wsh("))))
+        # nor Safe wallets, for the same reason
+        .where(Wallet.id.not_in(select(SafeWallet.wallet_id)))
     )
     return set(session.execute(query).scalars())
 
@@ -49,3 +51,13 @@ def wallets(session: Session) -> list[tuple[Wallet, Chain, Key]]:
         .order_by(Wallet.name)
     )
     return [(w, c, k) for w, c, k in rows]
+
+
+def safe_wallet_ids(session: Session) -> set[int]:
+    return set(session.execute(select(SafeWallet.wallet_id)).scalars())
+
+
+def locked_safe(session: Session, wallet_id: int) -> SafeWallet:
+    return session.execute(
+        select(SafeWallet).where(SafeWallet.wallet_id == wallet_id).with_for_update()
+    ).scalar_one()

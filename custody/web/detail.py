@@ -27,6 +27,7 @@ from custody.web.sessions import SignedIn
 FLAG_TEXT = {
     "delegatecall": "Delegatecall: the called code runs with this wallet's full authority",
     "unlimited_approval": "Unlimited token approval: the spender may take every token, forever",
+    "self_call": "A Safe calling itself: it changes owners, threshold, modules or guard",
     "unknown_method": "Unknown contract method: custody cannot decode what this call does",
 }
 

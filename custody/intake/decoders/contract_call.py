@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from custody.chains import Amount, EvmAddress, InvalidPayload, build_eip1559, decode_calldata
 from custody.chains.evm.eip1559 import Eip1559Fields
 from custody.chains.values import describe, parse_uint
+from custody.intake.decoders import safe
 from custody.intake.decoders.call_meaning import call_details, meaning
 from custody.intake.decoders.withdrawal import evm_chain_id
 from custody.intake.draft import Draft
@@ -39,6 +40,11 @@ class ContractCallBody(BaseModel):
     value: StrictStr = Field(description="wei sent with the call", json_schema_extra=DECIMAL)
     evm: EvmFieldsBody = Field(default_factory=EvmFieldsBody)
     replaces: StrictStr | None = Field(default=None, description=REPLACES)
+    operation: StrictInt | None = Field(
+        default=None,
+        description="Safe wallets only: 0 call (the default), 1 delegatecall (denied unless a "
+        "rule says allow_delegatecall)",
+    )
 
 
 def _calldata(text: str) -> bytes:
@@ -73,6 +79,46 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill |
     chain = lookups.chain(wallet.chain_id)
     token = lookups.asset_by_contract(chain.id, str(to))
     what = meaning(call, token=token, chain=chain, to=str(to), value=value)
+    row = safe.safe_of(lookups, wallet)
+    if row is None and body.operation is not None:
+        raise InvalidBody(f"operation: only for Safe wallets, and {wallet.name} is not one")
+    if row is not None:
+        operation = safe.CALL if body.operation is None else body.operation
+        if operation not in (safe.CALL, safe.DELEGATECALL):
+            raise InvalidBody(f"operation must be 0 (call) or 1 (delegatecall), got {operation}")
+        built = safe.build(
+            lookups,
+            wallet=wallet,
+            chain=chain,
+            row=row,
+            call=safe.SafeCall(to, value, calldata, operation),
+            given=given,
+            fill=fill,
+            replaces=body.replaces,
+        )
+        request = built.request
+        details = {"contract": str(to), **call_details(call), "safe_operation": operation}
+        if token is not None:
+            details["token"] = {"symbol": token.symbol, "decimals": token.decimals}
+        return Draft(
+            type="contract_call",
+            wallet=wallet,
+            chain=chain,
+            asset=what.asset,
+            amount=Amount(what.amount),
+            destination=what.destination,
+            payload=request.as_payload(),
+            digest=request.digest.prefixed(),
+            summary=f"{what.action} via contract {to}: {built.summary}",
+            nonce=request.tx.nonce,
+            max_fee=request.max_fee,
+            contract=str(to),
+            method_selector=call.selector,
+            call_flags=call.flags | built.flags,
+            details=details,
+            executor_wallet_id=built.executor.id,
+            executor_nonce=request.executor.nonce,
+        )
 
     evm = resolve(TxShape(wallet, chain, to, value, calldata, given), fill)
     unsigned = build_eip1559(
