@@ -550,3 +550,58 @@ def test_an_insider_who_lowers_the_threshold_gets_nothing_moved(world: SafeWorld
     assert world.anvil.balance(destination) == 0
     assert world.anvil.balance(world.address) == 2 * ETH
     assert safe_nonce(world.anvil, world.address) == 0
+
+
+def test_an_erc20_transfer_from_the_safe_is_judged_as_a_withdrawal_and_confirms(
+    world: SafeWorld,
+) -> None:
+    """A test token (safe-eth-py's ERC20TestToken) minted to the Safe, registered as an asset:
+    the usual contract-call body, judged as a withdrawal of that asset, sent by the executor."""
+    import importlib.metadata
+
+    deploy(world)
+    path = importlib.metadata.distribution("safe-eth-py").locate_file(
+        "safe_eth/eth/contracts/abis/ERC20TestToken.json"
+    )
+    artifact = json.loads(Path(str(path)).read_text())
+    supply = 1_000_000 * 10**6
+    constructor = encode(
+        ["string", "string", "uint8", "address", "uint256"],
+        ["Test Dollar", "TUSD", 6, world.address, supply],
+    )
+    token = world.anvil.deploy(artifact["bytecode"] + constructor.hex())
+    ok_json(
+        invoke(
+            [
+                *("assets", "add", "TUSD", "--chain", world.chain),
+                *("--contract", token, "--decimals", "6", "--json"),
+            ],
+            world.inst.env,
+        )
+    )
+    destination = fresh_address()
+    transfer = keccak(text="transfer(address,uint256)")[:4] + encode(
+        ["address", "uint256"], [destination, 250 * 10**6]
+    )
+    created = world.submit(
+        {
+            "type": "contract_call",
+            "wallet": world.safe["name"],
+            "to": token,
+            "data": "0x" + transfer.hex(),
+            "value": "0",
+        }
+    )
+    assert created["status"] == "approved", created
+    assert created["asset"] == "TUSD"
+    assert created["amount"] == str(250 * 10**6)
+    assert created["destination"].lower() == destination.lower()
+    world.settle([created["id"]])
+    (held,) = decode(
+        ["uint256"], view(world.anvil, token, "balanceOf(address)", ["address"], [destination])
+    )
+    assert held == 250 * 10**6
+    (left,) = decode(
+        ["uint256"], view(world.anvil, token, "balanceOf(address)", ["address"], [world.address])
+    )
+    assert left == supply - 250 * 10**6
