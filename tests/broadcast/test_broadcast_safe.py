@@ -605,3 +605,27 @@ def test_an_erc20_transfer_from_the_safe_is_judged_as_a_withdrawal_and_confirms(
         ["uint256"], view(world.anvil, token, "balanceOf(address)", ["address"], [world.address])
     )
     assert left == supply - 250 * 10**6
+
+
+def test_an_executor_that_cannot_pay_yet_leaves_the_transaction_signed_until_it_can(
+    world: SafeWorld,
+) -> None:
+    """The node refuses execTransaction while the executor has no ether: it stays `signed` and
+    is sent again (judged by the executor's account nonce, not the Safe's), then confirms."""
+    deploy(world)
+    world.anvil.fund(world.address, 2 * ETH)
+    destination = fresh_address()
+    created = world.submit(withdrawal(world.safe["name"], ETH, destination))
+    world.anvil.rpc("anvil_setBalance", world.executor.address, "0x0")
+    signer = SignerWorker(world.inst.runtime, worker_id="safe-signer")
+    assert signer.drain() == 1
+    broadcaster = Broadcaster(world.inst.runtime)
+    try:
+        for _ in range(3):
+            broadcaster.run_once()
+    finally:
+        broadcaster.close()
+    assert world.request(created["id"]).status == "signed"
+    world.anvil.rpc("anvil_setBalance", world.executor.address, hex(ETH))
+    world.settle([created["id"]])
+    assert world.anvil.balance(destination) == ETH
