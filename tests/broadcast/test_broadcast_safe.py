@@ -449,6 +449,13 @@ def test_delegatecall_and_calls_to_the_safe_itself_are_denied_unless_a_rule_allo
         )
     assert plain.status_code == 422, plain.text
     assert "only for Safe wallets" in plain.json()["detail"]
+    # a stuck execTransaction cannot be replaced yet: said, not half done
+    with HttpClient(create_app(world.inst.runtime, run_worker=False)) as http:
+        replacing = Api(http.request, world.inst.client()).create(
+            {**withdrawal(name, 1, target), "replaces": allowed["id"]}
+        )
+    assert replacing.status_code == 422, replacing.text
+    assert "not supported yet" in replacing.json()["detail"]
 
 
 def test_concurrent_safe_withdrawals_take_consecutive_safe_and_executor_nonces(
