@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from custody.requests.states import RequestStatus
 from custody.store.models import Request, Wallet
@@ -26,26 +26,31 @@ class InFlight:
 
 
 def in_flight(session: Session, chain_id: int) -> list[InFlight]:
-    """Signed and broadcast transactions of the chain's wallets, oldest nonce first per wallet,
-    so a node receives them in an order it can mine."""
+    """Signed and broadcast transactions of the chain's wallets, oldest nonce first per sender,
+    so a node receives them in an order it can mine. A Safe wallet's transaction is its
+    executor's `execTransaction`: the executor's address and account nonce are what count."""
+    executor = aliased(Wallet)
+    sender = func.coalesce(executor.address, Wallet.address)
+    nonce = func.coalesce(Request.executor_nonce, Request.evm_nonce)
     rows = session.execute(
         select(
             Request.id,
             Request.status,
             Request.result_raw,
             Request.result_tx_hash,
-            Request.evm_nonce,
+            nonce,
             Request.block_hash,
-            Wallet.address,
+            sender,
             Request.replaces,
         )
         .join(Wallet, Wallet.id == Request.wallet_id)
+        .outerjoin(executor, executor.id == Request.executor_wallet_id)
         .where(
             Wallet.chain_id == chain_id,
             Request.status.in_(IN_FLIGHT),
             Request.result_raw.is_not(None),
         )
-        .order_by(Wallet.address, Request.evm_nonce, Request.id)
+        .order_by(sender, nonce, Request.id)
     ).all()
     return [
         InFlight(r[0], RequestStatus(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])

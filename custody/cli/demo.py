@@ -36,6 +36,7 @@ def seed(
         "address": demo.address,
         "policy_digest": demo.policy_digest,
         "local_wallet": demo.local_wallet,
+        "local_safe": demo.local_safe,
     }
     emit(
         data,
@@ -44,7 +45,8 @@ def seed(
             f"demo ready: wallet {demo.wallet} {demo.address}\n"
             f"  client demo-desk id {demo.client_id}, private key {demo.client_key_path}"
             + (
-                f"\n  connected chain local ({node}), wallet {demo.local_wallet}"
+                f"\n  connected chain local ({node}), wallet {demo.local_wallet}, "
+                f"2-of-3 Safe {demo.local_safe}"
                 if demo.local_wallet
                 else ""
             )

@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from custody.broadcast.safe_deploy import deploy
 from custody.catalog import chains as catalog
 from custody.chains.evm.rpc import EvmNode, NodeUnavailable
+from custody.chains.evm.safe_node import contracts_on
 from custody.errors import CustodyError
 from custody.hsm.keys import Algorithm, Backup
 from custody.keys import repository as key_repo
@@ -30,7 +32,7 @@ from custody.runtime import Runtime
 from custody.settings import Environment
 from custody.setup.init import token_label
 from custody.store.models import Client
-from custody.wallets import repository, service
+from custody.wallets import repository, safes, service
 
 DEMO_KEY = "hot-eth-key"
 DEMO_WALLET = "hot-eth"
@@ -45,6 +47,11 @@ LOCAL_WALLET = "local-eth"
 # anvil's first development account, unlocked in anvil: it funds the demo's local wallet.
 ANVIL_DEV_ACCOUNT = "0xf39Fd6e51aad88F6F4ce6aB8827279cfFFb92266"
 LOCAL_FUNDS = 100 * 10**18
+# A 2-of-3 Safe on the local chain, its owners on the demo's one token (a real installation puts
+# each on its own: custody hsm add-token, keys generate --token), paid for by `local-eth`.
+LOCAL_SAFE = "local-safe"
+SAFE_OWNERS = ("safe-owner-1", "safe-owner-2", "safe-owner-3")
+SAFE_FUNDS = 10 * 10**18
 NODE_WAIT_SECONDS = 15.0
 
 
@@ -56,6 +63,7 @@ class DemoInstallation:
     address: str
     policy_digest: str
     local_wallet: str | None = None
+    local_safe: str | None = None
 
 
 def seed(runtime: Runtime, actor: str, node_url: str | None = None) -> DemoInstallation:
@@ -94,7 +102,8 @@ def seed(runtime: Runtime, actor: str, node_url: str | None = None) -> DemoInsta
     if node_url is None:
         return demo
     _seed_local_chain(runtime, actor, node_url)
-    return dataclasses.replace(demo, local_wallet=LOCAL_WALLET)
+    _seed_local_safe(runtime, actor, node_url)
+    return dataclasses.replace(demo, local_wallet=LOCAL_WALLET, local_safe=LOCAL_SAFE)
 
 
 def _seed_local_chain(runtime: Runtime, actor: str, node_url: str) -> None:
@@ -133,6 +142,38 @@ def _seed_local_chain(runtime: Runtime, actor: str, node_url: str) -> None:
             )
 
 
+def _seed_local_safe(runtime: Runtime, actor: str, node_url: str) -> None:
+    for label in SAFE_OWNERS:
+        _ensure_key(runtime, actor, label)
+    with EvmNode(node_url, chain_name=LOCAL_CHAIN, chain_id=LOCAL_CHAIN_ID) as node:
+        with runtime.db.read() as session:
+            exists = repository.find_wallet(session, LOCAL_SAFE) is not None
+        if not exists:
+            contracts = contracts_on(node)
+            with runtime.db.write() as session:
+                safes.create_safe_wallet(
+                    session,
+                    name=LOCAL_SAFE,
+                    chain_name=LOCAL_CHAIN,
+                    owner_labels=list(SAFE_OWNERS),
+                    threshold=2,
+                    executor_name=LOCAL_WALLET,
+                    contracts=contracts,
+                    actor=actor,
+                )
+        with runtime.db.read() as session:
+            wallet = repository.wallet_by_name(session, LOCAL_SAFE)
+            deployed = safes.safe_setup(session, wallet).deployed
+            address = wallet.address
+        if not deployed:
+            deploy(runtime, LOCAL_SAFE, actor=actor)
+        if node.balance(address) < SAFE_FUNDS // 2:
+            node.call(
+                "eth_sendTransaction",
+                [{"from": ANVIL_DEV_ACCOUNT, "to": address, "value": hex(SAFE_FUNDS)}],
+            )
+
+
 def _wait_for(node: EvmNode) -> None:
     """`make demo` starts anvil a moment before seeding: give it a few seconds."""
     deadline = time.monotonic() + NODE_WAIT_SECONDS
@@ -161,12 +202,12 @@ def _client_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def _ensure_key(runtime: Runtime, actor: str) -> None:
+def _ensure_key(runtime: Runtime, actor: str, label: str = DEMO_KEY) -> None:
     with runtime.db.read() as session:
-        if DEMO_KEY in {k.label for k in key_repo.keys(session)}:
+        if label in {k.label for k in key_repo.keys(session)}:
             return
     # Backup-able, as `custody keys generate` makes wallet keys: the README tour backs it up.
-    info = runtime.token().generate_key(DEMO_KEY, Algorithm.SECP256K1, backup=Backup.TRUSTED_WRAP)
+    info = runtime.token().generate_key(label, Algorithm.SECP256K1, backup=Backup.TRUSTED_WRAP)
     with runtime.db.write() as session:
         key_service.record_key(
             session, info=info, token=token_label(runtime), backup=Backup.TRUSTED_WRAP, actor=actor

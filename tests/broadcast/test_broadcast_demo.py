@@ -25,14 +25,24 @@ def test_demo_seed_connects_a_local_chain_and_funds_its_wallet(
     assert chains["local"]["connected"] is True
     assert chains["local"]["evm_chain_id"] == 31337
     balance = ok_json(run_custody(["wallets", "balance", "local-eth", "--json"], env))
-    assert int(balance["balance"]) == anvil.balance(balance["address"]) == 100 * 10**18
+    funds = anvil.balance(balance["address"])
+    assert int(balance["balance"]) == funds
+    # funded with 100 ETH; it paid the gas of deploying the demo's Safe (and its contracts)
+    assert 99 * 10**18 < funds < 100 * 10**18
     assert balance["address"] == first["address"]  # the same key on both chains
+    # a 2-of-3 Safe, deployed (code at its address) and funded, its executor the local wallet
+    assert first["local_safe"] == "local-safe"
+    listed = {w["name"]: w for w in ok_json(run_custody(["wallets", "list", "--json"], env))}
+    safe = listed["local-safe"]
+    assert (safe["threshold"], safe["executor"], safe["deployed"]) == (2, "local-eth", True)
+    assert anvil.rpc("eth_getCode", safe["address"], "latest") != "0x"
+    assert anvil.balance(safe["address"]) == 10 * 10**18
 
     size = _ledger_size(tmp_path / "home")
     second = ok_json(run_custody(["demo", "seed", "--node", anvil.url, "--json"], env))
     assert second == first
     assert _ledger_size(tmp_path / "home") == size
-    assert anvil.balance(balance["address"]) == 100 * 10**18
+    assert anvil.balance(balance["address"]) == funds
 
 
 def _ledger_size(home: Path) -> int:

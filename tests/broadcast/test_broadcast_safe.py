@@ -449,6 +449,13 @@ def test_delegatecall_and_calls_to_the_safe_itself_are_denied_unless_a_rule_allo
         )
     assert plain.status_code == 422, plain.text
     assert "only for Safe wallets" in plain.json()["detail"]
+    # a stuck execTransaction cannot be replaced yet: said, not half done
+    with HttpClient(create_app(world.inst.runtime, run_worker=False)) as http:
+        replacing = Api(http.request, world.inst.client()).create(
+            {**withdrawal(name, 1, target), "replaces": allowed["id"]}
+        )
+    assert replacing.status_code == 422, replacing.text
+    assert "not supported yet" in replacing.json()["detail"]
 
 
 def test_concurrent_safe_withdrawals_take_consecutive_safe_and_executor_nonces(
@@ -550,3 +557,82 @@ def test_an_insider_who_lowers_the_threshold_gets_nothing_moved(world: SafeWorld
     assert world.anvil.balance(destination) == 0
     assert world.anvil.balance(world.address) == 2 * ETH
     assert safe_nonce(world.anvil, world.address) == 0
+
+
+def test_an_erc20_transfer_from_the_safe_is_judged_as_a_withdrawal_and_confirms(
+    world: SafeWorld,
+) -> None:
+    """A test token (safe-eth-py's ERC20TestToken) minted to the Safe, registered as an asset:
+    the usual contract-call body, judged as a withdrawal of that asset, sent by the executor."""
+    import importlib.metadata
+
+    deploy(world)
+    path = importlib.metadata.distribution("safe-eth-py").locate_file(
+        "safe_eth/eth/contracts/abis/ERC20TestToken.json"
+    )
+    artifact = json.loads(Path(str(path)).read_text())
+    supply = 1_000_000 * 10**6
+    constructor = encode(
+        ["string", "string", "uint8", "address", "uint256"],
+        ["Test Dollar", "TUSD", 6, world.address, supply],
+    )
+    token = world.anvil.deploy(artifact["bytecode"] + constructor.hex())
+    ok_json(
+        invoke(
+            [
+                *("assets", "add", "TUSD", "--chain", world.chain),
+                *("--contract", token, "--decimals", "6", "--json"),
+            ],
+            world.inst.env,
+        )
+    )
+    destination = fresh_address()
+    transfer = keccak(text="transfer(address,uint256)")[:4] + encode(
+        ["address", "uint256"], [destination, 250 * 10**6]
+    )
+    created = world.submit(
+        {
+            "type": "contract_call",
+            "wallet": world.safe["name"],
+            "to": token,
+            "data": "0x" + transfer.hex(),
+            "value": "0",
+        }
+    )
+    assert created["status"] == "approved", created
+    assert created["asset"] == "TUSD"
+    assert created["amount"] == str(250 * 10**6)
+    assert created["destination"].lower() == destination.lower()
+    world.settle([created["id"]])
+    (held,) = decode(
+        ["uint256"], view(world.anvil, token, "balanceOf(address)", ["address"], [destination])
+    )
+    assert held == 250 * 10**6
+    (left,) = decode(
+        ["uint256"], view(world.anvil, token, "balanceOf(address)", ["address"], [world.address])
+    )
+    assert left == supply - 250 * 10**6
+
+
+def test_an_executor_that_cannot_pay_yet_leaves_the_transaction_signed_until_it_can(
+    world: SafeWorld,
+) -> None:
+    """The node refuses execTransaction while the executor has no ether: it stays `signed` and
+    is sent again (judged by the executor's account nonce, not the Safe's), then confirms."""
+    deploy(world)
+    world.anvil.fund(world.address, 2 * ETH)
+    destination = fresh_address()
+    created = world.submit(withdrawal(world.safe["name"], ETH, destination))
+    world.anvil.rpc("anvil_setBalance", world.executor.address, "0x0")
+    signer = SignerWorker(world.inst.runtime, worker_id="safe-signer")
+    assert signer.drain() == 1
+    broadcaster = Broadcaster(world.inst.runtime)
+    try:
+        for _ in range(3):
+            broadcaster.run_once()
+    finally:
+        broadcaster.close()
+    assert world.request(created["id"]).status == "signed"
+    world.anvil.rpc("anvil_setBalance", world.executor.address, hex(ETH))
+    world.settle([created["id"]])
+    assert world.anvil.balance(destination) == ETH

@@ -45,6 +45,7 @@ def withdrawal(amount: int, destination: str | None, **changes: str) -> RequestF
         (withdrawal(1, STRANGER), Deny),
         (withdrawal(1, None), Deny),
         (withdrawal(1, DEMO_DESTINATION, wallet="cold-eth"), Deny),
+        (withdrawal(1, DEMO_DESTINATION, wallet="local-safe", chain="local"), Allow),
         (withdrawal(1, DEMO_DESTINATION, chain="sepolia"), Deny),
         (withdrawal(1, DEMO_DESTINATION, asset="USDC"), Deny),
         (RequestFacts("sign_message", "hot-eth", "ethereum", "ETH", Amount(0), None, None), Deny),
