@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -72,7 +71,7 @@ def serve(  # noqa: PLR0917  (Typer maps each parameter to one command-line opti
     from custody.processes import launch
 
     settings = context.settings()
-    _logging("supervisor")
+    _logging(settings, "supervisor")
     _preflight(settings, as_json=as_json)
     bind_host, bind_port = host or settings.host, port or settings.port
     try:
@@ -123,7 +122,7 @@ def worker(
     no API."""
     settings = context.settings()
     if once:
-        _logging()
+        _logging(settings, "worker")
         signed = _drain(settings)
         emit({"signed": signed}, as_json=as_json, human=f"signed {signed} requests")
         return
@@ -131,7 +130,7 @@ def worker(
         raise typer.BadParameter("--processes does not go with --only background")
     from custody.processes import launch
 
-    _logging("supervisor")
+    _logging(settings, "supervisor")
     _preflight(settings, as_json=as_json)
     signers = 0 if only is WorkerPart.BACKGROUND else processes or settings.signer_processes
     background = only is not WorkerPart.SIGNERS
@@ -188,12 +187,7 @@ def _drain(settings: Settings) -> int:
         runtime.close()
 
 
-def _logging(role: str | None = None) -> None:
-    if role is not None:
-        from custody.processes import logs
+def _logging(settings: Settings, role: str) -> None:
+    from custody.processes import logs
 
-        logs.configure(role)
-        return
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(role, settings.log_format)
