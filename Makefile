@@ -6,13 +6,16 @@ BIN := $(VENV)/bin
 export CUSTODY_HOME ?= $(CURDIR)/var
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck pytest faults bench softhsm chromium anvil venv clean migrations-check
+.PHONY: help demo test lint typecheck pytest faults bench softhsm chromium anvil venv clean migrations-check \
+	lock audit test-audit
 
 help:
 	@echo "make demo   - set up and serve a seeded demo on http://127.0.0.1:8000"
 	@echo "make test   - lint, type check and the whole test suite (SQLite and PostgreSQL)"
 	@echo "make faults - the fault-injection tests alone (HSM, database, processes)"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
+	@echo "make lock   - regenerate requirements.lock and requirements-build.lock (pinned, hashed)"
+	@echo "make audit  - pip-audit requirements.lock (fails when the vulnerability data cannot be had)"
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +58,37 @@ lint: venv
 	$(BIN)/ruff format --check custody tests bench
 	$(BIN)/lint-imports --no-cache
 
+# requirements.lock: every package the service runs on (pyproject's dependencies, not `dev`),
+# pinned with the hashes of every file PyPI has of each release, for `pip install
+# --require-hashes` (the Dockerfile). pip-tools and pip-audit live in a venv of their own under
+# .tools/, pinned here, so neither changes the project's environment.
+TOOLS := .tools/py
+TOOLS_PACKAGES := pip-tools==7.6.2 pip-audit==2.10.1
+$(TOOLS)/.installed: Makefile
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet $(TOOLS_PACKAGES)
+	@touch $@
+
+# Resolved against PyPI alone: PIP_CONFIG_FILE=/dev/null keeps a machine's own pip indexes,
+# wheel folders and constraints out of the lock. Python 3.11 on Linux, as in the image.
+# requirements-build.lock: what builds wheels from source (requirements-build.in), for the
+# image's build stage, which builds without isolation so nothing unhashed is fetched there either.
+PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+	$(TOOLS)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-trusted-host --no-emit-find-links
+lock: $(TOOLS)/.installed
+	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --output-file requirements-build.lock requirements-build.in
+
+# `make audit` fails when pip-audit cannot get the vulnerability data; in `make test` that is a
+# NOTICE that nothing was audited (TEST_AUDIT=required: a failure there too). See .ci/audit.
+TEST_AUDIT ?= auto
+audit: $(TOOLS)/.installed
+	AUDIT=required .ci/audit $(TOOLS)/bin/python
+test-audit: $(TOOLS)/.installed
+	AUDIT=$(TEST_AUDIT) .ci/audit $(TOOLS)/bin/python
+
 typecheck: venv
 	$(BIN)/mypy
 
@@ -77,7 +111,7 @@ PYTEST_WORKERS ?= auto
 pytest: venv softhsm chromium anvil
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
-test: lint typecheck migrations-check pytest
+test: lint typecheck migrations-check test-audit pytest
 
 # The fault-injection tests alone, verbose (they also run in `make test`): docs/reliability.md.
 faults: venv softhsm
