@@ -26,7 +26,7 @@ FROM ${PYTHON_IMAGE}
 # A fixed uid, so volumes, PIN files (owned by it, mode 0400) and runAsUser can name it.
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/custody \
         --shell /usr/sbin/nologin custody \
-    && mkdir -p /var/lib/custody && chown custody:custody /var/lib/custody
+    && install -d -m 700 -o custody -g custody /var/lib/custody
 COPY --from=build /opt/custody /opt/custody
 ENV PATH=/opt/custody/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -7,7 +7,7 @@ export CUSTODY_HOME ?= $(CURDIR)/var
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help demo test lint typecheck pytest faults bench softhsm chromium anvil venv clean migrations-check \
-	lock audit test-audit
+	lock audit test-audit docker-test
 
 help:
 	@echo "make demo   - set up and serve a seeded demo on http://127.0.0.1:8000"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
 	@echo "make lock   - regenerate requirements.lock and requirements-build.lock (pinned, hashed)"
 	@echo "make audit  - pip-audit requirements.lock (fails when the vulnerability data cannot be had)"
+	@echo "make docker-test - build the image, docker compose up deploy/, a signed withdrawal, /metrics"
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -112,6 +113,14 @@ pytest: venv softhsm chromium anvil
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint typecheck migrations-check test-audit pytest
+
+# The image and deploy/compose.yaml end to end (tests/packaging/test_docker_compose.py): builds the
+# image and starts containers, minutes, so not part of `make test` (there it is skipped with a
+# notice). Needs a Docker daemon, the compose plugin and the images' registry.
+docker-test: venv
+	@docker info >/dev/null 2>&1 || { echo "make docker-test: FAIL: no Docker daemon answers (docker info)" >&2; exit 1; }
+	@docker compose version >/dev/null 2>&1 || { echo "make docker-test: FAIL: no docker compose plugin" >&2; exit 1; }
+	CUSTODY_DOCKER_TESTS=1 $(BIN)/pytest -v -rs -n 0 -m docker tests/packaging/test_docker_compose.py
 
 # The fault-injection tests alone, verbose (they also run in `make test`): docs/reliability.md.
 faults: venv softhsm
