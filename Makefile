@@ -6,13 +6,17 @@ BIN := $(VENV)/bin
 export CUSTODY_HOME ?= $(CURDIR)/var
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck pytest faults bench softhsm chromium anvil venv clean migrations-check
+.PHONY: help demo test lint typecheck pytest faults bench softhsm chromium anvil venv clean migrations-check \
+	lock audit test-audit docker-test
 
 help:
 	@echo "make demo   - set up and serve a seeded demo on http://127.0.0.1:8000"
 	@echo "make test   - lint, type check and the whole test suite (SQLite and PostgreSQL)"
 	@echo "make faults - the fault-injection tests alone (HSM, database, processes)"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
+	@echo "make lock   - regenerate requirements.lock and requirements-build.lock (pinned, hashed)"
+	@echo "make audit  - pip-audit requirements.lock (fails when the vulnerability data cannot be had)"
+	@echo "make docker-test - build the image, docker compose up deploy/, a signed withdrawal, /metrics"
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +59,37 @@ lint: venv
 	$(BIN)/ruff format --check custody tests bench
 	$(BIN)/lint-imports --no-cache
 
+# requirements.lock: every package the service runs on (pyproject's dependencies, not `dev`),
+# pinned with the hashes of every file PyPI has of each release, for `pip install
+# --require-hashes` (the Dockerfile). pip-tools and pip-audit live in a venv of their own under
+# .tools/, pinned here, so neither changes the project's environment.
+TOOLS := .tools/py
+TOOLS_PACKAGES := pip-tools==7.6.2 pip-audit==2.10.1
+$(TOOLS)/.installed: Makefile
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet $(TOOLS_PACKAGES)
+	@touch $@
+
+# Resolved against PyPI alone: PIP_CONFIG_FILE=/dev/null keeps a machine's own pip indexes,
+# wheel folders and constraints out of the lock. Python 3.11 on Linux, as in the image.
+# requirements-build.lock: what builds wheels from source (requirements-build.in), for the
+# image's build stage, which builds without isolation so nothing unhashed is fetched there either.
+PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+	$(TOOLS)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-trusted-host --no-emit-find-links
+lock: $(TOOLS)/.installed
+	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --output-file requirements-build.lock requirements-build.in
+
+# `make audit` fails when pip-audit cannot get the vulnerability data; in `make test` that is a
+# NOTICE that nothing was audited (TEST_AUDIT=required: a failure there too). See .ci/audit.
+TEST_AUDIT ?= auto
+audit: $(TOOLS)/.installed
+	AUDIT=required .ci/audit $(TOOLS)/bin/python
+test-audit: $(TOOLS)/.installed
+	AUDIT=$(TEST_AUDIT) .ci/audit $(TOOLS)/bin/python
+
 typecheck: venv
 	$(BIN)/mypy
 
@@ -77,7 +112,15 @@ PYTEST_WORKERS ?= auto
 pytest: venv softhsm chromium anvil
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
-test: lint typecheck migrations-check pytest
+test: lint typecheck migrations-check test-audit pytest
+
+# The image and deploy/compose.yaml end to end (tests/packaging/test_docker_compose.py): builds the
+# image and starts containers, minutes, so not part of `make test` (there it is skipped with a
+# notice). Needs a Docker daemon, the compose plugin and the images' registry.
+docker-test: venv
+	@docker info >/dev/null 2>&1 || { echo "make docker-test: FAIL: no Docker daemon answers (docker info)" >&2; exit 1; }
+	@docker compose version >/dev/null 2>&1 || { echo "make docker-test: FAIL: no docker compose plugin" >&2; exit 1; }
+	CUSTODY_DOCKER_TESTS=1 $(BIN)/pytest -v -rs -n 0 -m docker tests/packaging/test_docker_compose.py
 
 # The fault-injection tests alone, verbose (they also run in `make test`): docs/reliability.md.
 faults: venv softhsm

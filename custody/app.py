@@ -21,6 +21,7 @@ from custody.api import webhooks as webhook_routes
 from custody.broadcast.runner import start_broadcaster
 from custody.freezes.breakers import freeze_on_fork
 from custody.http import problems
+from custody.http.callid import CallId
 from custody.http.limits import MaxBodySize
 from custody.http.ratelimit import RateLimit, RateLimited, RateLimits, problem_refusal
 from custody.ledger.checkpointer import start_checkpointer
@@ -82,7 +83,7 @@ def create_app(
     app.include_router(ops.router)
     web.mount(app, runtime, limits)
     app.add_middleware(MaxBodySize, max_bytes=runtime.settings.max_body_bytes)
-    # Outermost: a call over its source address's limit is refused before any other work.
+    # Before any work: a call over its source address's limit is refused before any other work.
     app.add_middleware(
         RateLimit,
         limits=limits,
@@ -90,6 +91,9 @@ def create_app(
         static_paths=web.STATIC_PATHS,
         render=_refusal,
     )
+    # Outermost of all: every answer, a refusal too, carries the call's X-Request-Id, and every
+    # log line written while it is served names it.
+    app.add_middleware(CallId)
     return app
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from custody import callid
 from custody.api.deps import BodyDep, ClientDep, CreatingClientDep, RuntimeDep, approval_fields
 from custody.api.openapi import json_body, required_header
 from custody.approvals.device import record_device_approval, verify_device_approval
@@ -73,6 +74,7 @@ def create_request(
         body=body,
         max_fee_wei=rt.settings.max_tx_fee_wei,
         node_timeout=rt.settings.node_timeout_seconds,
+        http_request_id=callid.current(),
     )
     view = RequestView.model_validate(submission.view)
     if submission.replayed:

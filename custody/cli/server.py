@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -84,7 +83,7 @@ def serve(  # noqa: PLR0917  (Typer maps each parameter to one command-line opti
     settings = context.settings()
     with_workers = settings.worker_in_process if worker is None else worker
     processes = sizing.for_settings(settings, api_flag=workers, signers_flag=signers)
-    _logging("supervisor")
+    _logging(settings, "supervisor")
     _preflight(settings, as_json=as_json)
     bind_host, bind_port = host or settings.host, port or settings.port
     try:
@@ -152,7 +151,7 @@ def worker(
     no API."""
     settings = context.settings()
     if once:
-        _logging()
+        _logging(settings, "worker")
         signed = _drain(settings)
         emit({"signed": signed}, as_json=as_json, human=f"signed {signed} requests")
         return
@@ -160,7 +159,7 @@ def worker(
         raise typer.BadParameter("--processes does not go with --only background")
     from custody.processes import launch, sizing
 
-    _logging("supervisor")
+    _logging(settings, "supervisor")
     _preflight(settings, as_json=as_json)
     planned = sizing.for_settings(settings, api_flag=None, signers_flag=processes)
     signers = 0 if only is WorkerPart.BACKGROUND else planned.signers
@@ -218,12 +217,7 @@ def _drain(settings: Settings) -> int:
         runtime.close()
 
 
-def _logging(role: str | None = None) -> None:
-    if role is not None:
-        from custody.processes import logs
+def _logging(settings: Settings, role: str) -> None:
+    from custody.processes import logs
 
-        logs.configure(role)
-        return
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(role, settings.log_format)

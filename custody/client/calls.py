@@ -139,7 +139,12 @@ def answer(response: httpx.Response) -> dict[str, Any]:
         problem = None
     if not isinstance(problem, dict):
         problem = _not_json(response, response.text[:200] or response.reason_phrase)
-    raise api_error(response.status_code, problem, retry_after(response))
+    raise api_error(
+        response.status_code,
+        problem,
+        retry_after(response),
+        request_id=response.headers.get("X-Request-Id"),
+    )
 
 
 def request_of(response: httpx.Response) -> Request:

@@ -15,7 +15,8 @@ class CustodyClientError(Exception):
 
 
 class CustodyAPIError(CustodyClientError):
-    """custody answered with an error: `problem` is the whole problem+json body."""
+    """custody answered with an error: `problem` is the whole problem+json body; `request_id`
+    the answer's `X-Request-Id`, which names the call in custody's logs (quote it)."""
 
     def __init__(
         self,
@@ -23,8 +24,10 @@ class CustodyAPIError(CustodyClientError):
         problem: Mapping[str, Any],
         *,
         retry_after: float | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.status = status
+        self.request_id = request_id
         self.problem: dict[str, Any] = dict(problem)
         self.type = str(problem.get("type", "about:blank"))
         self.title = str(problem.get("title", ""))
@@ -84,10 +87,14 @@ _BY_STATUS: dict[int, type[CustodyAPIError]] = {
 
 
 def api_error(
-    status: int, problem: Mapping[str, Any], retry_after: float | None = None
+    status: int,
+    problem: Mapping[str, Any],
+    retry_after: float | None = None,
+    request_id: str | None = None,
 ) -> CustodyAPIError:
     """The exception for an error answer: the subclass of its status, else the base."""
-    return _BY_STATUS.get(status, CustodyAPIError)(status, problem, retry_after=retry_after)
+    error = _BY_STATUS.get(status, CustodyAPIError)
+    return error(status, problem, retry_after=retry_after, request_id=request_id)
 
 
 class ConnectionFailed(CustodyClientError):

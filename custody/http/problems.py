@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from custody import callid
 from custody.errors import CustodyError
 from custody.jsonshape import absent
 
@@ -136,4 +137,7 @@ def install(app: FastAPI) -> None:
             "internal error; see the server log",
             "internal-error",
             instance=request.url.path,
+            # Answered outside custody.http.callid (by Starlette's outermost middleware): the
+            # id the client will quote is added here, from the call's context.
+            headers={callid.HEADER: callid.current() or callid.new()},
         )

@@ -75,6 +75,7 @@ class _Call:
     body: bytes
     body_hash: str
     requested_by_approver: str | None
+    http_request_id: str | None
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,21 @@ def submit(
     requested_by_approver: str | None = None,
     authorise: Callable[[Session], None] | None = None,
     node_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    http_request_id: str | None = None,
 ) -> Submission:
     """`requested_by_approver`: the person who started it in the approver app (the maker);
     `authorise`: the caller's check that must hold in the transaction that stores the request
-    (the maker's permission), run first in it."""
+    (the maker's permission), run first in it; `http_request_id`: the X-Request-Id of the
+    HTTP call (custody.callid), recorded with the request (a replay keeps the first call's)."""
     key = _check_idempotency_key(idempotency_key)
-    call = _Call(client, key, body, hashlib.sha256(body).hexdigest(), requested_by_approver)
+    call = _Call(
+        client,
+        key,
+        body,
+        hashlib.sha256(body).hexdigest(),
+        requested_by_approver,
+        http_request_id,
+    )
     for _ in range(MAX_ROUNDS):
         with db.read() as session:
             # (1) idempotency: the same key and body answer exactly as the first time
@@ -269,6 +279,7 @@ def _decide_and_store(
         decision=decision,
         active=active,
         requested_by_approver=call.requested_by_approver,
+        http_request_id=call.http_request_id,
         fill=fill,
         replaced=replaced,
     )
@@ -360,6 +371,7 @@ def _store(
     decision: Decision,
     active: ActivePolicy | None,
     requested_by_approver: str | None,
+    http_request_id: str | None,
     fill: EvmFill | None,
     replaced: Request | None,
 ) -> Request:
@@ -387,6 +399,7 @@ def _store(
         client_token=client.token,
         signing_attempts=0,
         requested_by_approver=requested_by_approver,
+        http_request_id=http_request_id,
         evm_fill=fill.to_json() if fill is not None else None,
         replaces=replaced.id if replaced is not None else None,
         nonce_generation=replaced.nonce_generation + 1 if replaced is not None else 0,
@@ -412,6 +425,9 @@ def _store(
         created["filled"] = json.loads(fill.to_json())
     if replaced is not None:
         created["replaces"] = replaced.id
+    if http_request_id is not None:
+        # Ties the entry to the call's log lines and answer; only when there was an HTTP call.
+        created["http_request_id"] = http_request_id
     lifecycle.create(
         session,
         request,

@@ -27,7 +27,7 @@ class ChildSpec:
 
 def enter(role: str, settings: Settings, parent: int) -> None:
     """Log as `role`, and stop when the supervisor (`parent`) is gone."""
-    logs.configure(role)
+    logs.configure(role, settings.log_format)
     orphans.stop_with_parent(parent, grace=settings.shutdown_timeout_seconds)
 
 

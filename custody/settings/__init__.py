@@ -2,10 +2,11 @@
 
 from custody.settings.config import (
     Environment,
+    LogFormat,
     RelyingParty,
     Settings,
     load_settings,
     resolve_home,
 )
 
-__all__ = ["Environment", "RelyingParty", "Settings", "load_settings", "resolve_home"]
+__all__ = ["Environment", "LogFormat", "RelyingParty", "Settings", "load_settings", "resolve_home"]

@@ -49,6 +49,11 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"  # one line a person reads in a terminal
+    JSON = "json"  # one JSON object a line, for a log collector (Loki, Elasticsearch, …)
+
+
 @dataclass(frozen=True)
 class RelyingParty:
     """Whom a passkey answers: the WebAuthn relying party id (a host) and the exact origin people
@@ -97,6 +102,9 @@ class Settings(BaseSettings):
 
     home: Path
     environment: Environment = Environment.DEVELOPMENT
+    # How every process of `custody serve` and `custody worker` writes its log lines to stderr
+    # (custody.processes.logs); each line of an HTTP call carries its X-Request-Id either way.
+    log_format: LogFormat = LogFormat.TEXT
     database_url: str | None = None
     # How long custody waits on its database (custody.store.database, docs/reliability.md).
     # libpq waits at least 2 s for a connection, whatever it is told.

@@ -292,6 +292,9 @@ class Request(Base):
     # An approver id; no foreign key, because adding one to this table on SQLite means
     # rebuilding it (and its partial unique index) in the migration.
     requested_by_approver: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The X-Request-Id of the HTTP call that created it (custody.callid): its webhooks carry it,
+    # so the trading system can tie each notification to the call it made.
+    http_request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # Set once, by the lifecycle, when the request becomes `signed`: limits count it from then.
     signed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

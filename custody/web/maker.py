@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from custody import callid
 from custody.approvals.duties import refuse_unless_maker
 from custody.clients.auth import AuthenticatedClient
 from custody.clients.service import (
@@ -192,6 +193,7 @@ def start_withdrawal(
         max_fee_wei=max_fee_wei,
         requested_by_approver=approver_id,
         authorise=lambda session: refuse_unless_maker(session, approver_id),
+        http_request_id=callid.current(),
     )
     if submission.replayed:
         # Only a replay can be someone else's request: a new one was made by this approver.

@@ -99,6 +99,7 @@ def _deliveries(
                 "event": entry.kind,
                 "ledger_index": entry.index,
                 "status": status,
+                "http_request_id": request.http_request_id,
             }
             yield _row(entry.index, f"client:{request.client_id}", client_url, body, now)
         if status == "pending_approval" and entry.kind != EventKind.APPROVAL_ADDED:
@@ -122,6 +123,7 @@ def _group_rows(
             "group": quorum["group"],
             "required_approvals": quorums,
             "expires_at": _rfc3339(request.expires_at),
+            "http_request_id": request.http_request_id,
         }
         yield _row(entry.index, f"group:{quorum['group']}", url, body, now)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 
 import httpx
@@ -123,6 +124,8 @@ def test_a_refused_body_raises_the_problem_and_stores_nothing(
     assert problem.type == "https://custody.dev/problems/invalid-payload"
     assert problem.detail.startswith("amount must be a decimal string of digits only")
     assert problem.problem["instance"] == "/v1/requests"  # the whole problem+json is kept
+    assert problem.request_id is not None  # the answer's X-Request-Id: the call in the logs
+    assert re.fullmatch(r"[0-9a-f]{32}", problem.request_id)
     assert custody.list().items == []
 
 

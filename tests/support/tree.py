@@ -8,6 +8,7 @@ N)`), so the tests also prove that the supervisor says what it does.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -25,6 +26,7 @@ from tests.e2e.process import CUSTODY
 
 START_SECONDS = 90.0  # spawned children import the whole app; the machines running tests are shared
 _STARTED = re.compile(r"\[supervisor\] custody\.processes: (\S+) started \(pid (\d+)\)")
+_STARTED_MESSAGE = re.compile(r"(\S+) started \(pid (\d+)\)")
 
 
 def free_port() -> int:
@@ -49,10 +51,13 @@ class Tree:
         return self.log.read_text(errors="replace")
 
     def started(self) -> dict[str, list[int]]:
-        """Every pid each role was started with, in order."""
+        """Every pid each role was started with, in order (text or JSON log lines)."""
         found: dict[str, list[int]] = {}
-        for role, pid in _STARTED.findall(self.output()):
-            found.setdefault(role, []).append(int(pid))
+        for line in self.output().splitlines():
+            started = _STARTED.search(line) or _started_json(line)
+            if started is not None:
+                role, pid = started.groups()
+                found.setdefault(role, []).append(int(pid))
         return found
 
     def pid_of(self, role: str) -> int:
@@ -119,6 +124,19 @@ def start(
         tree.stop()
         raise
     return tree
+
+
+def _started_json(line: str) -> re.Match[str] | None:
+    """A supervisor's `ROLE started (pid N)` in a CUSTODY_LOG_FORMAT=json line."""
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if record.get("process") != "supervisor" or record.get("logger") != "custody.processes":
+        return None
+    return _STARTED_MESSAGE.fullmatch(str(record.get("message", "")))
 
 
 def children_of(parent: int) -> set[int]:

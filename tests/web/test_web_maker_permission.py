@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient as HttpClient
 
@@ -62,6 +63,12 @@ def wallet(installation: Installation) -> WalletInfo:
 
 
 def _post(app: HttpClient, person: Person, wallet: WalletInfo) -> int:
+    return _submit(app, person, wallet).status_code
+
+
+def _submit(
+    app: HttpClient, person: Person, wallet: WalletInfo, call_id: str | None = None
+) -> httpx.Response:
     form = {
         "csrf_token": person.csrf,
         "form_key": secrets.token_urlsafe(16),
@@ -73,8 +80,8 @@ def _post(app: HttpClient, person: Person, wallet: WalletInfo) -> int:
         "max_fee_gwei": "30",
         "priority_fee_gwei": "1",
     }
-    response = app.post("/app/new", data=form, headers=person.cookie, follow_redirects=False)
-    return response.status_code
+    headers = person.cookie | ({"X-Request-Id": call_id} if call_id else {})
+    return app.post("/app/new", data=form, headers=headers, follow_redirects=False)
 
 
 def _operator(installation: Installation, *args: str) -> dict[str, object]:
@@ -129,6 +136,27 @@ def test_a_granted_group_may_start_withdrawals_until_revoked(
     assert app.get("/app/new", headers=person.cookie).status_code == 403
     assert _post(app, person, wallet) == 403
     assert _listed_as_maker(installation, person.name) is False
+
+
+def test_a_withdrawal_started_in_the_app_records_the_call_id(
+    app: HttpClient, installation: Installation, person: Person, wallet: WalletInfo
+) -> None:
+    """As a client's call does: the request.created entry names the X-Request-Id of the call."""
+    _operator(installation, "grant", person.group, "maker")
+    try:
+        call_id = f"app-{secrets.token_hex(8)}"
+        started = _submit(app, person, wallet, call_id)
+        assert started.status_code == 303
+        assert started.headers["X-Request-Id"] == call_id
+    finally:
+        _operator(installation, "revoke", person.group, "maker")
+    created = [
+        entry["data"]
+        for entry in installation.ledger_entries("request.created")
+        if entry["data"].get("http_request_id") == call_id
+    ]
+    assert len(created) == 1
+    assert created[0]["requested_by_approver"] is not None
 
 
 def test_grants_and_revocations_are_ledgered_once(
