@@ -36,10 +36,13 @@ def server(home: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def _records(tree: Tree) -> list[dict[str, Any]]:
-    # stdout is in the same file: `custody serve` says where it serves in one plain line there.
+    # stdout is in the same file: `custody serve` says in two plain lines where it serves and
+    # which processes it runs; everything else is JSON.
     lines = [line for line in tree.output().splitlines() if line.strip()]
     plain = [line for line in lines if not line.startswith("{")]
-    assert all(line.startswith("custody serving on ") for line in plain), plain
+    assert len(plain) == 2, plain
+    assert plain[0].startswith("custody serving on "), plain
+    assert "API process" in plain[1], plain
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
