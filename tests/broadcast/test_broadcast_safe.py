@@ -254,35 +254,21 @@ def test_a_two_of_three_safe_across_three_tokens_is_deployed_funded_and_emptied(
     assert anvil.balance(address) == 2 * ETH
     assert safe_nonce(anvil, address) == 1
     # two signatures, by two distinct owners, ascending by address, over the safeTxHash
-    (signed,) = [
-        e
-        for e in world.inst.ledger_entries("request.signed")
-        if e["data"]["request"] == created["id"]
-    ]
-    packed = bytes.fromhex(signed["data"]["signatures"][2:])
-    assert len(packed) == 2 * 65
-    signers = []
-    for i in range(2):
-        r, s, v = (
-            packed[i * 65 : i * 65 + 32],
-            packed[i * 65 + 32 : i * 65 + 64],
-            packed[i * 65 + 64],
-        )
-        recovered = Signature(vrs=(v - 27, int.from_bytes(r, "big"), int.from_bytes(s, "big")))
-        signers.append(recovered.recover_public_key_from_msg_hash(on_chain).to_checksum_address())
-    assert len(set(signers)) == 2
-    assert {a.lower() for a in signers} <= expected
-    assert [a.lower() for a in signers] == sorted(a.lower() for a in signers)
+    signers = signed_by(world, created["id"], created["payload"]["digest"])
+    assert len(signers) == 2
+    assert set(signers) <= expected
+    assert signers == sorted(signers)
 
 
-def signed_by(world: SafeWorld, request_id: str, digest_hex: str) -> set[str]:
-    """The owners whose signatures the request's `request.signed` entry carries."""
+def signed_by(world: SafeWorld, request_id: str, digest_hex: str) -> list[str]:
+    """The owners (lower case) whose signatures the request's `request.signed` entry carries,
+    in the order it packs them; recovered with eth-keys."""
     (signed,) = [
         e for e in world.inst.ledger_entries("request.signed") if e["data"]["request"] == request_id
     ]
     digest = bytes.fromhex(digest_hex[2:])
     packed = bytes.fromhex(signed["data"]["signatures"][2:])
-    owners = set()
+    owners = []
     for i in range(len(packed) // 65):
         part = packed[i * 65 : (i + 1) * 65]
         signature = Signature(
@@ -292,7 +278,9 @@ def signed_by(world: SafeWorld, request_id: str, digest_hex: str) -> set[str]:
                 int.from_bytes(part[32:64], "big"),
             )
         )
-        owners.add(signature.recover_public_key_from_msg_hash(digest).to_checksum_address().lower())
+        owners.append(
+            signature.recover_public_key_from_msg_hash(digest).to_checksum_address().lower()
+        )
     return owners
 
 
@@ -305,7 +293,7 @@ def test_with_one_owner_token_removed_the_safe_still_signs(world: SafeWorld) -> 
     world.settle([created["id"]])
     assert world.anvil.balance(destination) == ETH
     expected = {owner_address(world, world.owners[i]).lower() for i in (0, 1)}
-    assert signed_by(world, created["id"], created["payload"]["digest"]) == expected
+    assert set(signed_by(world, created["id"], created["payload"]["digest"])) == expected
 
 
 def test_with_two_owner_tokens_removed_the_request_fails_clearly_and_nothing_is_sent(
@@ -345,26 +333,7 @@ def test_with_one_owner_token_failing_the_safe_still_signs(
     world.refuse_pins(["b"], tmp_path)
     world.settle([created["id"]])
     assert world.anvil.balance(destination) == ETH
-    (signed,) = [
-        e
-        for e in world.inst.ledger_entries("request.signed")
-        if e["data"]["request"] == created["id"]
-    ]
-    digest = bytes.fromhex(created["payload"]["digest"][2:])
-    packed = bytes.fromhex(signed["data"]["signatures"][2:])
-    signers = {
-        Signature(
-            vrs=(
-                packed[i * 65 + 64] - 27,
-                int.from_bytes(packed[i * 65 : i * 65 + 32], "big"),
-                int.from_bytes(packed[i * 65 + 32 : i * 65 + 64], "big"),
-            )
-        )
-        .recover_public_key_from_msg_hash(digest)
-        .to_checksum_address()
-        .lower()
-        for i in range(2)
-    }
+    signers = set(signed_by(world, created["id"], created["payload"]["digest"]))
     # the main token's and C's owners signed; B's could not
     assert signers == {owner_address(world, world.owners[i]).lower() for i in (0, 2)}
 

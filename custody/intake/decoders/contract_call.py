@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
@@ -79,6 +80,28 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill |
     chain = lookups.chain(wallet.chain_id)
     token = lookups.asset_by_contract(chain.id, str(to))
     what = meaning(call, token=token, chain=chain, to=str(to), value=value)
+    details: dict[str, Any] = {"contract": str(to), **call_details(call)}
+    if what.judged_as != "contract_call":
+        details["judged_as"] = what.judged_as
+    if token is not None:
+        details["token"] = {"symbol": token.symbol, "decimals": token.decimals}
+    judged = Draft(
+        type="contract_call",
+        wallet=wallet,
+        chain=chain,
+        asset=what.asset,
+        amount=Amount(what.amount),
+        destination=what.destination,
+        payload={},
+        digest="",
+        summary="",
+        contract=str(to),
+        method_selector=call.selector,
+        call_flags=call.flags,
+        details=details,
+        replaces=body.replaces,
+    )
+
     row = safe.safe_of(lookups, wallet)
     if row is None and body.operation is not None:
         raise InvalidBody(f"operation: only for Safe wallets, and {wallet.name} is not one")
@@ -97,25 +120,15 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill |
             replaces=body.replaces,
         )
         request = built.request
-        details = {"contract": str(to), **call_details(call), "safe_operation": operation}
-        if token is not None:
-            details["token"] = {"symbol": token.symbol, "decimals": token.decimals}
-        return Draft(
-            type="contract_call",
-            wallet=wallet,
-            chain=chain,
-            asset=what.asset,
-            amount=Amount(what.amount),
-            destination=what.destination,
+        return replace(
+            judged,
             payload=request.as_payload(),
             digest=request.digest.prefixed(),
             summary=f"{what.action} via contract {to}: {built.summary}",
             nonce=request.tx.nonce,
             max_fee=request.max_fee,
-            contract=str(to),
-            method_selector=call.selector,
             call_flags=call.flags | built.flags,
-            details=details,
+            details={**details, "safe_operation": operation},
             executor_wallet_id=built.executor.id,
             executor_nonce=request.executor.nonce,
         )
@@ -133,18 +146,8 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill |
             data=calldata,
         )
     )
-    details = {"contract": str(to), **call_details(call)}
-    if what.judged_as != "contract_call":
-        details["judged_as"] = what.judged_as
-    if token is not None:
-        details["token"] = {"symbol": token.symbol, "decimals": token.decimals}
-    return Draft(
-        type="contract_call",
-        wallet=wallet,
-        chain=chain,
-        asset=what.asset,
-        amount=Amount(what.amount),
-        destination=what.destination,
+    return replace(
+        judged,
         payload=unsigned.payload,
         digest=unsigned.digest.prefixed(),
         summary=(
@@ -152,9 +155,4 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill |
         ),
         nonce=evm.nonce,
         max_fee=unsigned.fields.gas * unsigned.fields.max_fee_per_gas,
-        contract=str(to),
-        method_selector=call.selector,
-        call_flags=call.flags,
-        details=details,
-        replaces=body.replaces,
     )
