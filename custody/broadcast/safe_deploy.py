@@ -24,6 +24,8 @@ from custody.chains.evm.eip1559 import Eip1559Fields
 from custody.chains.evm.rpc import EvmNode, NodeRefused
 from custody.chains.evm.safe_node import has_code, read_safe
 from custody.errors import CustodyError
+from custody.ledger import service as ledger
+from custody.ledger.events import EventKind
 from custody.requests import repository as requests
 from custody.runtime import Runtime
 from custody.wallets import repository
@@ -72,7 +74,7 @@ def deploy(
                     f"executor wallet {setup.executor.name} has {busy} request(s) holding "
                     "nonces; deploy once they are confirmed, failed or cancelled"
                 )
-            sender = _Sender(rt, node, setup)
+            sender = _Sender(rt, node, setup, actor)
             for label, contract, code in _development_contracts(node, setup):
                 progress(f"deploying the Safe {label} at {contract}")
                 sent.append(sender.send(safe.CREATE2_DEPLOYER, safe.DEV_SALT + code))
@@ -128,8 +130,8 @@ def _check_on_chain(node: EvmNode, address: EvmAddress, setup: SafeSetup) -> Non
 class _Sender:
     """Transactions from the executor wallet, one at a time, each to its receipt."""
 
-    def __init__(self, rt: Runtime, node: EvmNode, setup: SafeSetup) -> None:
-        self._rt, self._node, self._setup = rt, node, setup
+    def __init__(self, rt: Runtime, node: EvmNode, setup: SafeSetup, actor: str) -> None:
+        self._rt, self._node, self._setup, self._actor = rt, node, setup, actor
         self._from = EvmAddress.parse(setup.executor.address)
 
     def send(self, to: EvmAddress, data: bytes) -> str:
@@ -148,10 +150,11 @@ class _Sender:
                 f"deploying may cost up to {gas * fees.max_fee_per_gas} wei in fees, above this "
                 f"installation's cap of {cap} (CUSTODY_MAX_TX_FEE_WEI)"
             )
+        nonce = node.pending_nonce(str(self._from))
         unsigned = build_eip1559(
             Eip1559Fields(
                 chain_id=chain.evm_chain_id,
-                nonce=node.pending_nonce(str(self._from)),
+                nonce=nonce,
                 to=to,
                 value=0,
                 gas=gas,
@@ -165,12 +168,39 @@ class _Sender:
         signed = assemble_signed(unsigned, signature.r, signature.s, signature.recovery_id)
         verify_signed(signed, self._from)
         result = signed.as_result()
+        self._record(nonce, to, result["tx_hash"])
         try:
             node.send_raw(result["raw_transaction"])
         except NodeRefused as exc:
             raise DeployFailed(f"the node refused the transaction: {exc.message}") from None
         self._wait(result["tx_hash"])
         return result["tx_hash"]
+
+    def _record(self, nonce: int, to: EvmAddress, tx_hash: str) -> None:
+        """Ledgered before it is sent (a signature is seen only after its entry commits), under
+        the lock that assigns nonces: no request holds the executor's nonces now, and from now on
+        intake skips this one (custody.requests.repository.deploy_nonces_from)."""
+        executor = self._setup.executor
+        with self._rt.db.write() as session:
+            ledger.lock(session)
+            if requests.nonce_holders(session, executor.id):
+                raise DeployFailed(
+                    f"a request of executor wallet {executor.name} took a nonce meanwhile; "
+                    "deploy again once it is confirmed, failed or cancelled"
+                )
+            ledger.append(
+                session,
+                EventKind.WALLET_DEPLOY_SIGNED,
+                self._actor,
+                {
+                    "wallet": self._setup.wallet.name,
+                    "executor": executor.name,
+                    "executor_wallet_id": executor.id,
+                    "nonce": nonce,
+                    "to": str(to),
+                    "tx_hash": tx_hash,
+                },
+            )
 
     def _wait(self, tx_hash: str) -> None:
         deadline = time.monotonic() + RECEIPT_TIMEOUT_SECONDS

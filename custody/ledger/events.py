@@ -60,4 +60,5 @@ class EventKind(StrEnum):
     VENUE_TYPES_SET = "venue.types_set"
     WALLET_CREATED = "wallet.created"
     WALLET_DEPLOYED = "wallet.deployed"
+    WALLET_DEPLOY_SIGNED = "wallet.deploy_signed"
     WEBHOOKS_GROUP_URL_SET = "webhooks.group_url_set"

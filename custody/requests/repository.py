@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from datetime import datetime
 
@@ -9,8 +10,9 @@ from sqlalchemy import and_, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
+from custody.ledger.events import EventKind
 from custody.requests.states import TRAITS, RequestStatus
-from custody.store.models import LIVE_STATUSES, NONCE_HELD, Chain, Request, Wallet
+from custody.store.models import LIVE_STATUSES, NONCE_HELD, Chain, LedgerEntry, Request, Wallet
 
 
 def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | None:
@@ -61,11 +63,23 @@ def held_nonces_from(session: Session, wallet_id: int, start: int) -> list[int]:
         NONCE_HELD,
     )
     both = union(own, executed).subquery()
-    return [
-        int(nonce)
-        for nonce in session.execute(select(both.c.nonce).order_by(both.c.nonce)).scalars()
-        if nonce is not None
-    ]
+    held = {
+        int(nonce) for nonce in session.execute(select(both.c.nonce)).scalars() if nonce is not None
+    }
+    return sorted(held | deploy_nonces_from(session, wallet_id, start))
+
+
+def deploy_nonces_from(session: Session, wallet_id: int, start: int) -> set[int]:
+    """Nonces of the wallet that `custody wallets deploy` signed (ledgered before they were
+    sent): no request takes them. Few entries of a rare kind, read from the ledger itself."""
+    nonces = set()
+    for entry in session.execute(
+        select(LedgerEntry.entry).where(LedgerEntry.kind == EventKind.WALLET_DEPLOY_SIGNED.value)
+    ).scalars():
+        data = json.loads(entry)["data"]
+        if data.get("executor_wallet_id") == wallet_id and int(data["nonce"]) >= start:
+            nonces.add(int(data["nonce"]))
+    return nonces
 
 
 def nonce_holders(session: Session, wallet_id: int) -> int:

@@ -31,8 +31,10 @@ from sqlalchemy import select
 from custody.app import create_app
 from custody.broadcast.runner import Broadcaster
 from custody.hsm import DevToken
+from custody.ledger import service as ledger
+from custody.ledger.events import EventKind
 from custody.signing.worker import SignerWorker
-from custody.store.models import Key, Request, SafeWallet
+from custody.store.models import Key, Request, SafeWallet, Wallet
 from tests.bitcoin.bitcoin_support import new_key
 from tests.broadcast.conftest import connect_chain
 from tests.support.anvil import DEV_ACCOUNT, Anvil
@@ -217,6 +219,10 @@ def test_a_two_of_three_safe_across_three_tokens_is_deployed_funded_and_emptied(
     assert threshold == 2
     kinds = [e["kind"] for e in world.inst.ledger_entries("wallet.deployed")]
     assert kinds == ["wallet.deployed"]
+    # each deploy transaction was ledgered (signed, before it was sent), with its nonce
+    signed = world.inst.ledger_entries("wallet.deploy_signed")
+    assert [e["data"]["tx_hash"] for e in signed][-1] == deployed["transactions"][-1]
+    assert signed[-1]["data"]["executor"] == world.executor.name
 
     destination = fresh_address()
     created = world.submit(withdrawal(world.safe["name"], ETH, destination))
@@ -605,3 +611,28 @@ def test_an_executor_that_cannot_pay_yet_leaves_the_transaction_signed_until_it_
     world.anvil.rpc("anvil_setBalance", world.executor.address, hex(ETH))
     world.settle([created["id"]])
     assert world.anvil.balance(destination) == ETH
+
+
+def test_a_nonce_a_deploy_signed_is_never_given_to_a_request(world: SafeWorld) -> None:
+    """Signed and ledgered by `wallets deploy` but not (yet) seen by the node: intake skips it."""
+    deploy(world)
+    pending = world.anvil.nonce(world.executor.address)
+    with world.inst.runtime.db.write() as session:
+        executor = session.execute(
+            select(Wallet).where(Wallet.name == world.executor.name)
+        ).scalar_one()
+        ledger.append(
+            session,
+            EventKind.WALLET_DEPLOY_SIGNED,
+            "test",
+            {
+                "wallet": world.safe["name"],
+                "executor": executor.name,
+                "executor_wallet_id": executor.id,
+                "nonce": pending,
+                "to": world.address,
+                "tx_hash": "0x" + "ab" * 32,
+            },
+        )
+    created = world.submit(withdrawal(world.executor.name, 10**15, fresh_address()))
+    assert created["payload"]["transaction"]["nonce"] == str(pending + 1)
