@@ -154,3 +154,19 @@ def test_a_poll_naming_no_status_of_ours_is_refused(api: Api, wallet: WalletInfo
     answer = api.call("GET", f"/v1/requests/{request_id}?wait=1&seen=done")
     assert answer.status_code in (400, 422), answer.text
     assert "seen" in answer.text
+
+
+def test_a_claim_wakes_no_poll_and_the_signature_does(
+    api: Api,
+    wallet: WalletInfo,
+    signer: SignerWorker,
+    installation: Installation,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Polls pass over `signing`: its commit wakes none of them (each would read again while the
+    HSM signs, for nothing); the commit of `signed` wakes them."""
+    _approved(api, wallet, nonce=10)
+    woken: list[bool] = []
+    monkeypatch.setattr(installation.runtime.changes, "set", lambda: woken.append(True))
+    assert signer.drain() == 1  # approved -> signing, then signing -> signed: two commits
+    assert woken == [True]
