@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from custody.client import Client, load_private_key
+from custody.client import Client, Request, load_private_key
 
 DESTINATION = "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7"
 # A benchmark must not hang on one lost request: no withdrawal of the run takes this long.
@@ -68,15 +68,16 @@ class BenchClient:
         return Client(self.base, self.client_id, self.key, http=http)
 
     @staticmethod
-    def _post(custody: Client, nonce: int) -> str:
-        return custody.create(withdrawal(nonce)).id
+    def _post(custody: Client, nonce: int) -> Request:
+        return custody.create(withdrawal(nonce))
 
     @staticmethod
-    def _await_signed(custody: Client, request_id: str) -> None:
-        """Long polls (`?wait=`): the answer comes when the status changes, with no sleep here."""
-        state = custody.wait(request_id, timeout=SIGNED_WITHIN_SECONDS, until="signed")
+    def _await_signed(custody: Client, created: Request) -> None:
+        """Long polls (`?wait=`, naming the status the create answered): the answer comes when
+        the status changes, with no sleep here and no read before."""
+        state = custody.wait(created, timeout=SIGNED_WITHIN_SECONDS, until="signed")
         if state.status != "signed":
-            raise RuntimeError(f"{request_id} ended {state.status}")
+            raise RuntimeError(f"{created.id} ended {state.status}")
 
     def latency(self, count: int, first_nonce: int) -> dict[str, float]:
         """Create-to-signed as a client sees it, one request at a time: from sending the POST
@@ -104,9 +105,9 @@ class BenchClient:
             custody = self.sdk(http)
             start = time.perf_counter()
             nonces = range(first_nonce, first_nonce + count)
-            ids = list(pool.map(lambda n: self._post(custody, n), nonces))
+            created = list(pool.map(lambda n: self._post(custody, n), nonces))
             posted = time.perf_counter()
-            list(pool.map(lambda rid: self._await_signed(custody, rid), ids))
+            list(pool.map(lambda request: self._await_signed(custody, request), created))
             done = time.perf_counter()
         return {
             "requests": float(count),

@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--latency-requests", type=int, default=200)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="custody-bench-") as tmp:
         home = Path(tmp) / "home"
         print("setting up a fresh installation", file=sys.stderr)
@@ -115,6 +116,7 @@ def main() -> None:
         "python": platform.python_version(),
         "softhsm": _softhsm_version(),
         "processes": _default_processes(),
+        "load": load,
     }
     write_report(args.output, machine, results, args)
     for key, value in results.items():

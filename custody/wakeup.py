@@ -11,7 +11,8 @@ process sends one byte to every such socket it finds. The kernel gives each data
 reader, so one approval wakes one signer, not all of them.
 
 Each API process binds `CUSTODY_HOME/run/watcher-<pid>.sock` of its own, and every committed
-status change sends one byte to every watcher socket (each API process must hear every change).
+status change sends one byte to every watcher socket (each API process must hear every change),
+but a claim's move to `signing`, which no long poll answers with.
 
 Best effort by design: a send never blocks and never fails the request. Polling stays the
 fallback for everything this misses: processes on other hosts, a full socket buffer (wake-ups

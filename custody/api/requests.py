@@ -100,6 +100,16 @@ async def get_request(
             "(a final status, or signed where nothing is broadcast) is answered at once.",
         ),
     ] = 0,
+    seen: Annotated[
+        RequestStatus | None,
+        Query(
+            description="With `wait`: the status the caller already knows (from the create's "
+            "answer or an earlier read). The poll answers at once when the request has another "
+            "one (but `signing`), and otherwise waits for the next change, instead of taking "
+            "the status at its arrival as the one to wait past: a client need not read the "
+            "request first, and no change between its reads goes unseen.",
+        ),
+    ] = None,
 ) -> RequestView:
     def read(settling: bool = True) -> tuple[RequestView, bool]:
         with rt.db.read() as session:
@@ -121,23 +131,24 @@ async def get_request(
     # The ticket comes before each read: a change committed between the two sets it.
     ticket = rt.changes.ticket()
     try:
-        first, settled = await run_in_threadpool(read)
-        latest, deadline = first, time.monotonic() + wait
+        latest, settled = await run_in_threadpool(read)
+        before = latest.status if seen is None else seen
+        deadline = time.monotonic() + wait
         recheck = rt.settings.long_poll_recheck_seconds
-        while not settled and (left := deadline - time.monotonic()) > 0:
+        while not settled and not _moved_on(before, latest):
+            if (left := deadline - time.monotonic()) <= 0:
+                break
             await ticket.wait(min(left, recheck))
             ticket = rt.changes.ticket()
             latest, settled = await run_in_threadpool(read)
-            if _moved_on(first, latest):
-                break
         return latest
     finally:
         ticket.close()  # answered, refused or the caller left: nobody waits on it
 
 
-def _moved_on(first: RequestView, latest: RequestView) -> bool:
+def _moved_on(before: RequestStatus, latest: RequestView) -> bool:
     """Whether a long poll has news: another status, and not the moment the HSM signs in."""
-    return latest.status not in (first.status, RequestStatus.SIGNING)
+    return latest.status not in (before, RequestStatus.SIGNING)
 
 
 @router.get("", summary="List your requests, newest first")

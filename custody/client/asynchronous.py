@@ -74,21 +74,25 @@ class AsyncClient:
 
     async def wait(
         self,
-        request_id: str,
+        request: str | Request,
         *,
         timeout: float = 60.0,
         until: Iterable[str] | str | None = None,
     ) -> Request:
         goal = Goal.of(until)
         deadline = time.monotonic() + timeout
-        current = await self.get(request_id)
+        # A Request (a create's answer, an earlier read) saves reading it again: the polls
+        # name its status, and the server answers at once if it has changed since.
+        current = request if isinstance(request, Request) else await self.get(request)
+        request_id = current.id
         while not goal.reached(current):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WaitTimedOut(current, timeout)
             asked = calls.poll_seconds(left)
             started = time.monotonic()
-            latest = calls.request_of(await self.send(calls.poll_call(request_id, asked)))
+            call = calls.poll_call(request_id, asked, seen=current.status)
+            latest = calls.request_of(await self.send(call))
             if calls.settled(current, latest, asked, time.monotonic() - started):
                 return latest
             current = latest

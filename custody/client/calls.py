@@ -180,9 +180,12 @@ def _refuse_floats(value: Any, where: str) -> None:
             _refuse_floats(item, f"{where}[{index}]")
 
 
-def request_uri(request_id: str, *, wait: float = 0) -> str:
+def request_uri(request_id: str, *, wait: float = 0, seen: str | None = None) -> str:
     uri = f"{REQUESTS}/{quote(request_id, safe='')}"
-    return f"{uri}?wait={wait:.1f}" if wait else uri
+    if not wait:
+        return uri
+    query = f"?wait={wait:.1f}"
+    return uri + query if seen is None else f"{uri}{query}&{urlencode({'seen': seen})}"
 
 
 def list_uri(status: str | None, limit: int | None, cursor: str | None) -> str:
@@ -202,8 +205,14 @@ def poll_seconds(left: float) -> float:
     return min(max(left, 0.1), MAX_POLL_SECONDS)
 
 
-def poll_call(request_id: str, seconds: float) -> Call:
-    return Call("GET", request_uri(request_id, wait=seconds), timeout=seconds + POLL_READ_MARGIN)
+def poll_call(request_id: str, seconds: float, seen: str | None = None) -> Call:
+    """A long poll; `seen`: the status the caller knows, so a change it has not seen yet is
+    answered at once, however it happened before the poll arrived."""
+    return Call(
+        "GET",
+        request_uri(request_id, wait=seconds, seen=seen),
+        timeout=seconds + POLL_READ_MARGIN,
+    )
 
 
 @dataclass(frozen=True)

@@ -80,24 +80,31 @@ class Client:
 
     def wait(
         self,
-        request_id: str,
+        request: str | Request,
         *,
         timeout: float = 60.0,
         until: Iterable[str] | str | None = None,
     ) -> Request:
         """The request once final, in a status of `until` (or past `signed` on its way to
         `confirmed`, when waiting for it), or settled where nothing will move it; long polls,
-        no sleeping. WaitTimedOut (with the last `request`) after `timeout` seconds."""
+        no sleeping. WaitTimedOut (with the last `request`) after `timeout` seconds.
+
+        `request`: its id, or the Request as last seen (`create`'s answer): no read comes
+        before the first poll then."""
         goal = Goal.of(until)
         deadline = time.monotonic() + timeout
-        current = self.get(request_id)
+        # A Request (a create's answer, an earlier read) saves reading it again: the polls
+        # name its status, and the server answers at once if it has changed since.
+        current = request if isinstance(request, Request) else self.get(request)
+        request_id = current.id
         while not goal.reached(current):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WaitTimedOut(current, timeout)
             asked = calls.poll_seconds(left)
             started = time.monotonic()
-            latest = calls.request_of(self.send(calls.poll_call(request_id, asked)))
+            call = calls.poll_call(request_id, asked, seen=current.status)
+            latest = calls.request_of(self.send(call))
             if calls.settled(current, latest, asked, time.monotonic() - started):
                 return latest
             current = latest

@@ -119,7 +119,11 @@ def _record(
     clash = _DATA_KEYS & data.keys()
     if clash:
         raise ValueError(f"transition data may not redefine {sorted(clash)}")
-    session.info[wakeup.STATUS_CHANGED] = True  # long polls hear of it once this commits
+    if to is not RequestStatus.SIGNING:
+        # Long polls hear of it once this commits. They pass over `signing` (it lasts
+        # milliseconds): a claim would only make every poll read again, in every API process,
+        # while the HSM signs.
+        session.info[wakeup.STATUS_CHANGED] = True
     ledger.append(
         session,
         entry_kind(to, created=current is None),

@@ -87,7 +87,36 @@ def claim_next(
     max_fee_wei: int,
     waiting_tokens: Collection[str] = (),
 ) -> Claim | None:
-    """The next request to sign, or None when nothing is waiting or may be signed.
+    """The next request to sign, or None when nothing is waiting or may be signed (see
+    `claim_batch`)."""
+    claims = claim_batch(
+        session,
+        limit=1,
+        worker_id=worker_id,
+        lease_seconds=lease_seconds,
+        skip_locked=skip_locked,
+        configuration=configuration,
+        relying_party=relying_party,
+        max_fee_wei=max_fee_wei,
+        waiting_tokens=waiting_tokens,
+    )
+    return claims[0] if claims else None
+
+
+def claim_batch(
+    session: Session,
+    *,
+    limit: int,
+    worker_id: str,
+    lease_seconds: int,
+    skip_locked: bool,
+    configuration: ConfigurationGate,
+    relying_party: RelyingParty,
+    max_fee_wei: int,
+    waiting_tokens: Collection[str] = (),
+) -> list[Claim]:
+    """Up to `limit` requests to sign, oldest first; fewer when no more are waiting or may be
+    signed.
 
     `relying_party`: whom passkey approvals must answer when they are verified again;
     `max_fee_wei`: the installation's cap on a transaction's fee (CUSTODY_MAX_TX_FEE_WEI),
@@ -100,18 +129,20 @@ def claim_next(
     # Claims decide limits again: hold the ledger head lock first, as intake does.
     ledger.lock(session)
     # (0) frozen (custody.freezes): requests of a frozen scope are not claimed; they wait,
-    #     `approved` (or `signing` with a lease run out), and are signed once it is lifted
+    #     `approved` (or `signing` with a lease run out), and are signed once it is lifted.
+    #     Read once for the batch: every freeze and lift takes the lock held from here on.
     frozen = freezes.hold(session)
     if frozen.everything:
-        return None
+        return []
     # requests of keys on a token that fails wait, `approved`, like frozen ones, unclaimed
     excluded = set(frozen.wallet_ids) | wallets_on(session, waiting_tokens)
-    while True:
+    claims: list[Claim] = []
+    while len(claims) < limit:
         request = requests.next_to_sign(
             session, utcnow(), skip_locked=skip_locked, excluding_wallets=excluded
         )
         if request is None:
-            return None
+            break
         if _owners_away(session, request, waiting_tokens):
             # a multisig wallet waits only when the keys on the tokens that work fall short
             excluded.add(request.wallet_id)
@@ -121,7 +152,7 @@ def claim_next(
         refusal = configuration.refusal(session, _scope(session, request))
         if refusal is not None:
             configuration_refused(session, reason=refusal, worker_id=worker_id)
-            return None
+            break
         claim = _claim(
             session,
             request,
@@ -131,7 +162,8 @@ def claim_next(
             max_fee_wei=max_fee_wei,
         )
         if claim is not None:
-            return claim
+            claims.append(claim)
+    return claims
 
 
 def _scope(session: Session, request: Request) -> Scope:

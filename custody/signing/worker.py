@@ -70,6 +70,9 @@ class SignerWorker:
         # Claims of a batch whose results did not commit (the database failed between the two
         # transactions): this worker's own, released at its next turn instead of at lease end.
         self._unrecorded: list[str] = []
+        # Whether the last batch may have left requests behind (it was full): look again at
+        # once instead of waiting for the doorbell.
+        self.queue_left = False
 
     def _root_key(self) -> RootKey:
         return RootKey.on(self.runtime.token(), self.runtime.settings.root_key_label)
@@ -86,22 +89,21 @@ class SignerWorker:
             return False  # while the HSM fails nothing is claimed: requests wait, approved
         waiting = [label for label, watch in self.tokens.items() if not watch.available()]
         db, settings = self.runtime.db, self.runtime.settings
-        claims: list[pipeline.Claim] = []
         with db.write() as session:
-            for _ in range(settings.signing_batch_size):
-                claim = pipeline.claim_next(
-                    session,
-                    worker_id=self.worker_id,
-                    lease_seconds=settings.signing_lease_seconds,
-                    skip_locked=not db.sqlite,
-                    configuration=self.configuration,
-                    relying_party=settings.relying_party,
-                    max_fee_wei=settings.max_tx_fee_wei,
-                    waiting_tokens=waiting,
-                )
-                if claim is None:
-                    break
-                claims.append(claim)
+            claims = pipeline.claim_batch(
+                session,
+                limit=settings.signing_batch_size,
+                worker_id=self.worker_id,
+                lease_seconds=settings.signing_lease_seconds,
+                skip_locked=not db.sqlite,
+                configuration=self.configuration,
+                relying_party=settings.relying_party,
+                max_fee_wei=settings.max_tx_fee_wei,
+                waiting_tokens=waiting,
+            )
+        # A batch short of full emptied the queue as this transaction saw it; what commits
+        # after it rings the doorbell (`wake`), so the loop need not look again at once.
+        self.queue_left = len(claims) == settings.signing_batch_size
         if not claims:
             return False
         self._unrecorded = [claim.request_id for claim in claims]
@@ -231,7 +233,7 @@ class SignerWorker:
                 if time.monotonic() - last_sweep > EXPIRY_SWEEP_SECONDS:
                     last_sweep = time.monotonic()
                     self.expire_due()
-                busy = self.run_once()
+                busy = self.run_once() and self.queue_left
                 for watch in (self.hsm, *self.tokens.values()):
                     watch.look()
             except HsmError as exc:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import stat
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from custody.store.errors import NOT_ANSWERING, DatabaseUnavailable, unavailable
 from custody.store.liveness import Connections, Liveness, Probe
@@ -144,6 +146,41 @@ def tighten_private(url: str) -> list[tuple[Path, int]]:
     return changed
 
 
+class _TrackedConnection(sqlite3.Connection):
+    """A SQLite connection that can reset every statement it still has open.
+
+    An error raised while a result is open leaves its statement un-reset for as long as
+    anything references the traceback (a log record, an error reporter, a reference cycle), and
+    in WAL mode that statement holds the connection's snapshot even after COMMIT: a pooled
+    connection would serve the database as it was. Closing the cursors when the connection goes
+    back to the pool ends that snapshot, whoever still holds them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        cursor = super().cursor(*args, **kwargs)
+        self._cursors.add(cursor)
+        return cursor
+
+    def close_cursors(self) -> None:
+        for cursor in list(self._cursors):
+            cursor.close()
+
+
+def _close_open_cursors(dbapi_conn: Any, _record: Any) -> None:
+    if isinstance(dbapi_conn, _TrackedConnection):
+        dbapi_conn.close_cursors()
+
+
+# Pooled SQLite read connections: a fresh connection costs its PRAGMAs and a parse of the
+# schema on its first statement (about 2 ms, several times per API call); an idle one in the
+# pool costs a file handle. Never a wait for one: past these, reads open more, as NullPool did.
+SQLITE_READ_POOL_SIZE = 16
+
+
 def _configure_sqlite(engine: Engine, *, immediate: bool, busy_seconds: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -178,7 +215,11 @@ class Database:
             # A pooled connection is waited for as long as SQLAlchemy's default (30 s), like the
             # write lock: both are waits for the writer ahead.
             busy = timeouts.sqlite_busy_seconds
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy}
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": busy,
+                "factory": _TrackedConnection,
+            }
         else:
             kwargs.update(
                 pool_pre_ping=True,
@@ -188,14 +229,24 @@ class Database:
                 connect_args=postgres_connect_args(self.url, timeouts),
             )
         self.engine = create_engine(self.url, **kwargs)
-        # SQLite reads get a fresh connection each time: a pooled one whose failed read left a
-        # statement open (held by a traceback) would keep serving its old snapshot.
         self._read_engine = (
-            create_engine(self.url, poolclass=NullPool, **kwargs) if self.sqlite else self.engine
+            create_engine(
+                self.url,
+                poolclass=QueuePool,
+                pool_size=SQLITE_READ_POOL_SIZE,
+                max_overflow=-1,
+                **kwargs,
+            )
+            if self.sqlite
+            else self.engine
         )
         if self.sqlite:
             _configure_sqlite(self.engine, immediate=True, busy_seconds=busy)
             _configure_sqlite(self._read_engine, immediate=False, busy_seconds=busy)
+            # A pooled connection whose failed read left a statement open (held by a
+            # traceback) would keep serving its old snapshot: its cursors close on return.
+            for pooled in (self.engine, self._read_engine):
+                event.listen(pooled, "checkin", _close_open_cursors)
         self._writes = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._reads = sessionmaker(self._read_engine, expire_on_commit=False, autoflush=False)
         self.commit_hooks: list[Callable[[Session], None]] = []

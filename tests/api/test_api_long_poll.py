@@ -29,11 +29,12 @@ def no_recheck(installation: Installation, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(installation.runtime, "settings", settings)
 
 
-def _poll_in_background(api: Api, request_id: str, wait: float) -> tuple[threading.Thread, list]:
+def _poll_in_background(
+    api: Api, request_id: str, wait: float, seen: str | None = None
+) -> tuple[threading.Thread, list]:
     answers: list[httpx.Response] = []
-    thread = threading.Thread(
-        target=lambda: answers.append(api.call("GET", f"/v1/requests/{request_id}?wait={wait}"))
-    )
+    uri = f"/v1/requests/{request_id}?wait={wait}" + (f"&seen={seen}" if seen else "")
+    thread = threading.Thread(target=lambda: answers.append(api.call("GET", uri)))
     thread.start()
     return thread, answers
 
@@ -120,3 +121,52 @@ def test_a_wait_out_of_bounds_is_refused(api: Api, wallet: WalletInfo, wait: str
     assert answer.status_code in (400, 422), answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert "wait" in answer.text
+
+
+def test_a_poll_naming_a_status_the_request_has_left_answers_at_once(
+    api: Api, wallet: WalletInfo, installation: Installation
+) -> None:
+    """The caller saw `pending_approval`; the request is `approved` by now: that is news, and no
+    change is coming to wake the poll (no signer runs here)."""
+    request_id = _approved(api, wallet, nonce=7)
+    thread, answers = _poll_in_background(api, request_id, LONG, seen="pending_approval")
+    thread.join(LONG / 2)
+    assert not thread.is_alive(), "the poll waited past a change made before it arrived"
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[0].json()["status"] == "approved"
+    assert installation.runtime.changes.waiting == 0
+
+
+def test_a_poll_naming_the_status_the_request_has_waits_for_the_next_change(
+    api: Api, wallet: WalletInfo, signer: SignerWorker, installation: Installation
+) -> None:
+    request_id = _approved(api, wallet, nonce=8)
+    thread, answers = _poll_in_background(api, request_id, LONG, seen="approved")
+    _until_waiting(installation, 1)
+    assert signer.drain() == 1
+    thread.join(LONG / 2)
+    assert not thread.is_alive(), "the poll slept through the change"
+    assert answers[0].json()["status"] == "signed"
+
+
+def test_a_poll_naming_no_status_of_ours_is_refused(api: Api, wallet: WalletInfo) -> None:
+    request_id = _approved(api, wallet, nonce=9)
+    answer = api.call("GET", f"/v1/requests/{request_id}?wait=1&seen=done")
+    assert answer.status_code in (400, 422), answer.text
+    assert "seen" in answer.text
+
+
+def test_a_claim_wakes_no_poll_and_the_signature_does(
+    api: Api,
+    wallet: WalletInfo,
+    signer: SignerWorker,
+    installation: Installation,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Polls pass over `signing`: its commit wakes none of them (each would read again while the
+    HSM signs, for nothing); the commit of `signed` wakes them."""
+    _approved(api, wallet, nonce=10)
+    woken: list[bool] = []
+    monkeypatch.setattr(installation.runtime.changes, "set", lambda: woken.append(True))
+    assert signer.drain() == 1  # approved -> signing, then signing -> signed: two commits
+    assert woken == [True]

@@ -49,6 +49,27 @@ def test_a_created_withdrawal_is_waited_for_until_signed_by_the_wallet_key(
     assert custody.get(created.id) == signed
 
 
+def test_waiting_on_a_created_request_polls_at_once_naming_the_status_it_was_created_with(
+    live_url: str, desk: ClientKeys, wallet: WalletInfo
+) -> None:
+    sent: list[str] = []
+    hooks = {"request": [lambda request: sent.append(f"{request.method} {request.url}")]}
+    with (
+        httpx.Client(event_hooks=hooks) as http,
+        Client(live_url, desk.id, desk.private_key, http=http) as custody,
+    ):
+        created = custody.create(_small(wallet))
+        signed = custody.wait(created, timeout=30, until="signed")
+
+    assert signed.id == created.id
+    assert signed.status == "signed"
+    assert Account.recover_transaction(signed.result["raw_transaction"]) == wallet.address
+    assert sent[0] == f"POST {live_url}/v1/requests"
+    # No plain read between the create and the poll; each poll names the status last seen.
+    assert sent[1].startswith(f"GET {live_url}/v1/requests/{created.id}?wait=")
+    assert sent[1].endswith("&seen=approved")
+
+
 def test_a_lost_answer_is_retried_with_the_same_key_and_answers_the_same_request(
     live_url: str, desk: ClientKeys, wallet: WalletInfo
 ) -> None:

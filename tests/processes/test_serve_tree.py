@@ -89,6 +89,21 @@ def test_withdrawal_is_signed_across_the_processes(
     assert Account.recover_transaction(signed["result"]["raw_transaction"]) == wallet.address
 
 
+def test_requests_made_while_the_signer_signs_are_signed_through_the_doorbell(
+    server: Tree, home: Installation, http: httpx.Client
+) -> None:
+    """The signer does not look again after a batch that emptied the queue: requests accepted
+    while it signs are signed because their commit rang it, not by its next poll (POLL)."""
+    wallet = home.wallet()
+    api = Api(http.request, home.client())
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda n: api.create(withdrawal(wallet.name, nonce=n)), range(12)))
+    assert all(answer.status_code == 201 for answer in answers), [a.text for a in answers]
+    for answer in answers:
+        signed = _wait_signed(api, answer.json()["id"], server)
+        assert Account.recover_transaction(signed["result"]["raw_transaction"]) == wallet.address
+
+
 def test_a_long_poll_hears_of_a_signature_made_in_another_process(
     server: Tree, home: Installation, http: httpx.Client
 ) -> None:
