@@ -56,7 +56,9 @@ def setup(fresh_installation: Installation) -> Iterator[tuple[Installation, Api,
 def _raw(inst: Installation, sql: str, **params: Any) -> Any:
     """Behind custody's back: a plain connection, no session, no seal."""
     with inst.runtime.db.engine.begin() as conn:
-        return conn.execute(text(sql), params)
+        result = conn.execute(text(sql), params)
+        # read before the connection goes back to the pool, which closes its cursors
+        return result.freeze()() if result.returns_rows else None
 
 
 def _refusals(inst: Installation) -> list[str]:
