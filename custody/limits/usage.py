@@ -149,8 +149,7 @@ def _believed_usage(
     (either one naming a request is enough, so an edited row only ever adds), and what each
     counts for from its own evidence. No row column narrows the set (not even `asset`): the
     scope is judged on the facts the evidence yields."""
-    ids = set(session.execute(select(Request.id).where(_counted_rows(since))).scalars())
-    ids |= signed_since(session, since)
+    ids = _counted_ids(session, since)
     if exclude_request is not None:
         ids.discard(exclude_request)
     rows = {row.id: row for row in _stored(session, sorted(ids))}
@@ -171,6 +170,17 @@ def _believed_usage(
             amount += facts.amount.value
             count += 1
     return LimitUsage(amount=amount, count=count)
+
+
+def counted_since(session: Session, since: datetime) -> list[Stored]:
+    """The evidence of every request the signer would count in a window starting at `since`
+    (for warming its memo before it takes the lock: custody.signing.evidence.warm)."""
+    return list(_stored(session, sorted(_counted_ids(session, since))))
+
+
+def _counted_ids(session: Session, since: datetime) -> set[str]:
+    ids = set(session.execute(select(Request.id).where(_counted_rows(since))).scalars())
+    return ids | signed_since(session, since)
 
 
 def signed_since(session: Session, since: datetime) -> set[str]:
