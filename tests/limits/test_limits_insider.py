@@ -23,6 +23,7 @@ from custody.approvals.approvers import add_approver, hash_token
 from custody.freezes import service as freezes
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
+from custody.signing import evidence
 from custody.signing.worker import SignerWorker
 from custody.store.models import Freeze, WebSession
 from custody.web import sessions
@@ -263,3 +264,44 @@ def test_an_approver_app_request_counts_from_the_apps_token(
     view = assert_not_signed(inst, api, over["id"])
     assert view["status"] == "rejected"
     assert f"{milli} + {milli}" in view["reason"]
+
+
+def test_each_counted_request_is_verified_once_per_signer_process(
+    setup: tuple[Installation, Api, WalletInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting from evidence must not cost a verification per request per claim: a starting
+    signer verifies what its limits count before its first claim (outside the ledger lock), a
+    claim remembers its own request's, and later claims verify nothing again."""
+    inst, api, wallet = setup
+    earlier = [
+        api.create(withdrawal(wallet.name, amount="1", nonce=n)).json()["id"] for n in range(4)
+    ]
+    assert _signer(inst).drain() == 4
+    verified: list[str] = []
+    real = evidence.verify_stored_call
+
+    def counting(pem: str, token: str, **call: Any) -> dict[str, Any]:
+        verified.append(token)
+        return real(pem, token, **call)
+
+    monkeypatch.setattr(evidence, "verify_stored_call", counting)
+    monkeypatch.setattr(evidence, "_believed", {})  # a signer process of its own
+    later = [
+        api.create(withdrawal(wallet.name, amount="1", nonce=n)).json()["id"] for n in range(4, 7)
+    ]
+    assert _signer(inst).drain() == 3
+    tokens = {request_id: _token(inst, request_id) for request_id in earlier + later}
+    # the earlier four, counted by all three claims: verified once, before the first claim
+    assert [verified.count(tokens[r]) for r in earlier] == [1, 1, 1, 1]
+    # the later three: once when verified ahead, once by their own claim (which checks the row
+    # as it is then), never by the claims that count them
+    assert [verified.count(tokens[r]) for r in later] == [2, 2, 2]
+
+
+def _token(inst: Installation, request_id: str) -> str:
+    with inst.runtime.db.engine.connect() as conn:
+        return str(
+            conn.execute(
+                text("SELECT client_token FROM requests WHERE id = :id"), {"id": request_id}
+            ).scalar_one()
+        )
