@@ -8,8 +8,9 @@ Two ways of counting. Intake and the policy simulator count the rows as they are
 `amount`, `status`, `signed_at`): cheap, and nothing is signed on their word. The signer's
 re-check (custody.signing.pipeline) passes `believe`: each request counted is then judged on
 what its client's signed body yields (custody.signing.evidence), and a request counts as signed
-when the append-only ledger has its `request.signed` entry in the window, whatever its row says
-now (issue 9: a database insider must not free room under a limit by editing rows).
+when the append-only ledger has its `request.signed` entry in the window, or as in flight when it
+has a `request.signing` entry with no outcome after it, whatever its row says now (issue 9: a
+database insider must not free room under a limit by editing rows).
 """
 
 from __future__ import annotations
@@ -180,28 +181,75 @@ def counted_since(session: Session, since: datetime) -> list[Stored]:
 
 def _counted_ids(session: Session, since: datetime) -> set[str]:
     ids = set(session.execute(select(Request.id).where(_counted_rows(since))).scalars())
-    return ids | signed_since(session, since)
+    return ids | in_ledger_since(session, since)
 
 
-def signed_since(session: Session, since: datetime) -> set[str]:
-    """Requests whose `request.signed` ledger entry is at or after `since`.
+# After a claim, what the ledger says next: a signature recorded, or the request back in line or
+# ended. A claimed request with none of these since may still have its signature released by the
+# worker holding it, whatever its row says now.
+_AFTER_CLAIM = tuple(
+    kind.value
+    for kind in (
+        EventKind.REQUEST_SIGNED,
+        EventKind.REQUEST_APPROVED,
+        EventKind.REQUEST_PENDING_APPROVAL,
+        EventKind.REQUEST_FAILED,
+        EventKind.REQUEST_REJECTED,
+        EventKind.REQUEST_CANCELLED,
+        EventKind.REQUEST_EXPIRED,
+    )
+)
+
+
+def in_ledger_since(session: Session, since: datetime) -> set[str]:
+    """Requests the ledger shows signed at or after `since` (`request.signed`), or claimed then
+    (`request.signing`) with no outcome after the claim: in flight as the ledger sees it, since
+    the worker holding the claim may still release a signature, whatever the row says now.
 
     The ledger refuses UPDATE and DELETE, and its HSM-signed checkpoints show a rewritten one;
     `kind` and `time` are columns written with the entry (ix_ledger_entries_kind_time keeps this
     read to the window). The request id is read from the entry's own bytes.
     """
     entries = session.execute(
-        select(LedgerEntry.entry).where(
-            LedgerEntry.kind == EventKind.REQUEST_SIGNED.value, LedgerEntry.time >= since
+        select(LedgerEntry.kind, LedgerEntry.entry)
+        .where(
+            LedgerEntry.kind.in_((EventKind.REQUEST_SIGNING.value, *_AFTER_CLAIM)),
+            LedgerEntry.time >= since,
         )
-    ).scalars()
-    found: set[str] = set()
-    for entry in entries:
-        data = json.loads(entry).get("data")
-        request_id = data.get("request") if isinstance(data, dict) else None
-        if isinstance(request_id, str):
-            found.add(request_id)
-    return found
+        .order_by(LedgerEntry.index)
+    )
+    signed: set[str] = set()
+    claimed: set[str] = set()
+    for kind, entry in entries:
+        request_id = _request_of(entry)
+        if request_id is None:
+            continue
+        if kind == EventKind.REQUEST_SIGNING.value:
+            claimed.add(request_id)
+            continue
+        claimed.discard(request_id)
+        if kind == EventKind.REQUEST_SIGNED.value:
+            signed.add(request_id)
+    return signed | claimed
+
+
+# The request each ledger entry names, by the entry's exact bytes (they hold its index and time,
+# so no two entries share a key, and a rewritten entry is parsed afresh): every claim reads the
+# window's entries again, and parsing them was most of what counting from the ledger cost.
+_named: dict[bytes, str | None] = {}
+_NAMED_LIMIT = 50_000
+
+
+def _request_of(entry: bytes) -> str | None:
+    if entry in _named:
+        return _named[entry]
+    data = json.loads(entry).get("data")
+    found = data.get("request") if isinstance(data, dict) else None
+    request_id = found if isinstance(found, str) else None
+    if len(_named) >= _NAMED_LIMIT:
+        _named.clear()
+    _named[entry] = request_id
+    return request_id
 
 
 def _stored(session: Session, ids: list[str]) -> Iterable[Stored]:

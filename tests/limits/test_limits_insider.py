@@ -23,7 +23,7 @@ from custody.approvals.approvers import add_approver, hash_token
 from custody.freezes import service as freezes
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
-from custody.signing import evidence
+from custody.signing import evidence, pipeline
 from custody.signing.worker import SignerWorker
 from custody.store.models import Freeze, WebSession
 from custody.web import sessions
@@ -305,3 +305,30 @@ def _token(inst: Installation, request_id: str) -> str:
                 text("SELECT client_token FROM requests WHERE id = :id"), {"id": request_id}
             ).scalar_one()
         )
+
+
+def test_a_claimed_request_marked_failed_still_counts(
+    setup: tuple[Installation, Api, WalletInfo],
+) -> None:
+    """A worker claimed the first request and is signing it (here: claimed and not yet signed);
+    the insider marks its row `failed` (signing -> failed is a legal move) so that a second
+    worker, or the next batch, finds room for another. The ledger's `request.signing` entry with
+    no outcome after it says the first is still in flight: the second is not signed."""
+    inst, api, wallet = setup
+    first = api.create(withdrawal(wallet.name, amount=str(6 * UNIT), nonce=0)).json()
+    assert first["status"] == "approved"
+    stalled, settings = _signer(inst), inst.runtime.settings
+    with inst.runtime.db.write() as session:
+        claim = pipeline.claim_next(
+            session,
+            worker_id=stalled.worker_id,
+            lease_seconds=300,
+            skip_locked=not inst.runtime.db.sqlite,
+            configuration=stalled.configuration,
+            relying_party=settings.relying_party,
+            max_fee_wei=settings.max_tx_fee_wei,
+        )
+    assert claim is not None
+    assert claim.request_id == first["id"]
+    _raw(inst, "UPDATE requests SET status = 'failed' WHERE id = :id", id=first["id"])
+    _rejected_by_the_limit(inst, api, _over_limit(api, wallet))
