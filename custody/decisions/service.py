@@ -29,8 +29,13 @@ def decide(
     *,
     exclude_request: str | None,
     price_max_age: timedelta = DEFAULT_PRICE_MAX_AGE,
+    believe: usage.Believe | None = None,
 ) -> tuple[ActivePolicy | None, Decision]:
-    """The decision for `facts` now; `exclude_request` is the request itself when re-checking."""
+    """The decision for `facts` now; `exclude_request` is the request itself when re-checking.
+
+    `believe`: the signer's; limits then count other requests from their own evidence, not
+    their rows (custody.limits.usage), and raise CountedEvidenceRefused when one does not hold.
+    """
     active = active_policy(session)
     if active is None:
         return None, Deny(None, "no policy has been applied: everything is denied")
@@ -39,7 +44,14 @@ def decide(
     if not decision.limits:
         return active, decision
     checks = [
-        usage.check(session, limit_by_id(active.policy, limit_id), facts, context, exclude_request)
+        usage.check(
+            session,
+            limit_by_id(active.policy, limit_id),
+            facts,
+            context,
+            exclude_request,
+            believe=believe,
+        )
         for limit_id in decision.limits
     ]
     return active, apply_limit_checks(decision, checks)

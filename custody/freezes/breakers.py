@@ -11,6 +11,9 @@ in the same transaction, so the event and the freeze commit together or not at a
   checkpoint (custody.ledger.forks): all signing freezes.
   `configuration-seal`: the configuration rows the signer was about to use are not the ones the
   installation root key sealed (custody.seals): all signing freezes.
+  `limit-evidence`: a request that a limit counts in the signer's re-check has no client
+  evidence that holds (custody.limits.usage): what it moved cannot be known, so nothing that
+  limit judges may be signed; all signing freezes.
 
 A breaker trips once: while its freeze is active it does not freeze again, and once its freeze
 is lifted it counts only what came after the lift, so people who looked and lifted are not
@@ -32,6 +35,7 @@ from custody.policy import Decision
 from custody.policy.breakers import (
     CONFIGURATION_SEAL,
     LEDGER_CONSISTENCY,
+    LIMIT_EVIDENCE,
     SIGNATURE_CHECK,
     Breaker,
     DeniedRequests,
@@ -173,6 +177,36 @@ def configuration_refused(session: Session, *, reason: str, worker_id: str) -> F
         actor=f"worker:{worker_id}",
         source=source_of(CONFIGURATION_SEAL),
         evidence={"breaker": CONFIGURATION_SEAL, "detail": reason},
+    )
+
+
+def limit_evidence_refused(
+    session: Session,
+    *,
+    request_id: str,
+    counted: str,
+    limit_id: str | None,
+    detail: str,
+    worker_id: str,
+) -> Freeze:
+    """A request a limit counts has no evidence that holds (an edited body, a deleted token, a
+    request from before evidence was stored): counting it as zero would free room an insider
+    made, and counting its row would believe the insider. Nothing is signed until people have
+    looked; `request_id` (the one being claimed) waits, unchanged."""
+    return freeze(
+        session,
+        wallet_id=None,
+        reason=f"limit {limit_id}: request {counted}'s evidence does not hold: all signing is "
+        "frozen",
+        actor=f"worker:{worker_id}",
+        source=source_of(LIMIT_EVIDENCE),
+        evidence={
+            "breaker": LIMIT_EVIDENCE,
+            "limit": limit_id,
+            "counted": counted,
+            "request": request_id,
+            "detail": detail,
+        },
     )
 
 

@@ -9,6 +9,7 @@ request is finished exactly once and the ledger shows every attempt.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,12 +23,13 @@ from custody.chains import Digest
 from custody.chains.evm.eip1559 import PAYLOAD_TYPE as EIP1559_PAYLOAD
 from custody.decisions.service import decide
 from custody.freezes import service as freezes
-from custody.freezes.breakers import configuration_refused
+from custody.freezes.breakers import configuration_refused, limit_evidence_refused
 from custody.hsm.signer import Signer
 from custody.keys.repository import find_key, key_by_id
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.ledger.service import rfc3339
+from custody.limits.usage import CountedEvidenceRefused
 from custody.policy import Decision, RequireApprovals
 from custody.policy.facts import RequestFacts
 from custody.policy.stored import stored_decision
@@ -40,7 +42,7 @@ from custody.seals.document import Scope
 from custody.seals.gate import ConfigurationGate
 from custody.settings import RelyingParty
 from custody.signing import failpoints
-from custody.signing.evidence import Evidence, EvidenceRefused, rederive
+from custody.signing.evidence import CountedEvidence, Evidence, EvidenceRefused, rederive
 from custody.signing.payloads import (
     BITCOIN_PSBT,
     SAFE_TX,
@@ -55,6 +57,8 @@ from custody.store.base import utcnow
 from custody.store.models import Request
 from custody.wallets.repository import wallet_by_id
 from custody.wallets.repository import wallet_ids_on_tokens as wallets_on
+
+log = logging.getLogger("custody.signing")
 
 
 @dataclass(frozen=True)
@@ -153,17 +157,27 @@ def claim_batch(
         if refusal is not None:
             configuration_refused(session, reason=refusal, worker_id=worker_id)
             break
-        claim = _claim(
-            session,
-            request,
-            worker_id=worker_id,
-            lease_seconds=lease_seconds,
-            relying_party=relying_party,
-            max_fee_wei=max_fee_wei,
-        )
+        try:
+            claim = _claim(
+                session,
+                request,
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                relying_party=relying_party,
+                max_fee_wei=max_fee_wei,
+                configuration=configuration,
+            )
+        except _SigningStopped:
+            # the request waits where it was; the freeze says why (and withholds at `finish`
+            # what this batch claimed before it)
+            break
         if claim is not None:
             claims.append(claim)
     return claims
+
+
+class _SigningStopped(Exception):
+    """A claim found something that stops all signing (and froze it): the loop ends."""
 
 
 def _scope(session: Session, request: Request) -> Scope:
@@ -183,6 +197,7 @@ def _claim(
     lease_seconds: int,
     relying_party: RelyingParty,
     max_fee_wei: int,
+    configuration: ConfigurationGate,
 ) -> Claim | None:
     # (1) the request is the oldest approved one, or one whose worker's lease ran out
     now = utcnow()
@@ -199,7 +214,16 @@ def _claim(
     # (3) re-check the current policy on the facts decoded here: a tightened rule stops an
     #     earlier approval, and an edited `facts` column changes nothing; an approval counts
     #     only if its signature verifies over the statement for the digest derived here
-    if not _recheck_allows(session, request, evidence.facts, digest, relying_party):
+    #     (and limits count the other requests from their own evidence, and from the ledger)
+    if not _recheck_allows(
+        session,
+        request,
+        evidence.facts,
+        digest,
+        relying_party,
+        configuration=configuration,
+        worker_id=worker_id,
+    ):
         return None
 
     # (4) mark signing under a lease, with its ledger entry, and commit before touching the HSM;
@@ -417,8 +441,38 @@ def _recheck_allows(
     facts: RequestFacts,
     digest: Digest,
     relying_party: RelyingParty,
+    *,
+    configuration: ConfigurationGate,
+    worker_id: str,
 ) -> bool:
-    active, decision = decide(session, facts, exclude_request=request.id)
+    """Whether the policy allows `request` now; raises _SigningStopped (having frozen signing)
+    when a limit cannot be judged on evidence."""
+    counted = CountedEvidence()
+    try:
+        active, decision = decide(session, facts, exclude_request=request.id, believe=counted)
+    except CountedEvidenceRefused as exc:
+        log.error("signing stopped: %s", exc.message)
+        limit_evidence_refused(
+            session,
+            request_id=request.id,
+            counted=exc.request_id,
+            limit_id=exc.limit_id,
+            detail=exc.detail,
+            worker_id=worker_id,
+        )
+        raise _SigningStopped from None
+    # The counted requests' clients' keys (and their wallets) are rows like the claim's own:
+    # the limits believed them only if they are the sealed ones.
+    others = Scope(
+        client_ids=frozenset(counted.client_ids - {request.client_id}),
+        wallet_ids=frozenset(counted.wallet_ids - {request.wallet_id}),
+        approver_ids=frozenset(),
+    )
+    if others.client_ids or others.wallet_ids:
+        refusal = configuration.refusal(session, others)
+        if refusal is not None:
+            configuration_refused(session, reason=refusal, worker_id=worker_id)
+            raise _SigningStopped
     # A rejection that verifies ends the request whatever the policy asks for now: only an
     # insider moves a rejected request back to `approved` (issue 9 §1).
     rejected_by = verified_rejection(

@@ -21,7 +21,7 @@ from custody.hsm.signer import Signer
 from custody.runtime import Runtime
 from custody.seals.gate import ConfigurationGate
 from custody.seals.service import RootKey
-from custody.signing import failpoints, pipeline
+from custody.signing import evidence, failpoints, pipeline
 from custody.signing.hsmwatch import HsmWatch
 from custody.signing.payloads import KeyGone, OwnersWaiting
 from custody.store.base import utcnow
@@ -73,6 +73,8 @@ class SignerWorker:
         # Whether the last batch may have left requests behind (it was full): look again at
         # once instead of waiting for the doorbell.
         self.queue_left = False
+        # Whether the requests limits count were verified ahead of the first claim (evidence.warm).
+        self._warm = False
 
     def _root_key(self) -> RootKey:
         return RootKey.on(self.runtime.token(), self.runtime.settings.root_key_label)
@@ -89,6 +91,7 @@ class SignerWorker:
             return False  # while the HSM fails nothing is claimed: requests wait, approved
         waiting = [label for label, watch in self.tokens.items() if not watch.available()]
         db, settings = self.runtime.db, self.runtime.settings
+        self._warm_up()
         with db.write() as session:
             claims = pipeline.claim_batch(
                 session,
@@ -140,6 +143,16 @@ class SignerWorker:
                     self.signed += 1
         self._unrecorded = []
         return True
+
+    def _warm_up(self) -> None:
+        """Once: verify what limits will count in a read transaction, before the claims take
+        the ledger lock that intake waits on (custody.signing.evidence.warm)."""
+        if self._warm:
+            return
+        with self.runtime.db.read() as session:
+            counted = evidence.warm(session)
+        log.info("signer worker %s verified %d counted requests", self.worker_id, counted)
+        self._warm = True
 
     def _release_unrecorded(self) -> None:
         """Back to `approved` what this worker claimed and could not record: no signature of

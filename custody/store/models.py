@@ -259,8 +259,10 @@ class Request(Base):
     first_response: Mapped[str] = mapped_column(Text)
     # The evidence the signer believes instead of this row (issue 9): the client's exact body
     # and the token it signed the call with. The signer re-verifies the token, decodes the body
-    # again and signs only what that yields. Null for requests of the internal approver-app
-    # client and for requests stored before migration 0008 (which the signer then refuses).
+    # again and signs only what that yields; limits count other requests from theirs too.
+    # Requests started in the approver app carry the app's own HSM-signed token. Null only for
+    # requests stored before migration 0008 (which the signer then refuses, and whose presence
+    # in a limit's window stops signing what that limit judges).
     client_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     client_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     result_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -336,6 +338,10 @@ class LedgerEntry(Base):
     actor: Mapped[str] = mapped_column(String(100))
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+    # The signer's limit re-check reads one kind of entry over a window (request.signed in the
+    # last 24 h, say) on every claim: without `time` in the index that read grows with history.
+    __table_args__ = (Index("ix_ledger_entries_kind_time", "kind", "time"),)
 
 
 class LedgerHead(Base):
