@@ -4,6 +4,7 @@ and whether it was allowed to at any time."""
 
 from __future__ import annotations
 
+import json
 import secrets
 
 from cryptography.hazmat.primitives import serialization
@@ -16,7 +17,7 @@ from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.names import validate_name
 from custody.store.base import utcnow
-from custody.store.models import Client
+from custody.store.models import Client, LedgerEntry
 
 
 class InvalidPublicKey(ValidationFailed):
@@ -104,6 +105,23 @@ def rotate_key(session: Session, *, name: str, public_key_pem: bytes, actor: str
         _ids(client) | {"public_key": _raw_hex(new), "previous_public_key": _raw_hex(old)},
     )
     return client
+
+
+def previous_keys(session: Session, client_id: str) -> list[str]:
+    """The client's earlier public keys (PEM), newest first, from its `client.key_rotated`
+    ledger entries: a request it signed before a rotation is still its evidence."""
+    keys = []
+    entries = session.execute(
+        select(LedgerEntry.entry)
+        .where(LedgerEntry.kind == EventKind.CLIENT_KEY_ROTATED.value)
+        .order_by(LedgerEntry.index.desc())
+    ).scalars()
+    for entry in entries:
+        data = json.loads(entry)["data"]
+        if data.get("id") == client_id:
+            raw = bytes.fromhex(str(data["previous_public_key"]))
+            keys.append(_pem(Ed25519PublicKey.from_public_bytes(raw)))
+    return keys
 
 
 def by_name(session: Session, name: str) -> Client:

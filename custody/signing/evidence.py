@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from custody.clients.auth import verify_stored_call
-from custody.clients.service import INTERNAL_ROLE
+from custody.clients.service import INTERNAL_ROLE, previous_keys
 from custody.clients.tokens import MAKER_CLAIM
 from custody.errors import CustodyError
 from custody.intake.decoders import decode
@@ -227,13 +227,7 @@ def _believe(session: Session, stored: Stored) -> _Believed:
             stored.id, "no client evidence is stored (the signed token and exact body)"
         )
     try:
-        verify_stored_call(
-            client.public_key_pem,
-            stored.client_token,
-            client_id=client.id,
-            body=stored.client_body,
-            idempotency_key=stored.idempotency_key,
-        )
+        _verify_with_any_key(session, client, stored)
         fill = EvmFill.from_json(stored.evm_fill)
         draft = decode(session, parse_object(stored.client_body), fill)
     except CustodyError as exc:
@@ -243,3 +237,30 @@ def _believe(session: Session, stored: Stored) -> _Believed:
     except Exception as exc:  # any decoding failure must fail closed, as for the claim itself
         raise CountedEvidenceRefused(stored.id, f"its body no longer decodes: {exc}") from None
     return _Believed(draft.facts(client.name), client.id, draft.wallet.id)
+
+
+def _verify_with_any_key(session: Session, client: Client, stored: Stored) -> None:
+    """The client's current key, or one it had before a rotation (its ledger entries say which):
+    a request counted by a limit was signed with the key of its day, and a signer started after
+    `clients rotate-key` must still be able to count it."""
+    token, body = stored.client_token, stored.client_body
+    assert token is not None
+    assert body is not None
+
+    def verify(key: str) -> None:
+        verify_stored_call(
+            key, token, client_id=client.id, body=body, idempotency_key=stored.idempotency_key
+        )
+
+    try:
+        verify(client.public_key_pem)
+        return
+    except CustodyError as refused:
+        first = refused
+    for key in previous_keys(session, client.id):
+        try:
+            verify(key)
+            return
+        except CustodyError:
+            continue
+    raise first

@@ -332,3 +332,39 @@ def test_a_claimed_request_marked_failed_still_counts(
     assert claim.request_id == first["id"]
     _raw(inst, "UPDATE requests SET status = 'failed' WHERE id = :id", id=first["id"])
     _rejected_by_the_limit(inst, api, _over_limit(api, wallet))
+
+
+def test_a_rotated_client_key_still_lets_a_new_signer_count_its_earlier_requests(
+    setup: tuple[Installation, Api, WalletInfo],
+) -> None:
+    """After `clients rotate-key`, a signer that never saw the old key (a restart: nothing
+    remembered) verifies the earlier request with the key of its day, from the ledger's
+    `client.key_rotated` entry: it neither freezes nor forgets the 6 units."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from custody.clients.service import rotate_key
+    from tests.support.installation import ClientKeys
+
+    inst, api, wallet = setup
+    _signed(inst, api, wallet, 6 * UNIT, nonce=0)
+    new_key = Ed25519PrivateKey.generate()
+    pem = new_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with inst.runtime.db.write() as session:
+        rotate_key(session, name=api.client.name, public_key_pem=pem, actor="test")
+    api.client = ClientKeys(api.client.id, api.client.name, new_key)
+    with evidence._believed_lock:
+        evidence._believed.clear()  # a signer process started after the rotation
+    within = api.create(withdrawal(wallet.name, amount=str(3 * UNIT), nonce=1)).json()
+    assert within["status"] == "approved", within
+    assert _signer(inst).drain() == 1
+    assert api.get(within["id"]).json()["status"] == "signed"
+    with inst.runtime.db.read() as session:
+        assert freezes.hold(session).everything is False
+    over = api.create(withdrawal(wallet.name, amount=str(2 * UNIT), nonce=2)).json()
+    assert over["status"] in ("approved", "rejected"), over
+    if over["status"] == "approved":  # intake counts rows; the signer counts 6 + 3 + 2 > 10
+        assert _signer(inst).drain() == 0
+        assert api.get(over["id"]).json()["status"] == "rejected"
