@@ -636,3 +636,65 @@ def test_a_nonce_a_deploy_signed_is_never_given_to_a_request(world: SafeWorld) -
         )
     created = world.submit(withdrawal(world.executor.name, 10**15, fresh_address()))
     assert created["payload"]["transaction"]["nonce"] == str(pending + 1)
+
+
+def test_the_approver_sees_the_safe_its_threshold_and_the_executor(world: SafeWorld) -> None:
+    """A Safe request waiting for one approval, on the approver app's page."""
+    from custody.web import sessions
+    from tests.support.approver_app import session_cookie
+
+    deploy(world)
+    world.inst.apply_policy(
+        "version: 1\nrules:\n"
+        "  - {id: safe, match: {type: withdrawal},"
+        " action: {require_approvals: {count: 1, group: treasury}}}\n"
+    )
+    created = world.submit(withdrawal(world.safe["name"], ETH, fresh_address()))
+    assert created["status"] == "pending_approval", created
+    cookie = session_cookie(world.inst, ["treasury"], prefix="checker")
+    with HttpClient(create_app(world.inst.runtime, run_worker=False)) as app:
+        page = app.get(
+            f"/app/requests/{created['id']}",
+            headers={"Cookie": f"{sessions.COOKIE_NAME}={cookie}"},
+        )
+    assert page.status_code == 200, page.text
+    assert 'id="safe"' in page.text
+    assert "2 of 3 owners sign" in page.text
+    assert world.address in page.text
+    assert world.executor.address in page.text
+    assert created["payload"]["digest"] in page.text  # what the approver signs
+
+
+def test_bad_safe_options_get_one_clear_line_and_change_nothing(world: SafeWorld) -> None:
+    before = len(world.inst.ledger_entries())
+    base = ["wallets", "create", "bad-safe", "--chain", world.chain, "--safe"]
+    owners = ["--owners", ",".join(world.owners)]
+    executor = ["--executor", world.executor.name]
+    twice = ["--owners", f"{world.owners[0]},{world.owners[0]}"]
+    cases = [
+        ([*base, *owners, "--threshold", "2"], "--executor"),
+        (
+            [*base, *owners, "--threshold", "4", "--executor", world.executor.name],
+            "between 1 and 3",
+        ),
+        (
+            [*base, *twice, "--threshold", "1", *executor],
+            "named once",
+        ),
+        (
+            [*base, *owners, "--threshold", "2", "--executor", world.safe["name"]],
+            "single-key EVM wallet",
+        ),
+        (
+            [*base, *owners, "--threshold", "2", *executor, "--address", "0x1234"],
+            "address",
+        ),
+    ]
+    for args, says in cases:
+        result = invoke(args, world.inst.env)
+        assert result.returncode != 0, args
+        assert says in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(world.inst.ledger_entries()) == before
+    listed = ok_json(invoke(["wallets", "list", "--json"], world.inst.env))
+    assert "bad-safe" not in {w["name"] for w in listed}
