@@ -24,6 +24,7 @@ from custody.chains.evm.eip1559 import Eip1559Fields
 from custody.chains.evm.rpc import EvmNode, NodeRefused
 from custody.chains.evm.safe_node import has_code, read_safe
 from custody.errors import CustodyError
+from custody.intake.completion import fee_cap_problem
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.requests import repository as requests
@@ -144,12 +145,14 @@ class _Sender:
             raise DeployFailed(f"the node says the deployment would fail: {exc.message}") from None
         base, tips = node.fee_history(fee_rules.HISTORY_BLOCKS, fee_rules.TIP_PERCENTILE)
         fees = fee_rules.fees(base, tips, given_max_fee=None)
-        cap = self._rt.settings.max_tx_fee_wei
-        if gas * fees.max_fee_per_gas > cap:
-            raise DeployFailed(
-                f"deploying may cost up to {gas * fees.max_fee_per_gas} wei in fees, above this "
-                f"installation's cap of {cap} (CUSTODY_MAX_TX_FEE_WEI)"
-            )
+        problem = fee_cap_problem(
+            max_fee=gas * fees.max_fee_per_gas,
+            per_gas=fees.max_fee_per_gas,
+            chain=chain,
+            max_fee_wei=self._rt.settings.max_tx_fee_wei,
+        )
+        if problem is not None:
+            raise DeployFailed(f"deploying: {problem}")
         nonce = node.pending_nonce(str(self._from))
         unsigned = build_eip1559(
             Eip1559Fields(

@@ -24,6 +24,7 @@ from custody.chains.values import EvmAddress
 from custody.intake.errors import InvalidBody
 from custody.intake.evmfill import EvmFill, TxShape
 from custody.requests import repository as requests
+from custody.store.models import Chain
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,22 @@ def with_nonce(quote: Quote, nonce: int | None, executor_nonce: int | None = Non
     return EvmFill(
         nonce, fill.gas, fill.max_fee_per_gas, fill.max_priority_fee_per_gas, executor_nonce
     )
+
+
+def fee_cap_problem(
+    *, max_fee: int | None, per_gas: int | None, chain: Chain, max_fee_wei: int
+) -> str | None:
+    """The installation's cap on a transaction's whole fee, and its chain's on the fee per gas:
+    what a transaction custody builds (a request's, a Safe deployment's) exceeds, if anything."""
+    if max_fee is not None and max_fee > max_fee_wei:
+        return (
+            f"the transaction may pay up to {max_fee} wei in fees (gas x max_fee_per_gas), "
+            f"above this installation's cap of {max_fee_wei} (CUSTODY_MAX_TX_FEE_WEI)"
+        )
+    cap = chain.max_fee_per_gas
+    if cap is not None and per_gas is not None and per_gas > int(cap):
+        return (
+            f"max_fee_per_gas {per_gas} wei is above chain {chain.name}'s cap of {cap} "
+            "(custody chains set --max-fee-per-gas)"
+        )
+    return None

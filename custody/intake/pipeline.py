@@ -25,13 +25,14 @@ from sqlalchemy.orm import Session
 
 from custody.approvals.deadlines import approval_deadline
 from custody.chains.bitcoin.psbt import spent_outpoints
+from custody.chains.evm.fees import payload_fees
 from custody.chains.evm.rpc import DEFAULT_TIMEOUT_SECONDS
 from custody.clients.auth import AuthenticatedClient
 from custody.decisions.service import decide
 from custody.errors import Conflict, CustodyError
 from custody.freezes import breakers
 from custody.intake import coin_replacement, replacement
-from custody.intake.completion import Quote, next_nonce, quote, with_nonce
+from custody.intake.completion import Quote, fee_cap_problem, next_nonce, quote, with_nonce
 from custody.intake.decoders import decode_with
 from custody.intake.draft import Draft
 from custody.intake.errors import IdempotencyConflict, InvalidBody, NonceInUse, OutpointInUse
@@ -152,19 +153,17 @@ def _decode(session: Session, body: bytes, max_fee_wei: int) -> _Decoded:
 
 
 def check_fee_caps(draft: Draft, max_fee_wei: int) -> None:
-    """The installation's cap on a transaction's whole fee, and its chain's on the fee per gas."""
-    if draft.max_fee is not None and draft.max_fee > max_fee_wei:
-        raise InvalidBody(
-            f"the transaction may pay up to {draft.max_fee} wei in fees (gas x max_fee_per_gas), "
-            f"above this installation's cap of {max_fee_wei} (CUSTODY_MAX_TX_FEE_WEI)"
-        )
-    per_gas = draft.payload.get("max_fee_per_gas")
-    cap = draft.chain.max_fee_per_gas
-    if cap is not None and per_gas is not None and int(per_gas) > int(cap):
-        raise InvalidBody(
-            f"max_fee_per_gas {per_gas} wei is above chain {draft.chain.name}'s cap of {cap} "
-            "(custody chains set --max-fee-per-gas)"
-        )
+    """The installation's cap on a transaction's whole fee, and its chain's on the fee per gas
+    (of the transaction that pays gas: a Safe request's executor's)."""
+    fees = payload_fees(draft.payload)
+    problem = fee_cap_problem(
+        max_fee=draft.max_fee,
+        per_gas=None if fees is None else fees[1],
+        chain=draft.chain,
+        max_fee_wei=max_fee_wei,
+    )
+    if problem is not None:
+        raise InvalidBody(problem)
 
 
 def _complete(

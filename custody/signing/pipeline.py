@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from custody.approvals.deadlines import approval_deadline
 from custody.approvals.evidence import Discounted, verified_quorum, verified_rejection
 from custody.chains import Digest
-from custody.chains.evm.eip1559 import PAYLOAD_TYPE as EIP1559_PAYLOAD
+from custody.chains.evm.fees import payload_fees
 from custody.decisions.service import decide
 from custody.freezes import service as freezes
 from custody.freezes.breakers import configuration_refused, limit_evidence_refused
@@ -333,12 +333,10 @@ def _disagreement(request: Request, evidence: Evidence, digest: Digest) -> str |
 def _over_fee_cap(evidence: Evidence, max_fee_wei: int) -> str | None:
     """A fill recorded at intake is a row like any other: an edited one that raised the fees
     past the installation's cap gets nothing signed (intake checked the same cap)."""
-    payload = evidence.payload
-    if payload.get("type") == SAFE_TX:
-        payload = payload["executor"]  # the execTransaction's gas and fees
-    elif payload.get("type") != EIP1559_PAYLOAD:
+    fees = payload_fees(evidence.payload)  # a Safe's: its executor's execTransaction
+    if fees is None:
         return None
-    fee = int(payload["gas"]) * int(payload["max_fee_per_gas"])
+    fee = fees[0] * fees[1]
     if fee > max_fee_wei:
         return (
             f"the transaction may pay up to {fee} wei in fees, above this installation's cap "

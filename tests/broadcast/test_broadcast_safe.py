@@ -698,3 +698,25 @@ def test_bad_safe_options_get_one_clear_line_and_change_nothing(world: SafeWorld
     assert len(world.inst.ledger_entries()) == before
     listed = ok_json(invoke(["wallets", "list", "--json"], world.inst.env))
     assert "bad-safe" not in {w["name"] for w in listed}
+
+
+def test_the_chains_fee_per_gas_cap_binds_deployment_and_the_executors_transaction(
+    world: SafeWorld,
+) -> None:
+    """`chains set --max-fee-per-gas` judges the transaction that pays gas: a Safe request's
+    executor's, and each deployment transaction."""
+    cap = ["chains", "set", world.chain, "--max-fee-per-gas"]
+    ok_json(invoke([*cap, "1", "--json"], world.inst.env))
+    refused = invoke(["wallets", "deploy", world.safe["name"]], world.inst.env)
+    assert refused.returncode != 0
+    assert f"above chain {world.chain}'s cap of 1" in refused.stderr, refused.stderr
+    assert world.anvil.rpc("eth_getCode", world.address, "latest") == "0x"
+    ok_json(invoke([*cap, str(10**12), "--json"], world.inst.env))
+    deploy(world)
+    ok_json(invoke([*cap, "1", "--json"], world.inst.env))
+    with HttpClient(create_app(world.inst.runtime, run_worker=False)) as http:
+        answer = Api(http.request, world.inst.client()).create(
+            withdrawal(world.safe["name"], ETH, fresh_address())
+        )
+    assert answer.status_code == 422, answer.text
+    assert f"above chain {world.chain}'s cap of 1" in answer.json()["detail"]

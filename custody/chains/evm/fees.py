@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from custody.chains.evm.eip1559 import MAX_GAS, MIN_GAS
+from custody.chains.evm.eip1559 import PAYLOAD_TYPE as EIP1559
+from custody.chains.evm.safe_payload import PAYLOAD_TYPE as SAFE_TX
 
 # A tip when recent blocks paid none (a quiet chain, a development node): 1 gwei.
 DEFAULT_TIP_WEI = 1_000_000_000
@@ -35,3 +39,13 @@ def fees(base_fee: int, tips: list[int], *, given_max_fee: int | None) -> Fees:
     if given_max_fee is not None:
         return Fees(given_max_fee, min(tip, given_max_fee))
     return Fees(2 * base_fee + tip, tip)
+
+
+def payload_fees(payload: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(gas, max_fee_per_gas) of the transaction a stored payload sends: an EIP-1559 payload's
+    own, a Safe payload's executor's (`execTransaction`); None for payloads that pay no gas."""
+    if payload.get("type") == SAFE_TX:
+        payload = payload["executor"]
+    elif payload.get("type") != EIP1559:
+        return None
+    return int(payload["gas"]), int(payload["max_fee_per_gas"])
