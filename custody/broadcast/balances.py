@@ -13,7 +13,6 @@ from custody.intake.completion import next_nonce
 from custody.store.database import Database
 from custody.store.models import Chain, Wallet
 from custody.wallets import repository as wallets
-from custody.wallets.safes import find_safe
 
 
 def balances(db: Database, *, timeout: float, name: str | None = None) -> list[WalletBalance]:
@@ -24,7 +23,7 @@ def balances(db: Database, *, timeout: float, name: str | None = None) -> list[W
         if name is not None and not rows:
             wallets.wallet_by_name(session, name)  # raises: unknown wallet
         pending = {w.id: _sums(repository.pending_amounts(session, w.id)) for w, _ in rows}
-        multisig = {w.id for w, _ in rows if find_safe(session, w.id) is not None}
+        multisig = wallets.safe_wallet_ids(session)
     answers = [
         _ask_node(wallet, chain, timeout, is_safe=wallet.id in multisig) for wallet, chain in rows
     ]
