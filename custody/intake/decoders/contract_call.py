@@ -102,7 +102,7 @@ def decode_contract_call(lookups: Lookups, data: dict[str, Any], fill: EvmFill |
         replaces=body.replaces,
     )
 
-    row = safe.safe_of(lookups, wallet)
+    row = lookups.safe(wallet.id)
     if row is None and body.operation is not None:
         raise InvalidBody(f"operation: only for Safe wallets, and {wallet.name} is not one")
     if row is not None:

@@ -42,10 +42,6 @@ class SafeBuilt:
     summary: str
 
 
-def safe_of(lookups: Lookups, wallet: Wallet) -> SafeWallet | None:
-    return lookups.safe(wallet.id)
-
-
 def build(
     lookups: Lookups,
     *,

@@ -44,7 +44,7 @@ def decode_withdrawal(lookups: Lookups, data: dict[str, Any], fill: EvmFill | No
             f"asset {intent.asset!r} is not the native asset of chain {chain.name} "
             f"({chain.native_asset}); token transfers are contract calls"
         )
-    row = safe.safe_of(lookups, wallet)
+    row = lookups.safe(wallet.id)
     if row is not None:
         return _from_safe(lookups, intent, wallet, chain, row, fill)
     evm = resolve(
