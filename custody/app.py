@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from custody import __version__
 from custody.api import ceremonies as ceremony_routes
+from custody.api import configuration as configuration_routes
 from custody.api import freezes as freeze_routes
 from custody.api import ledger as ledger_routes
 from custody.api import openapi, ops
@@ -77,6 +78,7 @@ def create_app(
     app.include_router(policy_routes.router)
     app.include_router(freeze_routes.router)
     app.include_router(ceremony_routes.router)
+    app.include_router(configuration_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(wallet_routes.router)

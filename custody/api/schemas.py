@@ -58,6 +58,12 @@ class ProposalAnswer(JsonModel):
     )
 
 
+class ConfigurationDecisionAnswer(JsonModel):
+    epoch: int = Field(description="the configuration seal decided on")
+    approver: str
+    decision: Literal["approve", "reject"]
+
+
 class CeremonyDecisionAnswer(JsonModel):
     proposal: int
     state: Literal["pending", "rejected", "used"] = Field(

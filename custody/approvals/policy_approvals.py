@@ -41,12 +41,16 @@ STATEMENT_TYPE = "custody.policy_approval.v1"
 
 
 def policy_statement(version: PolicyVersion, approver: str, decision: str) -> bytes:
+    return statement_for(version.id, version.digest, approver, decision)
+
+
+def statement_for(version_id: int, policy_digest: str, approver: str, decision: str) -> bytes:
     return bytes(
         rfc8785.dumps(
             {
                 "type": STATEMENT_TYPE,
-                "version": str(version.id),
-                "policy_digest": version.digest,
+                "version": str(version_id),
+                "policy_digest": policy_digest,
                 "decision": decision,
                 "approver": approver,
             }

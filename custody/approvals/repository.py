@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from custody.store.models import (
@@ -13,6 +14,10 @@ from custody.store.models import (
     ApproverGroup,
     CeremonyApproval,
     CeremonyProposal,
+    ConfigurationApproval,
+    ConfigurationSeal,
+    PolicyApproval,
+    PolicyVersion,
     WebauthnCredential,
 )
 
@@ -134,3 +139,75 @@ def ceremony_decisions(
         .order_by(CeremonyApproval.id)
     )
     return [(approval, approver) for approval, approver in rows]
+
+
+# --- configuration governance (custody.approvals.configuration_approvals) ---------------------
+
+Signed = tuple[str, str, str]
+"""(approver id, decision, base64 signature) of one stored decision."""
+
+
+def policy_text(session: Session, version_id: int) -> tuple[str, str] | None:
+    """The stored text and source name of a policy version."""
+    row = session.execute(
+        select(PolicyVersion.source_text, PolicyVersion.source_name).where(
+            PolicyVersion.id == version_id
+        )
+    ).first()
+    return None if row is None else (row.source_text, row.source_name)
+
+
+def seal_signature(session: Session, epoch: int) -> bytes | None:
+    return session.execute(
+        select(ConfigurationSeal.signature).where(ConfigurationSeal.epoch == epoch)
+    ).scalar_one_or_none()
+
+
+def seals_after(session: Session, epoch: int) -> Iterable[ConfigurationSeal]:
+    """Every seal newer than `epoch`, oldest first, with its document."""
+    return session.execute(
+        select(ConfigurationSeal)
+        .where(ConfigurationSeal.epoch > epoch)
+        .order_by(ConfigurationSeal.epoch)
+    ).scalars()
+
+
+def configuration_decisions_marker(session: Session, after: int) -> tuple[int, int]:
+    """How many decisions there are on seals newer than `after`, and the newest one's id: any
+    new decision changes it."""
+    count, newest = session.execute(
+        select(func.count(ConfigurationApproval.id), func.max(ConfigurationApproval.id)).where(
+            ConfigurationApproval.epoch > after
+        )
+    ).one()
+    return int(count), int(newest or 0)
+
+
+def configuration_decisions(session: Session, epoch: int) -> list[Signed]:
+    rows = session.execute(
+        select(
+            ConfigurationApproval.approver_id,
+            ConfigurationApproval.decision,
+            ConfigurationApproval.signature,
+        )
+        .where(ConfigurationApproval.epoch == epoch)
+        .order_by(ConfigurationApproval.id)
+    ).all()
+    return [(r.approver_id, r.decision, r.signature) for r in rows]
+
+
+def policy_decisions(session: Session, version_id: int) -> list[Signed]:
+    rows = session.execute(
+        select(PolicyApproval.approver_id, PolicyApproval.decision, PolicyApproval.evidence)
+        .where(PolicyApproval.version_id == version_id)
+        .order_by(PolicyApproval.id)
+    ).all()
+    return [(r.approver_id, r.decision, _signature(r.evidence)) for r in rows]
+
+
+def _signature(evidence: str) -> str:
+    try:
+        found = json.loads(evidence).get("signature")
+    except (ValueError, AttributeError):
+        return ""
+    return found if isinstance(found, str) else ""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 
@@ -89,4 +90,91 @@ def seal_command(
         {"sealed": True, "epoch": sealed.epoch, "digest": sealed.digest, "changes": sealed.changes},
         as_json=as_json,
         human=f"sealed the configuration as seal {sealed.epoch}:\n{listed}",
+    )
+
+
+@app.command("pending")
+def pending_command(as_json: JsonOption = False) -> None:
+    """Under governance: the seal in effect, and newer ones waiting for the quorum."""
+    from custody.approvals.configuration_approvals import effective, statement_template
+
+    with context.runtime() as rt:
+        root = RootKey.on(rt.token(), rt.settings.root_key_label)
+        with rt.db.read() as session:
+            newest = seals.newest_seal(session)
+            if newest is None:
+                raise ValidationFailed("the configuration has never been sealed: run custody init")
+            found = effective(session, root, newest)
+    waiting: list[dict[str, Any]] = [
+        {
+            "epoch": p.epoch,
+            "digest": p.digest,
+            "needs_quorum": p.needs_quorum,
+            "quorum": p.quorum.view().model_dump(mode="json"),
+            "rejected_by": list(p.rejected_by),
+            "statement": statement_template(p.epoch, p.digest),
+        }
+        for p in found.pending
+    ]
+    answer = {"in_effect": found.epoch, "newest": newest.epoch, "pending": waiting}
+    lines = [f"seal {found.epoch} is in effect; the newest is {newest.epoch}"]
+    for item in waiting:
+        rejected = f"; rejected by {', '.join(item['rejected_by'])}" if item["rejected_by"] else ""
+        lines.append(f"seal {item['epoch']} waits for the governance quorum{rejected}:")
+        lines += [f"  {change}" for change in item["needs_quorum"][:50]]
+        template = json.dumps(item["statement"] | {"decision": "approve", "approver": "<name>"})
+        lines.append(f"  approvers sign the RFC 8785 JSON of {template}")
+        lines.append(
+            f"  and record it: custody config approve {item['epoch']} --approver NAME "
+            "--signature BASE64"
+        )
+    emit(answer, as_json=as_json, human="\n".join(lines))
+
+
+@app.command("approve")
+def approve_command(
+    epoch: Annotated[int, typer.Argument(help="The configuration seal's epoch.")],
+    approver: Annotated[str, typer.Option("--approver", help="The approver's name.")],
+    signature: Annotated[
+        str, typer.Option("--signature", help="Base64 Ed25519 signature by their device key.")
+    ],
+    reject: Annotated[bool, typer.Option("--reject", help="Record a rejection.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a governance approver's device-key decision on a configuration seal."""
+    from custody.approvals import configuration_approvals
+
+    with context.runtime() as rt:
+        with rt.db.read() as session:
+            verified = configuration_approvals.verify_decision(
+                session,
+                epoch=epoch,
+                approver_name=approver,
+                decision="reject" if reject else "approve",
+                signature=signature,
+            )
+        with rt.db.write() as session:
+            recorded = configuration_approvals.record_decision(session, verified)
+        rt.notify_signer()
+        root = RootKey.on(rt.token(), rt.settings.root_key_label)
+        with rt.db.read() as session:
+            newest = seals.newest_seal(session)
+            assert newest is not None
+            found = configuration_approvals.effective(session, root, newest)
+    data = {
+        "epoch": recorded.epoch,
+        "approver": recorded.approver,
+        "decision": recorded.decision,
+        "in_effect": found.epoch,
+    }
+    state = (
+        "in effect"
+        if found.epoch >= epoch
+        else "still waiting for the quorum (custody config pending)"
+    )
+    emit(
+        data,
+        as_json=as_json,
+        human=f"{recorded.approver} {'rejected' if reject else 'approved'} seal {epoch}; "
+        f"it is {state}",
     )

@@ -23,6 +23,7 @@ class EventKind(StrEnum):
     CLIENT_ENABLED = "client.enabled"
     CLIENT_KEY_ROTATED = "client.key_rotated"
     CLIENT_WEBHOOK_SET = "client.webhook_set"
+    CONFIGURATION_AWAITING_QUORUM = "configuration.awaiting_quorum"
     CONFIGURATION_REFUSED = "configuration.refused"
     CONFIGURATION_SEALED = "configuration.sealed"
     GROUP_PERMISSION_GRANTED = "group.permission_granted"

@@ -180,10 +180,15 @@ def page_for_client(
 
 
 def next_to_sign(
-    session: Session, now: datetime, *, skip_locked: bool, excluding_wallets: Collection[int]
+    session: Session,
+    now: datetime,
+    *,
+    skip_locked: bool,
+    excluding_wallets: Collection[int],
+    excluding_requests: Collection[str] = (),
 ) -> Request | None:
     """An approved request, or one whose signing lease ran out (its worker died), of a wallet
-    not in `excluding_wallets` (frozen ones)."""
+    not in `excluding_wallets` (frozen ones), and not in `excluding_requests` (found waiting)."""
     query = (
         select(Request)
         .where(
@@ -197,6 +202,8 @@ def next_to_sign(
     )
     if excluding_wallets:
         query = query.where(Request.wallet_id.not_in(sorted(excluding_wallets)))
+    if excluding_requests:
+        query = query.where(Request.id.not_in(sorted(excluding_requests)))
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     return session.execute(query).scalar_one_or_none()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -227,23 +228,31 @@ def parse(canonical: bytes) -> Document:
 
 def changes(before: Document | None, after: Document) -> list[str]:
     """What differs, one `section/name: added|changed|removed` per item, for people to read."""
-    found = []
+    return [describe(*item) for item in changed_items(before, after)]
+
+
+Item = dict[str, Any]
+
+
+def changed_items(
+    before: Document | None, after: Document
+) -> Iterator[tuple[str, str, Item | None, Item | None]]:
+    """Each item that differs, as (section, name, before, after); None where it is absent."""
     old = before.sections if before is not None else {}
     for section in sorted(set(old) | set(after.sections)):
         was, now = old.get(section, {}), after.sections.get(section, {})
         for name in sorted(set(was) | set(now)):
-            if name not in was:
-                found.append(f"{section}/{name}: added")
-            elif name not in now:
-                found.append(f"{section}/{name}: removed")
-            elif was[name] != now[name]:
-                fields = sorted(
-                    f
-                    for f in set(was[name]) | set(now[name])
-                    if was[name].get(f) != now[name].get(f)
-                )
-                found.append(f"{section}/{name}: changed ({', '.join(fields)})")
-    return found
+            if was.get(name) != now.get(name):
+                yield section, name, was.get(name), now.get(name)
+
+
+def describe(section: str, name: str, was: Item | None, now: Item | None) -> str:
+    if was is None:
+        return f"{section}/{name}: added"
+    if now is None:
+        return f"{section}/{name}: removed"
+    fields = sorted(f for f in set(was) | set(now) if was.get(f) != now.get(f))
+    return f"{section}/{name}: changed ({', '.join(fields)})"
 
 
 def _name(names: dict[int, str], row_id: int) -> str:

@@ -7,6 +7,11 @@ A refusal releases nothing: requests keep their state and wait (an insider's edi
 able to fail honest requests for good), the ledger says why (`configuration.refused`, once per
 distinct reason), and the signer freezes all signing (the `configuration-seal` breaker) until
 people have looked.
+
+Under governance, rows equal to the newest seal may still not be in effect: that seal waits for
+the quorum (custody.approvals.configuration_approvals, given here as `governance`). The requests
+relying on what it changes wait, and the ledger says so once (`configuration.awaiting_quorum`);
+nothing is frozen, since an operator proposing a change is not an attack.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -21,24 +27,45 @@ from custody.hsm.errors import KeyNotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.seals.document import Scope
-from custody.seals.service import ConfigurationRefused, RootKey, verify
+from custody.seals.service import ConfigurationRefused, RootKey, Verified, verify
 
 log = logging.getLogger("custody.seals")
 
+Governance = Callable[[Session, RootKey, Verified, bool], str | None]
+"""Why rows equal to the newest seal are not in effect yet (None when they are); the bool says
+whether all rows were compared, or only a claim's scope."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    refused: str | None = None
+    """The rows are not the sealed ones: nothing may be signed, and signing freezes."""
+    waiting: str | None = None
+    """The rows are sealed, but what this claim relies on waits for the governance quorum."""
+
 
 class ConfigurationGate:
-    def __init__(self, root_key: Callable[[], RootKey]) -> None:
+    def __init__(
+        self, root_key: Callable[[], RootKey], governance: Governance | None = None
+    ) -> None:
         """`root_key` reads the installation root public key from the HSM: never from the
         database, which is what the seal protects against."""
         self._root_key = root_key
+        self._governance = governance
         self._root: RootKey | None = None
         self._last_refusal: str | None = None
+        self._last_waiting: str | None = None
         self._lock = threading.Lock()
 
-    def refusal(self, session: Session, scope: Scope) -> str | None:
-        """Why the rows this claim relies on are not the sealed ones; None when they are."""
+    def check(self, session: Session, scope: Scope) -> Verdict:
         try:
-            verify(session, self._root_key_cached(), scope)
+            root = self._root_key_cached()
+            verified = verify(session, root, scope)
+            waiting = (
+                None
+                if self._governance is None
+                else self._governance(session, root, verified, False)
+            )
         except KeyNotFound:
             reason = "the installation root key is not on the token: run `custody init`"
         except ConfigurationRefused as exc:
@@ -46,9 +73,15 @@ class ConfigurationGate:
         else:
             with self._lock:
                 self._last_refusal = None
-            return None
+            if waiting is not None:
+                self._record_waiting(session, waiting)
+            return Verdict(waiting=waiting)
         self._record(session, reason)
-        return reason
+        return Verdict(refused=reason)
+
+    def refusal(self, session: Session, scope: Scope) -> str | None:
+        """Why the rows this claim relies on are not the sealed ones; None when they are."""
+        return self.check(session, scope).refused
 
     def _root_key_cached(self) -> RootKey:
         with self._lock:
@@ -64,4 +97,14 @@ class ConfigurationGate:
         log.error("signing stopped: %s", reason)
         ledger.append(
             session, EventKind.CONFIGURATION_REFUSED, "signer", {"reason": reason, "signed": 0}
+        )
+
+    def _record_waiting(self, session: Session, reason: str) -> None:
+        with self._lock:
+            repeated, self._last_waiting = self._last_waiting == reason, reason
+        if repeated:
+            return
+        log.warning("requests wait: %s", reason)
+        ledger.append(
+            session, EventKind.CONFIGURATION_AWAITING_QUORUM, "signer", {"reason": reason}
         )

@@ -135,9 +135,21 @@ def seal(
     return Sealed(epoch, document.digest, listed)
 
 
-def verify(session: Session, root: RootKey, scope: Scope | None = None) -> None:
+@dataclass(frozen=True)
+class Verified:
+    """The newest seal, whose document the rows were found equal to."""
+
+    seal: ConfigurationSeal
+    document: Document
+    rows: Document
+
+
+def verify(session: Session, root: RootKey, scope: Scope | None = None) -> Verified:
     """Raise ConfigurationRefused, saying what does not hold, unless the rows are the newest
-    sealed state: all of them, or (for a claim) the small sections and the items `scope` names."""
+    sealed state: all of them, or (for a claim) the small sections and the items `scope` names.
+
+    Under governance the newest seal may not be in effect yet (custody.approvals.
+    configuration_approvals): that is for the caller to ask next."""
     newest = repository.newest_seal(session)
     recorded = repository.newest_sealed_entry(session)
     if newest is None and recorded is None:
@@ -149,7 +161,7 @@ def verify(session: Session, root: RootKey, scope: Scope | None = None) -> None:
             f"the ledger records configuration seal {recorded.get('epoch') if recorded else None} "
             "but no seal is stored: the seal table was emptied"
         )
-    sealed = _sealed_document(newest, root)
+    sealed = sealed_document(newest, root)
     if recorded is None or recorded.get("epoch") != newest.epoch:
         raise ConfigurationRefused(
             f"seal {newest.epoch} is not the newest one the ledger records "
@@ -160,13 +172,19 @@ def verify(session: Session, root: RootKey, scope: Scope | None = None) -> None:
         raise ConfigurationRefused(f"seal {newest.epoch} differs from its ledger entry")
     rows = current(session, scope)
     if scope is None and rows.digest == newest.digest:
-        return
+        return Verified(newest, sealed, rows)
     found = differences(sealed, rows, whole=scope is None)
     if found or scope is None:
-        shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
         raise ConfigurationRefused(
-            f"the configuration differs from seal {newest.epoch}: {shown or 'unknown change'}"
+            f"the configuration differs from seal {newest.epoch}: {listing(found)}"
         )
+    return Verified(newest, sealed, rows)
+
+
+def listing(found: list[str]) -> str:
+    """A few of `found` for one line, and how many more there are."""
+    shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+    return shown or "unknown change"
 
 
 # Sealed documents whose signature verified, parsed, by everything the check read: the signer
@@ -178,7 +196,8 @@ _SEALED_LIMIT = 8
 _sealed_lock = threading.Lock()
 
 
-def _sealed_document(seal_row: ConfigurationSeal, root: RootKey) -> Document:
+def sealed_document(seal_row: ConfigurationSeal, root: RootKey) -> Document:
+    """The document of `seal_row`, once its root-key signature and digest check out."""
     key = (root.public_key, seal_row.epoch, seal_row.digest, seal_row.statement, seal_row.signature)
     with _sealed_lock:
         cached = _sealed.get(key)

@@ -140,10 +140,15 @@ def claim_batch(
         return []
     # requests of keys on a token that fails wait, `approved`, like frozen ones, unclaimed
     excluded = set(frozen.wallet_ids) | wallets_on(session, waiting_tokens)
+    waiting: set[str] = set()
     claims: list[Claim] = []
     while len(claims) < limit:
         request = requests.next_to_sign(
-            session, utcnow(), skip_locked=skip_locked, excluding_wallets=excluded
+            session,
+            utcnow(),
+            skip_locked=skip_locked,
+            excluding_wallets=excluded,
+            excluding_requests=waiting,
         )
         if request is None:
             break
@@ -153,10 +158,14 @@ def claim_batch(
             continue
         # (0) every configuration row used below (client keys, wallets, approvers, policy) is
         #     the sealed one; otherwise nothing is signed, requests wait, and signing freezes
-        refusal = configuration.refusal(session, _scope(session, request))
-        if refusal is not None:
-            configuration_refused(session, reason=refusal, worker_id=worker_id)
+        verdict = configuration.check(session, _scope(session, request))
+        if verdict.refused is not None:
+            configuration_refused(session, reason=verdict.refused, worker_id=worker_id)
             break
+        if verdict.waiting is not None:
+            # relies on a change the governance quorum has not approved yet: it waits, others go
+            waiting.add(request.id)
+            continue
         try:
             claim = _claim(
                 session,
@@ -171,6 +180,9 @@ def claim_batch(
             # the request waits where it was; the freeze says why (and withholds at `finish`
             # what this batch claimed before it)
             break
+        except _AwaitingQuorum:
+            waiting.add(request.id)
+            continue
         if claim is not None:
             claims.append(claim)
     return claims
@@ -178,6 +190,10 @@ def claim_batch(
 
 class _SigningStopped(Exception):
     """A claim found something that stops all signing (and froze it): the loop ends."""
+
+
+class _AwaitingQuorum(Exception):
+    """A claim relies on a configuration change still waiting for the governance quorum."""
 
 
 def _scope(session: Session, request: Request) -> Scope:
@@ -467,10 +483,12 @@ def _recheck_allows(
         approver_ids=frozenset(),
     )
     if others.client_ids or others.wallet_ids:
-        refusal = configuration.refusal(session, others)
-        if refusal is not None:
-            configuration_refused(session, reason=refusal, worker_id=worker_id)
+        verdict = configuration.check(session, others)
+        if verdict.refused is not None:
+            configuration_refused(session, reason=verdict.refused, worker_id=worker_id)
             raise _SigningStopped
+        if verdict.waiting is not None:
+            raise _AwaitingQuorum
     # A rejection that verifies ends the request whatever the policy asks for now: only an
     # insider moves a rejected request back to `approved` (issue 9 §1).
     rejected_by = verified_rejection(

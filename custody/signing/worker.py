@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from custody.approvals import configuration_approvals
 from custody.chains.errors import SignatureMismatch
 from custody.errors import CustodyError
 from custody.freezes.breakers import signature_check_failed
@@ -59,7 +60,9 @@ class SignerWorker:
         self.worker_id = worker_id or default_worker_id()
         self.wake = threading.Event()
         self.signed = 0
-        self.configuration = ConfigurationGate(self._root_key)
+        self.configuration = ConfigurationGate(
+            self._root_key, governance=configuration_approvals.waiting_reason
+        )
         self.hsm = HsmWatch(runtime, self.worker_id)  # the main token
         # The extra tokens, each followed on its own: one failing makes only its keys wait.
         self.tokens = {

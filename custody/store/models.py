@@ -593,6 +593,31 @@ class ConfigurationSeal(Base):
     sealed_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class ConfigurationApproval(Base):
+    """A governance approver's device-key decision on a configuration seal.
+
+    Under `governance`, a seal that widens what can be signed (a client, a key, a wallet, an
+    approver, a chain...) takes effect for the signer only once the quorum of the configuration
+    in effect before it signed its statement (custody.approvals.configuration_approvals).
+    """
+
+    __tablename__ = "configuration_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(ForeignKey("configuration_seals.epoch"), index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    approver_id: Mapped[str] = mapped_column(ForeignKey("approvers.id"))
+    decision: Mapped[str] = mapped_column(String(16))
+    statement: Mapped[bytes] = mapped_column(LargeBinary)  # RFC 8785 bytes that were signed
+    signature: Mapped[str] = mapped_column(Text)  # base64 Ed25519 by the device key
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("epoch", "approver_id"),
+        CheckConstraint("decision IN ('approve', 'reject')", name="decision_known"),
+    )
+
+
 class Freeze(Base):
     """A stop on signing: of the whole installation (`wallet_id` NULL) or of one wallet.
 

@@ -55,9 +55,11 @@ def pending_lift(home: Installation, reason: str = "all clear") -> tuple[int, in
 
 
 def test_one_signature_is_not_enough_two_are(http: HttpClient, home: Installation) -> None:
+    # the wallet and client come first: once the governance is staffed, new ones would wait
+    # for its quorum too (tests/seals/test_configuration_governance.py)
+    wallet, client = home.wallet(), home.client()
     first, second = governed(home)
-    wallet = home.wallet()
-    request_id = submit(Api(http.request, home.client()), wallet.name)["id"]
+    request_id = submit(Api(http.request, client), wallet.name)["id"]
     cli_json(home, "freeze", "--reason", "suspicious activity")
 
     human = cli(home, "unfreeze", "--reason", "investigated")
