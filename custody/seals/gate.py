@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from custody.hsm.errors import KeyNotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
+from custody.seals import repository
 from custody.seals.document import Scope
 from custody.seals.service import ConfigurationRefused, RootKey, Verified, verify
 
@@ -55,12 +56,15 @@ class ConfigurationGate:
         self._root: RootKey | None = None
         self._last_refusal: str | None = None
         self._last_waiting: str | None = None
+        self._newest_seen = 0
         self._lock = threading.Lock()
 
     def check(self, session: Session, scope: Scope) -> Verdict:
         try:
             root = self._root_key_cached()
-            verified = verify(session, root, scope)
+            with repository.holding(session):
+                verified = verify(session, root, scope)
+            self._never_back(verified.seal.epoch)
             waiting = (
                 None
                 if self._governance is None
@@ -78,6 +82,18 @@ class ConfigurationGate:
             return Verdict(waiting=waiting)
         self._record(session, reason)
         return Verdict(refused=reason)
+
+    def _never_back(self, epoch: int) -> None:
+        """Seals only ever grow: a newest seal older than one this process already saw means the
+        seal table and its ledger entries were rolled back together (triggers dropped), which
+        the ledger's next consistency check would find only later."""
+        with self._lock:
+            seen, self._newest_seen = self._newest_seen, max(self._newest_seen, epoch)
+        if epoch < seen:
+            raise ConfigurationRefused(
+                f"the newest configuration seal is {epoch}, but this signer already saw seal "
+                f"{seen}: seals and their ledger entries were removed"
+            )
 
     def refusal(self, session: Session, scope: Scope) -> str | None:
         """Why the rows this claim relies on are not the sealed ones; None when they are."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Row, Table, select
+from sqlalchemy import Row, Select, Table, select
 from sqlalchemy.orm import Session, defer
 
 from custody.ledger.events import EventKind
@@ -19,6 +20,26 @@ from custody.store.models import (
     PolicyVersion,
 )
 
+_HOLD = "custody.seals.hold"
+
+
+@contextmanager
+def holding(session: Session) -> Iterator[None]:
+    """Read the configuration rows FOR SHARE meanwhile (PostgreSQL; SQLite's write transaction
+    excludes every other writer anyway): the signer's later reads in the same transaction then
+    see the rows its seal check saw, because an UPDATE or DELETE of them waits for its commit.
+    Under READ COMMITTED each statement sees what committed before it, so without this an edit
+    that lands between the check and a later read would be used unchecked."""
+    session.info[_HOLD] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_HOLD, None)
+
+
+def _held(session: Session, query: Select[Any]) -> Select[Any]:
+    return query.with_for_update(read=True) if session.info.get(_HOLD) else query
+
 
 def rows(session: Session, model: type[Base]) -> Sequence[Row[Any]]:
     """Every row of a configuration table, as plain rows: the signer reads them all on each
@@ -28,7 +49,7 @@ def rows(session: Session, model: type[Base]) -> Sequence[Row[Any]]:
     query = select(table)
     if "id" in table.c:
         query = query.order_by(table.c.id)
-    return session.connection().execute(query).all()
+    return session.connection().execute(_held(session, query)).all()
 
 
 def rows_where(
@@ -39,7 +60,8 @@ def rows_where(
         return []
     table = model.__table__
     assert isinstance(table, Table)
-    return session.connection().execute(select(table).where(table.c[column].in_(values))).all()
+    query = select(table).where(table.c[column].in_(values))
+    return session.connection().execute(_held(session, query)).all()
 
 
 def approvers_of(session: Session, request_id: str) -> frozenset[str]:
@@ -56,7 +78,7 @@ def applied_policies(session: Session) -> Sequence[Row[Any]]:
         .where(table.c.state == APPLIED)
         .order_by(table.c.id)
     )
-    return session.connection().execute(query).all()
+    return session.connection().execute(_held(session, query)).all()
 
 
 def newest_seal(session: Session) -> ConfigurationSeal | None:

@@ -324,3 +324,73 @@ def test_two_seals_in_one_transaction_are_consecutive(
     epochs = [e["data"]["epoch"] for e in inst.ledger_entries("configuration.sealed")]
     assert epochs[-2:] == [first.epoch, first.epoch + 1]
     assert invoke(["config", "verify"], inst.env).returncode == 0
+
+
+def test_a_seal_rolled_back_with_its_ledger_entry_signs_nothing_in_a_running_signer(
+    setup: tuple[Installation, Api, WalletInfo],
+) -> None:
+    """The newest seal disabled a client. The insider drops the ledger's triggers, enables the
+    client again in its row, and deletes the newest seal and its `configuration.sealed` entry:
+    rows, seal table and ledger all agree again, on the older, looser configuration. A signer
+    that saw the newer seal refuses at once, before any checkpoint's consistency check could
+    notice the rewritten ledger."""
+    from custody.clients.service import disable
+    from tests.ledger.conftest import drop_ledger_triggers
+
+    inst, api, wallet = setup
+    spare = inst.client()
+    with inst.runtime.db.write() as session:
+        disable(session, name=spare.name, actor="operator")
+    signer = SignerWorker(inst.runtime)
+    first = api.create(withdrawal(wallet.name, amount="1000", destination=LISTED)).json()
+    assert signer.drain() == 1  # this signer has seen the newest seal
+    created = api.create(withdrawal(wallet.name, amount="1000", destination=LISTED, nonce=1)).json()
+    newest = int(_raw(inst, "SELECT MAX(epoch) FROM configuration_seals").scalar_one())
+    drop_ledger_triggers(inst)
+    _raw(inst, "UPDATE clients SET disabled_at = NULL WHERE id = :i", i=spare.id)
+    _raw(inst, "DELETE FROM configuration_seals WHERE epoch = :e", e=newest)
+    _raw(
+        inst,
+        "DELETE FROM ledger_entries WHERE kind = 'configuration.sealed' AND \"index\" = "
+        "(SELECT MAX(\"index\") FROM ledger_entries WHERE kind = 'configuration.sealed')",
+    )
+    _waits_unsigned(api, created["id"], signer)
+    assert f"already saw seal {newest}" in _refusals(inst)[-1]
+    assert api.get(first["id"]).json()["status"] == "signed"
+
+
+def test_rows_a_claim_relies_on_cannot_change_until_it_commits(
+    setup: tuple[Installation, Api, WalletInfo],
+) -> None:
+    """PostgreSQL reads committed rows per statement: an edit landing between the signer's seal
+    check and its later reads in the same claim would be used unchecked. The check holds the
+    rows it compared FOR SHARE, so the edit waits for the claim (SQLite's write transaction
+    excludes every other writer anyway)."""
+    inst, api, wallet = setup
+    if inst.backend != "postgres":
+        pytest.skip("SQLite serialises writers: no statement of another writer can interleave")
+    from sqlalchemy.exc import OperationalError
+
+    from custody.seals.document import Scope
+    from custody.seals.gate import ConfigurationGate
+
+    wallet_id = int(
+        _raw(inst, "SELECT id FROM wallets WHERE name = :n", n=wallet.name).scalar_one()
+    )
+    label = inst.runtime.settings.root_key_label
+    gate = ConfigurationGate(lambda: RootKey.on(inst.runtime.token(), label))
+    scope = Scope(
+        client_ids=frozenset({api.client.id}),
+        wallet_ids=frozenset({wallet_id}),
+        approver_ids=frozenset(),
+    )
+    with inst.runtime.db.write() as session:
+        assert gate.check(session, scope).refused is None
+        for table, key in (("clients", api.client.id), ("wallets", wallet_id)):
+            with inst.runtime.db.engine.connect() as conn:
+                conn.execute(text("SET lock_timeout = '200ms'"))
+                edit = text(f"UPDATE {table} SET id = id WHERE id = :k")
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    conn.execute(edit, {"k": key})
+    with inst.runtime.db.engine.begin() as conn:  # once the claim commits, the edit goes through
+        conn.execute(text("UPDATE clients SET id = id WHERE id = :k"), {"k": api.client.id})
