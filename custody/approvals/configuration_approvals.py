@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals import repository
+from custody.approvals.ceremony_approvals import governance
 from custody.approvals.engine import QuorumState, Requirement, Vote, count_quorum
 from custody.approvals.errors import (
     ApprovalConflict,
@@ -49,7 +50,7 @@ from custody.approvals.errors import (
 )
 from custody.approvals.policy_approvals import statement_for as policy_statement_for
 from custody.approvals.statement import DECISIONS, verify_device_signature
-from custody.errors import NotFound
+from custody.errors import Conflict, NotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy.loader import load_stored_policy_text
@@ -60,7 +61,6 @@ from custody.seals.document import (
     changed_items,
     describe,
     differences,
-    parse,
 )
 from custody.seals.service import ConfigurationRefused, RootKey, Verified, sealed_document
 from custody.store.base import utcnow
@@ -76,6 +76,11 @@ STATEMENT_TYPE = "custody.configuration_approval.v1"
 OPERATOR_SECTIONS = frozenset({"prices"})
 # Set from empty, these only narrow what can be signed.
 NARROWING_FIELDS = frozenset({"disabled_at", "retired_at"})
+
+
+class ConfigurationUngoverned(Conflict):
+    title = "No governance"
+    slug = "configuration-ungoverned"
 
 
 def statement(epoch: int, digest: str, approver: str, decision: str) -> bytes:
@@ -241,14 +246,10 @@ _walks: dict[tuple[str, bytes], tuple[tuple[Any, ...], Effective]] = {}
 _CACHE_LIMIT = 16
 
 
-def effective(session: Session, root: RootKey | None, newest: ConfigurationSeal) -> Effective:
-    """The configuration in effect, the newest seal being `newest`.
-
-    `root`: the installation root key from the HSM, which every seal's signature is checked
-    with; None only to show people the state (`custody config pending` over HTTP), never for a
-    decision to sign.
-    """
-    key = (database_key(session), b"" if root is None else root.public_key)
+def effective(session: Session, root: RootKey, newest: ConfigurationSeal) -> Effective:
+    """The configuration in effect, the newest seal being `newest`; every seal's signature is
+    checked with `root`, the installation root key read from the HSM."""
+    key = (database_key(session), root.public_key)
     with _lock:
         known = _in_effect.get(key)
     if known is not None and (known.epoch, known.signature) == (newest.epoch, newest.signature):
@@ -290,14 +291,12 @@ def _still_sealed(session: Session, known: _InEffect) -> bool:
     return repository.seal_signature(session, known.epoch) == known.signature
 
 
-def _walk(
-    session: Session, root: RootKey | None, known: _InEffect | None
-) -> tuple[Effective, _InEffect]:
+def _walk(session: Session, root: RootKey, known: _InEffect | None) -> tuple[Effective, _InEffect]:
     rows = repository.seals_after(session, 0 if known is None else known.epoch)
     in_effect = known
     waiting: list[tuple[Pending, Document]] = []
     for row in rows:
-        document = _document(row, root)
+        document = sealed_document(row, root)
         if in_effect is None:
             # The first seal, made by `custody init`, is where the chain starts.
             in_effect = _InEffect.of(session, row, document, was_governed=False)
@@ -315,15 +314,6 @@ def _walk(
         return Effective(in_effect.epoch, in_effect.document), in_effect
     merged = _with_changes_allowed_alone(session, in_effect.document, waiting[-1][1])
     return Effective(in_effect.epoch, merged, tuple(p for p, _ in waiting)), in_effect
-
-
-def _document(row: ConfigurationSeal, root: RootKey | None) -> Document:
-    if root is not None:
-        return sealed_document(row, root)
-    try:
-        return parse(row.document)
-    except ValueError:
-        raise ConfigurationRefused(f"seal {row.epoch} holds no configuration document") from None
 
 
 def _judge(
@@ -438,6 +428,7 @@ def verify_decision(
     approver = repository.approver_named(session, approver_name)
     if approver is None or approver.device_public_key is None or approver.disabled_at:
         raise ApprovalRefused("no enabled approver with a device key by that name")
+    _check_governor(session, approver)
     signed = statement(row.epoch, row.digest, approver.name, decision)
     if not verify_device_signature(approver.device_public_key, signature, signed):
         raise BadApprovalSignature(
@@ -456,6 +447,18 @@ def verify_decision(
     )
 
 
+def _check_governor(session: Session, approver: Approver) -> None:
+    """Refuse, clearly, a decision that can never count: the signer counts only governors."""
+    quorums = governance(session)
+    if quorums is None:
+        raise ConfigurationUngoverned(
+            "the active policy has no governance: configuration changes take effect as sealed"
+        )
+    groups = repository.membership(session, [approver.id]).get(approver.id, set())
+    if not {str(q["group"]) for q in quorums} & groups:
+        raise ApprovalRefused(f"approver {approver.name} is not in a group that governs custody")
+
+
 def record_decision(session: Session, verified: VerifiedDecision) -> Recorded:
     """Record a verified decision under the ledger lock, once per approver and seal."""
     ledger.lock(session)
@@ -465,6 +468,7 @@ def record_decision(session: Session, verified: VerifiedDecision) -> Recorded:
     approver = session.get(Approver, verified.approver_id)
     if approver is None or approver.device_public_key != verified.public_key:
         raise ApprovalRefused("the approver's device key changed while the approval was verified")
+    _check_governor(session, approver)
     try:
         with session.begin_nested():
             session.add(

@@ -118,6 +118,11 @@ def pending_command(as_json: JsonOption = False) -> None:
     ]
     answer = {"in_effect": found.epoch, "newest": newest.epoch, "pending": waiting}
     lines = [f"seal {found.epoch} is in effect; the newest is {newest.epoch}"]
+    if len(waiting) > 1:
+        lines.append(
+            f"approving seal {newest.epoch} brings in every waiting seal before it (each "
+            "seal is the whole configuration)"
+        )
     for item in waiting:
         rejected = f"; rejected by {', '.join(item['rejected_by'])}" if item["rejected_by"] else ""
         lines.append(f"seal {item['epoch']} waits for the governance quorum{rejected}:")

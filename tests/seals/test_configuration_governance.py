@@ -204,25 +204,28 @@ def test_approvals_that_do_not_verify_count_for_nothing(governed: Governed) -> N
 
     assert g.decide(g.admins[0], epoch, "0" * 64).status_code == 401  # another digest
     assert g.decide(g.admins[0], epoch + 1, digest).status_code == 404
-    assert g.decide(outsider, epoch, digest).status_code == 200  # recorded, never counted
+    assert g.decide(outsider, epoch, digest).status_code == 403  # not a governor
     assert g.decide(g.admins[0], epoch, digest).status_code == 200
     assert g.decide(g.admins[0], epoch, digest).status_code == 409
-    # rows written behind custody's back: a forged signature, another seal's statement
+    # rows written behind custody's back: a governor's signature over another seal's statement,
+    # and a non-governor's valid one
     with g.inst.runtime.db.read() as session:
-        second = session.execute(
-            text("SELECT id FROM approvers WHERE name = :n"), {"n": g.admins[1][0]}
-        ).scalar_one()
-    forged = g.signature(g.admins[1], epoch - 1, digest)
-    g.raw(
-        "INSERT INTO configuration_approvals "
-        "(epoch, digest, approver_id, decision, statement, signature, created_at) "
-        "VALUES (:e, :d, :a, 'approve', :s, :sig, CURRENT_TIMESTAMP)",
-        e=epoch,
-        d=digest,
-        a=second,
-        s=b"{}",
-        sig=forged,
-    )
+        rows = session.execute(text("SELECT name, id FROM approvers")).all()
+    ids = {str(name): str(approver_id) for name, approver_id in rows}
+    for who, signature in (
+        (g.admins[1], g.signature(g.admins[1], epoch - 1, digest)),
+        (outsider, g.signature(outsider, epoch, digest)),
+    ):
+        g.raw(
+            "INSERT INTO configuration_approvals "
+            "(epoch, digest, approver_id, decision, statement, signature, created_at) "
+            "VALUES (:e, :d, :a, 'approve', :s, :sig, CURRENT_TIMESTAMP)",
+            e=epoch,
+            d=digest,
+            a=ids[who[0]],
+            s=b"{}",
+            sig=signature,
+        )
     assert g.signer.drain() == 0
     assert g.status(newcomer, request_id) == "approved"
     assert g.refused() == []
