@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.requests.states import RequestStatus
 from custody.store.models import Approver, Freeze, Key, Request, Unfreeze, UnfreezeApproval, Wallet
 
 PENDING = "pending"
@@ -47,6 +46,18 @@ def active_from(session: Session, *, source: str, wallet_id: int | None) -> Free
     return None
 
 
+def highest_id(session: Session) -> int:
+    return int(session.execute(select(func.coalesce(func.max(Freeze.id), 0))).scalar_one())
+
+
+def wallet_ids_named(session: Session, names: Iterable[str]) -> dict[str, int]:
+    wanted = list(set(names))
+    if not wanted:
+        return {}
+    rows = session.execute(select(Wallet.name, Wallet.id).where(Wallet.name.in_(wanted)))
+    return dict(rows.all())
+
+
 def by_id(session: Session, freeze_id: int, *, for_update: bool = False) -> Freeze | None:
     query = select(Freeze).where(Freeze.id == freeze_id)
     if for_update:
@@ -58,18 +69,6 @@ def recent(session: Session, limit: int) -> list[Freeze]:
     """Active and lifted freezes, newest first."""
     query = select(Freeze).order_by(Freeze.id.desc()).limit(limit)
     return list(session.execute(query).scalars())
-
-
-def last_lifted(session: Session, *, source: str, wallet_id: int | None) -> datetime | None:
-    """When a freeze by `source` of this scope was last lifted: a breaker counts from then."""
-    scope = Freeze.wallet_id.is_(None) if wallet_id is None else Freeze.wallet_id == wallet_id
-    query = (
-        select(Freeze.lifted_at)
-        .where(Freeze.source == source, Freeze.lifted_at.is_not(None), scope)
-        .order_by(Freeze.lifted_at.desc())
-        .limit(1)
-    )
-    return session.execute(query).scalar_one_or_none()
 
 
 def wallet_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
@@ -115,17 +114,6 @@ def decisions_on(session: Session, unfreeze_id: int) -> list[tuple[UnfreezeAppro
         .order_by(UnfreezeApproval.id)
     ).all()
     return [(approval, approver) for approval, approver in rows]
-
-
-def denied_count(session: Session, client_id: str, since: datetime) -> int:
-    """Requests of this client that the policy denied at intake, created after `since`."""
-    query = select(func.count()).where(
-        Request.client_id == client_id,
-        Request.created_at > since,
-        Request.status == RequestStatus.REJECTED.value,
-        Request.policy_decision.startswith(_DENIED_PREFIX, autoescape=True),
-    )
-    return int(session.execute(query).scalar_one())
 
 
 def asked_amounts(session: Session, wallet_id: int, asset: str, since: datetime) -> list[str]:

@@ -20,6 +20,7 @@ from sqlalchemy import select, text
 
 from custody.app import create_app
 from custody.approvals.approvers import add_approver, hash_token
+from custody.freezes import gate
 from custody.freezes import service as freezes
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
@@ -362,7 +363,7 @@ def test_a_rotated_client_key_still_lets_a_new_signer_count_its_earlier_requests
     assert _signer(inst).drain() == 1
     assert api.get(within["id"]).json()["status"] == "signed"
     with inst.runtime.db.read() as session:
-        assert freezes.hold(session).everything is False
+        assert gate.hold(session).everything is False
     over = api.create(withdrawal(wallet.name, amount=str(2 * UNIT), nonce=2)).json()
     assert over["status"] in ("approved", "rejected"), over
     if over["status"] == "approved":  # intake counts rows; the signer counts 6 + 3 + 2 > 10
