@@ -16,12 +16,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from custody.freezes import repository
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
-from custody.store.models import LedgerEntry
 
 FROZEN, UNFROZEN = EventKind.SIGNING_FROZEN.value, EventKind.SIGNING_UNFROZEN.value
 _KINDS = (FROZEN, UNFROZEN)
@@ -69,12 +68,7 @@ def highest_id(session: Session) -> int:
 
 def last_lift(session: Session, *, source: str, wallet: str | None) -> datetime | None:
     """When the ledger last recorded the lift of a freeze by `source` of this scope."""
-    query = (
-        select(LedgerEntry.entry)
-        .where(LedgerEntry.kind == UNFROZEN)
-        .order_by(LedgerEntry.index.desc())
-    )
-    for entry in session.execute(query).scalars():
+    for entry in repository.ledger_entries_newest_first(session, UNFROZEN):
         recorded = _parse(entry)
         if recorded is not None and recorded.source == source and recorded.wallet == wallet:
             return datetime.strptime(recorded.time, "%Y-%m-%dT%H:%M:%S.%f%z")
@@ -86,15 +80,11 @@ def denied_count(session: Session, client_id: str, since: datetime) -> int:
     moved them to `rejected`, which only a denial does), recorded after `since`; the request
     intake is deciding now included (its entry is this transaction's)."""
     actor = f"client:{client_id}"
-    query = select(LedgerEntry.entry).where(
-        LedgerEntry.kind == EventKind.REQUEST_CREATED.value,
-        LedgerEntry.time > since,
-        LedgerEntry.actor == actor,
-    )
-    created = (EventKind.REQUEST_CREATED.value,)
-    mine = [entry for _, time, entry in ledger.pending_of(session, created) if time > since]
+    created = EventKind.REQUEST_CREATED.value
+    stored = repository.entries_by(session, created, actor, since)
+    mine = [entry for _, time, entry in ledger.pending_of(session, (created,)) if time > since]
     denied = 0
-    for entry in [*session.execute(query).scalars(), *mine]:
+    for entry in [*stored, *mine]:
         body = json.loads(entry)
         data = body.get("data")
         if body.get("actor") == actor and isinstance(data, dict) and data.get("to") == "rejected":
@@ -103,13 +93,8 @@ def denied_count(session: Session, client_id: str, since: datetime) -> int:
 
 
 def _entries(session: Session) -> list[tuple[str, bytes]]:
-    stored = session.execute(
-        select(LedgerEntry.kind, LedgerEntry.entry)
-        .where(LedgerEntry.kind.in_(_KINDS))
-        .order_by(LedgerEntry.index)
-    ).all()
     mine = [(kind, entry) for kind, _, entry in ledger.pending_of(session, _KINDS)]
-    return [(kind, entry) for kind, entry in stored] + mine
+    return repository.ledger_entries(session, _KINDS) + mine
 
 
 _parsed: dict[bytes, Recorded | None] = {}

@@ -9,7 +9,16 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.store.models import Approver, Freeze, Key, Request, Unfreeze, UnfreezeApproval, Wallet
+from custody.store.models import (
+    Approver,
+    Freeze,
+    Key,
+    LedgerEntry,
+    Request,
+    Unfreeze,
+    UnfreezeApproval,
+    Wallet,
+)
 
 PENDING = "pending"
 # Intake stores its decision as sorted JSON, so a policy denial always starts like this; the
@@ -44,6 +53,31 @@ def active_from(session: Session, *, source: str, wallet_id: int | None) -> Free
         if row.source == source:
             return row
     return None
+
+
+def ledger_entries(session: Session, kinds: tuple[str, ...]) -> list[tuple[str, bytes]]:
+    """(kind, bytes) of every ledger entry of these kinds, oldest first (freezes and lifts are
+    few; the `(kind, time)` index finds them)."""
+    query = (
+        select(LedgerEntry.kind, LedgerEntry.entry)
+        .where(LedgerEntry.kind.in_(kinds))
+        .order_by(LedgerEntry.index)
+    )
+    return [(kind, entry) for kind, entry in session.execute(query).all()]
+
+
+def ledger_entries_newest_first(session: Session, kind: str) -> list[bytes]:
+    query = select(LedgerEntry.entry).where(LedgerEntry.kind == kind)
+    return list(session.execute(query.order_by(LedgerEntry.index.desc())).scalars())
+
+
+def entries_by(session: Session, kind: str, actor: str, since: datetime) -> list[bytes]:
+    """The bytes of the entries of `kind` by `actor` recorded after `since` (by the columns
+    written with each entry; the caller checks the bytes)."""
+    query = select(LedgerEntry.entry).where(
+        LedgerEntry.kind == kind, LedgerEntry.time > since, LedgerEntry.actor == actor
+    )
+    return list(session.execute(query).scalars())
 
 
 def highest_id(session: Session) -> int:
