@@ -14,6 +14,15 @@ in the same transaction, so the event and the freeze commit together or not at a
   `limit-evidence`: a request that a limit counts in the signer's re-check has no client
   evidence that holds (custody.limits.usage): what it moved cannot be known, so nothing that
   limit judges may be signed; all signing freezes.
+  `freeze-records`: a freeze the ledger records with no lift has a row that is gone, marked
+  lifted or changed (custody.freezes.gate): someone lifted it behind custody's back; the row is
+  put back and all signing freezes.
+
+What the policy's breakers count comes from the ledger where that is cheap: the denials of a
+client (its `request.created` entries that moved a request to `rejected`) and the last lift of
+a breaker's freeze (its `signing.unfrozen` entry), so an insider who edits `requests` or
+`freezes` rows does not reset them. A velocity breaker still adds up the rows' amounts (reading
+every request of a window from the ledger at each intake would cost too much).
 
 A breaker trips once: while its freeze is active it does not freeze again, and once its freeze
 is lifted it counts only what came after the lift, so people who looked and lifted are not
@@ -27,13 +36,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from custody.freezes import repository
+from custody.freezes import ledgered, repository
 from custody.freezes.service import freeze
 from custody.ledger.forks import ForkDetected
 from custody.ledger.service import rfc3339
 from custody.policy import Decision
 from custody.policy.breakers import (
     CONFIGURATION_SEAL,
+    FREEZE_RECORDS,
     LEDGER_CONSISTENCY,
     LIMIT_EVIDENCE,
     SIGNATURE_CHECK,
@@ -80,7 +90,7 @@ def _denied(
     if repository.active_from(session, source=source, wallet_id=None) is not None:
         return None
     since = _since(session, source, None, request.created_at, rule.window)
-    denied = repository.denied_count(session, request.client_id, since)
+    denied = ledgered.denied_count(session, request.client_id, since)
     if denied <= rule.max_count:
         return None
     window = format_duration(rule.window)
@@ -111,7 +121,7 @@ def _velocity(
     source = source_of(breaker.id)
     if repository.active_from(session, source=source, wallet_id=request.wallet_id) is not None:
         return None
-    since = _since(session, source, request.wallet_id, request.created_at, rule.window)
+    since = _since(session, source, wallet, request.created_at, rule.window)
     amounts = repository.asked_amounts(session, request.wallet_id, rule.asset, since)
     total = sum(int(amount) for amount in amounts)
     if total <= rule.max_amount.value:
@@ -139,11 +149,12 @@ def _velocity(
 
 
 def _since(
-    session: Session, source: str, wallet_id: int | None, now: datetime, window: int
+    session: Session, source: str, wallet: str | None, now: datetime, window: int
 ) -> datetime:
-    """The start of the window, or the breaker's last lift in this scope if that is later."""
+    """The start of the window, or the breaker's last lift in this scope if that is later (as
+    the ledger records it: a lift time edited into a row resets nothing)."""
     start = now - timedelta(seconds=window)
-    lifted = repository.last_lifted(session, source=source, wallet_id=wallet_id)
+    lifted = ledgered.last_lift(session, source=source, wallet=wallet)
     return start if lifted is None or lifted < start else lifted
 
 
@@ -177,6 +188,21 @@ def configuration_refused(session: Session, *, reason: str, worker_id: str) -> F
         actor=f"worker:{worker_id}",
         source=source_of(CONFIGURATION_SEAL),
         evidence={"breaker": CONFIGURATION_SEAL, "detail": reason},
+    )
+
+
+def freeze_records_refused(session: Session, *, found: list[str], actor: str) -> Freeze:
+    """Freezes the ledger holds active had their rows deleted, lifted or changed outside
+    custody (custody.freezes.gate put them back): nothing is signed until people have looked.
+    `found` says what each row said; the `signing.freeze_restored` entries say it too."""
+    return freeze(
+        session,
+        wallet_id=None,
+        reason="freezes were lifted or changed in the database without a ledger entry: all "
+        "signing is frozen",
+        actor=actor,
+        source=source_of(FREEZE_RECORDS),
+        evidence={"breaker": FREEZE_RECORDS, "found": found},
     )
 
 

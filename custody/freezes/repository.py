@@ -9,8 +9,16 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from custody.requests.states import RequestStatus
-from custody.store.models import Approver, Freeze, Key, Request, Unfreeze, UnfreezeApproval, Wallet
+from custody.store.models import (
+    Approver,
+    Freeze,
+    Key,
+    LedgerEntry,
+    Request,
+    Unfreeze,
+    UnfreezeApproval,
+    Wallet,
+)
 
 PENDING = "pending"
 # Intake stores its decision as sorted JSON, so a policy denial always starts like this; the
@@ -47,6 +55,43 @@ def active_from(session: Session, *, source: str, wallet_id: int | None) -> Free
     return None
 
 
+def ledger_entries(session: Session, kinds: tuple[str, ...]) -> list[tuple[str, bytes]]:
+    """(kind, bytes) of every ledger entry of these kinds, oldest first (freezes and lifts are
+    few; the `(kind, time)` index finds them)."""
+    query = (
+        select(LedgerEntry.kind, LedgerEntry.entry)
+        .where(LedgerEntry.kind.in_(kinds))
+        .order_by(LedgerEntry.index)
+    )
+    return [(kind, entry) for kind, entry in session.execute(query).all()]
+
+
+def ledger_entries_newest_first(session: Session, kind: str) -> list[bytes]:
+    query = select(LedgerEntry.entry).where(LedgerEntry.kind == kind)
+    return list(session.execute(query.order_by(LedgerEntry.index.desc())).scalars())
+
+
+def entries_by(session: Session, kind: str, actor: str, since: datetime) -> list[bytes]:
+    """The bytes of the entries of `kind` by `actor` recorded after `since` (by the columns
+    written with each entry; the caller checks the bytes)."""
+    query = select(LedgerEntry.entry).where(
+        LedgerEntry.kind == kind, LedgerEntry.time > since, LedgerEntry.actor == actor
+    )
+    return list(session.execute(query).scalars())
+
+
+def highest_id(session: Session) -> int:
+    return int(session.execute(select(func.coalesce(func.max(Freeze.id), 0))).scalar_one())
+
+
+def wallet_ids_named(session: Session, names: Iterable[str]) -> dict[str, int]:
+    wanted = list(set(names))
+    if not wanted:
+        return {}
+    rows = session.execute(select(Wallet.name, Wallet.id).where(Wallet.name.in_(wanted)))
+    return dict(rows.all())
+
+
 def by_id(session: Session, freeze_id: int, *, for_update: bool = False) -> Freeze | None:
     query = select(Freeze).where(Freeze.id == freeze_id)
     if for_update:
@@ -58,18 +103,6 @@ def recent(session: Session, limit: int) -> list[Freeze]:
     """Active and lifted freezes, newest first."""
     query = select(Freeze).order_by(Freeze.id.desc()).limit(limit)
     return list(session.execute(query).scalars())
-
-
-def last_lifted(session: Session, *, source: str, wallet_id: int | None) -> datetime | None:
-    """When a freeze by `source` of this scope was last lifted: a breaker counts from then."""
-    scope = Freeze.wallet_id.is_(None) if wallet_id is None else Freeze.wallet_id == wallet_id
-    query = (
-        select(Freeze.lifted_at)
-        .where(Freeze.source == source, Freeze.lifted_at.is_not(None), scope)
-        .order_by(Freeze.lifted_at.desc())
-        .limit(1)
-    )
-    return session.execute(query).scalar_one_or_none()
 
 
 def wallet_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
@@ -115,17 +148,6 @@ def decisions_on(session: Session, unfreeze_id: int) -> list[tuple[UnfreezeAppro
         .order_by(UnfreezeApproval.id)
     ).all()
     return [(approval, approver) for approval, approver in rows]
-
-
-def denied_count(session: Session, client_id: str, since: datetime) -> int:
-    """Requests of this client that the policy denied at intake, created after `since`."""
-    query = select(func.count()).where(
-        Request.client_id == client_id,
-        Request.created_at > since,
-        Request.status == RequestStatus.REJECTED.value,
-        Request.policy_decision.startswith(_DENIED_PREFIX, autoescape=True),
-    )
-    return int(session.execute(query).scalar_one())
 
 
 def asked_amounts(session: Session, wallet_id: int, asset: str, since: datetime) -> list[str]:

@@ -1,4 +1,5 @@
-"""Freezing, lifting, and what the signer asks before it claims or releases anything.
+"""Freezing and lifting (what the signer asks before it claims or releases anything is
+custody.freezes.gate).
 
 Every write here runs under the ledger head lock, like the signer's claims and its `signed`
 records: a freeze either commits before the signer looks (and the signer sees it) or waits until
@@ -8,13 +9,12 @@ the order the ledger then shows). Services never commit; the caller owns the tra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from custody.errors import ValidationFailed
-from custody.freezes import repository
+from custody.freezes import ledgered, repository
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.store.base import utcnow
@@ -78,7 +78,14 @@ def freeze_once(
     existing = repository.identical_active(session, wallet_id=wallet_id, source=source, reason=text)
     if existing is not None:
         return existing, False
-    row = Freeze(wallet_id=wallet_id, reason=text, actor=actor, source=source, created_at=utcnow())
+    row = Freeze(
+        id=_next_id(session),
+        wallet_id=wallet_id,
+        reason=text,
+        actor=actor,
+        source=source,
+        created_at=utcnow(),
+    )
     session.add(row)
     session.flush()
     data = {"freeze": row.id, **scope_of(row, wallet), "reason": text, "source": source}
@@ -123,58 +130,18 @@ def lift(
     ledger.append(session, EventKind.SIGNING_UNFROZEN, by, data)
 
 
-@dataclass(frozen=True)
-class Hold:
-    """The freezes in force when the signer looked."""
-
-    freezes: tuple[Freeze, ...]
-
-    @property
-    def everything(self) -> bool:
-        return any(row.wallet_id is None for row in self.freezes)
-
-    @property
-    def wallet_ids(self) -> frozenset[int]:
-        return frozenset(row.wallet_id for row in self.freezes if row.wallet_id is not None)
-
-    def covering(self, wallet_id: int) -> list[Freeze]:
-        return [row for row in self.freezes if row.wallet_id in (None, wallet_id)]
-
-
-def hold(session: Session) -> Hold:
-    """What is frozen now. Under the ledger head lock (the signer's), it stays so until commit:
-    every freeze and lift takes that lock too."""
-    return Hold(tuple(repository.active(session)))
-
-
-def withhold(session: Session, *, request_id: str, wallet_id: int, digest: str, actor: str) -> bool:
-    """Right before a signature is released: True, with a `signing.withheld` entry, when a freeze
-    covers the wallet now (it came while the HSM signed). The signature is dropped; the request
-    stays `signing` until its lease runs out, and is claimed and signed again once lifted."""
-    ledger.lock(session)
-    covering = hold(session).covering(wallet_id)
-    if not covering:
-        return False
-    ledger.append(
-        session,
-        EventKind.SIGNING_WITHHELD,
-        actor,
-        {
-            "request": request_id,
-            "digest": digest,
-            "freezes": [row.id for row in covering],
-            "reason": "signing was frozen while the HSM signed: the signature was discarded",
-        },
-    )
-    return True
-
-
 def scope_of(row: Freeze, wallet: str | None) -> dict[str, Any]:
     return {"scope": INSTALLATION if row.wallet_id is None else WALLET, "wallet": wallet}
 
 
 def describe_scope(wallet: str | None) -> str:
     return "all signing" if wallet is None else f"signing for wallet {wallet}"
+
+
+def _next_id(session: Session) -> int:
+    """Above every freeze id a row or the ledger ever held: a freeze whose row an insider
+    deleted keeps its id to itself (the signer puts the row back: custody.freezes.gate)."""
+    return max(repository.highest_id(session), ledgered.highest_id(session)) + 1
 
 
 def _wallet_name(session: Session, wallet_id: int | None) -> str | None:

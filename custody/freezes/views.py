@@ -17,7 +17,7 @@ from custody.freezes.schemas import (
     UnfreezeView,
     WaitingView,
 )
-from custody.freezes.service import describe_scope, hold, scope_of
+from custody.freezes.service import describe_scope, scope_of
 from custody.freezes.unfreezes import statement_template
 from custody.hsmhealth import status
 from custody.hsmhealth.status import HsmState
@@ -76,8 +76,10 @@ class Waiting:
     """Why live requests wait, for one read of the freezes (a page of requests shares it)."""
 
     def __init__(self, session: Session) -> None:
-        self._hold = hold(session)
-        self._names = repository.wallet_names(session, self._hold.wallet_ids)
+        # The rows: the signer puts back any that disagree with the ledger (custody.freezes.gate)
+        self._active = repository.active(session)
+        wallet_ids = (row.wallet_id for row in self._active if row.wallet_id is not None)
+        self._names = repository.wallet_names(session, wallet_ids)
         reports = status.fresh_reports(session, max_age_seconds=status.STALE_AFTER_SECONDS)
         # per token: with several, a request waits only for the token its key is on
         self._reported = {r.token_label for r in reports}
@@ -99,7 +101,7 @@ class Waiting:
     def of(self, request: Request) -> WaitingView | None:
         if request.status not in _LIVE:
             return None
-        covering = self._hold.covering(request.wallet_id)
+        covering = [row for row in self._active if row.wallet_id in (None, request.wallet_id)]
         hsm = self._hsm(request) if request.status in _FOR_THE_HSM else None
         if not covering:
             if hsm is None:

@@ -52,6 +52,7 @@ class EventKind(StrEnum):
     REQUEST_REJECTED = "request.rejected"
     REQUEST_SIGNED = "request.signed"
     REQUEST_SIGNING = "request.signing"
+    SIGNING_FREEZE_RESTORED = "signing.freeze_restored"
     SIGNING_FROZEN = "signing.frozen"
     SIGNING_UNFREEZE_REJECTED = "signing.unfreeze_rejected"
     SIGNING_UNFREEZE_REQUESTED = "signing.unfreeze_requested"

@@ -4,8 +4,9 @@ The first append of a transaction locks the single head row (a row lock on Postg
 already holds its write lock), which serialises appenders until commit: indices have no gaps or
 twins. Entries and new subtree nodes are collected and written just before the transaction
 commits, in one multi-row insert each with one head update, so a transaction that appends many
-entries (group commit) pays per transaction, not per entry. Nothing reads ledger rows inside the
-appending transaction, and a rollback discards the collected rows with everything else.
+entries (group commit) pays per transaction, not per entry. A reader inside the appending
+transaction sees its entries with `pending_of`, and a rollback discards the collected rows with
+everything else.
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def pending_entries(session: Session) -> list[tuple[str, str]]:
     if not isinstance(state, _Pending):
         return []
     return [(entry["kind"], entry["actor"]) for entry in state.entries]
+
+
+def pending_of(session: Session, kinds: tuple[str, ...]) -> list[tuple[str, datetime, bytes]]:
+    """(kind, time, entry bytes) of the entries of these kinds this transaction appended so far,
+    oldest first: they are written only at commit, so a reader that must see its own
+    transaction's entries (the signer counting from the ledger) adds these to what it read."""
+    state = session.info.get(_STATE_KEY)
+    if not isinstance(state, _Pending):
+        return []
+    return [(e["kind"], e["time"], e["entry"]) for e in state.entries if e["kind"] in kinds]
 
 
 def lock(session: Session) -> None:

@@ -8,9 +8,9 @@ Two ways of counting. Intake and the policy simulator count the rows as they are
 `amount`, `status`, `signed_at`): cheap, and nothing is signed on their word. The signer's
 re-check (custody.signing.pipeline) passes `believe`: each request counted is then judged on
 what its client's signed body yields (custody.signing.evidence), and a request counts as signed
-when the append-only ledger has its `request.signed` entry in the window, or as in flight when it
-has a `request.signing` entry with no outcome after it, whatever its row says now (issue 9: a
-database insider must not free room under a limit by editing rows).
+when the append-only ledger has its `request.signed` entry in the window, or as in flight when
+its last status entry in the window leaves it pending approval, approved or signing, whatever its
+row says now (issue 9: a database insider must not free room under a limit by editing rows).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from custody.errors import CustodyError
+from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
 from custody.policy import RequestFacts
 from custody.policy.context import EvaluationContext
@@ -160,7 +161,7 @@ def _believed_usage(
         if row is None:
             raise CountedEvidenceRefused(
                 request_id,
-                "the ledger records its signature, but its request row is gone",
+                "the ledger counts it (signed, claimed or waiting), but its request row is gone",
                 compiled.id,
             )
         try:
@@ -184,15 +185,16 @@ def _counted_ids(session: Session, since: datetime) -> set[str]:
     return ids | in_ledger_since(session, since)
 
 
-# After a claim, what the ledger says next: a signature recorded, or the request back in line or
-# ended. A claimed request with none of these since may still have its signature released by the
-# worker holding it, whatever its row says now.
-_AFTER_CLAIM = tuple(
+# The entries that move a request into a status that reserves room under a limit, or out of one
+# (every status change is one entry, custody.requests.lifecycle, whose `to` names the status).
+_MOVES = tuple(
     kind.value
     for kind in (
-        EventKind.REQUEST_SIGNED,
-        EventKind.REQUEST_APPROVED,
+        EventKind.REQUEST_CREATED,
         EventKind.REQUEST_PENDING_APPROVAL,
+        EventKind.REQUEST_APPROVED,
+        EventKind.REQUEST_SIGNING,
+        EventKind.REQUEST_SIGNED,
         EventKind.REQUEST_FAILED,
         EventKind.REQUEST_REJECTED,
         EventKind.REQUEST_CANCELLED,
@@ -202,54 +204,56 @@ _AFTER_CLAIM = tuple(
 
 
 def in_ledger_since(session: Session, since: datetime) -> set[str]:
-    """Requests the ledger shows signed at or after `since` (`request.signed`), or claimed then
-    (`request.signing`) with no outcome after the claim: in flight as the ledger sees it, since
-    the worker holding the claim may still release a signature, whatever the row says now.
+    """Requests the ledger shows signed at or after `since` (`request.signed`), or live: whose
+    last status entry since then leaves them pending approval, approved or claimed (`signing`),
+    whatever the row says now. A waiting request reserves room until the ledger records its end
+    (rejected, cancelled, expired, failed); a claimed one may still have its signature released
+    by the worker holding it. An insider who marks a waiting row `cancelled` frees nothing.
 
     The ledger refuses UPDATE and DELETE, and its HSM-signed checkpoints show a rewritten one;
     `kind` and `time` are columns written with the entry (ix_ledger_entries_kind_time keeps this
-    read to the window). The request id is read from the entry's own bytes.
+    read to the window). The request id and status are read from the entry's own bytes.
     """
     entries = session.execute(
         select(LedgerEntry.kind, LedgerEntry.entry)
-        .where(
-            LedgerEntry.kind.in_((EventKind.REQUEST_SIGNING.value, *_AFTER_CLAIM)),
-            LedgerEntry.time >= since,
-        )
+        .where(LedgerEntry.kind.in_(_MOVES), LedgerEntry.time >= since)
         .order_by(LedgerEntry.index)
     )
+    # and what this transaction appended (a batch's earlier claims), written only at commit
+    mine = [
+        (kind, entry) for kind, time, entry in ledger.pending_of(session, _MOVES) if time >= since
+    ]
     signed: set[str] = set()
-    claimed: set[str] = set()
-    for kind, entry in entries:
-        request_id = _request_of(entry)
+    status: dict[str, str | None] = {}
+    for kind, entry in [*entries, *mine]:
+        request_id, to = _move_of(entry)
         if request_id is None:
             continue
-        if kind == EventKind.REQUEST_SIGNING.value:
-            claimed.add(request_id)
-            continue
-        claimed.discard(request_id)
+        status[request_id] = to
         if kind == EventKind.REQUEST_SIGNED.value:
             signed.add(request_id)
-    return signed | claimed
+    return signed | {request_id for request_id, to in status.items() if to in IN_FLIGHT}
 
 
-# The request each ledger entry names, by the entry's exact bytes (they hold its index and time,
-# so no two entries share a key, and a rewritten entry is parsed afresh): every claim reads the
-# window's entries again, and parsing them was most of what counting from the ledger cost.
-_named: dict[bytes, str | None] = {}
-_NAMED_LIMIT = 50_000
+# The request each ledger entry names and the status it moved it to, by the entry's exact bytes
+# (they hold its index and time, so no two entries share a key, and a rewritten entry is parsed
+# afresh): every claim reads the window's entries again, and parsing them was most of what
+# counting from the ledger cost.
+_named: dict[bytes, tuple[str | None, str | None]] = {}
+_NAMED_LIMIT = 100_000
 
 
-def _request_of(entry: bytes) -> str | None:
+def _move_of(entry: bytes) -> tuple[str | None, str | None]:
     if entry in _named:
         return _named[entry]
     data = json.loads(entry).get("data")
     found = data.get("request") if isinstance(data, dict) else None
-    request_id = found if isinstance(found, str) else None
+    to = data.get("to") if isinstance(data, dict) else None
+    move = (found if isinstance(found, str) else None, to if isinstance(to, str) else None)
     if len(_named) >= _NAMED_LIMIT:
         _named.clear()
-    _named[entry] = request_id
-    return request_id
+    _named[entry] = move
+    return move
 
 
 def _stored(session: Session, ids: list[str]) -> Iterable[Stored]:

@@ -32,7 +32,8 @@ from custody.policy.values import DurationSeconds, Name
 _MIN_WINDOW, _MAX_WINDOW = 60, 31 * 86_400
 LEDGER_CONSISTENCY, SIGNATURE_CHECK = "ledger-consistency", "signature-check"
 CONFIGURATION_SEAL, LIMIT_EVIDENCE = "configuration-seal", "limit-evidence"
-BUILT_IN = (CONFIGURATION_SEAL, LEDGER_CONSISTENCY, LIMIT_EVIDENCE, SIGNATURE_CHECK)
+FREEZE_RECORDS = "freeze-records"
+BUILT_IN = (CONFIGURATION_SEAL, FREEZE_RECORDS, LEDGER_CONSISTENCY, LIMIT_EVIDENCE, SIGNATURE_CHECK)
 """Breakers every installation has (custody.freezes.breakers); a policy may not reuse the ids."""
 
 

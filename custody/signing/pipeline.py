@@ -22,7 +22,7 @@ from custody.approvals.evidence import Discounted, verified_quorum, verified_rej
 from custody.chains import Digest
 from custody.chains.evm.fees import payload_fees
 from custody.decisions.service import decide
-from custody.freezes import service as freezes
+from custody.freezes import gate as freezes
 from custody.freezes.breakers import configuration_refused, limit_evidence_refused
 from custody.hsm.signer import Signer
 from custody.keys.repository import find_key, key_by_id
@@ -132,10 +132,11 @@ def claim_batch(
     """
     # Claims decide limits again: hold the ledger head lock first, as intake does.
     ledger.lock(session)
-    # (0) frozen (custody.freezes): requests of a frozen scope are not claimed; they wait,
-    #     `approved` (or `signing` with a lease run out), and are signed once it is lifted.
-    #     Read once for the batch: every freeze and lift takes the lock held from here on.
-    frozen = freezes.hold(session)
+    # (0) frozen (custody.freezes.gate: the rows and the ledger): requests of a frozen scope are
+    #     not claimed; they wait, `approved` (or `signing` with a lease run out), and are signed
+    #     once it is lifted. Read once for the batch: every freeze and lift takes the lock held
+    #     from here on.
+    frozen = freezes.hold(session, actor=f"worker:{worker_id}")
     if frozen.everything:
         return []
     # requests of keys on a token that fails wait, `approved`, like frozen ones, unclaimed

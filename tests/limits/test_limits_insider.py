@@ -20,6 +20,7 @@ from sqlalchemy import select, text
 
 from custody.app import create_app
 from custody.approvals.approvers import add_approver, hash_token
+from custody.freezes import gate
 from custody.freezes import service as freezes
 from custody.intake.decoders import decode
 from custody.intake.jsonbody import parse_object
@@ -362,9 +363,61 @@ def test_a_rotated_client_key_still_lets_a_new_signer_count_its_earlier_requests
     assert _signer(inst).drain() == 1
     assert api.get(within["id"]).json()["status"] == "signed"
     with inst.runtime.db.read() as session:
-        assert freezes.hold(session).everything is False
+        assert gate.hold(session).everything is False
     over = api.create(withdrawal(wallet.name, amount=str(2 * UNIT), nonce=2)).json()
     assert over["status"] in ("approved", "rejected"), over
     if over["status"] == "approved":  # intake counts rows; the signer counts 6 + 3 + 2 > 10
         assert _signer(inst).drain() == 0
         assert api.get(over["id"]).json()["status"] == "rejected"
+
+
+def _approvals_above(wallet: str, units: int) -> str:
+    """The cap, and approvals for anything above `units` units: such a request waits."""
+    return f"""
+version: 1
+limits:
+  - {{id: cap, window: 24h, scope: {{wallets: [{wallet}], assets: [ETH]}},
+     max_amount: "{10 * UNIT}", on_exceed: deny}}
+rules:
+  - id: big
+    match: {{type: withdrawal, assets: [ETH], amount_gt: "{units * UNIT}"}}
+    action: {{require_approvals: {{count: 1, group: treasury}}}}
+  - {{id: allow-all, match: {{type: withdrawal}}, action: allow}}
+"""
+
+
+@pytest.mark.parametrize("waiting", ["approved", "pending_approval"])
+def test_a_waiting_request_marked_cancelled_still_reserves_its_room(
+    setup: tuple[Installation, Api, WalletInfo], waiting: str
+) -> None:
+    """An approved request not yet claimed, or one waiting for approvals, reserves its amount;
+    the insider marks its row `cancelled` (a move the status trigger allows) so that intake,
+    which counts rows, approves another in that room. The ledger has no end for the first (no
+    `request.cancelled` entry): the signer still counts it, and the second is not signed."""
+    inst, api, wallet = setup
+    if waiting == "pending_approval":
+        inst.apply_policy(_approvals_above(wallet.name, 5))
+    first = api.create(withdrawal(wallet.name, amount=str(6 * UNIT), nonce=0)).json()
+    assert first["status"] == waiting, first
+    _raw(inst, "UPDATE requests SET status = 'cancelled' WHERE id = :id", id=first["id"])
+    second = api.create(withdrawal(wallet.name, amount=str(5 * UNIT), nonce=1)).json()
+    assert second["status"] == "approved", second  # intake believed the row
+    assert _signer(inst).drain() == 0
+    view = assert_not_signed(inst, api, second["id"])
+    assert view["status"] == "rejected"
+    assert f"{6 * UNIT} + {5 * UNIT}" in view["reason"]
+    assert not _active_freezes(inst)
+
+
+def test_a_request_cancelled_through_custody_frees_its_room_for_the_signer(
+    setup: tuple[Installation, Api, WalletInfo],
+) -> None:
+    """The ledger's `request.cancelled` entry ends a reservation: counting waiting requests from
+    the ledger holds nothing back that ended honestly."""
+    inst, api, wallet = setup
+    first = api.create(withdrawal(wallet.name, amount=str(6 * UNIT), nonce=0)).json()
+    assert api.call("POST", f"/v1/requests/{first['id']}/cancel").status_code == 200
+    second = api.create(withdrawal(wallet.name, amount=str(5 * UNIT), nonce=1)).json()
+    assert second["status"] == "approved", second
+    assert _signer(inst).drain() == 1
+    assert api.get(second["id"]).json()["status"] == "signed"
