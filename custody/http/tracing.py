@@ -1,7 +1,8 @@
 """One server span per HTTP call (custody.tracing), added to the app only when tracing is on.
 
 Just inside CallId, so the span names the call's X-Request-Id (`custody.http_request_id`) and
-refusals of the rate and body limits get a span too. The span continues the caller's trace when
+refusals of the rate and body limits get a span too; health probes and `/metrics` scrapes get none
+(as they get no access log line). The span continues the caller's trace when
 the call carries a W3C `traceparent`; its name is the method and the route's template
 (`POST /v1/requests`), never the path with its ids, so spans of one endpoint group together.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from custody import callid, tracing
+from custody.http.callid import QUIET_PATHS
 
 SERVER_ERROR = 500
 
@@ -20,7 +22,8 @@ class TracedCalls:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # Probes and scrapes, every few seconds from every monitor: no trace to follow there.
+        if scope["type"] != "http" or scope["path"] in QUIET_PATHS:
             await self.app(scope, receive, send)
             return
         method = scope["method"]

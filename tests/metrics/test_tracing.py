@@ -221,8 +221,15 @@ def test_a_call_that_fails_marks_its_span(
     app = create_app(fresh_installation.runtime, run_worker=False)
     with serving(lambda _port: app) as port:
         answer = httpx.get(f"http://127.0.0.1:{port}/v1/requests/req_nothing", timeout=10)
+        for probe in ("/healthz", "/readyz", "/metrics"):
+            assert httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=10).status_code == 200
     assert answer.status_code == 401
-    call = _one(list(spans.get_finished_spans()), "GET /v1/requests/{request_id}")
+    finished = list(spans.get_finished_spans())
+    # probes and scrapes, every few seconds from every monitor, make no spans
+    assert [s.name for s in finished if s.kind is SpanKind.SERVER] == [
+        "GET /v1/requests/{request_id}"
+    ]
+    call = _one(finished, "GET /v1/requests/{request_id}")
     assert call.attributes is not None
     assert call.attributes["http.response.status_code"] == 401
     assert call.attributes["url.path"] == "/v1/requests/req_nothing"
@@ -237,6 +244,9 @@ def test_tracing_is_off_by_default_and_loads_nothing(fresh_installation: Install
     assert TracedCalls not in [m.cls for m in app.user_middleware]
     with tracing.span("anything", {"custody.request_id": "req_x"}) as span:
         span.set({"custody.outcome": "signed"})  # a no-op, and no error
+    # off, every span is one shared do-nothing context manager: nothing is allocated per step
+    assert tracing.span("a") is tracing.span("b", {"custody.wallet": "w"})
+    assert tracing.now() == 0
     # A process of the tree, as `custody serve` starts one without OTEL_* variables: the
     # whole app is imported, and no OpenTelemetry module with it.
     code = (
