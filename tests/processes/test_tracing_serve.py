@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -199,6 +200,55 @@ def test_each_process_exports_its_spans_of_a_signed_withdrawal(
     assert batch.trace_id != call.trace_id
     (hsm,) = [s for s in collector.named("hsm.sign") if s.parent_span_id == sign.span_id]
     assert hsm.attributes["custody.hsm.algorithm"] == "secp256k1"
+
+
+def test_a_stop_exports_what_each_process_still_held(
+    home: Installation, collector: Collector, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Spans are exported in batches; a process that stops (SIGTERM) flushes its own, though
+    multiprocessing ends a child without the SDK's exit hook."""
+    port = free_port()
+    env = custody_env(
+        home.env,
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+        OTEL_BSP_SCHEDULE_DELAY="600000",  # ten minutes: only the stop's flush sends anything
+    )
+    log = tmp_path_factory.mktemp("tracing-stop") / "serve.log"
+    tree = start(
+        ["serve", "--host", "127.0.0.1", "--port", str(port)], env, log, roles=ROLES, port=port
+    )
+    call_id = f"flush-{uuid.uuid4()}"
+    try:
+        with httpx.Client(base_url=tree.url, timeout=30) as http:
+            api = Api(http.request, home.client())
+            body = json.dumps(withdrawal(home.wallet().name)).encode()
+            headers = {"Idempotency-Key": str(uuid.uuid4()), "X-Request-Id": call_id}
+            created = api.call("POST", "/v1/requests", body, headers=headers)
+            assert created.status_code == 201, created.text
+            request_id = created.json()["id"]
+            answer = api.call("GET", f"/v1/requests/{request_id}?wait=20&seen=approved")
+            assert answer.json()["status"] == "signed", answer.text
+        tree.wait_for(
+            "the background process running",
+            lambda: "background process running" in tree.output(),
+        )
+        time.sleep(1.0)  # the batch processors' delay is long: nothing may have left yet
+        with collector.lock:
+            early = [
+                s for s in collector.spans if s.attributes.get("custody.http_request_id") == call_id
+            ]
+        assert early == []
+        tree.signal(signal.SIGTERM)
+        assert tree.process.wait(timeout=60) == 0, tree.output()
+    finally:
+        tree.stop()
+    with collector.lock:
+        ours = [
+            s for s in collector.spans if s.attributes.get("custody.http_request_id") == call_id
+        ]
+    by_process = {(s.name, s.resource["custody.process"]) for s in ours}
+    assert ("POST /v1/requests", "api-1") in by_process
+    assert ("signer.sign", "signer-1") in by_process
 
 
 def _blocked_env(home: Installation, tmp_path: Path, **more: str) -> dict[str, str]:
