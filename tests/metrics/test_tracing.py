@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from custody import tracing
 from custody.app import create_app
+from custody.hsm.errors import KeyNotFound
 from custody.http.tracing import TracedCalls
 from custody.signing.worker import SignerWorker
 from custody.tracing import otel
@@ -306,3 +307,15 @@ def test_an_exporter_custody_does_not_ship_is_refused_in_one_line() -> None:
             {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
         )
     assert tracing.check(None, {"OTEL_TRACES_EXPORTER": "otlp,console"}) == "OTEL_TRACES_EXPORTER"
+
+
+def test_a_failed_hsm_call_shows_in_its_span(
+    fresh_installation: Installation, spans: InMemorySpanExporter
+) -> None:
+    with pytest.raises(KeyNotFound):
+        fresh_installation.runtime.token().sign_secp256k1("no-such-key", bytes(32))
+    (failed,) = [s for s in spans.get_finished_spans() if s.name == "hsm.sign"]
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes is not None
+    assert failed.attributes["custody.key_label"] == "no-such-key"
+    assert [event.name for event in failed.events] == ["exception"]
