@@ -85,3 +85,11 @@ def test_optional_modules_import_only_their_extra() -> None:
 def test_no_other_module_imports_an_optional_package() -> None:
     """custody imports and runs without the extras: only OPTIONAL_MODULES import them."""
     assert "opentelemetry" not in imported_roots()
+
+
+def test_dev_installs_every_optional_extra() -> None:
+    """The tests of an optional module run its packages: `pip install -e '.[dev]'` brings them."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    for extra in set(OPTIONAL_MODULES.values()):
+        assert set(extras[extra]) <= set(extras["dev"]), extra
