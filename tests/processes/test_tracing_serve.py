@@ -31,7 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from tests.e2e.process import custody_env, run_custody
 from tests.support.api import Api, withdrawal
-from tests.support.installation import Installation
+from tests.support.installation import Installation, InstallationFactory, allow_all_installation
 from tests.support.tree import Tree, free_port, start
 
 pytestmark = pytest.mark.slow
@@ -203,10 +203,20 @@ def test_each_process_exports_its_spans_of_a_signed_withdrawal(
 
 
 def test_a_stop_exports_what_each_process_still_held(
-    home: Installation, collector: Collector, tmp_path_factory: pytest.TempPathFactory
+    installations: InstallationFactory,
+    collector: Collector,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """Spans are exported in batches; a process that stops (SIGTERM) flushes its own, though
-    multiprocessing ends a child without the SDK's exit hook."""
+    multiprocessing ends a child without the SDK's exit hook. An installation of its own: the
+    module's other tree must not sign (and export) this test's request."""
+    with allow_all_installation(installations) as own:
+        _stop_and_look(own, collector, tmp_path_factory)
+
+
+def _stop_and_look(
+    home: Installation, collector: Collector, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     port = free_port()
     env = custody_env(
         home.env,
