@@ -59,10 +59,11 @@ lint: venv
 	$(BIN)/ruff format --check custody tests bench
 	$(BIN)/lint-imports --no-cache
 
-# requirements.lock: every package the service runs on (pyproject's dependencies, not `dev`),
-# pinned with the hashes of every file PyPI has of each release, for `pip install
-# --require-hashes` (the Dockerfile). pip-tools and pip-audit live in a venv of their own under
-# .tools/, pinned here, so neither changes the project's environment.
+# requirements.lock: every package the service runs on (pyproject's dependencies and the `otel`
+# extra, so the image can trace once OTEL_* switch it on; not `dev`), pinned with the hashes of
+# every file PyPI has of each release, for `pip install --require-hashes` (the Dockerfile).
+# pip-tools and pip-audit live in a venv of their own under .tools/, pinned here, so neither
+# changes the project's environment.
 TOOLS := .tools/py
 TOOLS_PACKAGES := pip-tools==7.6.2 pip-audit==2.10.1
 $(TOOLS)/.installed: Makefile
@@ -79,7 +80,7 @@ PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null
 	$(TOOLS)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 	--no-emit-index-url --no-emit-trusted-host --no-emit-find-links
 lock: $(TOOLS)/.installed
-	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra otel --output-file requirements.lock pyproject.toml
 	$(PIP_COMPILE) --output-file requirements-build.lock requirements-build.in
 
 # `make audit` fails when pip-audit cannot get the vulnerability data; in `make test` that is a

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
-from custody import __version__
+from custody import __version__, tracing
 from custody.api import ceremonies as ceremony_routes
 from custody.api import configuration as configuration_routes
 from custody.api import freezes as freeze_routes
@@ -25,6 +25,7 @@ from custody.http import problems
 from custody.http.callid import CallId
 from custody.http.limits import MaxBodySize
 from custody.http.ratelimit import RateLimit, RateLimited, RateLimits, problem_refusal
+from custody.http.tracing import TracedCalls
 from custody.ledger.checkpointer import start_checkpointer
 from custody.runtime import Runtime
 from custody.seals.hooks import install as install_seal_hooks
@@ -93,6 +94,10 @@ def create_app(
         static_paths=web.STATIC_PATHS,
         render=_refusal,
     )
+    # A span per call, naming its X-Request-Id, only when tracing is on (custody.tracing): off,
+    # the app has no tracing layer at all.
+    if tracing.enabled():
+        app.add_middleware(TracedCalls)
     # Outermost of all: every answer, a refusal too, carries the call's X-Request-Id, and every
     # log line written while it is served names it.
     app.add_middleware(CallId)

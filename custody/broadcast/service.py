@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from custody import tracing
 from custody.broadcast import repository
 from custody.broadcast.repository import InFlight
 from custody.chains.evm.rpc import EvmNode, NodeRefused, Receipt
@@ -60,10 +61,22 @@ def follow_chain(db: Database, chain: ChainInfo, node: EvmNode) -> int:
     moved = 0
     for flight in flights:
         if flight.status is RequestStatus.SIGNED:
-            moved += _send(db, node, flight)  # (2)
+            with tracing.span("broadcast.send", _traced(chain, flight)) as span:
+                sent = _send(db, node, flight)  # (2)
+                span.set({"custody.status_changed": bool(sent)})
+            moved += sent
         else:
             moved += _follow(db, chain, node, flight, head)  # (3)
     return moved
+
+
+def _traced(chain: ChainInfo, flight: InFlight) -> tracing.Attributes:
+    return {
+        "custody.request_id": flight.request_id,
+        "custody.chain": chain.name,
+        "custody.tx_hash": flight.tx_hash,
+        "custody.evm_nonce": flight.nonce,
+    }
 
 
 def _send(db: Database, node: EvmNode, flight: InFlight) -> int:
@@ -145,10 +158,12 @@ def _without_receipt(db: Database, node: EvmNode, flight: InFlight) -> int:
     if node.transaction(flight.tx_hash) is None:
         # The node lost it (restarted without its pool, or the reorg dropped it): send again.
         # The same signed bytes, so nothing new is signed and the nonce stays the same.
-        try:
-            node.send_raw(flight.raw_transaction)
-        except NodeRefused as refused:
-            return moved + _refused(db, node, flight, refused)
+        traced = {"custody.request_id": flight.request_id, "custody.tx_hash": flight.tx_hash}
+        with tracing.span("broadcast.send", traced | {"custody.sent_again": True}):
+            try:
+                node.send_raw(flight.raw_transaction)
+            except NodeRefused as refused:
+                return moved + _refused(db, node, flight, refused)
         log.info("request %s: sent again, the node no longer knew it", flight.request_id)
     return moved
 

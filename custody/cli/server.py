@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -84,6 +85,7 @@ def serve(  # noqa: PLR0917  (Typer maps each parameter to one command-line opti
     with_workers = settings.worker_in_process if worker is None else worker
     processes = sizing.for_settings(settings, api_flag=workers, signers_flag=signers)
     _logging(settings, "supervisor")
+    _tracing(settings, as_json=as_json)
     _preflight(settings, as_json=as_json)
     bind_host, bind_port = host or settings.host, port or settings.port
     try:
@@ -152,6 +154,7 @@ def worker(
     settings = context.settings()
     if once:
         _logging(settings, "worker")
+        _tracing(settings, as_json=as_json)
         signed = _drain(settings)
         emit({"signed": signed}, as_json=as_json, human=f"signed {signed} requests")
         return
@@ -160,6 +163,7 @@ def worker(
     from custody.processes import launch, sizing
 
     _logging(settings, "supervisor")
+    _tracing(settings, as_json=as_json)
     _preflight(settings, as_json=as_json)
     planned = sizing.for_settings(settings, api_flag=None, signers_flag=processes)
     signers = 0 if only is WorkerPart.BACKGROUND else planned.signers
@@ -206,15 +210,33 @@ def _preflight(settings: Settings, *, as_json: bool) -> None:
         raise typer.Exit(EX_TEMPFAIL if passing else 2) from None
 
 
+def _tracing(settings: Settings, *, as_json: bool) -> None:
+    """Exit with one line when tracing is switched on but cannot run (the `otel` extra is not
+    installed, or an exporter it does not ship is named): before anything is started, instead
+    of every child failing the same way. Off by default: nothing of OpenTelemetry is imported."""
+    from custody import tracing
+
+    try:
+        reason = tracing.check(settings.tracing)
+    except tracing.TracingUnavailable as exc:
+        fail_line(f"cannot start: {exc.message}", as_json=as_json, status=exc.status)
+        raise typer.Exit(2) from None  # only a person can fix it: not worth starting again
+    if reason is not None:
+        logging.getLogger("custody.tracing").info("tracing on (%s)", reason)
+
+
 def _drain(settings: Settings) -> int:
+    from custody import tracing
     from custody.runtime import Runtime
     from custody.signing.worker import SignerWorker
 
+    tracing.start("worker", settings.tracing)
     runtime = Runtime(settings)
     try:
         return SignerWorker(runtime).drain()
     finally:
         runtime.close()
+        tracing.stop()
 
 
 def _logging(settings: Settings, role: str) -> None:

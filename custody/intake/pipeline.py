@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from custody import tracing
 from custody.approvals.deadlines import approval_deadline
 from custody.chains.bitcoin.psbt import spent_outpoints
 from custody.chains.evm.fees import payload_fees
@@ -119,26 +120,63 @@ def submit(
         requested_by_approver,
         http_request_id,
     )
+    traced = {"custody.client": client.name, "custody.http_request_id": http_request_id}
+    with tracing.span("intake", traced) as span:
+        submission = _submit(db, call, max_fee_wei, authorise, node_timeout)
+        span.set(
+            {
+                "custody.request_id": submission.view.get("id"),
+                "custody.wallet": submission.view.get("wallet"),
+                "custody.status": submission.view.get("status"),
+                "custody.replayed": submission.replayed,
+            }
+        )
+        return submission
+
+
+def _submit(
+    db: Database,
+    call: _Call,
+    max_fee_wei: int,
+    authorise: Callable[[Session], None] | None,
+    node_timeout: float,
+) -> Submission:
     for _ in range(MAX_ROUNDS):
         with db.read() as session:
             # (1) idempotency: the same key and body answer exactly as the first time
-            earlier = requests.by_idempotency_key(session, client.id, key)
+            earlier = requests.by_idempotency_key(session, call.client.id, call.key)
             if earlier is not None:
-                return _replay(earlier, key, call.body_hash)
+                return _replay(earlier, call.key, call.body_hash)
             # (2) decode, holding no write lock: strict JSON into a draft whose payload and
             #     digest can no longer change, and the catalog rows it was decoded against
-            decoded = _decode(session, body, max_fee_wei)
+            with tracing.span("intake.decode") as span:
+                decoded = _decode(session, call.body, max_fee_wei)
+                span.set(_described(decoded))
         if decoded.shape is not None:
             # (2b) a connected chain: ask its node for gas and fees, holding no lock at all
-            decoded = replace(decoded, quote=quote(decoded.shape, timeout=node_timeout))
+            with tracing.span("intake.node_quote", {"custody.chain": decoded.shape.chain.name}):
+                decoded = replace(decoded, quote=quote(decoded.shape, timeout=node_timeout))
         try:
-            with db.write() as session:
+            # the write transaction, from its start to its commit (the ledger lock's wait too)
+            with tracing.span("intake.store"), db.write() as session:
                 if authorise is not None:
                     authorise(session)
                 return _decide_and_store(session, call, decoded, max_fee_wei)
         except (_CatalogMoved, IntegrityError):
             continue
     raise Conflict("concurrent changes kept conflicting with this request; retry")
+
+
+def _described(decoded: _Decoded) -> tracing.Attributes:
+    """What a decode's span says: the request's type and wallet (its chain's node must fill
+    the rest first when there is no draft yet)."""
+    if decoded.draft is not None:
+        return {
+            "custody.request_type": decoded.draft.type,
+            "custody.wallet": decoded.draft.wallet.name,
+        }
+    assert decoded.shape is not None
+    return {"custody.wallet": decoded.shape.wallet.name, "custody.needs_node": True}
 
 
 def _decode(session: Session, body: bytes, max_fee_wei: int) -> _Decoded:
@@ -228,7 +266,8 @@ def _decide_and_store(
 
     # (4) from here on, requests are decided one at a time: the ledger head lock serialises
     #     this transaction with every other writer, so limits see all committed requests
-    ledger.lock(session)
+    with tracing.span("intake.ledger_lock"):
+        ledger.lock(session)
 
     # (4b) on a connected chain, the nonce the body left out: the wallet's next free one, chosen
     #      under the same lock, so concurrent requests get consecutive nonces (a replacement
@@ -265,7 +304,14 @@ def _decide_and_store(
 
     # (6) evaluate the active policy and its limits; no policy means deny
     facts = draft.facts(client.name)
-    active, decision = decide(session, facts, exclude_request=None)
+    with tracing.span("intake.policy", {"custody.wallet": draft.wallet.name}) as span:
+        active, decision = decide(session, facts, exclude_request=None)
+        span.set(
+            {
+                "custody.decision": decision.decision,
+                "custody.policy_digest": active.digest if active else None,
+            }
+        )
 
     # (7) store the request and its ledger entries in this one transaction
     request = _store(

@@ -42,5 +42,6 @@ def main(role: str, settings: Settings, parent: int, listener: socket.socket) ->
         if bell is not None:
             bell.close()
         runtime.close()
+        children.leave()
     if not started:
         sys.exit(NOT_STARTED_EXIT)

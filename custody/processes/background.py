@@ -52,6 +52,7 @@ def main(role: str, settings: Settings, parent: int) -> None:
             final_checkpoint(runtime)
     finally:
         runtime.close()
+        children.leave()
 
 
 def final_checkpoint(runtime: Runtime) -> None:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from custody import tracing
 from custody.processes import logs, orphans
 from custody.settings import Settings
 
@@ -26,9 +27,18 @@ class ChildSpec:
 
 
 def enter(role: str, settings: Settings, parent: int) -> None:
-    """Log as `role`, and stop when the supervisor (`parent`) is gone."""
+    """Log as `role`, trace as `role` when tracing is on (custody.tracing; the supervisor
+    checked at start-up that it can run), and stop when the supervisor (`parent`) is gone.
+    A child calls `leave` when it returns."""
     logs.configure(role, settings.log_format)
+    tracing.start(role, settings.tracing)
     orphans.stop_with_parent(parent, grace=settings.shutdown_timeout_seconds)
+
+
+def leave() -> None:
+    """Export the spans still buffered: a child returns through multiprocessing, which exits
+    without running atexit handlers (the SDK's own flush is one)."""
+    tracing.stop()
 
 
 def stop_on_signals(*events: threading.Event) -> None:

@@ -26,3 +26,4 @@ def main(role: str, settings: Settings, parent: int, doorbell: socket.socket | N
         worker.run(stop)
     finally:
         runtime.close()
+        children.leave()

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # How every process of `custody serve` and `custody worker` writes its log lines to stderr
     # (custody.processes.logs); each line of an HTTP call carries its X-Request-Id either way.
     log_format: LogFormat = LogFormat.TEXT
+    # OpenTelemetry tracing (custody.tracing, docs/metrics.md): on or off; unset, it is on when
+    # the standard variables ask for it (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT …).
+    # Needs the `otel` extra: `pip install 'custody[otel]'`.
+    tracing: bool | None = None
     database_url: str | None = None
     # How long custody waits on its database (custody.store.database, docs/reliability.md).
     # libpq waits at least 2 s for a connection, whatever it is told.

@@ -78,6 +78,9 @@ class Claim:
     custody does not hold)."""
     executor_token: str = ""
     """Safes: the token of the executor's key, which signs `execTransaction`."""
+    wallet_name: str = ""
+    http_request_id: str | None = None
+    """The X-Request-Id of the call that created the request: its spans name it (tracing)."""
 
 
 def claim_next(
@@ -273,6 +276,8 @@ def _claim(
         token=key.token,
         owner_tokens=_owner_tokens(session, payload),
         executor_token=_executor_token(session, payload),
+        wallet_name=wallet.name,
+        http_request_id=request.http_request_id,
     )
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from custody import tracing
 from custody.approvals import configuration_approvals
 from custody.chains.errors import SignatureMismatch
 from custody.errors import CustodyError
@@ -93,8 +94,26 @@ class SignerWorker:
         if not self.hsm.available():
             return False  # while the HSM fails nothing is claimed: requests wait, approved
         waiting = [label for label, watch in self.tokens.items() if not watch.available()]
-        db, settings = self.runtime.db, self.runtime.settings
         self._warm_up()
+        started = tracing.now()
+        claims = self._claim(waiting)
+        if not claims:
+            return False  # no span: an idle signer looks every few hundred milliseconds
+        # One trace per batch, from the claim's start (its span is written once it is known
+        # to have claimed something); the request's own trace (its HTTP call) is found by the
+        # spans' custody.request_id and custody.http_request_id.
+        batch: tracing.Attributes = {
+            "custody.worker": self.worker_id,
+            "custody.claimed": len(claims),
+        }
+        with tracing.span("signer.batch", batch, start=started):
+            claimed = {"custody.request_ids": [claim.request_id for claim in claims]}
+            tracing.finished("signer.claim", started, claimed)
+            self._sign_and_record(claims)
+        return True
+
+    def _claim(self, waiting: list[str]) -> list[pipeline.Claim]:
+        db, settings = self.runtime.db, self.runtime.settings
         with db.write() as session:
             claims = pipeline.claim_batch(
                 session,
@@ -110,8 +129,9 @@ class SignerWorker:
         # A batch short of full emptied the queue as this transaction saw it; what commits
         # after it rings the doorbell (`wake`), so the loop need not look again at once.
         self.queue_left = len(claims) == settings.signing_batch_size
-        if not claims:
-            return False
+        return claims
+
+    def _sign_and_record(self, claims: list[pipeline.Claim]) -> None:
         self._unrecorded = [claim.request_id for claim in claims]
         outcomes: list[Outcome] = []
         for claim in claims:
@@ -120,9 +140,19 @@ class SignerWorker:
             watch = self._watch(claim)
             # A PSBT's owner keys may be on several tokens: its handler skips a failing one.
             ready = watch.ok or bool(claim.owner_tokens)
-            outcome = self._sign(claim) if ready else Deferred(self._waiting(watch))
+            with tracing.span("signer.sign", _traced(claim)) as span:
+                outcome = self._sign(claim) if ready else Deferred(self._waiting(watch))
+                span.set({"custody.outcome": _named(outcome)})
+                if isinstance(outcome, str | SignatureCheckFailed):
+                    span.fail(outcome if isinstance(outcome, str) else outcome.reason)
             outcomes.append(outcome)
-        with db.write() as session:
+        with tracing.span("signer.record") as span, self.runtime.db.write() as session:
+            span.set(
+                {
+                    "custody.request_ids": [claim.request_id for claim in claims],
+                    "custody.outcomes": [_named(outcome) for outcome in outcomes],
+                }
+            )
             # A signature that failed its check freezes all signing before anything of this
             # batch is recorded: no other signature the same HSM made is released either.
             for claim, outcome in zip(claims, outcomes, strict=True):
@@ -145,7 +175,6 @@ class SignerWorker:
                 elif pipeline.finish(session, claim, outcome, worker_id=self.worker_id):
                     self.signed += 1
         self._unrecorded = []
-        return True
 
     def _warm_up(self) -> None:
         """Once: verify what limits will count in a read transaction, before the claims take
@@ -274,6 +303,28 @@ class SignerWorker:
                 self.wake.clear()
         self.hsm.withdraw()
         log.info("signer worker %s stopped", self.worker_id)
+
+
+def _traced(claim: pipeline.Claim) -> tracing.Attributes:
+    return {
+        "custody.request_id": claim.request_id,
+        "custody.http_request_id": claim.http_request_id,
+        "custody.wallet": claim.wallet_name,
+        "custody.wallet_id": claim.wallet_id,
+        "custody.key_label": claim.key_label,
+        "custody.attempt": claim.attempt + 1,
+    }
+
+
+def _named(outcome: Outcome) -> str:
+    """An outcome in a word, for spans: signed, failed, deferred, signature_check_failed."""
+    if isinstance(outcome, dict):
+        return "signed"
+    if isinstance(outcome, Deferred):
+        return "deferred"
+    if isinstance(outcome, SignatureCheckFailed):
+        return "signature_check_failed"
+    return "failed"
 
 
 class TokenAway(HsmError):

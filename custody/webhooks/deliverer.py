@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from custody import __version__
+from custody import __version__, tracing
 from custody.store.base import utcnow
 from custody.store.database import Database
 from custody.webhooks import repository
@@ -46,6 +46,7 @@ class _Claimed:
     body: bytes
     event: str
     attempts: int
+    target: str = ""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -76,7 +77,11 @@ def deliver_due(
             for one in claimed:
                 if stop is not None and stop.is_set():
                     return delivered
-                error = _post(client, signer, one, policy.timeout_seconds)
+                with tracing.span("webhook.deliver", _traced(one)) as span:
+                    error = _post(client, signer, one, policy.timeout_seconds)
+                    span.set({"custody.delivered": error is None})
+                    if error is not None:
+                        span.fail(error)
                 _record(db, one, error, policy, now)
                 delivered += error is None
     finally:
@@ -93,7 +98,9 @@ def _claim(db: Database, policy: DeliveryPolicy, now: datetime) -> list[_Claimed
         for row in heads:
             row.attempts += 1
             row.next_attempt_at = now + lease
-            claimed.append(_Claimed(row.id, row.url, row.body, _event(row.body), row.attempts))
+            claimed.append(
+                _Claimed(row.id, row.url, row.body, _event(row.body), row.attempts, row.target)
+            )
         return claimed
 
 
@@ -112,12 +119,18 @@ def _post(
         "Custody-Delivery-Id": str(claimed.id),
         "Custody-Event": claimed.event,
     }
-    try:
-        answer = client.post(claimed.url, content=claimed.body, headers=headers, timeout=timeout)
-    except httpx.TimeoutException:
-        return f"timeout after {timeout:g} s"
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}".splitlines()[0][:_ERROR_LIMIT]
+    # With tracing on, the POST's own span puts its `traceparent` into the headers: the
+    # receiver's handling joins this delivery's trace.
+    with tracing.client_span("POST", headers, {"http.request.method": "POST"}) as span:
+        try:
+            answer = client.post(
+                claimed.url, content=claimed.body, headers=headers, timeout=timeout
+            )
+        except httpx.TimeoutException:
+            return f"timeout after {timeout:g} s"
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}".splitlines()[0][:_ERROR_LIMIT]
+        span.set({"http.response.status_code": answer.status_code})
     if 200 <= answer.status_code < 300:
         return None
     return f"HTTP {answer.status_code}"
@@ -149,10 +162,32 @@ def _record(
 
 
 def _event(body: bytes) -> str:
+    event = _field(body, "event")
+    return event if isinstance(event, str) else ""
+
+
+def _field(body: bytes, name: str) -> object:
     import json
 
     try:
-        event = json.loads(body).get("event")
-    except ValueError:
-        return ""
-    return event if isinstance(event, str) else ""
+        return json.loads(body).get(name)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _traced(claimed: _Claimed) -> tracing.Attributes:
+    """The delivery, its target (`client:ID`, `group:NAME`, never the URL, which may hold a
+    receiver's secret) and the request it is about."""
+    if not tracing.enabled():
+        return {}  # the body is parsed again only for a span
+    request = _field(claimed.body, "request")
+    request = request if isinstance(request, str) else _field(claimed.body, "id")
+    call = _field(claimed.body, "http_request_id")
+    return {
+        "custody.delivery_id": claimed.id,
+        "custody.event": claimed.event,
+        "custody.webhook_target": claimed.target,
+        "custody.attempt": claimed.attempts,
+        "custody.request_id": request if isinstance(request, str) else None,
+        "custody.http_request_id": call if isinstance(call, str) else None,
+    }

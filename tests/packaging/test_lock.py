@@ -61,6 +61,19 @@ def test_every_declared_dependency_is_pinned_to_an_admitted_release_with_hashes(
     assert "custody" not in locked  # the image installs its own wheel, --no-deps
 
 
+def test_the_otel_extra_is_locked_for_the_image() -> None:
+    """The image can trace once OTEL_* switch it on (docs/metrics.md): every requirement of
+    the `otel` extra is pinned too, to a release it admits (`make lock` locks the extra)."""
+    locked = pins()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    otel = [Requirement(spec) for spec in project["optional-dependencies"]["otel"]]
+    assert otel
+    for requirement in otel:
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{requirement} (extra otel) is not in requirements.lock: make lock"
+        assert requirement.specifier.contains(locked[name][0], prereleases=True), requirement
+
+
 def test_what_a_declared_extra_brings_is_locked_too() -> None:
     """`psycopg[binary]`: the extra's own requirements (psycopg-binary) must be pinned, or the
     image's --require-hashes install would lack them."""

@@ -14,6 +14,7 @@ import PyKCS11
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from custody import tracing
 from custody.hsm.ecdsa import EcdsaSignature, normalise
 from custody.hsm.errors import (
     HANDLE_INVALID_CODES,
@@ -204,7 +205,13 @@ class Pkcs11Token:
     def _sign(
         self, label: str, algorithm: Algorithm, data: bytes, mechanism: int
     ) -> tuple[bytes, KeyInfo]:
-        with self._call("signing", label) as session:
+        traced = {
+            "custody.key_label": label,
+            "custody.hsm.algorithm": str(algorithm),
+            "custody.hsm.token": self._token_label,
+        }
+        # The span covers the wait for the library's lock too: one token, one call at a time.
+        with tracing.span("hsm.sign", traced), self._call("signing", label) as session:
             for attempt in range(2):
                 try:
                     key = self._key(label)
