@@ -251,6 +251,8 @@ def render(
         "just before each database's runs; ratio = withdrawals signed end to end per second / "
         "raw signs per second",
     ]
+    if "took" in machine:
+        lines.append(f"- the whole benchmark took {machine['took']}")
     lines.extend(f"- not run: {reason}" for reason in skipped)
     if defaults:
         lines.extend(["", "### `custody serve` with its default processes", ""])
@@ -385,7 +387,9 @@ def _time_table(runs: Sequence[Run]) -> list[str]:
         "`/proc/PID/stat` of the server's process tree, of the PostgreSQL backends serving "
         "its database, and of the benchmark's own process; the machine's from `/proc/stat`), "
         "and PostgreSQL's `pg_stat_database` counts per request over the server's whole run "
-        "(SQLite has no such counter here):",
+        '(SQLite has no such counter here). "Other work" is the rest of the machine\'s busy '
+        "CPU: other jobs, PostgreSQL's own background processes, the kernel's share not charged "
+        "to a process:",
         "",
         "| run | machine CPU busy | API | signer | background, supervisor | PostgreSQL | "
         "clients | other work | busiest process (of one core) | transactions / request | "
@@ -441,7 +445,8 @@ def _hsm(run: Run) -> str:
         return "The HSM is near its one-process rate."
     return (
         f"The HSM is not the limit: signing {run.signed_per_second:,.1f}/s kept it busy "
-        f"{run.ratio:.0%} of the run (under {1000 / run.raw_signs_per_second:.2f} ms a signature)."
+        f"{run.ratio:.0%} of the run ({1000 / run.raw_signs_per_second:.2f} ms a signature in one "
+        "process)."
     )
 
 

@@ -44,6 +44,7 @@ from bench.report import Cpu, Run, Sql, render, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTODY = str(Path(sys.executable).with_name("custody"))
+SERVER_START_SECONDS = 120.0
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # One client on one address sending far more than a trading desk would (every POST and a long
@@ -158,7 +159,14 @@ def serving(
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_ready(base)
+        try:
+            # Many processes starting on a busy machine take a while to import and log in.
+            wait_ready(base, timeout=SERVER_START_SECONDS)
+        except RuntimeError:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(
+                f"custody serve did not become ready; its log ends:\n{tail}"
+            ) from None
         yield Server(process, log, base)
     finally:
         process.terminate()
@@ -419,8 +427,10 @@ def main() -> None:
                 postgres.drop_all()
         else:
             skipped.append("PostgreSQL and its scaling (`--only sqlite`)")
+    took = time.monotonic() - started
+    machine["took"] = f"{took / 60:.1f} minutes"
     write_report(args.output, render(machine, defaults, scaling, skipped))
-    _log(f"done in {time.monotonic() - started:,.0f} s; written to {args.output}")
+    _log(f"done in {took:,.0f} s; written to {args.output}")
 
 
 def _cpu_model() -> str:
