@@ -78,6 +78,10 @@ class Sql:
     transactions: int
     rows_written: int
     rows_read: int
+    sequential_scans: int = 0  # from pg_stat_user_tables
+    index_scans: int = 0
+    most_scanned: str = ""  # the table whose sequential scans read the most rows
+    most_scanned_rows: int = 0  # the rows they read
 
 
 @dataclass(frozen=True)
@@ -262,8 +266,9 @@ def render(
     if scaling:
         lines.extend(["", "### Scaling on PostgreSQL: API processes by signer processes", ""])
         lines.extend(_scaling_table(scaling))
-        lines.append("")
-        lines.extend(_scaling_summary(scaling))
+        if len(scaling) > 1:  # one cell (`--processes 1`) has nothing to compare
+            lines.append("")
+            lines.extend(_scaling_summary(scaling))
     runs = [*defaults, *scaling]
     if runs:
         lines.extend(["", "### Where the time went", ""])
@@ -393,8 +398,9 @@ def _time_table(runs: Sequence[Run]) -> list[str]:
         "",
         "| run | machine CPU busy | API | signer | background, supervisor | PostgreSQL | "
         "clients | other work | busiest process (of one core) | transactions / request | "
-        "rows written / request | rows read / request |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "rows written / request | rows read / request | table scans / request: sequential, "
+        "by index |",
+        "| --- " + "| ---: " * 7 + "| --- " + "| ---: " * 4 + "|",
     ]
     for run in runs:
         cpu, per = run.cpu, run.per_request_ms
@@ -403,10 +409,11 @@ def _time_table(runs: Sequence[Run]) -> list[str]:
         if sql and sql.requests:
             counts = (
                 f"{sql.transactions / sql.requests:.1f} | {sql.rows_written / sql.requests:.1f} | "
-                f"{sql.rows_read / sql.requests:.0f}"
+                f"{sql.rows_read / sql.requests:.0f} | "
+                f"{sql.sequential_scans / sql.requests:.1f}, {sql.index_scans / sql.requests:.1f}"
             )
         else:
-            counts = "- | - | -"
+            counts = "- | - | - | -"
         rows.append(
             f"| {_name(run)} | {cpu.busy:.0%} | {_ms(per(cpu.api))} | {_ms(per(cpu.signer))} | "
             f"{_ms(per(cpu.background))} | {postgres} | {_ms(per(cpu.clients))} | "
@@ -426,7 +433,7 @@ def _findings(defaults: Sequence[Run], scaling: Sequence[Run]) -> list[str]:
         finding = limiting(run)
         lines.append(
             f"- **{run.database}, default processes ({run.processes})**: {finding.text} "
-            f"{_hsm(run)} Next step: {finding.next_step}."
+            f"{_hsm(run)}{_statements(run)} Next step: {finding.next_step}."
         )
     if scaling:
         best = max(scaling, key=lambda run: run.signed_per_second)
@@ -434,10 +441,29 @@ def _findings(defaults: Sequence[Run], scaling: Sequence[Run]) -> list[str]:
         kinds = sorted({limiting(run).limit for run in scaling})
         lines.append(
             f"- **PostgreSQL scaling, at its best ({best.processes})**: {finding.text} "
-            f"{_hsm(best)} Limits across the grid: {', '.join(kinds)}. Next step: "
+            f"{_hsm(best)}{_statements(best)} Limits across the grid: {', '.join(kinds)}. "
+            "Next step: "
             f"{finding.next_step}."
         )
     return lines
+
+
+def _statements(run: Run) -> str:
+    sql = run.sql
+    if sql is None or not sql.requests:
+        return ""
+    text = (
+        f" PostgreSQL, per request: {sql.transactions / sql.requests:.1f} transactions, "
+        f"{sql.sequential_scans / sql.requests:.1f} sequential and "
+        f"{sql.index_scans / sql.requests:.1f} index scans of tables, "
+        f"{sql.rows_read / sql.requests:,.0f} rows read."
+    )
+    if sql.most_scanned and sql.most_scanned_rows:
+        text += (
+            f" Sequential scans of `{sql.most_scanned}` read the most rows: "
+            f"{sql.most_scanned_rows / sql.requests:,.0f} per request."
+        )
+    return text
 
 
 def _hsm(run: Run) -> str:

@@ -200,6 +200,7 @@ def under_load(
         if postgres and pg_database
         else None
     )
+    scans_before = usage.table_scans(database_url) if database_url and sql_before else {}
     load = os.getloadavg()
     with serving(home, database_url, api if flags else None, signers if flags else None) as srv:
         client = BenchClient.from_home(home, srv.base)
@@ -217,11 +218,17 @@ def under_load(
         usage.wait_disconnected(postgres.admin_url, pg_database)
         sql_after = usage.postgres_counters(postgres.admin_url, pg_database)
         diff = {name: sql_after[name] - sql_before.get(name, 0) for name in sql_after}
+        scans = _scan_difference(scans_before, usage.table_scans(postgres.url(pg_database)))
+        most = max(scans, key=lambda table: scans[table][1], default="")
         sql = Sql(
             requests=requests + latency_requests,
             transactions=diff["xact_commit"] + diff["xact_rollback"],
             rows_written=diff["tup_inserted"] + diff["tup_updated"] + diff["tup_deleted"],
             rows_read=diff["tup_returned"] + diff["tup_fetched"],
+            sequential_scans=sum(seq for seq, _, _ in scans.values()),
+            index_scans=sum(idx for _, _, idx in scans.values()),
+            most_scanned=most,
+            most_scanned_rows=scans[most][1] if most else 0,
         )
     return Run(
         database=database,
@@ -239,6 +246,20 @@ def under_load(
         sql=sql,
         low_load=low,
     )
+
+
+def _scan_difference(
+    before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]]
+) -> dict[str, tuple[int, int, int]]:
+    zero = (0, 0, 0)
+    return {
+        table: (
+            counts[0] - before.get(table, zero)[0],
+            counts[1] - before.get(table, zero)[1],
+            counts[2] - before.get(table, zero)[2],
+        )
+        for table, counts in after.items()
+    }
 
 
 def _cpu(

@@ -148,3 +148,13 @@ def wait_disconnected(admin_url: str, database: str, timeout: float = 10.0) -> N
     while postgres_backends(admin_url, database) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.2)  # an exiting backend reports its counts on the way out
+
+
+def table_scans(database_url: str) -> dict[str, tuple[int, int, int]]:
+    """table -> (sequential scans, rows those scans read, index scans) in the database at
+    `database_url`, counted like `postgres_counters` (read them once its server has stopped)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0) FROM pg_stat_user_tables"
+        ).fetchall()
+    return {str(name): (int(seq), int(read), int(idx)) for name, seq, read, idx in rows}

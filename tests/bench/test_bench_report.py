@@ -58,7 +58,16 @@ def run(database: str = "PostgreSQL", api: int = 2, signers: int = 1, **changes:
         p99_ms=300.0,
         raw_signs_per_second=2000.0,
         cpu=cpu(),
-        sql=Sql(requests=100, transactions=900, rows_written=1200, rows_read=50_000),
+        sql=Sql(
+            requests=100,
+            transactions=900,
+            rows_written=1200,
+            rows_read=50_000,
+            sequential_scans=250,
+            index_scans=3000,
+            most_scanned="ledger_entries",
+            most_scanned_rows=40_000,
+        ),
         low_load=Latency(20, 40.0, 90.0),
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
@@ -126,7 +135,8 @@ def test_the_report_shows_both_databases_the_grid_and_the_goals() -> None:
     assert "1 signer process and 1, 2, 4 API processes: 10.0, 20.0, 40.0" in text
     assert "throughput grows with processes here" in text
     assert "| SQLite 1 + 1 (defaults) | 40% | 30.0 | 20.0 | 5.0 | (in server) | 10.0 |" in text
-    assert "| 9.0 | 12.0 | 500 |" in text  # PostgreSQL's counts per request
+    assert "| 9.0 | 12.0 | 500 | 2.5, 30.0 |" in text  # PostgreSQL's counts per request
+    assert "Sequential scans of `ledger_entries` read the most rows: 400 per request." in text
     assert "Test CPU, 2 cores" in text
     assert "**SQLite, default processes (1 + 1)**: Waiting, not CPU" in text
     assert "**PostgreSQL scaling, at its best (4 + 1)**" in text
