@@ -13,7 +13,7 @@ help:
 	@echo "make demo   - set up and serve a seeded demo on http://127.0.0.1:8000"
 	@echo "make test   - lint, type check and the whole test suite (SQLite and PostgreSQL)"
 	@echo "make faults - the fault-injection tests alone (HSM, database, processes)"
-	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
+	@echo "make bench  - benchmarks (SQLite and PostgreSQL on 127.0.0.1:5432), written to docs/benchmarks.md"
 	@echo "make lock   - regenerate requirements.lock and requirements-build.lock (pinned, hashed)"
 	@echo "make audit  - pip-audit requirements.lock (fails when the vulnerability data cannot be had)"
 	@echo "make docker-test - build the image, docker compose up deploy/, a signed withdrawal, /metrics"

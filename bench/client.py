@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.report import Latency
 from custody.client import Client, Request, load_private_key
 
 DESTINATION = "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7"
@@ -79,7 +80,7 @@ class BenchClient:
         if state.status != "signed":
             raise RuntimeError(f"{created.id} ended {state.status}")
 
-    def latency(self, count: int, first_nonce: int) -> dict[str, float]:
+    def latency(self, count: int, first_nonce: int) -> Latency:
         """Create-to-signed as a client sees it, one request at a time: from sending the POST
         to the long poll's answer that shows `signed` (milliseconds)."""
         seconds = []
@@ -90,27 +91,51 @@ class BenchClient:
                 self._await_signed(custody, self._post(custody, nonce))
                 seconds.append(time.perf_counter() - start)
         seconds.sort()
-        return {
-            "latency_requests": float(count),
-            "latency_p50_ms": 1000 * seconds[len(seconds) // 2],
-            "latency_p99_ms": 1000 * seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))],
-        }
+        return Latency(count, 1000 * percentile(seconds, 0.5), 1000 * percentile(seconds, 0.99))
 
-    def run(self, count: int, concurrency: int, first_nonce: int = 0) -> dict[str, float]:
+    def run(self, count: int, concurrency: int, first_nonce: int = 0) -> Throughput:
+        """`concurrency` threads, each sending a withdrawal and long polling until it is signed,
+        then the next: at most `concurrency` in flight, and each request's create-to-signed
+        time is its latency under this load."""
         limits = httpx.Limits(max_connections=concurrency)
         with (
             httpx.Client(limits=limits, timeout=httpx.Timeout(30, read=60)) as http,
             ThreadPoolExecutor(concurrency) as pool,
         ):
             custody = self.sdk(http)
+
+            def one(nonce: int) -> tuple[float, float, float]:
+                sent = time.perf_counter()
+                created = self._post(custody, nonce)
+                posted = time.perf_counter()
+                self._await_signed(custody, created)
+                return sent, posted, time.perf_counter()
+
             start = time.perf_counter()
-            nonces = range(first_nonce, first_nonce + count)
-            created = list(pool.map(lambda n: self._post(custody, n), nonces))
-            posted = time.perf_counter()
-            list(pool.map(lambda request: self._await_signed(custody, request), created))
+            times = list(pool.map(one, range(first_nonce, first_nonce + count)))
             done = time.perf_counter()
-        return {
-            "requests": float(count),
-            "posts_per_second": count / (posted - start),
-            "signed_per_second": count / (done - start),
-        }
+        latencies = sorted(signed - sent for sent, _, signed in times)
+        last_posted = max(posted for _, posted, _ in times)
+        return Throughput(
+            requests=count,
+            seconds=done - start,
+            posts_per_second=count / (last_posted - start),
+            signed_per_second=count / (done - start),
+            p50_ms=1000 * percentile(latencies, 0.5),
+            p99_ms=1000 * percentile(latencies, 0.99),
+        )
+
+
+@dataclass(frozen=True)
+class Throughput:
+    requests: int
+    seconds: float
+    posts_per_second: float
+    signed_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The value `fraction` of the way up an ordered list (nearest rank below)."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]

@@ -91,10 +91,11 @@ def test_the_benchmark_client_measures_signed_withdrawals(
 ) -> None:
     bench = BenchClient(live_url, desk.id, desk.private_key)
     latency = bench.latency(2, first_nonce=10**7)
-    assert latency["latency_requests"] == 2
-    assert 0 < latency["latency_p50_ms"] <= latency["latency_p99_ms"]
+    assert latency.requests == 2
+    assert 0 < latency.p50_ms <= latency.p99_ms
     throughput = bench.run(3, concurrency=2, first_nonce=10**7 + 2)
-    assert throughput["requests"] == 3
+    assert throughput.requests == 3
+    assert 0 < throughput.p50_ms <= throughput.p99_ms
 
     with Client(live_url, desk.id, desk.private_key) as custody:
         requests = custody.list(limit=10).items
