@@ -125,7 +125,10 @@ class Pkcs11Token:
                 raise KeyExists(label)
             handles = session.generateKeyPair(public, private, mechanism)
             self._require_protected(label, handles, templates.GENERATED[backup])
-            key = self._keys[label] = self._describe(label)
+            # Described from the handles just made: no second search of the whole token.
+            public_handle, private_handle = handles
+            key = self._describe(label, [private_handle], [public_handle])
+            self._keys[label] = key
             return key.info
 
     def list_keys(self) -> list[KeyInfo]:
