@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eth_account import Account
 
-from tests.e2e.process import clean_env, ok_json, run_custody
+from tests.e2e.process import clean_env, ok_json, run_custody, run_custody_many
 from tests.support.api import Api, withdrawal
 from tests.support.installation import ClientKeys
 from tests.support.tree import Tree, free_port, start
@@ -73,21 +73,6 @@ def two_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoTokens]:
     run = lambda *args: ok_json(run_custody([*args, "--json"], env))  # noqa: E731
     run("init")
     added = run("hsm", "add-token", "vault")
-    wallets = {}
-    for token in ("custody-dev", "vault"):
-        run(
-            "keys",
-            "generate",
-            "--label",
-            f"key-{token}",
-            "--algorithm",
-            "secp256k1",
-            "--token",
-            token,
-        )
-        wallets[token] = run(
-            "wallets", "create", f"w-{token}", "--chain", "ethereum", "--key", f"key-{token}"
-        )
     private = Ed25519PrivateKey.generate()
     pem = root / "desk.pem"
     pem.write_bytes(
@@ -95,10 +80,24 @@ def two_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoTokens]:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    client = run("clients", "add", "desk", "--public-key", str(pem))
     policy = root / "allow.yaml"
     policy.write_text(ALLOW_ALL)
-    run("policy", "apply", str(policy))
+    # The rest in one process (one interpreter start, not six), started after add-token: SoftHSM
+    # lists the tokens present when a process loads it.
+    generate = ["keys", "generate", "--algorithm", "secp256k1", "--label"]
+    create = ["wallets", "create", "--chain", "ethereum"]
+    commands = [
+        [*generate, "key-custody-dev", "--token", "custody-dev"],
+        [*create, "w-custody-dev", "--key", "key-custody-dev"],
+        [*generate, "key-vault", "--token", "vault"],
+        [*create, "w-vault", "--key", "key-vault"],
+        ["clients", "add", "desk", "--public-key", str(pem)],
+        ["policy", "apply", str(policy)],
+    ]
+    done = [ok_json(result) for result in run_custody_many([[*c, "--json"] for c in commands], env)]
+    assert len(done) == len(commands)
+    wallets = {"custody-dev": done[1], "vault": done[3]}
+    client = done[4]
     port = free_port()
     tree = start(
         ["serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -126,19 +126,26 @@ class Pkcs11Token:
                 raise KeyExists(label)
             handles = session.generateKeyPair(public, private, mechanism)
             self._require_protected(label, handles, templates.GENERATED[backup])
-            key = self._keys[label] = self._describe(label)
+            # Described from the handles just made: no second search of the whole token.
+            public_handle, private_handle = handles
+            key = self._describe(label, [private_handle], [public_handle])
+            self._keys[label] = key
             return key.info
 
     def list_keys(self) -> list[KeyInfo]:
         """Every secp256k1 and Ed25519 key pair on the token; other objects are left out."""
-        with self._call("key listing") as session:
-            handles = session.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY)])
-            labels = {session.getAttributeValue(h, [PyKCS11.CKA_LABEL])[0] for h in handles}
+        # Two searches in all, not two per key: SoftHSM's file store reads every object on the
+        # token for each search, so a search per key made listing quadratic in the token's size.
+        with self._call("key listing"):
+            privates = self._by_label(PyKCS11.CKO_PRIVATE_KEY)
+            publics = self._by_label(PyKCS11.CKO_PUBLIC_KEY)
             infos = []
-            for label in sorted(label for label in labels if label):
+            for label in sorted(label for label in privates if label):
                 with contextlib.suppress(_Unsupported):
                     self._keys.pop(label, None)
-                    infos.append(self._key(label).info)
+                    key = self._describe(label, privates[label], publics.get(label, []))
+                    self._keys[label] = key
+                    infos.append(key.info)
             return infos
 
     def get_key(self, label: str) -> KeyInfo:
@@ -265,9 +272,15 @@ class Pkcs11Token:
             key = self._keys[label] = self._describe(label)
         return key
 
-    def _describe(self, label: str) -> _Key:
+    def _describe(
+        self, label: str, privates: list[Any] | None = None, publics: list[Any] | None = None
+    ) -> _Key:
+        """The key pair labelled `label`, found on the token, or among `privates` and `publics`
+        (every private and public object with that label) when the caller searched already."""
         session = self._session
-        private = self._only(self._find(PyKCS11.CKO_PRIVATE_KEY, label), label)
+        if privates is None:
+            privates = self._find(PyKCS11.CKO_PRIVATE_KEY, label)
+        private = self._only(privates, label)
         key_type, key_id, ec_params = session.getAttributeValue(
             private, [PyKCS11.CKA_KEY_TYPE, PyKCS11.CKA_ID, PyKCS11.CKA_EC_PARAMS]
         )
@@ -275,7 +288,11 @@ class Pkcs11Token:
         if algorithm is None or templates.KEY_TYPES.get(key_type) is not algorithm:
             raise _Unsupported(label)
         # The public half must carry the same CKA_ID, so a stray object cannot pose as it.
-        public = self._only(self._find(PyKCS11.CKO_PUBLIC_KEY, label, bytes(key_id)), label)
+        if publics is None:
+            publics = self._find(PyKCS11.CKO_PUBLIC_KEY, label, bytes(key_id))
+        else:
+            publics = [h for h in publics if self._key_id(h) == bytes(key_id)]
+        public = self._only(publics, label)
         ec_point = bytes(session.getAttributeValue(public, [PyKCS11.CKA_EC_POINT], True)[0])
         info = KeyInfo(
             label=label,
@@ -290,6 +307,18 @@ class Pkcs11Token:
         if key_id is not None:
             template.append((PyKCS11.CKA_ID, key_id))
         return list(self._session.findObjects(template))
+
+    def _by_label(self, object_class: int) -> dict[str, list[Any]]:
+        """Every object of the class on the token, by label (one search)."""
+        found: dict[str, list[Any]] = {}
+        for handle in self._session.findObjects([(PyKCS11.CKA_CLASS, object_class)]):
+            (label,) = self._session.getAttributeValue(handle, [PyKCS11.CKA_LABEL])
+            found.setdefault(label, []).append(handle)
+        return found
+
+    def _key_id(self, handle: Any) -> bytes:
+        (key_id,) = self._session.getAttributeValue(handle, [PyKCS11.CKA_ID])
+        return bytes(key_id or ())
 
     @staticmethod
     def _only(handles: list[Any], label: str) -> Any:
