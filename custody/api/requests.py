@@ -126,6 +126,10 @@ async def get_request(
             # Only a long poll asks whether anything will move the request still.
             return view, settling and repository.settled(session, request)
 
+    def status_now() -> str | None:
+        with rt.db.read() as session:
+            return repository.status_for_client(session, client.id, request_id)
+
     if not wait:
         return (await run_in_threadpool(read, False))[0]
     # The ticket comes before each read: a change committed between the two sets it.
@@ -135,13 +139,18 @@ async def get_request(
         before = latest.status if seen is None else seen
         deadline = time.monotonic() + wait
         recheck = rt.settings.long_poll_recheck_seconds
+        stale = False
         while not settled and not _moved_on(before, latest):
             if (left := deadline - time.monotonic()) <= 0:
                 break
             await ticket.wait(min(left, recheck))
             ticket = rt.changes.ticket()
-            latest, settled = await run_in_threadpool(read)
-        return latest
+            # Any request's change wakes every poll of the process: one whose own request kept
+            # its status reads only that, not the whole view, until it answers
+            stale = await run_in_threadpool(status_now) == latest.status
+            if not stale:
+                latest, settled = await run_in_threadpool(read)
+        return (await run_in_threadpool(read, False))[0] if stale else latest
     finally:
         ticket.close()  # answered, refused or the caller left: nobody waits on it
 

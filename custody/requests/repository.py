@@ -133,6 +133,13 @@ def for_client(session: Session, client_id: str, request_id: str) -> tuple[Reque
     return row[0], row[1]
 
 
+def status_for_client(session: Session, client_id: str, request_id: str) -> str | None:
+    """A client's own request's status alone: what a woken long poll reads first."""
+    return session.execute(
+        select(Request.status).where(Request.id == request_id, Request.client_id == client_id)
+    ).scalar_one_or_none()
+
+
 def settled(session: Session, request: Request) -> bool:
     """Whether nothing will move `request` any more: a final status, or signed with no way on
     (a signature, or a transaction on a chain without a node for custody.broadcast to send)."""

@@ -275,7 +275,8 @@ class Request(Base):
     # A replacement of a stuck transaction names the request it replaces and signs its nonce
     # again: the one way a nonce gets a second signature. Each replacement is the next
     # generation of its nonce, and the live-nonce index is unique per generation.
-    replaces: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Indexed: every view of a request asks which request replaces it.
+    replaces: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     nonce_generation: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
