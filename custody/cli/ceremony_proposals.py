@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from custody.cli import context
-from custody.cli.output import JsonOption, emit, table
+from custody.cli.output import (
+    ApproverOption,
+    JsonOption,
+    RejectOption,
+    SignatureOption,
+    emit,
+    table,
+)
 
 if TYPE_CHECKING:
     from custody.store.models import CeremonyProposal
@@ -127,11 +134,9 @@ def _propose(kind: str, subject: dict[str, Any], *, as_json: bool) -> None:
 
 def approve(
     proposal: Annotated[int, typer.Argument(help="The proposal's id.")],
-    approver: Annotated[str, typer.Option("--approver", help="The approver's name.")],
-    signature: Annotated[
-        str, typer.Option("--signature", help="Base64 Ed25519 signature by their device key.")
-    ],
-    reject: Annotated[bool, typer.Option("--reject", help="Record a rejection.")] = False,
+    approver: ApproverOption,
+    signature: SignatureOption,
+    reject: RejectOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Record an approver's device-key decision on a ceremony proposal."""

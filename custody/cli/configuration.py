@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from custody.cli import context
-from custody.cli.output import JsonOption, emit
+from custody.cli.output import ApproverOption, JsonOption, RejectOption, SignatureOption, emit
 from custody.errors import ValidationFailed
 from custody.seals import repository as seals
 from custody.seals.service import RootKey, seal, verify
@@ -139,11 +139,9 @@ def pending_command(as_json: JsonOption = False) -> None:
 @app.command("approve")
 def approve_command(
     epoch: Annotated[int, typer.Argument(help="The configuration seal's epoch.")],
-    approver: Annotated[str, typer.Option("--approver", help="The approver's name.")],
-    signature: Annotated[
-        str, typer.Option("--signature", help="Base64 Ed25519 signature by their device key.")
-    ],
-    reject: Annotated[bool, typer.Option("--reject", help="Record a rejection.")] = False,
+    approver: ApproverOption,
+    signature: SignatureOption,
+    reject: RejectOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Record a governance approver's device-key decision on a configuration seal."""

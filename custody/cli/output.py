@@ -14,6 +14,13 @@ from rich.table import Table
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
+# A governance approver's device-key decision, recorded from the CLI (ceremonies, configuration).
+ApproverOption = Annotated[str, typer.Option("--approver", help="The approver's name.")]
+SignatureOption = Annotated[
+    str, typer.Option("--signature", help="Base64 Ed25519 signature by their device key.")
+]
+RejectOption = Annotated[bool, typer.Option("--reject", help="Record a rejection.")]
+
 # Piped output is read by people in logs and terminals wider than 80 columns: do not fold
 # addresses and digests into pieces there.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
