@@ -226,10 +226,11 @@ class _InEffect:
     epoch: int
     signature: bytes
     document: Document
-    governed: bool
-    """Whether the next seal needs the quorum: the document has governance, and it was staffed
-    (enough members to meet it) here or in an earlier seal in effect. Until first staffed, the
-    operator adds the governors; once staffed, disabling members never hands control back."""
+    governing: Governors | None
+    """Who must approve the next seal; None while it needs no quorum: the document has no
+    governance, or it was never staffed (enough members to meet it) here or in an earlier seal
+    in effect. Until first staffed, the operator adds the governors; once staffed, disabling
+    members never hands control back."""
 
     @classmethod
     def of(
@@ -237,7 +238,7 @@ class _InEffect:
     ) -> _InEffect:
         found = governors(session, document)
         governed = found is not None and (was_governed or found.staffed())
-        return cls(row.epoch, row.signature, document, governed)
+        return cls(row.epoch, row.signature, document, found if governed else None)
 
 
 _lock = threading.Lock()
@@ -301,9 +302,14 @@ def _walk(session: Session, root: RootKey, known: _InEffect | None) -> tuple[Eff
             # The first seal, made by `custody init`, is where the chain starts.
             in_effect = _InEffect.of(session, row, document, was_governed=False)
             continue
-        judged = _judge(session, in_effect, row, document) if in_effect.governed else None
+        governing = in_effect.governing
+        judged = (
+            None
+            if governing is None
+            else _judge(session, governing, in_effect.document, row, document)
+        )
         if judged is None:
-            in_effect, waiting = _InEffect.of(session, row, document, in_effect.governed), []
+            in_effect, waiting = _InEffect.of(session, row, document, governing is not None), []
         else:
             waiting.append((judged, document))
     if in_effect is None:
@@ -312,18 +318,23 @@ def _walk(session: Session, root: RootKey, known: _InEffect | None) -> tuple[Eff
         )
     if not waiting:
         return Effective(in_effect.epoch, in_effect.document), in_effect
-    merged = _with_changes_allowed_alone(session, in_effect.document, waiting[-1][1])
+    # a seal waits only under a quorum: `governing` is set
+    assert in_effect.governing is not None
+    merged = _with_changes_allowed_alone(
+        session, in_effect.governing, in_effect.document, waiting[-1][1]
+    )
     return Effective(in_effect.epoch, merged, tuple(p for p, _ in waiting)), in_effect
 
 
 def _judge(
-    session: Session, in_effect: _InEffect, row: ConfigurationSeal, after: Document
+    session: Session,
+    governing: Governors,
+    before: Document,
+    row: ConfigurationSeal,
+    after: Document,
 ) -> Pending | None:
-    """None when `row` takes effect after the governed `in_effect`; else what it waits for."""
-    before = in_effect.document
-    governing = governors(session, before)
-    if governing is None:
-        return None
+    """None when `row` takes effect after `before`, which `governing` governs; else what it
+    waits for."""
     needs = [
         describe(section, name, was, now)
         for section, name, was, now in changed_items(before, after)
@@ -375,11 +386,10 @@ def _policy_approved(session: Session, governing: Governors, version_id: int, di
     return count_quorum(governing.requirements, votes).met
 
 
-def _with_changes_allowed_alone(session: Session, before: Document, after: Document) -> Document:
-    governing = governors(session, before)
+def _with_changes_allowed_alone(
+    session: Session, governing: Governors, before: Document, after: Document
+) -> Document:
     sections = {name: dict(items) for name, items in before.sections.items()}
-    if governing is None:
-        return after
     for section, name, was, now in changed_items(before, after):
         if _allowed_alone(session, governing, (section, name, was, now)):
             if now is None:

@@ -95,10 +95,6 @@ class ConfigurationGate:
                 f"{seen}: seals and their ledger entries were removed"
             )
 
-    def refusal(self, session: Session, scope: Scope) -> str | None:
-        """Why the rows this claim relies on are not the sealed ones; None when they are."""
-        return self.check(session, scope).refused
-
     def _root_key_cached(self) -> RootKey:
         with self._lock:
             if self._root is None:
