@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals import repository
+from custody.approvals.deciders import decision_fields, enabled_with_device_key
 from custody.approvals.engine import QuorumState, Requirement, count_quorum, parse_requirements
 from custody.approvals.errors import (
     ApprovalConflict,
@@ -38,7 +39,7 @@ from custody.approvals.errors import (
     InvalidApproval,
 )
 from custody.approvals.quorum import votes_now
-from custody.approvals.statement import DECISIONS, verify_device_signature
+from custody.approvals.statement import verify_device_signature
 from custody.errors import Conflict, Forbidden, NotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
@@ -166,26 +167,19 @@ def verify_decision(
     """Check one approver's decision on a pending proposal (from the CLI or `POST
     /v1/ceremonies/proposals/{id}/approvals`), in a read transaction: anyone may post one, and
     a signature check under the write lock would hold up every other writer meanwhile."""
-    if not isinstance(approver_name, str) or not isinstance(signature, str):
-        raise InvalidApproval("approver and signature must be strings")
-    if not isinstance(decision, str) or decision not in DECISIONS:
-        raise InvalidApproval(f"decision must be approve or reject, got {decision!r}")
+    name, decision, signature = decision_fields(approver_name, decision, signature)
     row = repository.ceremony_proposal(session, proposal_id, for_update=False)
     if row is None:
         raise NotFound(f"no ceremony proposal {proposal_id}")
     _check_pending(row)
-    approver = repository.approver_named(session, approver_name)
-    if approver is None or approver.device_public_key is None or approver.disabled_at:
-        raise ApprovalRefused("no enabled approver with a device key by that name")
+    approver, public_key = enabled_with_device_key(session, name)
     signed = statement(row.id, row.kind, row.subject_sha256, approver.name, decision)
-    if not verify_device_signature(approver.device_public_key, signature, signed):
+    if not verify_device_signature(public_key, signature, signed):
         raise BadApprovalSignature(
             "signature does not verify over this proposal's statement (RFC 8785 of type, "
             "proposal, ceremony, subject_sha256, decision, approver)"
         )
-    return VerifiedDecision(
-        row.id, approver.id, decision, signed, signature, approver.device_public_key
-    )
+    return VerifiedDecision(row.id, approver.id, decision, signed, signature, public_key)
 
 
 def record_decision(session: Session, verified: VerifiedDecision) -> Decided:

@@ -41,12 +41,12 @@ from sqlalchemy.orm import Session
 
 from custody.approvals import repository
 from custody.approvals.ceremony_approvals import governance
+from custody.approvals.deciders import decision_fields, enabled_with_device_key
 from custody.approvals.engine import QuorumState, Requirement, Vote, count_quorum
 from custody.approvals.errors import (
     ApprovalConflict,
     ApprovalRefused,
     BadApprovalSignature,
-    InvalidApproval,
 )
 from custody.approvals.policy_approvals import statement_for as policy_statement_for
 from custody.approvals.statement import DECISIONS, verify_device_signature
@@ -428,19 +428,14 @@ def verify_decision(
     session: Session, *, epoch: int, approver_name: object, decision: object, signature: object
 ) -> VerifiedDecision:
     """Check one approver's decision on a seal, in a read transaction (anyone may post one)."""
-    if not isinstance(approver_name, str) or not isinstance(signature, str):
-        raise InvalidApproval("approver and signature must be strings")
-    if not isinstance(decision, str) or decision not in DECISIONS:
-        raise InvalidApproval(f"decision must be approve or reject, got {decision!r}")
+    name, decision, signature = decision_fields(approver_name, decision, signature)
     row = session.get(ConfigurationSeal, epoch)
     if row is None:
         raise NotFound(f"no configuration seal {epoch}")
-    approver = repository.approver_named(session, approver_name)
-    if approver is None or approver.device_public_key is None or approver.disabled_at:
-        raise ApprovalRefused("no enabled approver with a device key by that name")
+    approver, public_key = enabled_with_device_key(session, name)
     _check_governor(session, approver)
     signed = statement(row.epoch, row.digest, approver.name, decision)
-    if not verify_device_signature(approver.device_public_key, signature, signed):
+    if not verify_device_signature(public_key, signature, signed):
         raise BadApprovalSignature(
             "signature does not verify over this seal's statement (RFC 8785 of type, epoch, "
             "digest, decision, approver)"
@@ -453,7 +448,7 @@ def verify_decision(
         decision,
         signed,
         signature,
-        approver.device_public_key,
+        public_key,
     )
 
 

@@ -19,15 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals.approvers import groups_of
+from custody.approvals.deciders import decision_fields, enabled_with_device_key
 from custody.approvals.engine import Requirement, count_quorum, parse_requirements
 from custody.approvals.errors import (
     ApprovalConflict,
     ApprovalRefused,
     BadApprovalSignature,
-    InvalidApproval,
 )
 from custody.approvals.quorum import votes_now
-from custody.approvals.statement import DECISIONS, verify_device_signature
+from custody.approvals.statement import verify_device_signature
 from custody.errors import NotFound
 from custody.ledger import service as ledger
 from custody.ledger.events import EventKind
@@ -81,22 +81,13 @@ def verify_decision(
 ) -> VerifiedDecision:
     """Check one decision on a proposed version, in a read transaction: anyone may post one,
     and a signature check under the write lock would hold up every other writer meanwhile."""
-    if not isinstance(approver_name, str) or not isinstance(signature, str):
-        raise InvalidApproval("approver and signature must be strings")
-    if decision not in DECISIONS:
-        raise InvalidApproval(f"decision must be approve or reject, got {decision!r}")
+    name, decision, signature = decision_fields(approver_name, decision, signature)
     version = _proposed(session, version_id)
-    approver = session.execute(
-        select(Approver).where(Approver.name == approver_name)
-    ).scalar_one_or_none()
-    if approver is None or approver.device_public_key is None or approver.disabled_at:
-        raise ApprovalRefused("no enabled approver with a device key by that name")
+    approver, public_key = enabled_with_device_key(session, name)
     _governance_now(session, version)
-    statement = policy_statement(version, approver.name, str(decision))
-    _verify(approver.device_public_key, signature, statement)
-    return VerifiedDecision(
-        version.id, approver.id, str(decision), statement, signature, approver.device_public_key
-    )
+    statement = policy_statement(version, approver.name, decision)
+    _verify(public_key, signature, statement)
+    return VerifiedDecision(version.id, approver.id, decision, statement, signature, public_key)
 
 
 def record_decision(session: Session, verified: VerifiedDecision) -> str:
