@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
+from bench.client import withdrawal
 from bench.policy_eval import machine
 from custody.app import create_app
 from custody.client import Client
@@ -38,7 +39,6 @@ from custody.setup.demo import seed
 from custody.setup.init import initialise
 from custody.signing.worker import SignerWorker
 
-DESTINATION = "0xe3139eABD9dCaDCDC9e6f2848Ef4AfD85Dc0c1B7"
 POLICY = """
 version: 1
 limits:
@@ -47,22 +47,6 @@ limits:
 rules:
   - {id: allow-all, match: {type: withdrawal}, action: allow}
 """
-
-
-def _body(nonce: int) -> dict[str, object]:
-    return {
-        "type": "withdrawal",
-        "wallet": "hot-eth",
-        "asset": "ETH",
-        "amount": "1000",
-        "destination": DESTINATION,
-        "evm": {
-            "nonce": nonce,
-            "gas": 21000,
-            "max_fee_per_gas": "30000000000",
-            "max_priority_fee_per_gas": "1000000000",
-        },
-    }
 
 
 def measure(requests: int, runs: int) -> dict[str, float]:
@@ -81,7 +65,7 @@ def measure(requests: int, runs: int) -> dict[str, float]:
             with TestClient(create_app(rt, run_worker=False)) as http:
                 client = Client("http://testserver", demo.client_id, key, http=http)
                 for nonce in range(requests):
-                    client.create(_body(nonce))
+                    client.create(withdrawal(nonce))
                 filler = SignerWorker(rt, worker_id="bench-fill")
                 assert filler.drain() == requests
                 # A new worker in a new process would start with nothing verified; the memo is
@@ -91,7 +75,7 @@ def measure(requests: int, runs: int) -> dict[str, float]:
                 worker = SignerWorker(rt, worker_id="bench")
                 samples = []
                 for nonce in range(requests, requests + runs):
-                    client.create(_body(nonce))
+                    client.create(withdrawal(nonce))
                     started = time.perf_counter()
                     assert worker.run_once()
                     samples.append(time.perf_counter() - started)
@@ -120,7 +104,7 @@ def _decisions(rt: Runtime, runs: int) -> dict[str, float]:
         return {}
     results = {}
     with rt.db.read() as session:
-        draft = decode(session, parse_object(json.dumps(_body(10**6)).encode()))
+        draft = decode(session, parse_object(json.dumps(withdrawal(10**6)).encode()))
         facts = draft.facts("demo-desk")
         variants = {
             "rows_ms": lambda: decide(session, facts, exclude_request=None),
