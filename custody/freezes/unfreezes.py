@@ -24,15 +24,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from custody.approvals import repository as approvers
+from custody.approvals.deciders import decision_fields
 from custody.approvals.engine import QuorumState, Requirement, count_quorum, parse_requirements
 from custody.approvals.errors import (
     ApprovalConflict,
     ApprovalRefused,
     BadApprovalSignature,
-    InvalidApproval,
 )
 from custody.approvals.quorum import votes_now
-from custody.approvals.statement import DECISIONS, verify_device_signature
+from custody.approvals.statement import verify_device_signature
 from custody.errors import Conflict, NotFound
 from custody.freezes import repository
 from custody.freezes.service import FreezeInvalid, check_reason, describe_scope, lift
@@ -152,10 +152,7 @@ def verify_decision(
 ) -> VerifiedDecision:
     """Check one device-key decision, in a read transaction: anyone may post one, so the
     signature is checked before any write lock is taken."""
-    if not isinstance(approver_name, str) or not isinstance(signature, str):
-        raise InvalidApproval("approver and signature must be strings")
-    if decision not in DECISIONS:
-        raise InvalidApproval(f"decision must be approve or reject, got {decision!r}")
+    approver_name, decision, signature = decision_fields(approver_name, decision, signature)
     if repository.by_id(session, freeze_id) is None:
         raise NotFound(f"no freeze {freeze_id}")
     pending = repository.pending_unfreeze(session, freeze_id)
@@ -167,14 +164,14 @@ def verify_decision(
     if approver is None or approver.device_public_key is None:
         # The same answer whether the name is unknown or has no device key: no probing.
         raise ApprovalRefused("no approver with a device key by that name")
-    signed = statement(pending, approver.name, str(decision))
+    signed = statement(pending, approver.name, decision)
     if not verify_device_signature(approver.device_public_key, signature, signed):
         raise BadApprovalSignature(
             "signature does not verify over this unfreeze's statement (RFC 8785 of type, "
             "freeze, unfreeze, decision, approver)"
         )
     return VerifiedDecision(
-        pending.id, approver.id, str(decision), signed, signature, approver.device_public_key
+        pending.id, approver.id, decision, signed, signature, approver.device_public_key
     )
 
 
