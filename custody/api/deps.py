@@ -45,7 +45,13 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def _authenticate(
-    request: Request, rt: Runtime, limits: RateLimits, body: bytes, *, key_required: bool
+    request: Request,
+    rt: Runtime,
+    limits: RateLimits,
+    body: bytes,
+    *,
+    key_required: bool,
+    burn: bool = True,
 ) -> AuthenticatedClient:
     settings = rt.settings
     rules = TokenRules(settings.jwt_max_lifetime_seconds, settings.jwt_clock_skew_seconds)
@@ -62,6 +68,7 @@ def _authenticate(
         call,
         rules,
         admit=lambda caller: limits.admit_client(caller.id),
+        burn=burn,
     )
 
 
@@ -93,8 +100,13 @@ def creating_client(
     body: Annotated[bytes, Depends(raw_body)],
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_TOKEN_SCHEME)],
 ) -> AuthenticatedClient:
-    """`POST /v1/requests`: the Idempotency-Key header and its signed claim are both required."""
-    return trading_client(_authenticate(request, rt, limits, body, key_required=True))
+    """`POST /v1/requests`: the Idempotency-Key header and its signed claim are both required.
+    The nonce comes back unburnt: intake burns it in the transaction that stores the request
+    (one fsynced commit per create, not two), or alone when it stores nothing."""
+    caller = _authenticate(request, rt, limits, body, key_required=True, burn=False)
+    if caller.role != "trading" and caller.unburnt_nonce is not None:
+        caller.unburnt_nonce.burn_alone(rt.db)  # a refused call's nonce is spent all the same
+    return trading_client(caller)
 
 
 def trading_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:

@@ -65,12 +65,36 @@ class CallContext:
 
 
 @dataclass(frozen=True)
+class CallNonce:
+    """A verified call's nonce, to be burnt by the caller in the transaction that acts on the
+    call (`authenticate(..., burn=False)`): one commit per call instead of two."""
+
+    client_id: str
+    value: str
+    kept_until: datetime
+
+    def burn(self, session: Session) -> None:
+        """Inside the caller's transaction; Unauthorized when it was used already (and then
+        the transaction must not commit what the call asked for)."""
+        _burn_nonce(session, client_id=self.client_id, nonce=self.value, until=self.kept_until)
+
+    def burn_alone(self, db: Database) -> None:
+        """In a transaction of its own: for a call that ends writing nothing else (refused,
+        invalid, or answered from what is stored)."""
+        with db.write() as session:
+            self.burn(session)
+
+
+@dataclass(frozen=True)
 class AuthenticatedClient:
     id: str
     name: str
     role: str = "trading"
     # The token this call was authenticated with: intake keeps it as the request's evidence.
     token: str | None = field(default=None, repr=False, compare=False)
+    # Set only when `authenticate` was told not to burn the nonce itself: the call is not
+    # authenticated until whoever acts on it has burnt this, whatever the outcome.
+    unburnt_nonce: CallNonce | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -94,11 +118,16 @@ def authenticate(
     now: datetime | None = None,
     *,
     admit: Callable[[AuthenticatedClient], None] | None = None,
+    burn: bool = True,
 ) -> AuthenticatedClient:
     """The client that signed this call, else Unauthorized.
 
     `admit` sees the client once everything but the nonce checked out, and may refuse it (the
     client's rate limit): a refusal burns no nonce and writes nothing.
+
+    `burn=False`: the nonce is returned unburnt (`unburnt_nonce`) for the caller to burn in its
+    own write transaction (intake: the request, its ledger entries and the nonce commit
+    together), or alone when it writes nothing; until then the call is not authenticated.
     """
     token = _bearer(authorization)
     known = _key_for(db, _peek(token)["sub"])
@@ -112,8 +141,11 @@ def authenticate(
     kept_until = _check_times(claims, rules, now or datetime.now(UTC)) + NONCE_KEPT_AFTER_EXPIRY
     if admit is not None:
         admit(known.client)
+    nonce = CallNonce(known.client.id, claims["nonce"], kept_until)
+    if not burn:
+        return replace(known.client, token=token, unburnt_nonce=nonce)
     with db.write() as session:
-        _burn_nonce(session, client_id=known.client.id, nonce=claims["nonce"], until=kept_until)
+        nonce.burn(session)
     return replace(known.client, token=token)
 
 

@@ -12,6 +12,7 @@ the HTTP handler never holds the HSM).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -28,7 +29,7 @@ from custody.approvals.deadlines import approval_deadline
 from custody.chains.bitcoin.psbt import spent_outpoints
 from custody.chains.evm.fees import payload_fees
 from custody.chains.evm.rpc import DEFAULT_TIMEOUT_SECONDS
-from custody.clients.auth import AuthenticatedClient
+from custody.clients.auth import AuthenticatedClient, CallNonce
 from custody.decisions.service import decide
 from custody.errors import Conflict, CustodyError
 from custody.freezes import breakers
@@ -50,7 +51,7 @@ from custody.requests import lifecycle
 from custody.requests import repository as requests
 from custody.requests.states import RequestStatus
 from custody.store.base import utcnow
-from custody.store.database import Database
+from custody.store.database import Database, DatabaseUnavailable
 from custody.store.models import Request
 from custody.views.requests import request_view
 from custody.wallets.errors import WalletRetired
@@ -95,6 +96,29 @@ class _CatalogMoved(Exception):
     """A wallet, chain, asset or venue the decode read changed before the write: decode again."""
 
 
+@dataclass
+class _NonceDuty:
+    """The call's token nonce when its authentication left it unburnt (custody.clients.auth):
+    burnt in the transaction that stores the request, so a create commits once; alone when
+    the call stores nothing (a replay answered from the stored request, a refusal). Until it
+    is burnt, the call is not authenticated: a second use of the nonce is refused."""
+
+    nonce: CallNonce | None
+    burnt: bool = False
+
+    def in_transaction(self, session: Session) -> None:
+        if self.nonce is not None and not self.burnt:
+            self.nonce.burn(session)
+
+    def committed(self) -> None:
+        self.burnt = True
+
+    def alone(self, db: Database) -> None:
+        if self.nonce is not None and not self.burnt:
+            self.nonce.burn_alone(db)
+            self.burnt = True
+
+
 def submit(
     db: Database,
     *,
@@ -110,7 +134,46 @@ def submit(
     """`requested_by_approver`: the person who started it in the approver app (the maker);
     `authorise`: the caller's check that must hold in the transaction that stores the request
     (the maker's permission), run first in it; `http_request_id`: the X-Request-Id of the
-    HTTP call (custody.callid), recorded with the request (a replay keeps the first call's)."""
+    HTTP call (custody.callid), recorded with the request (a replay keeps the first call's).
+
+    A client whose nonce is still unburnt (`client.unburnt_nonce`) has it burnt here, whatever
+    the outcome: with the request when one is stored, alone otherwise (Unauthorized, before
+    any other answer, when it was used already)."""
+    duty = _NonceDuty(client.unburnt_nonce)
+    try:
+        return _traced_submit(
+            db,
+            duty,
+            client=client,
+            idempotency_key=idempotency_key,
+            body=body,
+            max_fee_wei=max_fee_wei,
+            requested_by_approver=requested_by_approver,
+            authorise=authorise,
+            node_timeout=node_timeout,
+            http_request_id=http_request_id,
+        )
+    except Exception:
+        # Refused or failed: the nonce is spent all the same, as it was when authentication
+        # burnt it up front. A reused one turns the answer into its 401.
+        with contextlib.suppress(DatabaseUnavailable):
+            duty.alone(db)
+        raise
+
+
+def _traced_submit(
+    db: Database,
+    duty: _NonceDuty,
+    *,
+    client: AuthenticatedClient,
+    idempotency_key: str | None,
+    body: bytes,
+    max_fee_wei: int,
+    requested_by_approver: str | None,
+    authorise: Callable[[Session], None] | None,
+    node_timeout: float,
+    http_request_id: str | None,
+) -> Submission:
     key = _check_idempotency_key(idempotency_key)
     call = _Call(
         client,
@@ -122,7 +185,14 @@ def submit(
     )
     traced = {"custody.client": client.name, "custody.http_request_id": http_request_id}
     with tracing.span("intake", traced) as span:
-        submission = _submit(db, call, max_fee_wei, authorise, node_timeout)
+        submission = _submit(
+            db,
+            call,
+            duty=duty,
+            max_fee_wei=max_fee_wei,
+            authorise=authorise,
+            node_timeout=node_timeout,
+        )
         span.set(
             {
                 "custody.request_id": submission.view.get("id"),
@@ -137,6 +207,8 @@ def submit(
 def _submit(
     db: Database,
     call: _Call,
+    *,
+    duty: _NonceDuty,
     max_fee_wei: int,
     authorise: Callable[[Session], None] | None,
     node_timeout: float,
@@ -145,13 +217,17 @@ def _submit(
         with db.read() as session:
             # (1) idempotency: the same key and body answer exactly as the first time
             earlier = requests.by_idempotency_key(session, call.client.id, call.key)
-            if earlier is not None:
-                return _replay(earlier, call.key, call.body_hash)
-            # (2) decode, holding no write lock: strict JSON into a draft whose payload and
-            #     digest can no longer change, and the catalog rows it was decoded against
-            with tracing.span("intake.decode") as span:
-                decoded = _decode(session, call.body, max_fee_wei)
-                span.set(_described(decoded))
+            replay = None if earlier is None else _replay(earlier, call.key, call.body_hash)
+            if replay is None:
+                # (2) decode, holding no write lock: strict JSON into a draft whose payload
+                #     and digest can no longer change, and the catalog rows it was decoded
+                #     against
+                with tracing.span("intake.decode") as span:
+                    decoded = _decode(session, call.body, max_fee_wei)
+                    span.set(_described(decoded))
+        if replay is not None:
+            duty.alone(db)  # nothing is stored: the nonce commits alone
+            return replay
         if decoded.shape is not None:
             # (2b) a connected chain: ask its node for gas and fees, holding no lock at all
             with tracing.span("intake.node_quote", {"custody.chain": decoded.shape.chain.name}):
@@ -159,11 +235,14 @@ def _submit(
         try:
             # the write transaction, from its start to its commit (the ledger lock's wait too)
             with tracing.span("intake.store"), db.write() as session:
+                duty.in_transaction(session)
                 if authorise is not None:
                     authorise(session)
-                return _decide_and_store(session, call, decoded, max_fee_wei)
+                stored = _decide_and_store(session, call, decoded, max_fee_wei)
         except (_CatalogMoved, IntegrityError):
             continue
+        duty.committed()
+        return stored
     raise Conflict("concurrent changes kept conflicting with this request; retry")
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ import jwt
 import pytest
 from api_checks import assert_problem
 from fastapi.testclient import TestClient as HttpClient
+from sqlalchemy.orm import Session
 
 from custody.store.base import utcnow
 from custody.store.models import Client
@@ -141,6 +144,69 @@ def test_reused_nonce_in_a_new_token_is_refused(
         now=int(time.time()) + 1,
     )
     _refused(api, installation, body, f"Bearer {token}", "already used")
+
+
+def test_a_create_commits_its_nonce_with_its_request(
+    api: Api, installation: Installation, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One write transaction per create: the nonce is burnt in intake's own, not in one of its
+    own before it (each commit is a disk flush and, on SQLite, a turn at the write lock)."""
+    db = installation.runtime.db
+    write = db.write
+    writes: list[None] = []
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[Session]:
+        with write() as session:
+            yield session
+        writes.append(None)
+
+    monkeypatch.setattr(db, "write", counted)
+    token = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
+    created = _post(api, body, f"Bearer {token}")
+    monkeypatch.undo()
+    assert created.status_code == 201, created.text
+    assert len(writes) == 1
+    _refused(api, installation, body, f"Bearer {token}", "already used")
+
+
+def test_a_refused_create_spends_its_nonce_all_the_same(
+    api: Api, installation: Installation, auth_wallet: WalletInfo
+) -> None:
+    """Intake refuses the body (a fractional amount): nothing is stored, yet the token's nonce
+    is used, as for any authenticated call; sending the token again is a replay."""
+    bad = withdrawal(auth_wallet.name, nonce=int(uuid.uuid4().int % 10**9))
+    bad["amount"] = 1.5
+    body = json.dumps(bad).encode()
+    token = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
+    before = installation.counts()
+    assert_problem(_post(api, body, f"Bearer {token}"), 422)
+    assert installation.counts() == before
+    _refused(api, installation, body, f"Bearer {token}", "already used")
+
+
+def test_a_retried_create_answered_from_storage_spends_the_retrys_nonce(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    first = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
+    assert _post(api, body, f"Bearer {first}").status_code == 201
+    retry = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
+    again = _post(api, body, f"Bearer {retry}")
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    _refused(api, installation, body, f"Bearer {retry}", "already used")
+
+
+def test_one_create_token_sent_many_times_at_once_is_accepted_once(
+    api: Api, installation: Installation, body: bytes
+) -> None:
+    token = make_token(api.client, "POST", URI, body, idempotency_key=_key(body))
+    before = installation.counts()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: _post(api, body, f"Bearer {token}"), range(8)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] + [401] * 7, [answer.text for answer in answers]
+    assert installation.counts()["requests"] == before["requests"] + 1
 
 
 @pytest.mark.parametrize("nonce", ["short", "x" * 129, 12345678, ["a" * 10]])
