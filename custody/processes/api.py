@@ -21,9 +21,11 @@ def main(role: str, settings: Settings, parent: int, listener: socket.socket) ->
     stopped = threading.Event()
     children.stop_on_signals(stopped)
     from custody.app import create_app
+    from custody.chains.evm.eip1559 import load_encoder
     from custody.http.serving import ServerConfig, run
     from custody.runtime import Runtime
 
+    load_encoder()  # before serving: intake builds a transaction for every EVM request
     runtime = Runtime(settings)
     # Status changes made by the signers and the other API processes wake this one's long polls.
     bell = wakeup.Doorbell.bind(settings.home, wakeup.Kind.WATCHER)

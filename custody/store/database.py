@@ -22,6 +22,7 @@ import math
 import os
 import sqlite3
 import stat
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -33,7 +34,13 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
-from custody.store.errors import NOT_ANSWERING, DatabaseUnavailable, unavailable
+from custody.store.errors import (
+    BUSY,
+    NOT_ANSWERING,
+    RETRY_BUSY_SECONDS,
+    DatabaseUnavailable,
+    unavailable,
+)
 from custody.store.liveness import Connections, Liveness, Probe
 
 __all__ = ["Database", "DatabaseTimeouts", "DatabaseUnavailable"]
@@ -247,6 +254,11 @@ class Database:
             # traceback) would keep serving its old snapshot: its cursors close on return.
             for pooled in (self.engine, self._read_engine):
                 event.listen(pooled, "checkin", _close_open_cursors)
+        # SQLite: this process's writers queue here, each woken the moment the one ahead ends.
+        # Left to meet at SQLite's write lock, they sleep in its busy handler (1 ms, growing to
+        # 100 ms, whatever happens meanwhile) and leave the lock idle between them. Writers of
+        # other processes (the signer, the CLI) still meet this one there.
+        self._writer_turn = threading.Lock() if self.sqlite else None
         self._writes = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._reads = sessionmaker(self._read_engine, expire_on_commit=False, autoflush=False)
         self.commit_hooks: list[Callable[[Session], None]] = []
@@ -302,10 +314,29 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends and rolls back on any exception."""
-        with self._bounded(), self._writes() as session, session.begin():
+        with self._bounded(), self._turn(), self._writes() as session, session.begin():
             yield session
             for hook in self.commit_hooks:
                 hook(session)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's turn to write (SQLite), waited for as long as SQLite's own lock."""
+        turn = self._writer_turn
+        if turn is None:
+            yield
+            return
+        if not turn.acquire(timeout=self.timeouts.sqlite_busy_seconds):
+            seconds = self.timeouts.sqlite_busy_seconds
+            raise DatabaseUnavailable(
+                BUSY,
+                cause=f"another write of this process held SQLite's write lock for {seconds:g} s",
+                retry_after=RETRY_BUSY_SECONDS,
+            )
+        try:
+            yield
+        finally:
+            turn.release()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -129,6 +129,13 @@ def _unsigned_rlp(fields: Eip1559Fields) -> bytes:
     return bytes([TX_TYPE]) + encoded
 
 
+def load_encoder() -> None:
+    """Import eth-account's encoder now. Server processes call this as they start, so that
+    their first EVM request does not wait the half second of the import (it did, and it showed
+    as the worst latency of a fresh server)."""
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction  # noqa: F401
+
+
 def build_eip1559(fields: Eip1559Fields) -> UnsignedEvmTx:
     """The unsigned transaction and its signing digest, computed two ways that must agree."""
     # eth-account imports eth-keyfile and py_ecc (0.5 s): loaded by the first request that needs
