@@ -200,6 +200,41 @@ def test_a_locked_sqlite_database_is_a_busy_503(tmp_path: Path) -> None:
     assert raised.value.headers() == {"Retry-After": "1"}
 
 
+def test_writers_of_one_process_take_turns_before_sqlites_lock(tmp_path: Path) -> None:
+    """A second write of this process waits for the first on the process's own lock (woken the
+    moment it ends, never sleeping in SQLite's busy handler), bounded like SQLite's wait; a
+    write that failed hands its turn on."""
+    db = Database(
+        f"sqlite:///{tmp_path / 'turns.db'}", timeouts=DatabaseTimeouts(sqlite_busy_seconds=0.3)
+    )
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write() as session:
+            session.execute(text("SELECT 1"))
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(DatabaseUnavailable) as raised, db.write():
+            pass
+        assert raised.value.message == "the database is busy; try again shortly"
+        assert "another write of this process" in raised.value.cause
+        release.set()
+        holder.join(10)
+        with pytest.raises(RuntimeError), db.write():
+            raise RuntimeError("a write that fails")
+        with db.write() as session:  # its turn was handed on
+            assert session.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        release.set()
+        holder.join(10)
+        db.dispose()
+
+
 def test_migrations_run_without_a_statement_timeout() -> None:
     url = "postgresql://custody@db.internal:5432/custody?options=-c%20search_path%3Dcustody"
     timeouts = DatabaseTimeouts(statement_seconds=0.2)
