@@ -25,7 +25,7 @@ from custody.http.ratelimit import RateLimitsDep
 from custody.intake.pipeline import MAX_IDEMPOTENCY_KEY, submit
 from custody.requests import repository
 from custody.requests import service as request_service
-from custody.requests.states import RequestStatus
+from custody.requests.states import TRAITS, RequestStatus
 from custody.views.requests import request_model
 from custody.views.schemas import RequestPage, RequestView
 
@@ -135,29 +135,43 @@ async def get_request(
     # The ticket comes before each read: a change committed between the two sets it.
     ticket = rt.changes.ticket()
     try:
-        latest, settled = await run_in_threadpool(read)
-        before = latest.status if seen is None else seen
+        latest: RequestView | None = None
+        settled = False
+        if seen is not None and _may_move(seen) and await run_in_threadpool(status_now) == seen:
+            # The caller knows the status the request still has (a create's answer): it waits
+            # on the status alone, and the view is built once, when there is news.
+            status = seen
+        else:
+            view, settled = await run_in_threadpool(read)
+            latest, status = view, view.status
+        before = status if seen is None else seen
         deadline = time.monotonic() + wait
         recheck = rt.settings.long_poll_recheck_seconds
-        stale = False
-        while not settled and not _moved_on(before, latest):
+        while not settled and not _moved_on(before, status):
             if (left := deadline - time.monotonic()) <= 0:
                 break
             await ticket.wait(min(left, recheck))
             ticket = rt.changes.ticket()
             # Any request's change wakes every poll of the process: one whose own request kept
             # its status reads only that, not the whole view, until it answers
-            stale = await run_in_threadpool(status_now) == latest.status
-            if not stale:
-                latest, settled = await run_in_threadpool(read)
-        return (await run_in_threadpool(read, False))[0] if stale else latest
+            if await run_in_threadpool(status_now) != status:
+                view, settled = await run_in_threadpool(read)
+                latest, status = view, view.status
+            else:
+                latest = None  # unmoved, but its approvals may have: read afresh to answer
+        return latest if latest is not None else (await run_in_threadpool(read, False))[0]
     finally:
         ticket.close()  # answered, refused or the caller left: nobody waits on it
 
 
-def _moved_on(before: RequestStatus, latest: RequestView) -> bool:
+def _may_move(status: RequestStatus) -> bool:
+    """Whether a request in `status` may move on by itself (for a long poll to wait for)."""
+    return not TRAITS[status].terminal and status is not RequestStatus.SIGNED
+
+
+def _moved_on(before: RequestStatus, status: RequestStatus) -> bool:
     """Whether a long poll has news: another status, and not the moment the HSM signs in."""
-    return latest.status not in (before, RequestStatus.SIGNING)
+    return status not in (before, RequestStatus.SIGNING)
 
 
 @router.get("", summary="List your requests, newest first")

@@ -170,3 +170,62 @@ def test_a_claim_wakes_no_poll_and_the_signature_does(
     monkeypatch.setattr(installation.runtime.changes, "set", lambda: woken.append(True))
     assert signer.drain() == 1  # approved -> signing, then signing -> signed: two commits
     assert woken == [True]
+
+
+def _counting_views(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The requests whose whole view a poll builds (its approvals are a part of every view)."""
+    from custody.api import requests as route
+
+    built: list[str] = []
+    view_of = route.approvals_view
+
+    def counted(session: Any, request: Any) -> Any:
+        built.append(request.id)
+        return view_of(session, request)
+
+    monkeypatch.setattr(route, "approvals_view", counted)
+    return built
+
+
+def test_a_poll_naming_the_status_the_request_has_builds_its_view_once(
+    api: Api,
+    wallet: WalletInfo,
+    signer: SignerWorker,
+    installation: Installation,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waiting on a create's answer reads the status alone until it moves: the view (the
+    approvals, the freezes, the replacement) is built once, for the answer."""
+    request_id = _approved(api, wallet, nonce=11)
+    built = _counting_views(monkeypatch)
+    thread, answers = _poll_in_background(api, request_id, LONG, seen="approved")
+    _until_waiting(installation, 1)
+    assert built == []
+    assert signer.drain() == 1
+    thread.join(LONG / 2)
+    assert not thread.is_alive(), "the poll slept through the change"
+    assert answers[0].json()["status"] == "signed"
+    assert built == [request_id]
+
+
+def test_a_poll_that_waits_on_the_status_alone_still_answers_with_the_request_as_it_is(
+    api: Api, wallet: WalletInfo, installation: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No news before the wait ends: the answer is built then, not taken from the call's start."""
+    request_id = _approved(api, wallet, nonce=12)
+    built = _counting_views(monkeypatch)
+    started = time.monotonic()
+    answer = api.call("GET", f"/v1/requests/{request_id}?wait=0.5&seen=approved")
+    assert time.monotonic() - started >= 0.5
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "approved"
+    assert built == [request_id]
+
+
+def test_a_poll_on_another_clients_request_naming_its_status_is_not_found(
+    api: Api, wallet: WalletInfo, installation: Installation
+) -> None:
+    request_id = _approved(api, wallet, nonce=13)
+    other = Api(api.send, installation.client())
+    answer = other.call("GET", f"/v1/requests/{request_id}?wait=5&seen=approved")
+    assert answer.status_code == 404, answer.text
