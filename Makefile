@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export CUSTODY_HOME ?= $(CURDIR)/var
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help demo test lint typecheck pytest faults bench softhsm chromium anvil venv clean migrations-check \
+.PHONY: help demo test lint typecheck pytest faults bench profile softhsm chromium anvil venv clean migrations-check \
 	lock audit test-audit docker-test
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make test   - lint, type check and the whole test suite (SQLite and PostgreSQL)"
 	@echo "make faults - the fault-injection tests alone (HSM, database, processes)"
 	@echo "make bench  - benchmarks (SQLite and PostgreSQL on 127.0.0.1:5432), written to docs/benchmarks.md"
+	@echo "make profile - where a signed request's CPU goes (py-spy under load), in docs/benchmarks.md"
 	@echo "make lock   - regenerate requirements.lock and requirements-build.lock (pinned, hashed)"
 	@echo "make audit  - pip-audit requirements.lock (fails when the vulnerability data cannot be had)"
 	@echo "make docker-test - build the image, docker compose up deploy/, a signed withdrawal, /metrics"
@@ -129,6 +130,11 @@ faults: venv softhsm
 
 bench: venv softhsm
 	$(BIN)/python -m bench.run
+
+# Where a signed request's CPU goes, sampled by py-spy under the bench's load (SQLite; see
+# bench/profile.py for PostgreSQL): written to docs/benchmarks.md.
+profile: venv softhsm
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .tools
