@@ -186,11 +186,14 @@ def test_a_watcher_wakes_the_polls_a_datagram_names_and_all_for_one_it_cannot_re
     changes = wakeup.Changes()
     thread = wakeup.watch(watcher.sock, changes, stop)
 
-    async def scenario() -> tuple[bool, bool, bool, bool, bool, bool]:
+    async def scenario() -> tuple[bool, ...]:
         a, b = changes.ticket("req_a"), changes.ticket("req_b")
         assert wakeup.ring(home, wakeup.Kind.WATCHER, {"req_b"}) == 1
         b_woken = await b.wait(5)
         a_woken_by_b = await a.wait(0.2)
+        a, b = changes.ticket("req_a"), changes.ticket("req_b")
+        assert wakeup.ring(home, wakeup.Kind.WATCHER) == 1  # naming none
+        a_woken_by_none, b_woken_by_none = await a.wait(5), await b.wait(5)
         a = changes.ticket("req_a")
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
             sender.sendto(b"req_b\n\xff garbage", str(watcher.path))
@@ -206,6 +209,8 @@ def test_a_watcher_wakes_the_polls_a_datagram_names_and_all_for_one_it_cannot_re
         return (
             b_woken,
             a_woken_by_b,
+            a_woken_by_none,
+            b_woken_by_none,
             a_woken_by_garbage,
             a_woken_by_long,
             b_woken_by_long,
@@ -213,7 +218,7 @@ def test_a_watcher_wakes_the_polls_a_datagram_names_and_all_for_one_it_cannot_re
         )
 
     try:
-        assert loops.run(scenario) == (True, False, True, True, True, True)
+        assert loops.run(scenario) == (True, False, True, True, True, True, True, True)
         assert thread.is_alive()
     finally:
         stop.set()
