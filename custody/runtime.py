@@ -204,11 +204,12 @@ class Runtime:
         wakeup.ring(self.settings.home)
 
     def _after_commit(self, session: Session) -> None:
-        """A committed status change wakes the long polls of this process and of every API
-        process on this host (custody.wakeup)."""
-        if session.info.pop(wakeup.STATUS_CHANGED, False):
-            self.changes.set()
-            wakeup.ring(self.settings.home, wakeup.Kind.WATCHER)
+        """A committed status change wakes the long polls on the requests it changed, in this
+        process and in every API process on this host (custody.wakeup)."""
+        changed: set[str] | None = session.info.pop(wakeup.STATUS_CHANGED, None)
+        if changed:
+            self.changes.changed(changed)
+            wakeup.ring(self.settings.home, wakeup.Kind.WATCHER, changed)
 
     def token(self) -> Pkcs11Token:
         """The logged-in main token of this process (see `token_for`)."""

@@ -133,7 +133,7 @@ async def get_request(
     if not wait:
         return (await run_in_threadpool(read, False))[0]
     # The ticket comes before each read: a change committed between the two sets it.
-    ticket = rt.changes.ticket()
+    ticket = rt.changes.ticket(request_id)
     try:
         latest: RequestView | None = None
         settled = False
@@ -151,9 +151,9 @@ async def get_request(
             if (left := deadline - time.monotonic()) <= 0:
                 break
             await ticket.wait(min(left, recheck))
-            ticket = rt.changes.ticket()
-            # Any request's change wakes every poll of the process: one whose own request kept
-            # its status reads only that, not the whole view, until it answers
+            ticket = rt.changes.ticket(request_id)
+            # The recheck, or a change that could not say which requests it moved, wakes every
+            # poll: one whose own request kept its status reads only that, not the whole view
             if await run_in_threadpool(status_now) != status:
                 view, settled = await run_in_threadpool(read)
                 latest, status = view, view.status

@@ -30,7 +30,7 @@ def main(role: str, settings: Settings, parent: int, listener: socket.socket) ->
     # Status changes made by the signers and the other API processes wake this one's long polls.
     bell = wakeup.Doorbell.bind(settings.home, wakeup.Kind.WATCHER)
     if bell is not None:
-        wakeup.relay(bell.sock, runtime.changes, stopped)
+        wakeup.watch(bell.sock, runtime.changes, stopped)
     try:
         # Never a signer here: an HSM call holds the GIL, and the API must keep answering.
         app = create_app(runtime, run_worker=False)

@@ -120,10 +120,9 @@ def _record(
     if clash:
         raise ValueError(f"transition data may not redefine {sorted(clash)}")
     if to is not RequestStatus.SIGNING:
-        # Long polls hear of it once this commits. They pass over `signing` (it lasts
-        # milliseconds): a claim would only make every poll read again, in every API process,
-        # while the HSM signs.
-        session.info[wakeup.STATUS_CHANGED] = True
+        # This request's long polls hear of it once this commits. They pass over `signing` (it
+        # lasts milliseconds): a claim would only make them read again while the HSM signs.
+        session.info.setdefault(wakeup.STATUS_CHANGED, set()).add(request.id)
     ledger.append(
         session,
         entry_kind(to, created=current is None),

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
 
+from custody import wakeup
+from custody.requests import repository
 from custody.signing.worker import SignerWorker
 from tests.support.api import Api, withdrawal
 from tests.support.installation import Installation, WalletInfo
@@ -165,11 +169,11 @@ def test_a_claim_wakes_no_poll_and_the_signature_does(
 ) -> None:
     """Polls pass over `signing`: its commit wakes none of them (each would read again while the
     HSM signs, for nothing); the commit of `signed` wakes them."""
-    _approved(api, wallet, nonce=10)
-    woken: list[bool] = []
-    monkeypatch.setattr(installation.runtime.changes, "set", lambda: woken.append(True))
+    request_id = _approved(api, wallet, nonce=10)
+    woken: list[Collection[str] | None] = []
+    monkeypatch.setattr(installation.runtime.changes, "changed", woken.append)
     assert signer.drain() == 1  # approved -> signing, then signing -> signed: two commits
-    assert woken == [True]
+    assert woken == [{request_id}]
 
 
 def _counting_views(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -229,3 +233,41 @@ def test_a_poll_on_another_clients_request_naming_its_status_is_not_found(
     other = Api(api.send, installation.client())
     answer = other.call("GET", f"/v1/requests/{request_id}?wait=5&seen=approved")
     assert answer.status_code == 404, answer.text
+
+
+def test_a_change_wakes_the_polls_on_its_request_only(
+    api: Api, wallet: WalletInfo, installation: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another request's change leaves a poll asleep: it does not even read its status, which
+    every poll of the process did for every change. A change that cannot say which requests it
+    moved (a datagram naming none) still wakes it, and it reads, and waits on."""
+    quiet, changing = _approved(api, wallet, nonce=14), _approved(api, wallet, nonce=15)
+    status_reads: list[str] = []
+    status_for_client = repository.status_for_client
+
+    def counted(session: Session, client_id: str, request_id: str) -> str | None:
+        status_reads.append(request_id)
+        return status_for_client(session, client_id, request_id)
+
+    monkeypatch.setattr(repository, "status_for_client", counted)
+    quiet_poll, quiet_answers = _poll_in_background(api, quiet, LONG)
+    changing_poll, changing_answers = _poll_in_background(api, changing, LONG)
+    _until_waiting(installation, 2)
+    assert api.call("POST", f"/v1/requests/{changing}/cancel").status_code == 200
+    changing_poll.join(LONG / 2)
+    assert not changing_poll.is_alive(), "the poll slept through the change"
+    assert changing_answers[0].json()["status"] == "cancelled"
+    assert status_reads == [changing]
+    assert quiet_poll.is_alive()
+    assert installation.runtime.changes.waiting == 1
+
+    installation.runtime.changes.hear(wakeup.WAKE_ALL)
+    deadline = time.monotonic() + 20
+    while status_reads != [changing, quiet] or installation.runtime.changes.waiting != 1:
+        assert time.monotonic() < deadline, f"the poll on {quiet} was not woken: {status_reads}"
+        time.sleep(0.01)
+    assert quiet_poll.is_alive()  # its request kept its status
+    assert api.call("POST", f"/v1/requests/{quiet}/cancel").status_code == 200
+    quiet_poll.join(LONG / 2)
+    assert not quiet_poll.is_alive(), "the poll slept through the change"
+    assert quiet_answers[0].json()["status"] == "cancelled"
