@@ -11,11 +11,12 @@ A symbol is not an asset: USDC on two chains is two contracts, perhaps with othe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic_core import PydanticCustomError
-from sqlalchemy import select
+from sqlalchemy import CompoundSelect, select, union_all
 from sqlalchemy.orm import Session
 
 from custody.catalog.assets import validate_decimals, validate_symbol
@@ -127,16 +128,20 @@ def list_prices(session: Session) -> list[PriceRow]:
     ]
 
 
-def reference_table(session: Session) -> dict[PriceKey, UsdPrice]:
-    """The prices an evaluation may use, keyed by asset and chain as requests name them.
-
-    A price counts only while it still names the asset the catalog knows by that symbol on
-    that chain (the native asset, or the token at that contract with those decimals); a row
-    that no longer agrees values nothing, and USD rules that need it deny.
-    """
-    table: dict[PriceKey, UsdPrice] = {}
-    natives = session.execute(
-        select(ReferencePrice, Chain)
+def _prices_statement() -> CompoundSelect[str, str, str, int, datetime]:
+    """Every price that still names its catalog asset (the chain's native one, or a token by
+    contract, symbol and decimals). Built once: every decision (intake's, and the signer's for a
+    request and for each request its limits count) runs it, and building a statement and its
+    cache key cost more than running it. Columns, not rows as objects, for the same reason."""
+    columns = (
+        Chain.name,
+        ReferencePrice.asset,
+        ReferencePrice.usd_per_unit,
+        ReferencePrice.decimals,
+        ReferencePrice.as_of,
+    )
+    natives = (
+        select(*columns)
         .join(Chain, Chain.id == ReferencePrice.chain_id)
         .where(
             ReferencePrice.contract.is_(None),
@@ -144,10 +149,8 @@ def reference_table(session: Session) -> dict[PriceKey, UsdPrice]:
             ReferencePrice.decimals == Chain.native_decimals,
         )
     )
-    for price, chain in natives:
-        table[PriceKey(chain.name, price.asset)] = _usd(price)
-    tokens = session.execute(
-        select(ReferencePrice, Chain)
+    tokens = (
+        select(*columns)
         .join(Chain, Chain.id == ReferencePrice.chain_id)
         .join(
             Asset,
@@ -157,10 +160,27 @@ def reference_table(session: Session) -> dict[PriceKey, UsdPrice]:
             & (Asset.decimals == ReferencePrice.decimals),
         )
     )
-    for price, chain in tokens:
-        table[PriceKey(chain.name, price.asset)] = _usd(price)
-    return table
+    return union_all(natives, tokens)
 
 
-def _usd(row: ReferencePrice) -> UsdPrice:
-    return UsdPrice.parse(row.usd_per_unit, row.decimals, row.as_of)
+_PRICES = _prices_statement()
+
+
+def reference_table(session: Session) -> dict[PriceKey, UsdPrice]:
+    """The prices an evaluation may use, keyed by asset and chain as requests name them.
+
+    A price counts only while it still names the asset the catalog knows by that symbol on
+    that chain (the native asset, or the token at that contract with those decimals); a row
+    that no longer agrees values nothing, and USD rules that need it deny.
+    """
+    return {
+        PriceKey(chain, asset): _parsed(usd_per_unit, decimals, as_of)
+        for chain, asset, usd_per_unit, decimals, as_of in session.execute(_PRICES)
+    }
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(usd_per_unit: str, decimals: int, as_of: datetime) -> UsdPrice:
+    """A stored price, parsed once per process for as long as it is the same text (UsdPrice is
+    immutable)."""
+    return UsdPrice.parse(usd_per_unit, decimals, as_of)
