@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from custody.chains import BUILTIN_CHAINS
@@ -32,8 +32,13 @@ def chain_by_name(session: Session, name: str) -> Chain:
     return chain
 
 
+# Built once: building a statement and its cache key cost as much as running it, and the
+# signer and intake look rows up by id several times per request.
+_CHAIN_BY_ID = select(Chain).where(Chain.id == bindparam("id"))
+
+
 def chain_by_id(session: Session, chain_id: int) -> Chain:
-    return session.execute(select(Chain).where(Chain.id == chain_id)).scalar_one()
+    return session.execute(_CHAIN_BY_ID, {"id": chain_id}).scalar_one()
 
 
 def find_chain(session: Session, name: str) -> Chain | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
@@ -24,8 +24,13 @@ def key_by_label(session: Session, label: str) -> Key:
     return key
 
 
+# Built once: building a statement and its cache key cost as much as running it, and the
+# signer and intake look rows up by id several times per request.
+_KEY_BY_ID = select(Key).where(Key.id == bindparam("id"))
+
+
 def key_by_id(session: Session, key_id: int) -> Key:
-    return session.execute(select(Key).where(Key.id == key_id)).scalar_one()
+    return session.execute(_KEY_BY_ID, {"id": key_id}).scalar_one()
 
 
 def keys(session: Session) -> list[Key]:

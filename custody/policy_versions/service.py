@@ -48,13 +48,17 @@ class ActivePolicy:
         return self.policy.digest
 
 
+# Built once: every decision reads it, and building it cost as much as running it.
+_NEWEST_APPLIED = (
+    select(PolicyVersion.id, PolicyVersion.applied_at)
+    .where(PolicyVersion.state == APPLIED)
+    .order_by(PolicyVersion.id.desc())
+    .limit(1)
+)
+
+
 def active_policy(session: Session) -> ActivePolicy | None:
-    row = session.execute(
-        select(PolicyVersion.id, PolicyVersion.applied_at)
-        .where(PolicyVersion.state == APPLIED)
-        .order_by(PolicyVersion.id.desc())
-        .limit(1)
-    ).first()
+    row = session.execute(_NEWEST_APPLIED).first()
     if row is None:
         return None
     return ActivePolicy(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, union
+from sqlalchemy import and_, bindparam, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from custody.errors import NotFound
@@ -14,10 +14,19 @@ from custody.ledger.events import EventKind
 from custody.requests.states import TRAITS, RequestStatus
 from custody.store.models import LIVE_STATUSES, NONCE_HELD, Chain, LedgerEntry, Request, Wallet
 
+# Built once: building a statement and its cache key cost as much as running it, and intake
+# and the long polls run these on every call.
+_BY_IDEMPOTENCY_KEY = select(Request).where(
+    Request.client_id == bindparam("client"), Request.idempotency_key == bindparam("key")
+)
+_STATUS_FOR_CLIENT = select(Request.status).where(
+    Request.id == bindparam("id"), Request.client_id == bindparam("client")
+)
+
 
 def by_idempotency_key(session: Session, client_id: str, key: str) -> Request | None:
     return session.execute(
-        select(Request).where(Request.client_id == client_id, Request.idempotency_key == key)
+        _BY_IDEMPOTENCY_KEY, {"client": client_id, "key": key}
     ).scalar_one_or_none()
 
 
@@ -136,7 +145,7 @@ def for_client(session: Session, client_id: str, request_id: str) -> tuple[Reque
 def status_for_client(session: Session, client_id: str, request_id: str) -> str | None:
     """A client's own request's status alone: what a woken long poll reads first."""
     return session.execute(
-        select(Request.status).where(Request.id == request_id, Request.client_id == client_id)
+        _STATUS_FOR_CLIENT, {"id": request_id, "client": client_id}
     ).scalar_one_or_none()
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Row, Select, Table, select
+from sqlalchemy import Row, Select, Table, bindparam, select
 from sqlalchemy.orm import Session, defer
 
 from custody.ledger.events import EventKind
@@ -37,19 +38,14 @@ def holding(session: Session) -> Iterator[None]:
         session.info.pop(_HOLD, None)
 
 
-def _held(session: Session, query: Select[Any]) -> Select[Any]:
-    return query.with_for_update(read=True) if session.info.get(_HOLD) else query
+def _held(session: Session) -> bool:
+    return bool(session.info.get(_HOLD))
 
 
 def rows(session: Session, model: type[Base]) -> Sequence[Row[Any]]:
     """Every row of a configuration table, as plain rows: the signer reads them all on each
     claim, and Core rows cost a fraction of ORM objects."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    query = select(table)
-    if "id" in table.c:
-        query = query.order_by(table.c.id)
-    return session.connection().execute(_held(session, query)).all()
+    return session.connection().execute(_all_rows(model, held=_held(session))).all()
 
 
 def rows_where(
@@ -58,10 +54,28 @@ def rows_where(
     """The rows of a configuration table whose `column` is one of `values`."""
     if not values:
         return []
+    query = _rows_where(model, column, held=_held(session))
+    return session.connection().execute(query, {"values": list(values)}).all()
+
+
+# The statements are built once per table (and lock mode): the signer runs a dozen of them on
+# every claim, and building one and its cache key cost as much as running it.
+@functools.cache
+def _all_rows(model: type[Base], *, held: bool) -> Select[Any]:
     table = model.__table__
     assert isinstance(table, Table)
-    query = select(table).where(table.c[column].in_(values))
-    return session.connection().execute(_held(session, query)).all()
+    query = select(table)
+    if "id" in table.c:
+        query = query.order_by(table.c.id)
+    return query.with_for_update(read=True) if held else query
+
+
+@functools.cache
+def _rows_where(model: type[Base], column: str, *, held: bool) -> Select[Any]:
+    table = model.__table__
+    assert isinstance(table, Table)
+    query = select(table).where(table.c[column].in_(bindparam("values", expanding=True)))
+    return query.with_for_update(read=True) if held else query
 
 
 def approvers_of(session: Session, request_id: str) -> frozenset[str]:
@@ -71,6 +85,11 @@ def approvers_of(session: Session, request_id: str) -> frozenset[str]:
 
 
 def applied_policies(session: Session) -> Sequence[Row[Any]]:
+    return session.connection().execute(_applied_policies(held=_held(session))).all()
+
+
+@functools.cache
+def _applied_policies(*, held: bool) -> Select[Any]:
     table = PolicyVersion.__table__
     assert isinstance(table, Table)
     query = (
@@ -78,7 +97,7 @@ def applied_policies(session: Session) -> Sequence[Row[Any]]:
         .where(table.c.state == APPLIED)
         .order_by(table.c.id)
     )
-    return session.connection().execute(_held(session, query)).all()
+    return query.with_for_update(read=True) if held else query
 
 
 def newest_seal(session: Session) -> ConfigurationSeal | None:

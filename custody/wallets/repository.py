@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import not_, or_, select
+from sqlalchemy import bindparam, not_, or_, select
 from sqlalchemy.orm import Session
 
 from custody.store.models import Chain, Key, SafeWallet, Wallet
@@ -18,12 +18,18 @@ def wallet_by_name(session: Session, name: str) -> Wallet:
     return wallet
 
 
+# Built once: building a statement and its cache key cost as much as running it, and the
+# signer and intake look rows up by id several times per request.
+_WALLET_NAMED = select(Wallet).where(Wallet.name == bindparam("name"))
+_WALLET_BY_ID = select(Wallet).where(Wallet.id == bindparam("id"))
+
+
 def find_wallet(session: Session, name: str) -> Wallet | None:
-    return session.execute(select(Wallet).where(Wallet.name == name)).scalar_one_or_none()
+    return session.execute(_WALLET_NAMED, {"name": name}).scalar_one_or_none()
 
 
 def wallet_by_id(session: Session, wallet_id: int) -> Wallet:
-    return session.execute(select(Wallet).where(Wallet.id == wallet_id)).scalar_one()
+    return session.execute(_WALLET_BY_ID, {"id": wallet_id}).scalar_one()
 
 
 def wallet_ids_on_tokens(session: Session, token_labels: Collection[str]) -> set[int]:
