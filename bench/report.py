@@ -137,10 +137,12 @@ def _biggest_part(run: Run) -> str:
 
 
 CPU_NEXT_STEPS = {
-    "api": "cut the API's CPU per call (token check, strict JSON, the ORM statements of intake "
-    "and of each long poll): profile the API process with py-spy",
-    "signer": "cut the signer's CPU per claim (the configuration seal check's queries, the "
-    "client evidence checked again, ORM statements on the claim and finish paths)",
+    "api": "cut the API's CPU per call: `make profile` shows most of it in SQLAlchemy (ORM "
+    "objects and statements of intake, authentication and the long poll's view), then the HTTP "
+    "stack; fewer statements per call, columns instead of objects, statements built once",
+    "signer": "cut the signer's CPU per claim: `make profile` shows most of it in SQLAlchemy "
+    "(the configuration seal check's queries, the client evidence and policy checked again, "
+    "the claim and finish paths); one seal check per batch, fewer statements per claim",
     "background": "look at the background process's work per request (checkpoints, webhooks)",
     "postgres": "fewer statements and transactions per request",
     "clients": "the clients' own CPU (the SDK's request signing, HTTP): a lighter client, or "
@@ -156,8 +158,8 @@ PROCESS_NEXT_STEPS = {
 }
 WAIT_NEXT_STEPS = {
     "SQLite": "shorten what runs under SQLite's one write lock (derive and check before "
-    "`BEGIN IMMEDIATE`, only compare under it), fewer fsynced commits per request (the "
-    "nonce burnt in intake's own transaction), group commit across requests",
+    "`BEGIN IMMEDIATE`, only compare under it: the signer's claim holds it longest), group "
+    "commit across requests",
     "PostgreSQL": "shorten what runs under the ledger lock (checks before it, only a compare "
     "under it), reservations per limit instead of one lock for every write, group commit "
     "across requests, LISTEN/NOTIFY wake-ups",
