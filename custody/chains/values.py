@@ -12,6 +12,7 @@ lower-case messages that the policy loader prefixes with file, line and path).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -261,7 +262,7 @@ class EvmAddress:
 
     @property
     def checksummed(self) -> str:
-        return str(to_checksum_address(self.value))
+        return _checksummed(self.value)
 
     @property
     def lowercase(self) -> str:
@@ -280,8 +281,23 @@ class _AddressFault(Enum):
     BAD_CHECKSUM = "bad_checksum"
 
 
+# The same few addresses (wallets, destinations, contracts) are read and shown several times
+# per request, at intake and again in the signer, and the EIP-55 keccak is the dearest part of
+# either: both are pure, so each spelling is worked out once per process.
+@functools.lru_cache(maxsize=4096)
+def _checksummed(value: bytes) -> str:
+    return str(to_checksum_address(value))
+
+
 def _read_address(text: object) -> EvmAddress | _AddressFault:
-    if not isinstance(text, str) or not _HEX_ADDRESS.fullmatch(text):
+    if not isinstance(text, str):
+        return _AddressFault.NOT_HEX
+    return _read_address_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_address_text(text: str) -> EvmAddress | _AddressFault:
+    if not _HEX_ADDRESS.fullmatch(text):
         return _AddressFault.NOT_HEX
     digits = text[2:]
     # Single-case input carries no checksum to check; mixed case claims one, and a wrong one

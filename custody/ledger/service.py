@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from custody.errors import CustodyError
@@ -106,6 +106,19 @@ def pending_of(session: Session, kinds: tuple[str, ...]) -> list[tuple[str, date
     return [(e["kind"], e["time"], e["entry"]) for e in state.entries if e["kind"] in kinds]
 
 
+# Built once: every write transaction that appends runs them, and building a statement and its
+# cache key cost as much as running it.
+_LOCK_HEAD = (
+    update(LedgerHead)
+    .where(LedgerHead.id == 1)
+    .values(size=LedgerHead.size)
+    .returning(LedgerHead.size)
+)
+_INSERT_ENTRIES = insert(LedgerEntry)
+_INSERT_NODES = insert(LedgerNode)
+_GROW_HEAD = update(LedgerHead).where(LedgerHead.id == 1).values(size=bindparam("new_size"))
+
+
 def lock(session: Session) -> None:
     """Take the ledger head lock now (it is held until commit); appends later reuse it."""
     _pending(session)
@@ -118,12 +131,7 @@ def _pending(session: Session) -> _Pending:
             raise LedgerStateLost(state.poisoned)
         return state
     # Locks the head row until commit; the write itself happens in _flush_pending.
-    base = session.execute(
-        update(LedgerHead)
-        .where(LedgerHead.id == 1)
-        .values(size=LedgerHead.size)
-        .returning(LedgerHead.size)
-    ).scalar_one()
+    base = session.execute(_LOCK_HEAD).scalar_one()
     state = _Pending(base=int(base))
     session.info[_STATE_KEY] = state
     _install_listeners(session)
@@ -153,10 +161,10 @@ def _flush_pending(session: Session) -> None:
     session.info.pop(_STATE_KEY, None)
     if not state.entries:
         return
-    session.execute(insert(LedgerEntry), state.entries)
+    session.execute(_INSERT_ENTRIES, state.entries)
     if state.nodes:
-        session.execute(insert(LedgerNode), state.nodes)
-    session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(size=state.next_index))
+        session.execute(_INSERT_NODES, state.nodes)
+    session.execute(_GROW_HEAD, {"new_size": state.next_index})
 
 
 def _after_commit(session: Session) -> None:

@@ -6,6 +6,7 @@ The payload is fixed at intake and stored; the signer rebuilds the transaction f
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,6 +137,9 @@ def load_encoder() -> None:
     from eth_account.typed_transactions.typed_transaction import TypedTransaction  # noqa: F401
 
 
+# Pure, and the signer builds each request's transaction three times (its evidence, its digest
+# and its signing), intake once more: built once per process for the same fields.
+@functools.lru_cache(maxsize=1024)
 def build_eip1559(fields: Eip1559Fields) -> UnsignedEvmTx:
     """The unsigned transaction and its signing digest, computed two ways that must agree."""
     # eth-account imports eth-keyfile and py_ecc (0.5 s): loaded by the first request that needs
