@@ -106,22 +106,33 @@ def creating_client(
     caller = _authenticate(request, rt, limits, body, key_required=True, burn=False)
     if caller.role != "trading" and caller.unburnt_nonce is not None:
         caller.unburnt_nonce.burn_alone(rt.db)  # a refused call's nonce is spent all the same
-    return trading_client(caller)
+    return _trading(caller)
 
 
-def trading_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:
+def _trading(caller: AuthenticatedClient) -> AuthenticatedClient:
     if caller.role != "trading":
         raise Forbidden(f"client role {caller.role!r} may not use request endpoints")
     return caller
 
 
-def auditor_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:
+# The role checks are `async`: a comparison needs no worker thread (custody.http.deps).
+async def trading_client(
+    caller: Annotated[AuthenticatedClient, Depends(client)],
+) -> AuthenticatedClient:
+    return _trading(caller)
+
+
+async def auditor_client(
+    caller: Annotated[AuthenticatedClient, Depends(client)],
+) -> AuthenticatedClient:
     if caller.role != "auditor":
         raise Forbidden("only auditor clients may read ledger entries (they name every client)")
     return caller
 
 
-def operator_client(caller: Annotated[AuthenticatedClient, Depends(client)]) -> AuthenticatedClient:
+async def operator_client(
+    caller: Annotated[AuthenticatedClient, Depends(client)],
+) -> AuthenticatedClient:
     if caller.role != "operator":
         raise Forbidden("only operator clients may freeze signing or list freezes")
     return caller

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from custody.runtime import Runtime
 
 
-def runtime(request: Request) -> Runtime:
+# `async`, as every dependency that neither blocks nor computes for long: FastAPI runs a plain
+# `def` dependency in a worker thread, a hand-off to and back from it for every call.
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 

@@ -333,8 +333,9 @@ class RateLimit:
         await self.app(scope, receive, send)
 
 
-def rate_limits(request: Request) -> RateLimits:
-    """The process's buckets, which the application put on its (and the web app's) state."""
+async def rate_limits(request: Request) -> RateLimits:
+    """The process's buckets, which the application put on its (and the web app's) state
+    (`async`: no worker thread for a lookup, custody.http.deps)."""
     limits: RateLimits = request.app.state.rate_limits
     return limits
 
