@@ -6,14 +6,18 @@
 `custody serve` with its default processes takes the same load as `make bench` (client threads
 that send a withdrawal and long poll until it is signed) while py-spy samples each API and
 signer process, counting only the moments a thread holds the GIL: Python's CPU, never its
-waits. The summary goes between the `<!-- profile -->` markers of docs/benchmarks.md: CPU per
-signed request by step of the request's way, and by the package whose code was running
-(custody's own, SQLAlchemy, the HTTP stack, ...), which says what a rewrite of each would buy.
+waits. Those samples give each step's share; the milliseconds are the processes' own CPU
+time over the run (/proc), split by those shares (a sampler on a busy machine misses samples,
+the kernel's count does not). The summary goes between the `<!-- profile -->` markers of
+docs/benchmarks.md: CPU per signed request by step of the request's way, and by the package
+whose code was running (custody's own, SQLAlchemy, the HTTP stack, ...), which says what a
+rewrite of each would buy.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import signal
@@ -70,6 +74,8 @@ class Profile:
     samples: int
     by_step: Counter[str]
     by_package: Counter[str]
+    cpu_seconds: float = 0.0
+    """What the processes of this kind used meanwhile (/proc): the samples give the shares."""
 
 
 def parse(lines: Iterable[str], role: str) -> Profile:
@@ -150,7 +156,8 @@ def render(facts: dict[str, str], profiles: list[Profile], requests: int) -> str
         f"{requests} withdrawals were signed under the load of `make bench` "
         f"({facts['concurrency']} client threads, each sending and long polling), counting only "
         "samples where a thread held the GIL: Python's CPU, not its waits for locks, disk or "
-        "the network. Milliseconds per signed request.",
+        "the network. Each step's milliseconds per signed request are the processes' measured "
+        "CPU time (/proc) split by its share of the samples.",
         "",
         f"- date: {facts['date']}; commit {facts['commit']}; {facts['cpu']}, {facts['cores']} "
         f"cores; load average at the start {facts['load']}",
@@ -159,10 +166,11 @@ def render(facts: dict[str, str], profiles: list[Profile], requests: int) -> str
         "",
     ]
     for profile in profiles:
-        per = 1000 / RATE / requests
+        cpu_ms = 1000 * profile.cpu_seconds / requests
+        per = cpu_ms / profile.samples if profile.samples else 0.0
         lines += [
-            f"### {profile.role.capitalize()} processes: {profile.samples * per:.1f} ms of CPU "
-            "per signed request",
+            f"### {profile.role.capitalize()} processes: {cpu_ms:.1f} ms of CPU per signed "
+            f"request ({profile.samples:,} samples holding the GIL)",
             "",
             "| step | ms | share |",
             "| --- | ---: | ---: |",
@@ -176,9 +184,8 @@ def render(facts: dict[str, str], profiles: list[Profile], requests: int) -> str
             lines.append(f"| {name} | {n * per:.2f} | {_share(n, profile.samples)} |")
         rest = profile.samples - sum(n for _, n in profile.by_package.most_common(8))
         if rest:
-            lines.append(
-                f"| everything else | {rest * per:.2f} | {_share(rest, profile.samples)} |"
-            )
+            share = _share(rest, profile.samples)
+            lines.append(f"| everything else | {rest * per:.2f} | {share} |")
         lines.append("")
     return "\n".join(lines).rstrip("\n")
 
@@ -251,7 +258,9 @@ def _sampled(
         }
         time.sleep(1.0)  # py-spy attaches
         _log(f"sampling {', '.join(sorted(roles.values()))} under {requests} withdrawals")
+        before = usage.cpu_seconds(roles)
         result = client.run(requests, concurrency)
+        spent = usage.used(before, usage.cpu_seconds(roles))
         for spy in spies.values():
             spy.send_signal(signal.SIGINT)
         for pid, spy in spies.items():
@@ -259,12 +268,18 @@ def _sampled(
             if not (folder / f"{roles[pid]}.txt").exists():
                 sys.exit(f"py-spy could not sample {roles[pid]}: {err.decode(errors='replace')}")
     merged: dict[str, list[str]] = {}
-    for role in roles.values():
+    cpu: Counter[str] = Counter()
+    for pid, role in roles.items():
         kind = role.split("-", 1)[0]
         merged.setdefault(kind, []).extend(
             (folder / f"{role}.txt").read_text(errors="replace").splitlines()
         )
-    return [parse(merged[kind], kind) for kind in ("api", "signer")], result.signed_per_second
+        cpu[kind] += spent.get(pid, 0.0)
+    profiles = [
+        dataclasses.replace(parse(merged[kind], kind), cpu_seconds=cpu[kind])
+        for kind in ("api", "signer")
+    ]
+    return profiles, result.signed_per_second
 
 
 if __name__ == "__main__":
