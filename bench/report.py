@@ -142,7 +142,7 @@ CPU_NEXT_STEPS = {
     "stack; fewer statements per call, columns instead of objects, statements built once",
     "signer": "cut the signer's CPU per claim: `make profile` shows most of it in SQLAlchemy "
     "(the configuration seal check's queries, the client evidence and policy checked again, "
-    "the claim and finish paths); one seal check per batch, fewer statements per claim",
+    "the claim and finish paths); fewer statements per claim, checks shared by a batch",
     "background": "look at the background process's work per request (checkpoints, webhooks)",
     "postgres": "fewer statements and transactions per request",
     "clients": "the clients' own CPU (the SDK's request signing, HTTP): a lighter client, or "
