@@ -4,6 +4,7 @@ and whether it was allowed to at any time."""
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 
@@ -24,6 +25,10 @@ class InvalidPublicKey(ValidationFailed):
     slug = "invalid-public-key"
 
 
+# Every authenticated call, and the signer for every request it claims, verifies a token with
+# the client's stored key: the parsed key is kept per process for the same PEM (it is immutable;
+# a refused PEM is not kept).
+@functools.lru_cache(maxsize=256)
 def parse_ed25519_public_pem(pem: bytes) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
