@@ -14,11 +14,9 @@ def main(role: str, settings: Settings, parent: int, doorbell: socket.socket | N
     children.enter(role, settings, parent)
     stop = threading.Event()
     children.stop_on_signals(stop)
-    from custody.chains.evm.eip1559 import load_encoder
     from custody.runtime import Runtime
     from custody.signing.worker import SignerWorker
 
-    load_encoder()  # before the first claim: evidence is re-derived for every EVM request
     runtime = Runtime(settings)
     worker = SignerWorker(runtime)
     children.stop_on_signals(stop, worker.wake)  # an idle worker waits on `wake`

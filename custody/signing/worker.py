@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from custody import tracing
 from custody.approvals import configuration_approvals
 from custody.chains.errors import SignatureMismatch
+from custody.chains.evm.eip1559 import load_encoder
 from custody.errors import CustodyError
 from custody.freezes.breakers import signature_check_failed
 from custody.hsm.errors import HsmError, HsmSignatureInvalid, KeyNotFound
@@ -181,6 +182,8 @@ class SignerWorker:
         the ledger lock that intake waits on (custody.signing.evidence.warm)."""
         if self._warm:
             return
+        # eth-account (0.5 s to import) now, not in the first claim, which holds the write lock
+        load_encoder()
         with self.runtime.db.read() as session:
             counted = evidence.warm(session)
         log.info("signer worker %s verified %d counted requests", self.worker_id, counted)

@@ -3,6 +3,7 @@ supervisor as `custody serve`, woken by an API in another process, stopped as on
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.slow
 POLL = 20.0  # far beyond SIGNED_WITHIN: a request signed in time was woken by the doorbell
 SIGNED_WITHIN = 10.0
 ROLES = ("signer-1", "signer-2", "background")
+# Each signer's loop says it started once (and more lines later, when it warms up).
+STARTED = re.compile(r"custody\.signing: signer worker \S+ started$", re.M)
 
 
 def test_worker_processes_sign_and_stop_together(
@@ -36,7 +39,7 @@ def test_worker_processes_sign_and_stop_together(
         # Listening on the doorbell once their loop runs.
         tree.wait_for(
             "both signers running",
-            lambda: tree.output().count("custody.signing: signer worker") == 2,
+            lambda: len(STARTED.findall(tree.output())) == 2,
         )
         children = tree.children()
         assert {tree.pid_of(role) for role in ROLES} <= children
