@@ -27,6 +27,7 @@ from custody.hsmhealth import holds
 from custody.settings import Settings
 from custody.settings.config import DEV_TOKEN_LABEL
 from custody.store import Database, DatabaseTimeouts
+from custody.store.database import DEFAULT_CONNECTIONS
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -385,4 +386,5 @@ def database_timeouts(settings: Settings) -> DatabaseTimeouts:
         statement_seconds=settings.database_statement_timeout_seconds,
         pool_seconds=settings.database_pool_timeout_seconds,
         liveness_seconds=settings.database_liveness_seconds,
+        connections=settings.database_process_connections or DEFAULT_CONNECTIONS,
     )

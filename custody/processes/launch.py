@@ -67,17 +67,35 @@ def serve(
 ) -> int:
     """Run the API processes (and, `with_workers`, signers and the background process) until
     stopped; the supervisor's exit status."""
+    signers = signer_processes if with_workers else 0
+    settings = sharing_connections(settings, api_processes + signers + int(with_workers))
     specs = [
         ChildSpec(f"api-{n}", api.main, (f"api-{n}", settings, os.getpid(), listener))
         for n in range(1, api_processes + 1)
     ]
-    signers = signer_processes if with_workers else 0
     return _supervise(settings, specs, signer_processes=signers, background=with_workers)
 
 
 def work(settings: Settings, *, signer_processes: int, background: bool) -> int:
     """`custody worker`: signer processes and (or only) the background process, no API."""
+    settings = sharing_connections(settings, signer_processes + int(background))
     return _supervise(settings, [], signer_processes=signer_processes, background=background)
+
+
+# Below this a process would queue its own calls for connections.
+MIN_PROCESS_CONNECTIONS = 4
+
+
+def sharing_connections(settings: Settings, processes: int) -> Settings:
+    """The settings each of `processes` children runs with: an equal share of
+    `database_connections` (PostgreSQL), so that the tree never opens more than that however
+    many cores size it (8 API processes of 30 connections each would pass PostgreSQL's default
+    `max_connections` of 100, and the server would refuse connections to everyone). A share set
+    by hand is kept; never fewer than MIN_PROCESS_CONNECTIONS each."""
+    if settings.database_process_connections is not None or processes < 1:
+        return settings
+    share = max(MIN_PROCESS_CONNECTIONS, settings.database_connections // processes)
+    return settings.model_copy(update={"database_process_connections": share})
 
 
 def _supervise(

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: int = Field(default=5, ge=2, le=300)
     database_statement_timeout_seconds: float = Field(default=30.0, ge=0, le=86_400)  # 0: none
     database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL: the most connections one `custody serve` or `custody worker` opens, shared out
+    # among its processes (keep it below the server's max_connections, less what else connects:
+    # PostgreSQL refuses connections past that, to custody and everyone else).
+    database_connections: int = Field(default=60, ge=4, le=10_000)
+    # Set by `custody serve` and `custody worker` for each of their processes: its share of
+    # `database_connections`. Unset (a single process: the CLI), 30.
+    database_process_connections: int | None = Field(default=None, ge=2, le=10_000)
     # A database call this old makes custody check that the server still answers; a server that
     # does not answer that check within this time either is cut off and answered 503 until it does.
     database_liveness_seconds: float = Field(default=2.0, ge=0.5, le=60)

@@ -57,6 +57,19 @@ KEEPALIVES = {
 }
 
 
+# A process's PostgreSQL connections when nobody shares them out (custody.processes does): a third
+# kept open, the rest opened under load and closed again.
+DEFAULT_CONNECTIONS = 30
+
+
+def pool_sizes(connections: int) -> tuple[int, int]:
+    """(pool_size, max_overflow) for at most `connections` at once, one kept for the liveness
+    probe's own connection."""
+    pooled = max(1, connections - 1)
+    kept = max(1, pooled // 3)
+    return kept, pooled - kept
+
+
 @dataclass(frozen=True)
 class DatabaseTimeouts:
     """How long custody waits on its database; the settings `database_*_seconds` (the defaults
@@ -67,6 +80,8 @@ class DatabaseTimeouts:
     pool_seconds: float = 5.0
     liveness_seconds: float = 2.0
     sqlite_busy_seconds: float = 30.0
+    connections: int = DEFAULT_CONNECTIONS
+    """PostgreSQL: the most connections this process opens, its liveness probe's included."""
 
 
 def postgres_connect_args(
@@ -228,10 +243,11 @@ class Database:
                 "factory": _TrackedConnection,
             }
         else:
+            kept, overflow = pool_sizes(timeouts.connections)
             kwargs.update(
                 pool_pre_ping=True,
-                pool_size=10,
-                max_overflow=20,
+                pool_size=kept,
+                max_overflow=overflow,
                 pool_timeout=timeouts.pool_seconds,
                 connect_args=postgres_connect_args(self.url, timeouts),
             )

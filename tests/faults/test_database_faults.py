@@ -39,7 +39,7 @@ from custody.http import problems
 from custody.runtime import Runtime
 from custody.settings import load_settings
 from custody.store import Database, DatabaseTimeouts, DatabaseUnavailable
-from custody.store.database import postgres_connect_args
+from custody.store.database import DEFAULT_CONNECTIONS, pool_sizes, postgres_connect_args
 from custody.web.sessions import COOKIE_NAME
 from tests.e2e.process import custody_env
 from tests.support.api import Api, withdrawal
@@ -252,7 +252,8 @@ def test_pool_exhaustion_is_a_busy_503(pg: PrivatePostgres) -> None:
     db = Database(pg.url, timeouts=DatabaseTimeouts(pool_seconds=0.3))
     try:
         with contextlib.ExitStack() as held:
-            for _ in range(30):  # pool_size 10 + max_overflow 20: every connection in use
+            # every pooled connection in use (a process's 30, but the liveness probe's own)
+            for _ in range(sum(pool_sizes(DEFAULT_CONNECTIONS))):
                 held.enter_context(db.read()).execute(text("SELECT 1"))
             started = time.monotonic()
             with pytest.raises(DatabaseUnavailable) as raised, db.read() as session:

@@ -4,13 +4,24 @@ a flag wins over a setting, a setting over the cores, each number on its own."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from custody.processes import sizing
+from custody.processes import launch, sizing
 from custody.processes.sizing import Processes, available_cores, default_processes, plan
-from custody.settings import load_settings
+from custody.runtime import database_timeouts
+from custody.settings import Settings, load_settings
+from custody.store.database import (
+    DEFAULT_CONNECTIONS,
+    Database,
+    DatabaseTimeouts,
+    DatabaseUnavailable,
+    pool_sizes,
+)
+from tests.support.postgres import PostgresServer
 
 
 @pytest.mark.parametrize(
@@ -93,8 +104,8 @@ def cgroup_tree(tmp_path: Path, own: str, quotas: dict[str, str]) -> tuple[Path,
     (relative folder -> contents); the /proc/self/cgroup that names it."""
     root = tmp_path / "cgroup"
     (root / own.lstrip("/")).mkdir(parents=True)
-    for folder, text in quotas.items():
-        (root / folder / "cpu.max").write_text(text)
+    for folder, quota in quotas.items():
+        (root / folder / "cpu.max").write_text(quota)
     proc = tmp_path / "proc-self-cgroup"
     proc.write_text(f"0::{own}\n")
     return root, proc
@@ -130,3 +141,58 @@ def test_without_a_quota_the_affinity_decides(
 
 def test_this_machine_has_at_least_one_core() -> None:
     assert available_cores() >= 1
+
+
+def test_the_processes_of_a_tree_share_its_postgresql_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many cores size `custody serve`, it opens at most `database_connections`:
+    8 API processes, 2 signers and the background process of 30 each would pass PostgreSQL's
+    default max_connections (100) and lock everyone out."""
+    for name in [n for n in os.environ if n.startswith("CUSTODY_")]:
+        monkeypatch.delenv(name)
+    settings = load_settings(tmp_path, database_url="postgresql://custody@db/custody")
+    assert settings.database_connections == 60
+    assert database_timeouts(settings).connections == DEFAULT_CONNECTIONS  # a lone process
+    shared = launch.sharing_connections(settings, 11)
+    assert shared.database_process_connections == 5
+    assert 11 * database_timeouts(shared).connections <= settings.database_connections
+    assert launch.sharing_connections(settings, 100).database_process_connections == 4
+    fixed = settings.model_copy(update={"database_process_connections": 12})
+    assert launch.sharing_connections(fixed, 11).database_process_connections == 12
+
+
+def test_serve_and_worker_hand_each_child_its_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("CUSTODY_")]:
+        monkeypatch.delenv(name)
+    settings = load_settings(tmp_path, database_url="postgresql://custody@db/custody")
+    given: list[Settings] = []
+    monkeypatch.setattr(launch, "_supervise", lambda handed, *_a, **_k: given.append(handed) or 0)
+    with socket.socket() as listener:
+        launch.serve(settings, listener, api_processes=4, signer_processes=1, with_workers=True)
+        launch.serve(settings, listener, api_processes=4, signer_processes=1, with_workers=False)
+    launch.work(settings, signer_processes=2, background=True)
+    assert [s.database_process_connections for s in given] == [10, 15, 20]
+
+
+def test_a_process_opens_no_more_connections_than_its_share(pg_server: PostgresServer) -> None:
+    """Three connections: the liveness probe's and two pooled; a third call waits for one to
+    come back, as long as the pool timeout, then is a busy 503."""
+    db = Database(
+        pg_server.create_database(),
+        timeouts=DatabaseTimeouts(connections=3, pool_seconds=0.3),
+    )
+    try:
+        assert pool_sizes(3) == (1, 1)
+        with db.read() as first, db.read() as second:
+            first.execute(text("SELECT 1"))
+            second.execute(text("SELECT 1"))
+            with pytest.raises(DatabaseUnavailable) as raised, db.read() as third:
+                third.execute(text("SELECT 1"))
+        assert raised.value.message == "the database is busy; try again shortly"
+        with db.read() as again:  # back in the pool
+            assert again.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        db.dispose()
