@@ -141,67 +141,40 @@ def submit(
     any other answer, when it was used already)."""
     duty = _NonceDuty(client.unburnt_nonce)
     try:
-        return _traced_submit(
-            db,
-            duty,
-            client=client,
-            idempotency_key=idempotency_key,
-            body=body,
-            max_fee_wei=max_fee_wei,
-            requested_by_approver=requested_by_approver,
-            authorise=authorise,
-            node_timeout=node_timeout,
-            http_request_id=http_request_id,
+        key = _check_idempotency_key(idempotency_key)
+        call = _Call(
+            client,
+            key,
+            body,
+            hashlib.sha256(body).hexdigest(),
+            requested_by_approver,
+            http_request_id,
         )
+        traced = {"custody.client": client.name, "custody.http_request_id": http_request_id}
+        with tracing.span("intake", traced) as span:
+            submission = _submit(
+                db,
+                call,
+                duty=duty,
+                max_fee_wei=max_fee_wei,
+                authorise=authorise,
+                node_timeout=node_timeout,
+            )
+            span.set(
+                {
+                    "custody.request_id": submission.view.get("id"),
+                    "custody.wallet": submission.view.get("wallet"),
+                    "custody.status": submission.view.get("status"),
+                    "custody.replayed": submission.replayed,
+                }
+            )
+            return submission
     except Exception:
         # Refused or failed: the nonce is spent all the same, as it was when authentication
         # burnt it up front. A reused one turns the answer into its 401.
         with contextlib.suppress(DatabaseUnavailable):
             duty.alone(db)
         raise
-
-
-def _traced_submit(
-    db: Database,
-    duty: _NonceDuty,
-    *,
-    client: AuthenticatedClient,
-    idempotency_key: str | None,
-    body: bytes,
-    max_fee_wei: int,
-    requested_by_approver: str | None,
-    authorise: Callable[[Session], None] | None,
-    node_timeout: float,
-    http_request_id: str | None,
-) -> Submission:
-    key = _check_idempotency_key(idempotency_key)
-    call = _Call(
-        client,
-        key,
-        body,
-        hashlib.sha256(body).hexdigest(),
-        requested_by_approver,
-        http_request_id,
-    )
-    traced = {"custody.client": client.name, "custody.http_request_id": http_request_id}
-    with tracing.span("intake", traced) as span:
-        submission = _submit(
-            db,
-            call,
-            duty=duty,
-            max_fee_wei=max_fee_wei,
-            authorise=authorise,
-            node_timeout=node_timeout,
-        )
-        span.set(
-            {
-                "custody.request_id": submission.view.get("id"),
-                "custody.wallet": submission.view.get("wallet"),
-                "custody.status": submission.view.get("status"),
-                "custody.replayed": submission.replayed,
-            }
-        )
-        return submission
 
 
 def _submit(
