@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from custody import callid
@@ -111,39 +112,50 @@ async def get_request(
         ),
     ] = None,
 ) -> RequestView:
+    def view_in(session: Session, settling: bool) -> tuple[RequestView, bool]:
+        request, wallet_name = repository.for_client(session, client.id, request_id)
+        waiting = waiting_for(session, request)
+        newer = repository.replacement_of(session, request.id)
+        view = request_model(
+            request,
+            wallet_name,
+            approvals_view(session, request),
+            waiting,
+            replaced_by=newer.id if newer is not None else None,
+        )
+        # Only a long poll asks whether anything will move the request still.
+        return view, settling and repository.settled(session, request)
+
     def read(settling: bool = True) -> tuple[RequestView, bool]:
         with rt.db.read() as session:
-            request, wallet_name = repository.for_client(session, client.id, request_id)
-            waiting = waiting_for(session, request)
-            newer = repository.replacement_of(session, request.id)
-            view = request_model(
-                request,
-                wallet_name,
-                approvals_view(session, request),
-                waiting,
-                replaced_by=newer.id if newer is not None else None,
-            )
-            # Only a long poll asks whether anything will move the request still.
-            return view, settling and repository.settled(session, request)
+            return view_in(session, settling)
 
-    def status_now() -> str | None:
+    def news(known: str) -> tuple[RequestView, bool] | None:
+        """The view once the status is no longer `known`; None while it is. One transaction
+        and one worker-thread hand-off: a woken poll reads the status alone, and the view
+        only when there is news (an unknown request's status is None: its 404)."""
         with rt.db.read() as session:
-            return repository.status_for_client(session, client.id, request_id)
+            if repository.status_for_client(session, client.id, request_id) == known:
+                return None
+            return view_in(session, True)
 
     if not wait:
         return (await run_in_threadpool(read, False))[0]
     # The ticket comes before each read: a change committed between the two sets it.
     ticket = rt.changes.ticket(request_id)
     try:
+        # The caller may name the status the request still has (a create's answer): the poll
+        # then waits on the status alone, and builds the view once, when there is news.
         latest: RequestView | None = None
         settled = False
-        if seen is not None and _may_move(seen) and await run_in_threadpool(status_now) == seen:
-            # The caller knows the status the request still has (a create's answer): it waits
-            # on the status alone, and the view is built once, when there is news.
-            status = seen
+        if seen is not None and _may_move(seen):
+            status: RequestStatus = seen
+            found = await run_in_threadpool(news, seen)
         else:
-            view, settled = await run_in_threadpool(read)
-            latest, status = view, view.status
+            found = await run_in_threadpool(read)
+        if found is not None:
+            latest, settled = found
+            status = latest.status
         before = status if seen is None else seen
         deadline = time.monotonic() + wait
         recheck = rt.settings.long_poll_recheck_seconds
@@ -154,11 +166,12 @@ async def get_request(
             ticket = rt.changes.ticket(request_id)
             # The recheck, or a change that could not say which requests it moved, wakes every
             # poll: one whose own request kept its status reads only that, not the whole view
-            if await run_in_threadpool(status_now) != status:
-                view, settled = await run_in_threadpool(read)
-                latest, status = view, view.status
-            else:
+            found = await run_in_threadpool(news, status)
+            if found is None:
                 latest = None  # unmoved, but its approvals may have: read afresh to answer
+            else:
+                latest, settled = found
+                status = latest.status
         return latest if latest is not None else (await run_in_threadpool(read, False))[0]
     finally:
         ticket.close()  # answered, refused or the caller left: nobody waits on it
