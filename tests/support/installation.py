@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +27,8 @@ from custody.runtime import Runtime
 from custody.seals.hooks import install as install_seal_hooks
 from custody.settings import Settings, load_settings
 from custody.settings.config import TokenSettings
-from custody.setup.init import initialise
+from custody.setup.init import ensure_home, initialise
+from custody.store.database import tighten_private
 from custody.store.models import LedgerEntry, Request
 from custody.wallets import service as wallet_service
 from tests.support.postgres import PostgresServer
@@ -186,6 +187,19 @@ def make_installation(
     backend: str,
     ledger_key_label: str | None = None,
 ) -> Installation:
+    """`custody init` in `home`, and the installation it made."""
+    return _open_installation(home, token, database_url, backend, ledger_key_label, initialise)
+
+
+def _open_installation(
+    home: Path,
+    token: DevToken,
+    database_url: str | None,
+    backend: str,
+    ledger_key_label: str | None,
+    prepare: Callable[[Settings], object],
+) -> Installation:
+    """The installation in `home`, once `prepare` has made it ready (`initialise`, or less)."""
     env = installation_env(home, token, database_url, ledger_key_label)
     settings = load_settings(
         home,
@@ -196,7 +210,7 @@ def make_installation(
         ledger_key_label=env["CUSTODY_LEDGER_KEY_LABEL"],
         worker_poll_seconds=0.05,
     )
-    initialise(settings)
+    prepare(settings)
     runtime = Runtime(settings)
     install_seal_hooks(runtime)  # as every custody process that changes configuration does
     return Installation(home=home, backend=backend, settings=settings, runtime=runtime, env=env)
@@ -208,13 +222,16 @@ class InstallationFactory:
 
     `custody init` runs once per backend to make a template; each installation starts from a copy
     of the template's database (SQLite's backup API; PostgreSQL's CREATE DATABASE ... TEMPLATE)
-    and then runs `initialise` itself, which finds everything in place. The copies share the
-    template's ledger key label, as installations on the shared session token may.
+    and is opened as it is. `initialise` would find everything in place and change nothing in
+    the copy (its keys are on the token, its seal, chains and checkpoint in the database): of
+    what it does, only the home's custody.toml and the database file's mode are done here. The
+    copies share the template's ledger key label, as installations on the shared session token
+    may.
 
     PostgreSQL's copies are made and dropped on a thread of the factory's own, off the tests'
     path: each takes the server up to a second (files copied and fsynced), much of it waiting
-    for the disk. The next copy is made while a test runs; a discarded one is dropped while the next
-    test runs. A copy is taken once, by one installation, and nobody connects to the template.
+    for the disk. The next copy is made while a test runs; a discarded one is dropped while the
+    next test runs. A copy is taken once, by one installation; nobody connects to the template.
     """
 
     def __init__(self, root: Path, token: DevToken, postgres: PostgresServer | None) -> None:
@@ -236,12 +253,8 @@ class InstallationFactory:
             _copy_sqlite(self._root / f"template-{backend}" / "custody.db", home / "custody.db")
         else:
             database_url = self._pg_copy(database_url)
-        inst = make_installation(
-            home,
-            self._token,
-            database_url=database_url,
-            backend=backend,
-            ledger_key_label=ledger_key_label,
+        inst = _open_installation(
+            home, self._token, database_url, backend, ledger_key_label, _as_initialised
         )
         self._made.append(inst)
         return inst
@@ -306,6 +319,12 @@ def allow_all_installation(
         yield inst
     finally:
         factory.discard(inst)
+
+
+def _as_initialised(settings: Settings) -> None:
+    """What `initialise` changes in a copy of an initialised installation's database."""
+    ensure_home(settings.home, settings.environment.value)
+    tighten_private(settings.resolved_database_url)
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
