@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -20,6 +21,7 @@ from custody.approvals.approvers import Permission, set_permission
 from custody.clients.service import add_client
 from custody.hsm import Algorithm, Backup, DevToken
 from custody.hsm.devtoken import find_softhsm_module
+from custody.keys import repository as key_repo
 from custody.keys import service as key_service
 from custody.policy import load_policy_text
 from custody.policy_versions.service import apply
@@ -240,6 +242,7 @@ class InstallationFactory:
         self._postgres = postgres
         self._templates: dict[str, tuple[str | None, str]] = {}
         self._made: list[Installation] = []
+        self._template_keys: set[str] = set()  # on the session token, shared by every copy
         # One thread: a copy waits for the drops queued before it, so copies never pile up.
         self._server_work = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-copies")
         self._spare_copy: Future[str] | None = None
@@ -263,6 +266,7 @@ class InstallationFactory:
         """Close it and drop its PostgreSQL database (on the factory's thread: nothing reads a
         discarded installation again, and its name is never used twice)."""
         self._made.remove(inst)
+        _destroy_keys_made(inst, keep=self._template_keys)
         inst.close()
         if inst.backend == "postgres":
             url = inst.settings.resolved_database_url
@@ -298,6 +302,7 @@ class InstallationFactory:
                 database_url=database_url,
                 backend=backend,
             )
+            self._template_keys |= _key_labels(template)
             # No connection may stay open: PostgreSQL copies only a database nobody uses.
             template.close()
             self._templates[backend] = (database_url, template.settings.ledger_key_label)
@@ -319,6 +324,27 @@ def allow_all_installation(
         yield inst
     finally:
         factory.discard(inst)
+
+
+def _key_labels(inst: Installation) -> set[str]:
+    with inst.runtime.db.read() as session:
+        return {key.label for key in key_repo.keys(session)}
+
+
+def _destroy_keys_made(inst: Installation, keep: set[str]) -> None:
+    """Destroy on their tokens the keys a discarded installation recorded, but those of its
+    template: SoftHSM reads every object of a token on each search, so every key left behind
+    slowed each later search of the session (with 600 keys left, tests/api took ~20% longer).
+    Labels are the installation's own (random, or made by its test), so no other installation
+    has them. Best effort: a test may have broken the database, the token or the key itself."""
+    try:
+        with inst.runtime.db.read() as session:
+            made = {key.label: key.token for key in key_repo.keys(session) if key.label not in keep}
+    except Exception:  # the installation is thrown away either way
+        return
+    for label, token in sorted(made.items()):
+        with contextlib.suppress(Exception):
+            inst.runtime.token_for(token).destroy_key(label)
 
 
 def _as_initialised(settings: Settings) -> None:
