@@ -107,9 +107,10 @@ chromium:
 
 # One pytest-xdist worker per core, each with its own SoftHSM token, PostgreSQL databases and
 # Chromium. PYTEST_WORKERS=0 runs everything in one process (e.g. to debug with pdb).
-# Default `--dist load`: it keeps pytest's fixture-friendly order within each worker's batches.
-# (`loadgroup` would pin process-starting modules to one worker, but with pytest 9.2 it silently
-# stops grouping: pytest-xdist issue 1386.)
+# Default `--dist load`, as tests/conftest.py schedules it (tests/support/scheduling.py): the tests
+# of a module with module fixtures (a serve tree, a home of its own) go to one worker in one piece,
+# the others one by one in collection order. (`loadgroup` would need marks on every such module,
+# and with pytest 9.2 it silently stops grouping: pytest-xdist issue 1386.)
 PYTEST_WORKERS ?= auto
 pytest: venv softhsm chromium anvil
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)

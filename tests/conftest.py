@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,16 @@ for _name in [n for n in os.environ if n.startswith("CUSTODY_")]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_HSM_ROOT, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist load` (what -n implies), but a module with module fixtures goes to one worker."""
+    if config.getoption("dist") != "load":
+        return None  # a mode asked for by name
+    from tests.support.scheduling import ModuleFixtureScheduling
+
+    return ModuleFixtureScheduling(config, log)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
