@@ -48,8 +48,8 @@ STEPS: dict[str, tuple[tuple[str, str], ...]] = {
         ("create: decode the body", "_decode"),
         ("create: decide and store (write lock held)", "_decide_and_store"),
         ("create: the rest of intake", "submit"),
-        ("long poll: a status read", "get_request.<locals>.status_now"),
-        ("long poll: the request's view", "get_request.<locals>.read"),
+        ("long poll: the status, and the view once it moved", "get_request.<locals>.news"),
+        ("read: the request's view (a poll with no news)", "get_request.<locals>.read"),
     ),
     "signer": (
         ("claim: the signed evidence re-derived", "_checked_evidence"),
