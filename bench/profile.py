@@ -28,7 +28,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import run, usage
@@ -194,10 +193,6 @@ def _share(n: int, total: int) -> str:
     return f"{100 * n / total:.0f}%" if total else "-"
 
 
-def _log(message: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,19 +213,21 @@ def main() -> None:
             postgres = run.Postgres(args.postgres, f"custody_profile_{os.urandom(4).hex()}")
             url = postgres.url(postgres.create(f"{postgres.prefix}_db"))
         try:
-            _log(f"{args.database}: custody init + demo seed")
+            run.log(f"{args.database}: custody init + demo seed")
             run.custody(home, "init", database_url=url)
             run.custody(home, "demo", "seed", database_url=url)
-            facts = {**run.machine_facts(postgres), "database": args.database}
-            facts["database"] = "SQLite" if args.database == "sqlite" else "PostgreSQL"
-            facts["concurrency"] = str(args.concurrency)
+            facts = {
+                **run.machine_facts(postgres),
+                "database": "SQLite" if args.database == "sqlite" else "PostgreSQL",
+                "concurrency": str(args.concurrency),
+            }
             profiles, signed = _sampled(home, url, args.requests, args.concurrency, Path(folder))
             facts["signed"] = f"{signed:.1f}"
         finally:
             if postgres is not None:
                 postgres.drop_all()
     replace_section(args.output, "profile", render(facts, profiles, args.requests))
-    _log(f"written to {args.output}")
+    run.log(f"written to {args.output}")
 
 
 def _sampled(
@@ -257,7 +254,7 @@ def _sampled(
             for pid, role in roles.items()
         }
         time.sleep(1.0)  # py-spy attaches
-        _log(f"sampling {', '.join(sorted(roles.values()))} under {requests} withdrawals")
+        run.log(f"sampling {', '.join(sorted(roles.values()))} under {requests} withdrawals")
         before = usage.cpu_seconds(roles)
         result = client.run(requests, concurrency)
         spent = usage.used(before, usage.cpu_seconds(roles))

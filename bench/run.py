@@ -296,17 +296,17 @@ def _default_processes(*, sqlite: bool) -> tuple[int, int]:
     return default_processes(available_cores(), sqlite=sqlite)
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 def bench_sqlite(tmp: Path, counts: Counts) -> Run:
     home = tmp / "sqlite"
-    _log("SQLite: custody init + demo seed")
+    log("SQLite: custody init + demo seed")
     custody(home, "init")
     custody(home, "demo", "seed")
     raw = raw_signs_per_second(home, counts.raw_signs)
-    _log(f"SQLite: raw {raw:,.0f} signs/s; serving with the default processes")
+    log(f"SQLite: raw {raw:,.0f} signs/s; serving with the default processes")
     api, signers = _default_processes(sqlite=True)
     run = under_load(
         database="SQLite",
@@ -320,7 +320,7 @@ def bench_sqlite(tmp: Path, counts: Counts) -> Run:
         flags=False,
         latency_requests=counts.latency_requests,
     )
-    _log(f"SQLite: {run.signed_per_second:,.1f} signed/s, ratio {run.ratio:.3f}")
+    log(f"SQLite: {run.signed_per_second:,.1f} signed/s, ratio {run.ratio:.3f}")
     return run
 
 
@@ -329,11 +329,11 @@ def bench_postgres(
 ) -> tuple[Run, list[Run]]:
     home = tmp / "postgres"
     seeded = postgres.create(f"{postgres.prefix}_seeded")
-    _log(f"PostgreSQL: custody init + demo seed into {seeded}")
+    log(f"PostgreSQL: custody init + demo seed into {seeded}")
     custody(home, "init", database_url=postgres.url(seeded))
     custody(home, "demo", "seed", database_url=postgres.url(seeded))
     raw = raw_signs_per_second(home, counts.raw_signs)
-    _log(f"PostgreSQL: raw {raw:,.0f} signs/s")
+    log(f"PostgreSQL: raw {raw:,.0f} signs/s")
 
     def one(api: int, signers: int, *, flags: bool, latency: int, requests: int) -> Run:
         # Every run starts from the same seeded database: no run pays for an earlier one's
@@ -353,7 +353,7 @@ def bench_postgres(
             postgres=postgres,
             pg_database=name,
         )
-        _log(
+        log(
             f"PostgreSQL {api} + {signers}: {run.signed_per_second:,.1f} signed/s, "
             f"ratio {run.ratio:.3f}, p50 {run.p50_ms:.0f} ms, p99 {run.p99_ms:.0f} ms"
         )
@@ -451,7 +451,7 @@ def main() -> None:
     took = time.monotonic() - started
     machine["took"] = f"{took / 60:.1f} minutes"
     write_report(args.output, render(machine, defaults, scaling, skipped))
-    _log(f"done in {took:,.0f} s; written to {args.output}")
+    log(f"done in {took:,.0f} s; written to {args.output}")
 
 
 def _cpu_model() -> str:
