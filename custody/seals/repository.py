@@ -62,19 +62,28 @@ def rows_where(
 # every claim, and building one and its cache key cost as much as running it.
 @functools.cache
 def _all_rows(model: type[Base], *, held: bool) -> Select[Any]:
-    table = model.__table__
-    assert isinstance(table, Table)
+    table = _table(model)
     query = select(table)
     if "id" in table.c:
         query = query.order_by(table.c.id)
-    return query.with_for_update(read=True) if held else query
+    return _locked(query, held=held)
 
 
 @functools.cache
 def _rows_where(model: type[Base], column: str, *, held: bool) -> Select[Any]:
+    table = _table(model)
+    query = select(table).where(table.c[column].in_(bindparam("values", expanding=True)))
+    return _locked(query, held=held)
+
+
+def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
-    query = select(table).where(table.c[column].in_(bindparam("values", expanding=True)))
+    return table
+
+
+def _locked(query: Select[Any], *, held: bool) -> Select[Any]:
+    """FOR SHARE while `holding` (custody.seals.gate's check, on PostgreSQL)."""
     return query.with_for_update(read=True) if held else query
 
 
@@ -90,14 +99,13 @@ def applied_policies(session: Session) -> Sequence[Row[Any]]:
 
 @functools.cache
 def _applied_policies(*, held: bool) -> Select[Any]:
-    table = PolicyVersion.__table__
-    assert isinstance(table, Table)
+    table = _table(PolicyVersion)
     query = (
         select(table.c.id, table.c.digest, table.c.applied_at)
         .where(table.c.state == APPLIED)
         .order_by(table.c.id)
     )
-    return query.with_for_update(read=True) if held else query
+    return _locked(query, held=held)
 
 
 def newest_seal(session: Session) -> ConfigurationSeal | None:
